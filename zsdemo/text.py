@@ -1,0 +1,293 @@
+"""Text features: encoding truncated to the real prompt length, and the feature cache (SPEC §1).
+
+The CLIP text transformer is causal, so the feature at the end-of-text token does not depend on
+the padding after it. Cutting each batch to its longest real prompt (and batching prompts of
+similar length together) gives the same features as ``model.encode_text`` at a fraction of the
+cost of all 77 positions.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .models import LoadedModel
+
+# Prompts per forward pass: small batches keep CPU caches warm; a GPU wants big matrices.
+CPU_BATCH_SIZE = 256
+CUDA_BATCH_SIZE = 2048
+DEFAULT_CACHE_BYTES = 256 * 2**20
+
+
+@dataclass(frozen=True)
+class TextTower:
+    """The modules of an open_clip text tower that the truncated path needs."""
+
+    token_embedding: torch.nn.Module
+    positional_embedding: torch.Tensor
+    transformer: torch.nn.Module
+    attn_mask: torch.Tensor
+    ln_final: torch.nn.Module
+    text_projection: torch.nn.Module | torch.Tensor | None
+    pool_type: str
+    eos_id: int | None
+
+    def cast_dtype(self) -> torch.dtype:
+        return self.transformer.get_cast_dtype()
+
+
+def text_tower(model: torch.nn.Module) -> TextTower | None:
+    """The text tower of a CLIP or CustomTextCLIP model, or None where truncation is not exact.
+
+    Truncation is exact only for a causal transformer pooled at the end-of-text token; towers
+    with a class token, a padding mask or last-token pooling fall back to ``encode_text``.
+    """
+    if hasattr(model, "text_pool_type") and hasattr(model, "token_embedding"):
+        owner, pool, eos = model, model.text_pool_type, getattr(model, "text_eos_id", None)
+    else:
+        owner = getattr(model, "text", None)
+        if owner is None or not hasattr(owner, "token_embedding") or not hasattr(owner, "pool_type"):
+            return None
+        if getattr(owner, "cls_emb", None) is not None or getattr(owner, "use_pad_mask", False):
+            return None
+        pool, eos = owner.pool_type, getattr(owner, "eos_id", None)
+    attn_mask = getattr(owner, "attn_mask", None)
+    if attn_mask is None or pool not in ("argmax", "eos") or (pool == "eos" and eos is None):
+        return None
+    return TextTower(
+        token_embedding=owner.token_embedding,
+        positional_embedding=owner.positional_embedding,
+        transformer=owner.transformer,
+        attn_mask=attn_mask,
+        ln_final=owner.ln_final,
+        text_projection=owner.text_projection,
+        pool_type=pool,
+        eos_id=eos,
+    )
+
+
+def eot_positions(tower: TextTower, tokens: torch.Tensor) -> torch.Tensor:
+    """Index of the pooled (end-of-text) token of each row."""
+    if tower.pool_type == "eos":
+        return (tokens == tower.eos_id).int().argmax(dim=-1)
+    return tokens.argmax(dim=-1)  # the end-of-text id is the largest id in CLIP's vocabulary
+
+
+def encode_embeddings(tower: TextTower, x: torch.Tensor, eot: torch.Tensor) -> torch.Tensor:
+    """Run the tower on token embeddings ``x`` [B, L, W] (L <= context), pool at ``eot`` [B].
+
+    Separate from tokenisation so that TPT can feed learnable context embeddings through the
+    same code.
+    """
+    length = x.shape[1]
+    x = x + tower.positional_embedding[:length].to(x.dtype)
+    x = tower.transformer(x, attn_mask=tower.attn_mask[:length, :length])
+    x = tower.ln_final(x)
+    x = x[torch.arange(x.shape[0], device=x.device), eot]
+    proj = tower.text_projection
+    if proj is None:
+        return x
+    return proj(x) if isinstance(proj, torch.nn.Linear) else x @ proj
+
+
+def encode_tokens(loaded: LoadedModel, tokens: torch.Tensor) -> torch.Tensor:
+    """Unnormalised text features of a token batch, cut to its longest real sequence."""
+    tokens = tokens.to(loaded.device)
+    tower = text_tower(loaded.model)
+    with torch.no_grad(), loaded.autocast():
+        if tower is None:
+            return loaded.model.encode_text(tokens)
+        eot = eot_positions(tower, tokens)
+        length = int(eot.max().item()) + 1
+        x = tower.token_embedding(tokens[:, :length]).to(tower.cast_dtype())
+        return encode_embeddings(tower, x, eot)
+
+
+class ClassifierCache:
+    """Finished class-vector matrices of recent requests, so that a repeated request (the usual
+    case in the app) skips even the per-prompt look-ups. Bounded by bytes like the prompt cache."""
+
+    def __init__(self, max_bytes: int = 64 * 2**20):
+        self.max_bytes = max_bytes
+        self._items: OrderedDict[tuple, torch.Tensor] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple) -> torch.Tensor | None:
+        with self._lock:
+            value = self._items.get(key)
+            if value is not None:
+                self._items.move_to_end(key)
+            return value
+
+    def put(self, key: tuple, value: torch.Tensor) -> None:
+        size = value.numel() * value.element_size()
+        if size > self.max_bytes:
+            return
+        with self._lock:
+            old = self._items.pop(key, None)
+            if old is not None:
+                self._bytes -= old.numel() * old.element_size()
+            self._items[key] = value
+            self._bytes += size
+            while self._bytes > self.max_bytes:
+                _, old = self._items.popitem(last=False)
+                self._bytes -= old.numel() * old.element_size()
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self._bytes = 0
+
+
+class TextFeatureCache:
+    """Normalised prompt features keyed by (model identity, prompt), least recently used evicted.
+
+    Bounded by bytes held in memory; optionally backed by an SQLite file so that features
+    survive restarts. Thread-safe: the app shares one cache among all users.
+    """
+
+    def __init__(self, max_bytes: int = DEFAULT_CACHE_BYTES, disk_path: str | Path | None = None):
+        self.max_bytes = max_bytes
+        self.disk_path = Path(disk_path) if disk_path else None
+        self._items: OrderedDict[tuple[str, str], torch.Tensor] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+        self.evictions = 0
+        self.classifiers = ClassifierCache()
+        if self.disk_path is not None:
+            self.disk_path.parent.mkdir(parents=True, exist_ok=True)
+            with self._connect() as db:
+                db.execute(
+                    "CREATE TABLE IF NOT EXISTS features (model TEXT, prompt TEXT, vec BLOB,"
+                    " PRIMARY KEY (model, prompt))"
+                )
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @property
+    def nbytes(self) -> int:
+        return self._bytes
+
+    def _connect(self) -> sqlite3.Connection:
+        return sqlite3.connect(self.disk_path, timeout=30)
+
+    def get(self, model_id: str, prompts: Sequence[str]) -> list[torch.Tensor | None]:
+        found: list[torch.Tensor | None] = []
+        with self._lock:
+            for p in prompts:
+                vec = self._items.get((model_id, p))
+                if vec is not None:
+                    self._items.move_to_end((model_id, p))
+                found.append(vec)
+        missing = [i for i, v in enumerate(found) if v is None]
+        if missing and self.disk_path is not None:
+            from_disk = self._read_disk(model_id, [prompts[i] for i in missing])
+            if from_disk:
+                self._store(model_id, list(from_disk), list(from_disk.values()))
+                for i in missing:
+                    found[i] = from_disk.get(prompts[i])
+        n_hit = sum(v is not None for v in found)
+        with self._lock:
+            self.hits += n_hit
+            self.misses += len(found) - n_hit
+        return found
+
+    def put(self, model_id: str, prompts: Sequence[str], features: torch.Tensor) -> None:
+        rows = [f.detach().to("cpu", torch.float32).contiguous() for f in features]
+        self._store(model_id, list(prompts), rows)
+        if self.disk_path is not None:
+            with self._connect() as db:
+                db.executemany(
+                    "INSERT OR REPLACE INTO features VALUES (?, ?, ?)",
+                    [(model_id, p, r.numpy().tobytes()) for p, r in zip(prompts, rows)],
+                )
+
+    def _store(self, model_id: str, prompts: list[str], rows: list[torch.Tensor]) -> None:
+        with self._lock:
+            for p, r in zip(prompts, rows):
+                key = (model_id, p)
+                old = self._items.pop(key, None)
+                if old is not None:
+                    self._bytes -= old.numel() * old.element_size()
+                self._items[key] = r
+                self._bytes += r.numel() * r.element_size()
+            while self._bytes > self.max_bytes and self._items:
+                _, old = self._items.popitem(last=False)
+                self._bytes -= old.numel() * old.element_size()
+                self.evictions += 1
+
+    def _read_disk(self, model_id: str, prompts: list[str]) -> dict[str, torch.Tensor]:
+        out: dict[str, torch.Tensor] = {}
+        with self._connect() as db:
+            for start in range(0, len(prompts), 500):  # SQLite caps bound parameters per query
+                chunk = prompts[start:start + 500]
+                marks = ",".join("?" * len(chunk))
+                rows = db.execute(
+                    f"SELECT prompt, vec FROM features WHERE model = ? AND prompt IN ({marks})",
+                    [model_id, *chunk],
+                ).fetchall()
+                for prompt, blob in rows:
+                    out[prompt] = torch.from_numpy(np.frombuffer(blob, dtype=np.float32).copy())
+        return out
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self._bytes = 0
+        self.classifiers.clear()
+
+
+def encode_prompts(
+    loaded: LoadedModel,
+    prompts: Sequence[str],
+    cache: TextFeatureCache | None = None,
+    batch_size: int | None = None,
+) -> torch.Tensor:
+    """L2-normalised float32 features [N, D] (on CPU) of ``prompts``, from the cache where possible."""
+    unique = list(dict.fromkeys(prompts))
+    cached = cache.get(loaded.identity, unique) if cache is not None else [None] * len(unique)
+    todo = [p for p, v in zip(unique, cached) if v is None]
+    computed: dict[str, torch.Tensor] = {}
+    if todo:
+        batch_size = batch_size or (CUDA_BATCH_SIZE if loaded.device.type == "cuda" else CPU_BATCH_SIZE)
+        tokens = loaded.tokenizer(todo)
+        tower = text_tower(loaded.model)
+        # Sorting by length puts prompts of similar length in one batch, so each batch is cut
+        # to about its own length instead of the longest prompt of the request.
+        lengths = eot_positions(tower, tokens) if tower is not None else torch.zeros(len(todo))
+        order = torch.argsort(lengths, stable=True)
+        feats = torch.empty(0)
+        for start in range(0, len(todo), batch_size):
+            idx = order[start:start + batch_size]
+            out = F.normalize(encode_tokens(loaded, tokens[idx]).float(), dim=-1).cpu()
+            if feats.numel() == 0:
+                feats = torch.empty(len(todo), out.shape[1])
+            feats[idx] = out
+        if cache is not None:
+            cache.put(loaded.identity, todo, feats)
+        computed = dict(zip(todo, feats))
+    by_prompt = {p: (v if v is not None else computed[p]) for p, v in zip(unique, cached)}
+    return torch.stack([by_prompt[p] for p in prompts]) if prompts else torch.empty(0)
+
+
+def prompt_token_count(loaded: LoadedModel, prompt: str) -> int | None:
+    """Number of tokens (with start and end) a prompt needs, where the tokenizer can tell."""
+    encode = getattr(loaded.tokenizer, "encode", None)
+    if encode is None:
+        return None
+    try:
+        return len(encode(prompt)) + 2
+    except Exception:  # an exotic tokenizer: no count, no warning
+        return None
