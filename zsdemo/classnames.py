@@ -1,0 +1,118 @@
+"""Class-name presets and parsing of the free-text class list a user types."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from open_clip import IMAGENET_CLASSNAMES
+
+from .errors import InputError
+
+CIFAR10_CLASSNAMES: tuple[str, ...] = (
+    "airplane", "automobile", "bird", "cat", "deer",
+    "dog", "frog", "horse", "ship", "truck",
+)
+
+# Official CIFAR-100 label order, underscores written as spaces so that prompts read naturally.
+CIFAR100_CLASSNAMES: tuple[str, ...] = (
+    "apple", "aquarium fish", "baby", "bear", "beaver", "bed", "bee", "beetle", "bicycle", "bottle",
+    "bowl", "boy", "bridge", "bus", "butterfly", "camel", "can", "castle", "caterpillar", "cattle",
+    "chair", "chimpanzee", "clock", "cloud", "cockroach", "couch", "crab", "crocodile", "cup",
+    "dinosaur", "dolphin", "elephant", "flatfish", "forest", "fox", "girl", "hamster", "house",
+    "kangaroo", "keyboard", "lamp", "lawn mower", "leopard", "lion", "lizard", "lobster", "man",
+    "maple tree", "motorcycle", "mountain", "mouse", "mushroom", "oak tree", "orange", "orchid",
+    "otter", "palm tree", "pear", "pickup truck", "pine tree", "plain", "plate", "poppy",
+    "porcupine", "possum", "rabbit", "raccoon", "ray", "road", "rocket", "rose", "sea", "seal",
+    "shark", "shrew", "skunk", "skyscraper", "snail", "snake", "spider", "squirrel", "streetcar",
+    "sunflower", "sweet pepper", "table", "tank", "telephone", "television", "tiger", "tractor",
+    "train", "trout", "tulip", "turtle", "wardrobe", "whale", "willow tree", "wolf", "woman", "worm",
+)
+
+
+def _imagenet_classnames() -> tuple[str, ...]:
+    """open_clip's curated ImageNet-1k names in class-index order, made unique.
+
+    The curated list names two pairs of classes identically (657/744 "missile", 836/837
+    "sunglasses"). Identical names give identical text vectors that split the probability, and
+    dropping one would shift every later class index, so the second of each pair takes its next
+    WordNet lemma instead (n04008634 "projectile", n04356056 "dark glasses").
+    """
+    names = list(IMAGENET_CLASSNAMES)
+    names[744], names[837] = "projectile", "dark glasses"
+    return tuple(names)
+
+
+PRESETS: dict[str, tuple[str, ...]] = {
+    "imagenet1k": _imagenet_classnames(),
+    "cifar10": CIFAR10_CLASSNAMES,
+    "cifar100": CIFAR100_CLASSNAMES,
+}
+
+PRESET_LABELS: dict[str, str] = {
+    "imagenet1k": "ImageNet-1k (1000 classes)",
+    "cifar10": "CIFAR-10 (10 classes)",
+    "cifar100": "CIFAR-100 (100 classes)",
+}
+
+_SPLIT = re.compile(r"[,\n\r]+")
+_WHITESPACE = re.compile(r"\s+")
+
+
+@dataclass(frozen=True)
+class ClassList:
+    """The cleaned class names of one request, with what was changed on the way."""
+
+    names: tuple[str, ...]
+    duplicates: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = field(default=())
+
+
+def parse_classnames(text: str | list[str] | tuple[str, ...]) -> ClassList:
+    """Split comma- or newline-separated text (or take a list), trim, drop empties and duplicates.
+
+    Duplicates are matched case-insensitively after whitespace is collapsed, because "Dog" and
+    "dog " would give two classes with near-identical text vectors that split the probability.
+    """
+    if isinstance(text, str):
+        raw = _SPLIT.split(text)
+    else:
+        raw = [str(t) for t in text]
+    names: list[str] = []
+    seen: dict[str, str] = {}
+    duplicates: list[str] = []
+    for item in raw:
+        name = _WHITESPACE.sub(" ", "".join(ch for ch in item if ch.isprintable() or ch == " ")).strip()
+        if not name:
+            continue
+        key = name.casefold()
+        if key in seen:
+            duplicates.append(name)
+            continue
+        seen[key] = name
+        names.append(name)
+    if not names:
+        raise InputError(
+            "No class names given: type at least one class, separated by commas or new lines "
+            "(for example: cat, dog, bird)."
+        )
+    warnings: list[str] = []
+    if duplicates:
+        warnings.append(
+            "Duplicate class names were removed: " + ", ".join(sorted(set(duplicates), key=str.casefold)) + "."
+        )
+    if len(names) == 1:
+        warnings.append(
+            f"Only one class ({names[0]!r}): its probability is always 1. "
+            "Add more classes for a meaningful comparison."
+        )
+    return ClassList(names=tuple(names), duplicates=tuple(duplicates), warnings=tuple(warnings))
+
+
+def preset_classnames(preset: str) -> tuple[str, ...]:
+    try:
+        return PRESETS[preset]
+    except KeyError:
+        raise InputError(
+            f"Unknown class-name preset {preset!r}. Choose one of: {', '.join(PRESETS)}."
+        ) from None
