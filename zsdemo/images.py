@@ -1,0 +1,144 @@
+"""Decoding user images safely into RGB (SPEC §2).
+
+Images in the wild come as palette, RGBA, CMYK, 16-bit, greyscale, animated and EXIF-rotated
+files; each is turned into the RGB picture a person would see, or refused with a message that
+names the problem.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import ImageError
+
+MAX_FILE_BYTES = 50 * 2**20
+MAX_PIXELS = 50_000_000
+
+ImageSource = Union[str, os.PathLike, bytes, Image.Image]
+
+
+@dataclass
+class LoadedImage:
+    image: Image.Image  # RGB, orientation applied
+    source: str
+    width: int
+    height: int
+    warnings: list[str] = field(default_factory=list)
+
+
+def describe_source(src: ImageSource, name: str | None = None) -> str:
+    if name:
+        return name
+    if isinstance(src, (str, os.PathLike)):
+        return str(src)
+    if isinstance(src, Image.Image):
+        return getattr(src, "filename", "") or "image"
+    return "image"
+
+
+def _read_bytes(src: str | os.PathLike, label: str, max_bytes: int) -> bytes:
+    path = Path(src)
+    if not path.exists():
+        raise ImageError(f"{label}: file not found.")
+    if path.is_dir():
+        raise ImageError(f"{label}: is a folder, not an image file.")
+    size = path.stat().st_size
+    if size == 0:
+        raise ImageError(f"{label}: the file is empty (0 bytes).")
+    if size > max_bytes:
+        raise ImageError(
+            f"{label}: the file is {size / 2**20:.1f} MB; the limit is {max_bytes / 2**20:.0f} MB. "
+            "Use a smaller or re-compressed image."
+        )
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        raise ImageError(f"{label}: cannot be read ({e.strerror or e}).") from e
+
+
+def _to_8bit(img: Image.Image) -> Image.Image:
+    # Pillow's convert("RGB") clips 16- and 32-bit samples at 255, which turns most 16-bit
+    # photos white; rescale the real range instead.
+    arr = np.asarray(img)
+    if img.mode == "F":
+        lo, hi = float(np.nanmin(arr)), float(np.nanmax(arr))
+        scaled = (arr - lo) / (hi - lo or 1.0) * 255.0
+    else:
+        arr = arr.astype(np.float64)
+        scaled = arr / 257.0 if arr.max() > 255 else arr
+    return Image.fromarray(np.clip(scaled, 0, 255).astype(np.uint8), mode="L")
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """RGB as a person would see it: transparency over white, CMYK and 16-bit converted."""
+    if img.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        img = _to_8bit(img)
+    if img.mode == "P":
+        img = img.convert("RGBA") if "transparency" in img.info else img.convert("RGB")
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return img.convert("RGB") if img.mode != "RGB" else img
+
+
+def load_image(
+    src: ImageSource,
+    name: str | None = None,
+    max_pixels: int = MAX_PIXELS,
+    max_bytes: int = MAX_FILE_BYTES,
+) -> LoadedImage:
+    """Decode a path, bytes or PIL image into RGB with orientation applied, or raise ImageError."""
+    label = describe_source(src, name)
+    notes: list[str] = []
+    if isinstance(src, Image.Image):
+        img = src
+    else:
+        data = src if isinstance(src, bytes) else _read_bytes(src, label, max_bytes)
+        if not data:
+            raise ImageError(f"{label}: the file is empty (0 bytes).")
+        if len(data) > max_bytes:
+            raise ImageError(f"{label}: larger than the {max_bytes / 2**20:.0f} MB upload limit.")
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                img = Image.open(io.BytesIO(data))
+        except UnidentifiedImageError:
+            raise ImageError(
+                f"{label}: not an image, or a format Pillow cannot read. Use JPEG, PNG, WebP, GIF, BMP or TIFF."
+            ) from None
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            raise ImageError(f"{label}: the image has too many pixels to decode safely.") from None
+        except Exception as e:
+            raise ImageError(f"{label}: cannot be decoded ({e}).") from None
+    width, height = img.size
+    if width * height > max_pixels:
+        raise ImageError(
+            f"{label}: {width}x{height} is {width * height / 1e6:.0f} megapixels; the limit is "
+            f"{max_pixels / 1e6:.0f} megapixels. Resize the image first."
+        )
+    if width < 1 or height < 1:
+        raise ImageError(f"{label}: the image has no pixels.")
+    n_frames = getattr(img, "n_frames", 1)
+    if n_frames > 1:
+        img.seek(0)
+        notes.append(f"animated image with {n_frames} frames: only the first frame is classified.")
+    try:
+        img.load()
+        img = ImageOps.exif_transpose(img) or img
+        rgb = to_rgb(img)
+    except ImageError:
+        raise
+    except OSError as e:
+        raise ImageError(f"{label}: the file is truncated or corrupt ({e}).") from None
+    except Exception as e:
+        raise ImageError(f"{label}: cannot be decoded ({type(e).__name__}: {e}).") from None
+    return LoadedImage(rgb, label, rgb.width, rgb.height, notes)
