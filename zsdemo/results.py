@@ -1,0 +1,82 @@
+"""The result objects: what the CLI prints as JSON and the UI draws.
+
+One ``ImageResult`` per image holds one ``StrategyResult`` per strategy. Strategies that need
+more than probabilities (WordNet re-ranking, TPT) put their extra data in ``details``; analyses
+that are not strategies (the consistency check) go in ``ImageResult.analyses``. New methods add
+keys there; the shape of the object does not change.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+SCHEMA = "zsdemo.classify/1"
+
+
+@dataclass
+class Prediction:
+    index: int
+    class_name: str
+    prob: float
+    logit: float
+
+
+@dataclass
+class StrategyResult:
+    strategy: str
+    label: str
+    probs: list[float]
+    logits: list[float]
+    top_k: list[Prediction]
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def top1(self) -> Prediction:
+        return self.top_k[0]
+
+
+@dataclass
+class ImageResult:
+    source: str
+    width: int | None = None
+    height: int | None = None
+    strategies: dict[str, StrategyResult] = field(default_factory=dict)
+    analyses: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass
+class ClassificationResult:
+    model: dict[str, Any]
+    classes: list[str]
+    strategies: list[str]
+    templates: dict[str, list[str]]
+    top_k: int
+    images: list[ImageResult]
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"schema": SCHEMA, **asdict(self)}
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
+
+
+def summary_rows(result: ClassificationResult) -> tuple[list[str], list[list[str]]]:
+    """One row per image: file, then "class (prob)" of each strategy's top-1, or the error."""
+    headers = ["image", *result.strategies]
+    rows = []
+    for im in result.images:
+        if im.error:
+            rows.append([im.source, *([f"error: {im.error}"] + [""] * (len(result.strategies) - 1))])
+            continue
+        rows.append([im.source, *(f"{im.strategies[s].top1.class_name} ({im.strategies[s].top1.prob:.2f})"
+                                  for s in result.strategies)])
+    return headers, rows
