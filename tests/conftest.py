@@ -1,0 +1,48 @@
+"""Shared fixtures: the tiny random-weights model and images built on the fly."""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+import zlib
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from zsdemo.models import get_model
+
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
+
+
+@pytest.fixture(scope="session")
+def tiny():
+    return get_model("tiny-random", device="cpu")
+
+
+@pytest.fixture(scope="session")
+def cat_path() -> Path:
+    return ASSETS / "images" / "cat.png"
+
+
+def png_with_header_size(width: int, height: int) -> bytes:
+    """A valid small PNG whose header claims ``width`` x ``height`` (a decompression bomb)."""
+    buf = io.BytesIO()
+    Image.new("L", (1, 1)).save(buf, format="PNG")
+    data = bytearray(buf.getvalue())
+    ihdr = data[12:29]  # chunk type + 13 bytes of data
+    ihdr[4:12] = struct.pack(">II", width, height)
+    data[12:29] = ihdr
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(ihdr)) & 0xFFFFFFFF)
+    return bytes(data)
+
+
+def save_local_dir(model, folder: Path, arch_config: dict) -> Path:
+    """Save a model in open_clip's local-dir layout (config + safetensors weights)."""
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "open_clip_config.json").write_text(json.dumps({"model_cfg": arch_config, "preprocess_cfg": {}}))
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / "open_clip_model.safetensors"))
+    return folder

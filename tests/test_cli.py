@@ -1,0 +1,91 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from zsdemo.cli import main
+from zsdemo.results import SCHEMA
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_table(capsys, cat_path):
+    code, out, err = run(capsys, "classify", str(cat_path), "--classes", "cat, dog, rocket",
+                         "--model", "tiny-random", "--strategies", "name,clip7", "--top-k", "2")
+    assert code == 0, err
+    assert "RANDOM WEIGHTS" in out and "cat.png (451x300)" in out
+    assert "  name " in out and "  clip7 " in out
+
+
+def test_json_schema(capsys, cat_path):
+    code, out, _ = run(capsys, "classify", str(cat_path), str(cat_path), "--classes", "cat, dog, rocket",
+                       "--model", "tiny-random", "--strategies", "all", "--json",
+                       "--templates", "a {}, seen from above", "--templates", "a {} at night")
+    assert code == 0
+    doc = json.loads(out)
+    assert doc["schema"] == SCHEMA
+    assert set(doc) == {"schema", "model", "classes", "strategies", "templates", "top_k", "images", "warnings"}
+    assert doc["templates"]["custom"] == ["a {}, seen from above", "a {} at night"]
+    assert doc["model"]["random_weights"] is True
+    image = doc["images"][0]
+    assert set(image) == {"source", "width", "height", "strategies", "analyses", "warnings", "error"}
+    res = image["strategies"]["custom"]
+    assert set(res) == {"strategy", "label", "probs", "logits", "top_k", "details"}
+    assert set(res["top_k"][0]) == {"index", "class_name", "prob", "logit"}
+    assert len(res["probs"]) == 3
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--classes", " , "], "No class names"),
+    (["--classes", "cat", "--strategies", "nope"], "Unknown strategy"),
+    (["--classes", "cat,dog", "--strategies", "custom", "--templates", "x"], "has no '{}'"),
+    (["--classes", "cat,dog", "--model", "NoSuchNet"], "Unknown model architecture"),
+    (["--classes", "cat,dog", "--model", "ViT-B-32", "--pretrained", "/nope.pt"], "not found"),
+    (["--classes-file", "/no/such/classes.txt"], "Cannot read class file"),
+])
+def test_bad_input_gives_one_line_and_exit_2(capsys, cat_path, argv, message):
+    code, out, err = run(capsys, "classify", str(cat_path), "--model", "tiny-random", *argv)
+    assert code == 2 and out == ""
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1
+
+
+def test_bad_image_exit_1_and_others_still_printed(capsys, cat_path, tmp_path):
+    empty = tmp_path / "empty.jpg"
+    empty.write_bytes(b"")
+    code, out, err = run(capsys, "classify", str(empty), str(cat_path), "--classes", "cat,dog",
+                         "--model", "tiny-random")
+    assert code == 1
+    assert "empty.jpg: the file is empty" in err and "cat.png (451x300)" in out
+
+
+def test_presets_and_class_file(capsys, cat_path, tmp_path):
+    code, out, _ = run(capsys, "classify", str(cat_path), "--preset", "cifar10", "--model", "tiny-random",
+                       "--strategies", "name", "--json")
+    assert code == 0 and len(json.loads(out)["classes"]) == 10
+    classes = tmp_path / "classes.txt"
+    classes.write_text("heron\nstork\ncrane\n")
+    code, out, _ = run(capsys, "classify", str(cat_path), "--classes-file", str(classes),
+                       "--model", "tiny-random", "--strategies", "name", "--json")
+    assert json.loads(out)["classes"] == ["heron", "stork", "crane"]
+
+
+def test_listing_commands(capsys):
+    assert run(capsys, "models")[1].count("\n") >= 5
+    assert "clip80" in run(capsys, "strategies")[1]
+
+
+def test_module_entry_point(cat_path):
+    proc = subprocess.run([sys.executable, "-m", "zsdemo", "classify", str(cat_path), "--classes", "cat,dog",
+                           "--model", "tiny-random", "--strategies", "photo", "--json"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["images"][0]["strategies"]["photo"]["top_k"]
+    assert proc.stderr == ""

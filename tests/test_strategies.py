@@ -1,0 +1,66 @@
+import open_clip
+import pytest
+import torch
+
+from zsdemo.errors import InputError
+from zsdemo.strategies import STRATEGIES, class_vectors, parse_strategies
+from zsdemo.templates import CLIP7, CLIP80, SINGLE, parse_templates
+from zsdemo.text import TextFeatureCache
+
+CLASSES = ["cat", "dog", "golden retriever", "space shuttle"]
+
+
+@pytest.mark.parametrize("templates", [SINGLE, CLIP7, CLIP80], ids=["photo", "clip7", "clip80"])
+def test_ensemble_equals_open_clip_builder(tiny, templates):
+    with torch.no_grad():
+        expected = open_clip.build_zero_shot_classifier(
+            tiny.model, tiny.tokenizer, CLASSES, templates, num_classes_per_batch=2,
+            device="cpu", use_tqdm=False)
+    ours = class_vectors(tiny, CLASSES, templates, cache=None)
+    assert ours.shape == (len(CLASSES), 32)
+    assert (expected.T - ours).abs().max().item() < 1e-4
+
+
+def test_open_clip_lambdas_become_format_strings():
+    assert len(CLIP7) == 7 and len(CLIP80) == 80
+    assert all(t.count("{}") == 1 for t in CLIP7 + CLIP80)
+    assert CLIP80[0] == "a bad photo of a {}."
+
+
+def test_classifier_cache_returns_the_same_matrix(tiny):
+    cache = TextFeatureCache()
+    first = class_vectors(tiny, CLASSES, CLIP7, cache)
+    misses = cache.misses
+    again = class_vectors(tiny, CLASSES, CLIP7, cache)
+    assert again is first and cache.misses == misses
+    cache.classifiers.clear()
+    rebuilt = class_vectors(tiny, CLASSES, CLIP7, cache)
+    assert torch.equal(rebuilt, first) and cache.misses == misses
+
+
+def test_parse_strategies():
+    assert parse_strategies("name, clip80", False) == ("name", "clip80")
+    assert parse_strategies("all", False) == tuple(s for s in STRATEGIES if s != "custom")
+    assert parse_strategies("all", True) == tuple(STRATEGIES)
+    assert parse_strategies(["photo", "photo", "NAME"], False) == ("photo", "name")
+    with pytest.raises(InputError, match="Unknown strategy 'clip81'"):
+        parse_strategies("clip81", False)
+    with pytest.raises(InputError, match="needs templates"):
+        parse_strategies("custom", False)
+    with pytest.raises(InputError, match="No strategy"):
+        parse_strategies(" , ", False)
+
+
+@pytest.mark.parametrize("bad, message", [
+    (["a photo"], "has no '{}'"),
+    (["a {} of a {}"], "has 2 '{}'"),
+])
+def test_bad_templates_are_refused(bad, message):
+    with pytest.raises(InputError, match=message):
+        parse_templates(bad)
+
+
+def test_templates_keep_commas_and_other_braces():
+    assert parse_templates(["a photo of a {}, taken at night", "", "{x} {}"]) == (
+        "a photo of a {}, taken at night", "{x} {}")
+    assert parse_templates("one {}\ntwo {}\n") == ("one {}", "two {}")
