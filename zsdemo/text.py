@@ -184,13 +184,13 @@ class TextFeatureCache:
         return sqlite3.connect(self.disk_path, timeout=30)
 
     def get(self, model_id: str, prompts: Sequence[str]) -> list[torch.Tensor | None]:
-        found: list[torch.Tensor | None] = []
+        keys = [(model_id, p) for p in prompts]
         with self._lock:
-            for p in prompts:
-                vec = self._items.get((model_id, p))
+            lookup, touch = self._items.get, self._items.move_to_end  # hot loop: bind once
+            found: list[torch.Tensor | None] = [lookup(k) for k in keys]
+            for key, vec in zip(keys, found):
                 if vec is not None:
-                    self._items.move_to_end((model_id, p))
-                found.append(vec)
+                    touch(key)
         missing = [i for i, v in enumerate(found) if v is None]
         if missing and self.disk_path is not None:
             from_disk = self._read_disk(model_id, [prompts[i] for i in missing])
@@ -278,8 +278,13 @@ def encode_prompts(
         if cache is not None:
             cache.put(loaded.identity, todo, feats)
         computed = dict(zip(todo, feats))
-    by_prompt = {p: (v if v is not None else computed[p]) for p, v in zip(unique, cached)}
-    return torch.stack([by_prompt[p] for p in prompts]) if prompts else torch.empty(0)
+    if not prompts:
+        return torch.empty(0)
+    rows = [v if v is not None else computed[p] for p, v in zip(unique, cached)]
+    if len(unique) == len(prompts):  # the usual case; skips a dict of every prompt
+        return torch.stack(rows)
+    by_prompt = dict(zip(unique, rows))
+    return torch.stack([by_prompt[p] for p in prompts])
 
 
 def prompt_token_count(loaded: LoadedModel, prompt: str) -> int | None:
