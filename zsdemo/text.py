@@ -25,6 +25,7 @@ from .models import LoadedModel
 CPU_BATCH_SIZE = 256
 CUDA_BATCH_SIZE = 2048
 DEFAULT_CACHE_BYTES = 256 * 2**20
+CLASSIFIER_CACHE_BYTES = 64 * 2**20
 
 
 @dataclass(frozen=True)
@@ -111,36 +112,56 @@ def encode_tokens(loaded: LoadedModel, tokens: torch.Tensor) -> torch.Tensor:
         return encode_embeddings(tower, x, eot)
 
 
-class ClassifierCache:
-    """Finished class-vector matrices of recent requests, so that a repeated request (the usual
-    case in the app) skips even the per-prompt look-ups. Bounded by bytes like the prompt cache."""
+class TensorLRU:
+    """Tensors by key, least recently used evicted beyond a byte bound; thread-safe.
 
-    def __init__(self, max_bytes: int = 64 * 2**20):
+    Serves both the prompt cache (one row per prompt) and the class-matrix cache.
+    """
+
+    def __init__(self, max_bytes: int):
         self.max_bytes = max_bytes
         self._items: OrderedDict[tuple, torch.Tensor] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
+        self.evictions = 0
 
-    def get(self, key: tuple) -> torch.Tensor | None:
-        with self._lock:
-            value = self._items.get(key)
-            if value is not None:
-                self._items.move_to_end(key)
-            return value
+    def __len__(self) -> int:
+        return len(self._items)
 
-    def put(self, key: tuple, value: torch.Tensor) -> None:
-        size = value.numel() * value.element_size()
-        if size > self.max_bytes:
-            return
+    @property
+    def nbytes(self) -> int:
+        return self._bytes
+
+    def get_many(self, keys: Sequence[tuple]) -> list[torch.Tensor | None]:
         with self._lock:
-            old = self._items.pop(key, None)
-            if old is not None:
-                self._bytes -= old.numel() * old.element_size()
-            self._items[key] = value
-            self._bytes += size
+            lookup, touch = self._items.get, self._items.move_to_end  # hot loop: bind once
+            found = [lookup(k) for k in keys]
+            for key, value in zip(keys, found):
+                if value is not None:
+                    touch(key)
+        return found
+
+    def put_many(self, keys: Sequence[tuple], values: Sequence[torch.Tensor]) -> None:
+        with self._lock:
+            for key, value in zip(keys, values):
+                size = value.numel() * value.element_size()
+                if size > self.max_bytes:
+                    continue  # would evict everything and then itself
+                old = self._items.pop(key, None)
+                if old is not None:
+                    self._bytes -= old.numel() * old.element_size()
+                self._items[key] = value
+                self._bytes += size
             while self._bytes > self.max_bytes:
                 _, old = self._items.popitem(last=False)
                 self._bytes -= old.numel() * old.element_size()
+                self.evictions += 1
+
+    def get(self, key: tuple) -> torch.Tensor | None:
+        return self.get_many([key])[0]
+
+    def put(self, key: tuple, value: torch.Tensor) -> None:
+        self.put_many([key], [value])
 
     def clear(self) -> None:
         with self._lock:
@@ -152,19 +173,18 @@ class TextFeatureCache:
     """Normalised prompt features keyed by (model identity, prompt), least recently used evicted.
 
     Bounded by bytes held in memory; optionally backed by an SQLite file so that features
-    survive restarts. Thread-safe: the app shares one cache among all users.
+    survive restarts. Thread-safe: the app shares one cache among all users. ``classifiers``
+    holds finished class-vector matrices of recent requests, so that a repeated request (the
+    usual case in the app) skips even the per-prompt look-ups.
     """
 
     def __init__(self, max_bytes: int = DEFAULT_CACHE_BYTES, disk_path: str | Path | None = None):
-        self.max_bytes = max_bytes
         self.disk_path = Path(disk_path) if disk_path else None
-        self._items: OrderedDict[tuple[str, str], torch.Tensor] = OrderedDict()
-        self._bytes = 0
+        self._memory = TensorLRU(max_bytes)
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
-        self.evictions = 0
-        self.classifiers = ClassifierCache()
+        self.classifiers = TensorLRU(CLASSIFIER_CACHE_BYTES)
         if self.disk_path is not None:
             self.disk_path.parent.mkdir(parents=True, exist_ok=True)
             with self._connect() as db:
@@ -174,28 +194,30 @@ class TextFeatureCache:
                 )
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self._memory)
+
+    @property
+    def max_bytes(self) -> int:
+        return self._memory.max_bytes
 
     @property
     def nbytes(self) -> int:
-        return self._bytes
+        return self._memory.nbytes
+
+    @property
+    def evictions(self) -> int:
+        return self._memory.evictions
 
     def _connect(self) -> sqlite3.Connection:
         return sqlite3.connect(self.disk_path, timeout=30)
 
     def get(self, model_id: str, prompts: Sequence[str]) -> list[torch.Tensor | None]:
-        keys = [(model_id, p) for p in prompts]
-        with self._lock:
-            lookup, touch = self._items.get, self._items.move_to_end  # hot loop: bind once
-            found: list[torch.Tensor | None] = [lookup(k) for k in keys]
-            for key, vec in zip(keys, found):
-                if vec is not None:
-                    touch(key)
+        found = self._memory.get_many([(model_id, p) for p in prompts])
         missing = [i for i, v in enumerate(found) if v is None]
         if missing and self.disk_path is not None:
             from_disk = self._read_disk(model_id, [prompts[i] for i in missing])
             if from_disk:
-                self._store(model_id, list(from_disk), list(from_disk.values()))
+                self._memory.put_many([(model_id, p) for p in from_disk], list(from_disk.values()))
                 for i in missing:
                     found[i] = from_disk.get(prompts[i])
         n_hit = sum(v is not None for v in found)
@@ -206,27 +228,13 @@ class TextFeatureCache:
 
     def put(self, model_id: str, prompts: Sequence[str], features: torch.Tensor) -> None:
         rows = [f.detach().to("cpu", torch.float32).contiguous() for f in features]
-        self._store(model_id, list(prompts), rows)
+        self._memory.put_many([(model_id, p) for p in prompts], rows)
         if self.disk_path is not None:
             with self._connect() as db:
                 db.executemany(
                     "INSERT OR REPLACE INTO features VALUES (?, ?, ?)",
                     [(model_id, p, r.numpy().tobytes()) for p, r in zip(prompts, rows)],
                 )
-
-    def _store(self, model_id: str, prompts: list[str], rows: list[torch.Tensor]) -> None:
-        with self._lock:
-            for p, r in zip(prompts, rows):
-                key = (model_id, p)
-                old = self._items.pop(key, None)
-                if old is not None:
-                    self._bytes -= old.numel() * old.element_size()
-                self._items[key] = r
-                self._bytes += r.numel() * r.element_size()
-            while self._bytes > self.max_bytes and self._items:
-                _, old = self._items.popitem(last=False)
-                self._bytes -= old.numel() * old.element_size()
-                self.evictions += 1
 
     def _read_disk(self, model_id: str, prompts: list[str]) -> dict[str, torch.Tensor]:
         out: dict[str, torch.Tensor] = {}
@@ -243,9 +251,7 @@ class TextFeatureCache:
         return out
 
     def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
-            self._bytes = 0
+        self._memory.clear()
         self.classifiers.clear()
 
 
