@@ -51,9 +51,7 @@ def _read_bytes(src: str | os.PathLike, label: str, max_bytes: int) -> bytes:
     if path.is_dir():
         raise ImageError(f"{label}: is a folder, not an image file.")
     size = path.stat().st_size
-    if size == 0:
-        raise ImageError(f"{label}: the file is empty (0 bytes).")
-    if size > max_bytes:
+    if size > max_bytes:  # checked before reading; emptiness is checked on the bytes
         raise ImageError(
             f"{label}: the file is {size / 2**20:.1f} MB; the limit is {max_bytes / 2**20:.0f} MB. "
             "Use a smaller or re-compressed image."
