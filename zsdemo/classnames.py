@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
+from pathlib import Path
 from dataclasses import dataclass, field
 
 from open_clip import IMAGENET_CLASSNAMES
@@ -116,3 +118,16 @@ def preset_classnames(preset: str) -> tuple[str, ...]:
         raise InputError(
             f"Unknown class-name preset {preset!r}. Choose one of: {', '.join(PRESETS)}."
         ) from None
+
+
+WNIDS_FILE = Path(__file__).resolve().parent.parent / "assets" / "imagenet_wnids.txt"
+
+
+@lru_cache(maxsize=1)
+def imagenet_wnids() -> dict[str, str]:
+    """ImageNet-1k preset name -> WordNet id (``n`` + WordNet 3.0 noun offset), by class index."""
+    wnids = WNIDS_FILE.read_text(encoding="ascii").split()
+    names = PRESETS["imagenet1k"]
+    if len(wnids) != len(names):
+        raise RuntimeError(f"{WNIDS_FILE} has {len(wnids)} ids for {len(names)} ImageNet classes")
+    return dict(zip(names, wnids))

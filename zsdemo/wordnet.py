@@ -1,0 +1,485 @@
+"""WordNet: finding the data, senses of a class name, parents and children (SPEC §4).
+
+Finding the data, in order: NLTK's own data paths (where ``nltk.download("wordnet")`` puts it);
+Debian's ``wordnet-base`` + ``wordnet-sense-index`` (``/usr/share/wordnet``, or ``$WNSEARCHDIR``),
+copied into ``~/nltk_data`` (or the first ``$NLTK_DATA`` folder) with the ``lexnames`` file those
+packages lack, because NLTK refuses corpora outside its data paths, symlinks included; and last
+``nltk.download`` (skipped when ``ZSDEMO_WORDNET_DOWNLOAD=0``). ``python -m zsdemo setup-wordnet``
+runs the same steps ahead of time; the README's install calls it.
+
+Choosing a sense for free text (SPEC leaves the rule open; this is ours, documented in the README):
+1. instance synsets (people, places, constellations) are dropped unless nothing else is left;
+2. each remaining sense scores its fit with the other class names of the request (mean over them
+   of the best Wu-Palmer similarity to any of their senses) plus a small bonus for senses that
+   can be photographed (``KIND_BONUS``);
+3. ties keep WordNet's own order, which is by frequency.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import tempfile
+import threading
+import warnings
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+from .errors import InputError, ZsdemoError
+
+SYSTEM_DIRS = ("/usr/share/wordnet", "/usr/share/WordNet-3.0/dict", "/usr/local/WordNet-3.0/dict")
+SYSTEM_FILES = (
+    "data.noun", "data.verb", "data.adj", "data.adv",
+    "index.noun", "index.verb", "index.adj", "index.adv", "index.sense",
+    "noun.exc", "verb.exc", "adj.exc", "adv.exc", "cntlist.rev",
+)
+# WordNet 3.0's lexicographer files in number order (man page lexnames(5WN)); NLTK needs them as
+# the file ``lexnames``, which Debian's packages do not ship.
+LEXNAMES: tuple[str, ...] = (
+    "adj.all", "adj.pert", "adv.all", "noun.Tops", "noun.act", "noun.animal", "noun.artifact",
+    "noun.attribute", "noun.body", "noun.cognition", "noun.communication", "noun.event",
+    "noun.feeling", "noun.food", "noun.group", "noun.location", "noun.motive", "noun.object",
+    "noun.person", "noun.phenomenon", "noun.plant", "noun.possession", "noun.process",
+    "noun.quantity", "noun.relation", "noun.shape", "noun.state", "noun.substance", "noun.time",
+    "verb.body", "verb.change", "verb.cognition", "verb.communication", "verb.competition",
+    "verb.consumption", "verb.contact", "verb.creation", "verb.emotion", "verb.motion",
+    "verb.perception", "verb.possession", "verb.social", "verb.stative", "verb.weather", "adj.ppl",
+)
+_LEX_CATEGORY = {"noun": 1, "verb": 2, "adj": 3, "adv": 4}
+
+# Senses that can be photographed win near-ties against people and places, which win against
+# abstractions. The bonus is small next to a real difference in fit with the other class names:
+# "boxer, fencer, wrestler" stays the athlete although the dog sense is an animal.
+PHOTOGRAPHABLE = frozenset({
+    "noun.animal", "noun.artifact", "noun.food", "noun.plant", "noun.object", "noun.body",
+    "noun.substance",
+})
+CONCRETE = frozenset({"noun.person", "noun.location", "noun.phenomenon", "noun.group", "noun.shape"})
+KIND_BONUS = {"photographable": 0.1, "concrete": 0.05, "abstract": 0.0}
+# Most other class names that inform the choice: enough for any teaching set, bounded for 1000.
+MAX_CONTEXT_NAMES = 64
+MAX_CHILDREN = 10
+# Parents too abstract to say anything in "{c} which is a kind of {p}" (Ge et al. drop them).
+ABSTRACT_PARENTS = frozenset({
+    "entity.n.01", "physical_entity.n.01", "abstraction.n.06", "object.n.01", "whole.n.02",
+    "artifact.n.01", "matter.n.03",
+})
+DOWNLOAD_TIMEOUT_S = 20.0
+
+
+class WordNetUnavailable(ZsdemoError):
+    """No WordNet data could be found or installed."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Finding the data
+
+_lock = threading.RLock()
+_reader: Any = None
+_failure: str | None = None
+
+
+def nltk_target_dir() -> Path:
+    """Where we install WordNet: the first ``$NLTK_DATA`` folder, else ``~/nltk_data``."""
+    env = os.environ.get("NLTK_DATA", "").split(os.pathsep)[0]
+    return Path(env).expanduser() if env else Path.home() / "nltk_data"
+
+
+def system_wordnet_dir() -> Path | None:
+    """A WordNet 3.0 database from the operating system (Debian's packages), if installed."""
+    candidates = [os.environ.get("WNSEARCHDIR", ""), *SYSTEM_DIRS]
+    for d in candidates:
+        if d and all((Path(d) / f).is_file() for f in SYSTEM_FILES):
+            return Path(d)
+    return None
+
+
+def install_from_system(source: Path, nltk_dir: Path) -> Path:
+    """Copy a system WordNet into ``nltk_dir/corpora/wordnet`` with a ``lexnames`` file.
+
+    Files are copied, not linked: NLTK 3.10 refuses paths that resolve outside its data paths.
+    The folder appears at once (rename) so a concurrent reader never sees half of it.
+    """
+    corpora = nltk_dir / "corpora"
+    corpora.mkdir(parents=True, exist_ok=True)
+    target = corpora / "wordnet"
+    tmp = Path(tempfile.mkdtemp(prefix=".wordnet-", dir=corpora))
+    try:
+        for name in SYSTEM_FILES:
+            shutil.copyfile(source / name, tmp / name)
+        (tmp / "lexnames").write_text(
+            "".join(f"{i:02d}\t{n}\t{_LEX_CATEGORY[n.split('.')[0]]}\n" for i, n in enumerate(LEXNAMES)),
+            encoding="ascii",
+        )
+        licence = Path("/usr/share/doc/wordnet-base/copyright")
+        if licence.is_file():
+            shutil.copyfile(licence, tmp / "LICENSE")
+        if target.exists():
+            shutil.rmtree(target)
+        tmp.rename(target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def _load_reader() -> Any:
+    import nltk
+    from nltk.corpus.reader.wordnet import WordNetCorpusReader
+
+    for resource in ("corpora/wordnet", "corpora/wordnet.zip/wordnet/"):
+        try:
+            root = nltk.data.find(resource)
+        except LookupError:
+            continue
+        with warnings.catch_warnings():
+            # Without the Open Multilingual WordNet NLTK warns once; English needs none of it.
+            warnings.simplefilter("ignore", UserWarning)
+            return WordNetCorpusReader(root, None)
+    raise LookupError("WordNet not found in NLTK's data paths")
+
+
+def _download() -> bool:
+    import nltk
+
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)  # nltk's downloader has no timeout of its own
+    try:
+        return bool(nltk.download("wordnet", download_dir=str(nltk_target_dir()), quiet=True,
+                                  raise_on_error=False))
+    except Exception:  # any network or file failure means "not downloaded"; we report below
+        return False
+    finally:
+        socket.setdefaulttimeout(previous)
+
+
+def ensure_wordnet(download: bool | None = None) -> Any:
+    """NLTK's WordNet reader, installing the data on first use if needed.
+
+    Raises WordNetUnavailable with what to do when no route works. The outcome is remembered:
+    a missing WordNet costs one attempt per process, not one per request.
+    """
+    global _reader, _failure
+    if _reader is not None:
+        return _reader
+    with _lock:
+        if _reader is not None:
+            return _reader
+        if _failure is not None:
+            raise WordNetUnavailable(_failure)
+        if download is None:
+            download = os.environ.get("ZSDEMO_WORDNET_DOWNLOAD", "1") != "0"
+        try:
+            _reader = _load_reader()
+            return _reader
+        except LookupError:
+            pass
+        system = system_wordnet_dir()
+        if system is not None:
+            try:
+                install_from_system(system, nltk_target_dir())
+                _reader = _load_reader()
+                return _reader
+            except (OSError, LookupError):
+                pass
+        if download and _download():
+            try:
+                _reader = _load_reader()
+                return _reader
+            except LookupError:
+                pass
+        _failure = (
+            "WordNet data was not found, so the hierarchy strategies cannot look up parents and "
+            "children (every other strategy works). Install it with `python -m zsdemo setup-wordnet` "
+            "(needs internet, or Debian's wordnet-base and wordnet-sense-index packages)."
+        )
+        raise WordNetUnavailable(_failure)
+
+
+def reset() -> None:
+    """Forget the loaded reader and any failure (tests; after installing the data)."""
+    global _reader, _failure
+    with _lock:
+        _reader, _failure = None, None
+        _synsets.cache_clear()
+        _depths.cache_clear()
+
+
+def wordnet_status() -> str | None:
+    """None when WordNet is usable, else the message saying why not and what to do."""
+    try:
+        ensure_wordnet()
+        return None
+    except WordNetUnavailable as e:
+        return str(e)
+
+
+# ---------------------------------------------------------------------------------------------
+# Senses, parents, children
+
+
+@dataclass(frozen=True)
+class Sense:
+    synset: str          # "crane.n.05"
+    wnid: str            # "n02012849": the ImageNet id
+    lemmas: tuple[str, ...]
+    gloss: str
+    lexname: str         # "noun.animal"
+    instance: bool       # a particular person, place or thing, not a kind
+
+    @property
+    def lemma(self) -> str:
+        return self.lemmas[0]
+
+
+@dataclass(frozen=True)
+class ClassSense:
+    """How one class name maps into WordNet, and what the hierarchy method adds for it."""
+
+    name: str                    # as the user typed it
+    senses: tuple[Sense, ...]    # every noun sense, WordNet's order
+    chosen: Sense | None         # None: no synset, the bare name is kept
+    rule: str                    # user | imagenet-id | only-sense | context | kind | first | none
+    reason: str                  # the rule in words, for the UI and the CLI
+    parent: str | None           # readable lemma
+    parent_synset: str | None
+    children: tuple[str, ...]    # readable first lemmas, sorted, at most MAX_CHILDREN
+    children_synsets: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _readable(lemma_name: str) -> str:
+    return lemma_name.replace("_", " ")
+
+
+def _sense(s: Any) -> Sense:
+    return Sense(
+        synset=s.name(),
+        wnid=f"n{s.offset():08d}",
+        lemmas=tuple(_readable(l.name()) for l in s.lemmas()),
+        gloss=s.definition(),
+        lexname=s.lexname(),
+        instance=bool(s.instance_hypernyms()),
+    )
+
+
+def _lookup_forms(name: str) -> list[str]:
+    base = " ".join(name.split())
+    forms = [base, base.lower(), base.replace("-", " "), base.lower().replace("-", " "),
+             base.lower().replace("-", "")]
+    out: list[str] = []
+    for f in forms:
+        f = f.replace(" ", "_")
+        if f and f not in out:
+            out.append(f)
+    return out
+
+
+@lru_cache(maxsize=65536)
+def _synsets(name: str) -> tuple[Any, ...]:
+    """Noun synsets of a free-text name after WordNet's morphology (plurals, multiword names)."""
+    wn = ensure_wordnet()
+    for form in _lookup_forms(name):
+        found = wn.synsets(form, pos="n")
+        if found:
+            return tuple(found)
+    return ()
+
+
+def noun_senses(name: str) -> tuple[Sense, ...]:
+    return tuple(_sense(s) for s in _synsets(name))
+
+
+def synset_by_id(ident: str) -> Any:
+    """A noun synset by name (``crane.n.04``) or ImageNet id (``n03126707``); InputError if none."""
+    wn = ensure_wordnet()
+    ident = ident.strip()
+    try:
+        if len(ident) == 9 and ident[0] == "n" and ident[1:].isdigit():
+            return wn.synset_from_pos_and_offset("n", int(ident[1:]))
+        s = wn.synset(ident)
+    except Exception:  # nltk raises WordNetError, ValueError or KeyError depending on the form
+        raise InputError(f"{ident!r} is not a WordNet noun sense; write it like crane.n.04 or n03126707.") from None
+    if s.pos() != "n":
+        raise InputError(f"{ident!r} is not a noun sense; the hierarchy method needs nouns (like crane.n.04).")
+    return s
+
+
+@lru_cache(maxsize=65536)
+def _depths(synset_name: str) -> dict[str, int]:
+    """Every ancestor of a synset (itself included) with its depth below the root."""
+    s = ensure_wordnet().synset(synset_name)
+    out: dict[str, int] = {}
+    for path in s.hypernym_paths():  # instance hypernyms included
+        for depth, node in enumerate(path):
+            key = node.name()
+            out[key] = max(out.get(key, -1), depth)
+    return out
+
+
+def wu_palmer(a: str, b: str) -> float:
+    """Wu-Palmer similarity 2·depth(lcs) / (depth(a) + depth(b)), depths counted from 1.
+
+    From cached ancestor sets: about 100 times faster than NLTK's and the same up to the choice
+    of depth among several paths, which matters only for ranking senses.
+    """
+    da, db = _depths(a), _depths(b)
+    common = da.keys() & db.keys()
+    if not common:
+        return 0.0
+    lcs = max(min(da[c], db[c]) for c in common) + 1
+    return 2.0 * lcs / (da[a] + 1 + db[b] + 1)
+
+
+def _kind(lexname: str) -> str:
+    if lexname in PHOTOGRAPHABLE:
+        return "photographable"
+    return "concrete" if lexname in CONCRETE else "abstract"
+
+
+def parent_of(s: Any, drop_abstract: bool = True) -> Any | None:
+    """The direct hypernym to name in prompts: the most specific (deepest), then by name.
+
+    ``dog.n.01`` has ``canine.n.02`` and ``domestic_animal.n.01``; the deeper one says more.
+    Instances use their instance hypernym (``crane.n.05``'s writer namesake: ``writer``).
+    """
+    parents = list(s.hypernyms()) + list(s.instance_hypernyms())
+    if drop_abstract:
+        parents = [p for p in parents if p.name() not in ABSTRACT_PARENTS]
+    if not parents:
+        return None
+    return sorted(parents, key=lambda p: (-p.max_depth(), p.name()))[0]
+
+
+def children_of(s: Any, limit: int = MAX_CHILDREN) -> list[Any]:
+    """Direct hyponyms sorted by their first lemma (WordNet's own order may change), at most ``limit``."""
+    kids = sorted(s.hyponyms(), key=lambda k: (k.lemmas()[0].name().lower(), k.name()))
+    return kids[:limit]
+
+
+def _candidates(synsets: Sequence[Any]) -> list[Any]:
+    kinds = [s for s in synsets if not s.instance_hypernyms()]
+    return kinds or list(synsets)
+
+
+def choose_sense(
+    synsets: Sequence[Any], context: Sequence[Sequence[Any]],
+) -> tuple[Any | None, str, str]:
+    """(chosen synset, rule, reason) by the rule in the module docstring."""
+    if not synsets:
+        return None, "none", "not in WordNet: the bare name is used"
+    pool = _candidates(synsets)
+    if len(pool) == 1:
+        why = "the only sense" if len(synsets) == 1 else "the only sense that is not a named person or place"
+        return pool[0], "only-sense", why
+    others = [_candidates(o) for o in context if o][:MAX_CONTEXT_NAMES]
+
+    def fit(s: Any) -> float:
+        if not others:
+            return 0.0
+        return sum(max(wu_palmer(s.name(), t.name()) for t in o) for o in others) / len(others)
+
+    def by_kind(s: Any) -> float:
+        return KIND_BONUS[_kind(s.lexname())]
+
+    order = {id(s): i for i, s in enumerate(pool)}
+    best = max(pool, key=lambda s: (fit(s) + by_kind(s), -order[id(s)]))
+    without_context = max(pool, key=lambda s: (by_kind(s), -order[id(s)]))
+    if best is not without_context:
+        return best, "context", f"fits the other class names best ({best.lexname()})"
+    if best is not pool[0]:
+        return best, "kind", f"the most common sense that can be photographed ({best.lexname()})"
+    return best, "first", "WordNet's most common sense" + (" and it fits the other class names" if others else "")
+
+
+def describe(
+    name: str, s: Any | None, rule: str, reason: str, synsets: Sequence[Any], drop_abstract: bool = True,
+) -> ClassSense:
+    parent = parent_of(s, drop_abstract) if s is not None else None
+    kids = children_of(s) if s is not None else []
+    return ClassSense(
+        name=name,
+        senses=tuple(_sense(x) for x in synsets),
+        chosen=_sense(s) if s is not None else None,
+        rule=rule,
+        reason=reason,
+        parent=_readable(parent.lemmas()[0].name()) if parent is not None else None,
+        parent_synset=parent.name() if parent is not None else None,
+        children=tuple(_readable(k.lemmas()[0].name()) for k in kids),
+        children_synsets=tuple(k.name() for k in kids),
+    )
+
+
+def resolve(
+    names: Sequence[str],
+    overrides: Mapping[str, str] | None = None,
+    known_ids: Mapping[str, str] | None = None,
+    drop_abstract: bool = True,
+) -> list[ClassSense]:
+    """A ``ClassSense`` for every class name, each read in the context of the others.
+
+    ``overrides`` maps a class name to the sense a user picked (synset name or ImageNet id);
+    ``known_ids`` maps class names to ImageNet ids that are exact (the ImageNet preset).
+    """
+    overrides = check_overrides(overrides or {}, names)
+    known_ids = dict(known_ids or {})
+    wn_synsets = [_synsets(n) for n in names]
+    out = []
+    for i, name in enumerate(names):
+        if name in overrides:
+            s = synset_by_id(overrides[name])
+            syns = wn_synsets[i] if s in wn_synsets[i] else (*wn_synsets[i], s)
+            out.append(describe(name, s, "user", "the sense you picked", syns, drop_abstract))
+            continue
+        if name in known_ids:
+            s = synset_by_id(known_ids[name])
+            syns = wn_synsets[i] if s in wn_synsets[i] else (s, *wn_synsets[i])
+            out.append(describe(name, s, "imagenet-id", f"the ImageNet class {known_ids[name]}", syns,
+                                drop_abstract))
+            continue
+        context = [wn_synsets[j] for j in range(len(names)) if j != i]
+        s, rule, reason = choose_sense(wn_synsets[i], context)
+        out.append(describe(name, s, rule, reason, wn_synsets[i], drop_abstract))
+    return out
+
+
+def check_overrides(overrides: Mapping[str, str], names: Sequence[str]) -> dict[str, str]:
+    """Sense choices keyed by the request's own spelling of each class; each sense must exist."""
+    by_key = {n.casefold(): n for n in names}
+    out = {}
+    for name, sense in overrides.items():
+        if name.casefold() not in by_key:
+            raise InputError(f"A sense was chosen for {name!r}, which is not one of the class names.")
+        synset_by_id(sense)
+        out[by_key[name.casefold()]] = sense
+    return out
+
+
+def parse_overrides(value: str | Iterable[str] | Mapping[str, str] | None) -> dict[str, str]:
+    """``"crane=crane.n.04, seal=seal.n.09"`` (or a list of such items, or a dict) -> dict."""
+    if value is None:
+        return {}
+    if isinstance(value, Mapping):
+        items = [(str(k), str(v)) for k, v in value.items()]
+    else:
+        parts = value.replace("\n", ",").split(",") if isinstance(value, str) else list(value)
+        items = []
+        for part in parts:
+            part = str(part).strip()
+            if not part:
+                continue
+            if "=" not in part:
+                raise InputError(f"Sense choice {part!r} must look like 'crane=crane.n.04' (class name = sense).")
+            k, v = part.rsplit("=", 1)
+            items.append((k, v))
+    out = {}
+    for k, v in items:
+        k, v = " ".join(k.split()), v.strip()
+        if not k or not v:
+            raise InputError("A sense choice needs a class name and a sense, like 'crane=crane.n.04'.")
+        out[k] = v
+    return out
