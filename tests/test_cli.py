@@ -32,7 +32,8 @@ def test_json_schema(capsys, cat_path):
     assert code == 0
     doc = json.loads(out)
     assert doc["schema"] == SCHEMA
-    assert set(doc) == {"schema", "model", "classes", "strategies", "templates", "top_k", "images", "warnings"}
+    assert set(doc) == {"schema", "model", "classes", "strategies", "templates", "top_k", "images", "warnings",
+                        "senses"}
     assert doc["templates"]["custom"] == ["a {}, seen from above", "a {} at night"]
     assert doc["model"]["random_weights"] is True
     image = doc["images"][0]
@@ -89,3 +90,41 @@ def test_module_entry_point(cat_path):
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["images"][0]["strategies"]["photo"]["top_k"]
     assert proc.stderr == ""
+
+
+def test_consistency_and_hierarchy_in_json(capsys, cat_path):
+    code, out, err = run(capsys, "classify", str(cat_path), "--classes", "crane, heron, stork, cat",
+                         "--model", "tiny-random", "--strategies", "name,hierarchy,hierarchy80",
+                         "--sense", "crane=crane.n.04", "--views", "hflip,rot90", "--json")
+    assert code == 0, err
+    doc = json.loads(out)
+    check = doc["images"][0]["analyses"]["consistency"]
+    assert {"s_t", "s_b", "o_t", "o_b", "low_confidence", "groups", "views"} <= set(check)
+    assert set(check["views"]) == {"hflip", "rot90"}
+    details = doc["images"][0]["strategies"]["hierarchy"]["details"]
+    assert details["applied"] == check["low_confidence"]
+    assert {"sense", "gloss", "parent", "children", "prompts", "score"} <= set(details["candidates"][0])
+    crane = doc["senses"][0]
+    assert crane["chosen"]["synset"] == "crane.n.04" and crane["rule"] == "user"
+    assert len(crane["senses"]) == 5 and all(s["gloss"] for s in crane["senses"])
+
+
+def test_consistency_flag_prints_the_verdict(capsys, cat_path):
+    code, out, err = run(capsys, "classify", str(cat_path), "--classes", "cat, dog", "--model", "tiny-random",
+                         "--strategies", "name", "--consistency")
+    assert code == 0, err
+    assert "consistency: " in out and "S_T=" in out and "prompt groups: name=" in out
+
+
+def test_wordnet_command(capsys):
+    code, out, err = run(capsys, "wordnet", "crane", "heron", "stork")
+    assert code == 0, err
+    assert "* crane.n.05" in out and "parent: wading bird" in out and "United States writer" in out
+    code, out, _ = run(capsys, "wordnet", "crane", "--sense", "crane=crane.n.04", "--json")
+    assert json.loads(out)[0]["chosen"]["synset"] == "crane.n.04"
+
+
+def test_bad_sense_is_one_line_and_exit_2(capsys, cat_path):
+    code, out, err = run(capsys, "classify", str(cat_path), "--classes", "crane, heron", "--model", "tiny-random",
+                         "--strategies", "hierarchy", "--sense", "crane=crane.n.77")
+    assert code == 2 and err.strip().count("\n") == 0 and "crane.n.04" in err

@@ -1,13 +1,17 @@
-"""Command line: ``python -m zsdemo classify|models|strategies``."""
+"""Command line: ``python -m zsdemo classify|wordnet|setup-wordnet|models|strategies``."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from typing import Sequence
 
 from . import classnames as C
+from . import consistency as K
+from . import hierarchy as H
+from . import wordnet as W
 from .errors import ZsdemoError
 from .models import DEFAULT_PRESET, PRESETS, get_model
 from .pipeline import DEFAULT_TOP_K, classify_request, prepare_request
@@ -46,9 +50,25 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--templates", action="append", default=None, metavar="T",
                    help="a custom template with one {} (repeat the flag for several)")
     c.add_argument("--top-k", type=int, default=DEFAULT_TOP_K)
+    c.add_argument("--consistency", action="store_true",
+                   help="attach the self-consistency analysis (S_T, S_B, O_T, O_B) to every image; "
+                        "always on with a hierarchy strategy")
+    c.add_argument("--views", default=None,
+                   help=f"image views for S_B, comma-separated (default all: {', '.join(K.VIEWS)})")
+    c.add_argument("--rerank-all", action="store_true",
+                   help="hierarchy strategies re-rank every image, not only low-confidence ones")
+    c.add_argument("--sense", action="append", default=None, metavar="CLASS=SENSE",
+                   help="the WordNet sense of a class, e.g. crane=crane.n.04 or crane=n03126707 (repeatable)")
     c.add_argument("--json", action="store_true", help="print the full result as JSON")
     _add_model_args(c)
 
+    w = sub.add_parser("wordnet", help="show how class names map into WordNet")
+    w.add_argument("names", nargs="+", help="class names; each is read in the context of the others")
+    w.add_argument("--sense", action="append", default=None, metavar="CLASS=SENSE",
+                   help="force the sense of a class, e.g. crane=crane.n.04 (repeatable)")
+    w.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    sub.add_parser("setup-wordnet", help="install WordNet for NLTK (from the system's packages or by download)")
     sub.add_parser("models", help="list the model presets")
     sub.add_parser("strategies", help="list the strategies")
     return parser
@@ -68,7 +88,18 @@ def format_table(result: ClassificationResult) -> str:
         lines += [f"  note: {w}" for w in im.warnings]
         for sid, res in im.strategies.items():
             top = "  ".join(f"{p.class_name} {p.prob:.3f}" for p in res.top_k)
-            lines.append(f"  {sid:<{width}}  {top}")
+            note = ""
+            if "applied" in res.details:
+                note = "  [re-ranked]" if res.details["applied"] else "  [kept: confident]"
+            lines.append(f"  {sid:<{width}}  {top}{note}")
+        check = im.analyses.get("consistency")
+        if check:
+            lines.append(
+                f"  consistency: {check['verdict'].upper()}  S_T={check['s_t']:.2f}  S_B={check['s_b']:.2f}  "
+                f"O_T={'yes' if check['o_t'] else 'no'}  O_B={'yes' if check['o_b'] else 'no'}"
+            )
+            lines.append("    prompt groups: " + ", ".join(f"{g}={c}" for g, c in check["groups"].items()))
+            lines.append("    views: " + ", ".join(f"{v}={c}" for v, c in check["views"].items()))
     return "\n".join(lines)
 
 
@@ -86,7 +117,9 @@ def _read_classes(args: argparse.Namespace) -> str | tuple[str, ...]:
 
 def run_classify(args: argparse.Namespace) -> int:
     # Validate the cheap input first: a typo should not wait for a model to load.
-    request = prepare_request(_read_classes(args), args.strategies, args.templates, args.top_k)
+    request = prepare_request(_read_classes(args), args.strategies, args.templates, args.top_k,
+                              consistency=args.consistency, views=args.views, rerank_all=args.rerank_all,
+                              senses=args.sense)
     loaded = get_model(args.model, args.pretrained, args.device, args.precision)
     result = classify_request(loaded, args.images, request)
     print(result.to_json() if args.json else format_table(result))
@@ -94,6 +127,41 @@ def run_classify(args: argparse.Namespace) -> int:
     for im in failed:
         print(f"error: {im.error}", file=sys.stderr)
     return EXIT_IMAGE_FAILED if failed else 0
+
+
+def format_senses(senses: Sequence[W.ClassSense]) -> str:
+    lines = []
+    for cs in senses:
+        lines.append(f"{cs.name}")
+        if cs.chosen is None:
+            lines.append(f"  no WordNet noun sense: the bare name is used")
+        for sense in cs.senses:
+            mark = "*" if cs.chosen and sense.synset == cs.chosen.synset else " "
+            tag = " [instance]" if sense.instance else ""
+            lines.append(f"  {mark} {sense.synset:<24} {sense.lexname:<18} {sense.gloss}{tag}")
+        if cs.chosen is not None:
+            lines.append(f"  sense used: {cs.chosen.synset} ({cs.reason})")
+            lines.append(f"  parent: {cs.parent or '(none)'}")
+            lines.append(f"  children: {', '.join(cs.children) or '(none)'}")
+        lines.append("")
+    return "\n".join(lines).rstrip()
+
+
+def run_wordnet(args: argparse.Namespace) -> int:
+    names = C.parse_classnames(list(args.names)).names
+    senses = H.class_senses(names, W.parse_overrides(args.sense))
+    if args.json:
+        print(json.dumps([s.to_dict() for s in senses], indent=2, ensure_ascii=False))
+    else:
+        print(format_senses(senses))
+    return 0
+
+
+def run_setup_wordnet() -> int:
+    W.reset()
+    reader = W.ensure_wordnet()
+    print(f"WordNet {reader.get_version()} is ready (found under {reader.root}).")
+    return 0
 
 
 def run_models() -> int:
@@ -107,7 +175,7 @@ def run_models() -> int:
 
 def run_strategies() -> int:
     for s in STRATEGIES.values():
-        print(f"{s.id:<8} {s.label:<18} {s.description}")
+        print(f"{s.id:<12} {s.label:<30} {s.description}")
     return 0
 
 
@@ -120,6 +188,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "classify":
             return run_classify(args)
+        if args.command == "wordnet":
+            return run_wordnet(args)
+        if args.command == "setup-wordnet":
+            return run_setup_wordnet()
         if args.command == "models":
             return run_models()
         return run_strategies()

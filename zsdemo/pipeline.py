@@ -13,8 +13,11 @@ import torch
 import torch.nn.functional as F
 
 from . import classnames as C
+from . import consistency as K
+from . import hierarchy as H
 from . import strategies as S
 from . import templates as T
+from . import wordnet as W
 from .errors import ImageError, InputError
 from .images import ImageSource, LoadedImage, describe_source, load_image
 from .models import LoadedModel
@@ -39,6 +42,14 @@ class Request:
     custom_templates: tuple[str, ...]
     top_k: int
     warnings: list[str] = field(default_factory=list)
+    consistency: bool = False          # attach the consistency analysis to every image
+    views: tuple[str, ...] = K.DEFAULT_VIEWS
+    rerank_all: bool = False           # hierarchy: re-rank confident images too
+    senses: dict[str, str] = field(default_factory=dict)   # class name -> chosen WordNet sense
+
+    @property
+    def needs_consistency(self) -> bool:
+        return self.consistency or any(s in H.VARIANTS for s in self.strategies)
 
 
 def prepare_request(
@@ -46,6 +57,10 @@ def prepare_request(
     strategies: str | Sequence[str] | None = None,
     templates: str | Sequence[str] | None = None,
     top_k: int = DEFAULT_TOP_K,
+    consistency: bool = False,
+    views: str | Sequence[str] | None = None,
+    rerank_all: bool = False,
+    senses: str | Sequence[str] | dict[str, str] | None = None,
 ) -> Request:
     """Validate everything but the images; raise InputError with a message for the user."""
     parsed = C.parse_classnames(classnames)
@@ -64,7 +79,19 @@ def prepare_request(
     warnings = list(parsed.warnings)
     if custom and "custom" not in ids:
         warnings.append("Custom templates were given but the 'custom' strategy is not selected; they are unused.")
-    return Request(parsed.names, ids, custom, min(top_k, len(parsed.names)), warnings)
+    chosen_senses = _check_senses(W.parse_overrides(senses), parsed.names)
+    return Request(parsed.names, ids, custom, min(top_k, len(parsed.names)), warnings,
+                   consistency=bool(consistency), views=K.parse_views(views), rerank_all=bool(rerank_all),
+                   senses=chosen_senses)
+
+
+def _check_senses(chosen: dict[str, str], classnames: Sequence[str]) -> dict[str, str]:
+    if not chosen:
+        return {}
+    try:
+        return W.check_overrides(chosen, classnames)
+    except W.WordNetUnavailable as e:
+        raise InputError(str(e)) from None
 
 
 def context_warnings(loaded: LoadedModel, request: Request) -> list[str]:
@@ -99,12 +126,13 @@ def strategy_result(
     """Probabilities (softmax over the user's classes) and top-k from one image's logits [C]."""
     logits = logits.detach().float().cpu()
     probs = logits.softmax(dim=-1)
-    top = torch.topk(probs, k=min(top_k, len(classnames)))
+    scored = int(torch.isfinite(logits).sum())  # -inf marks a class the strategy did not score
+    top = torch.topk(probs, k=min(top_k, len(classnames), scored))
     return StrategyResult(
         strategy=strategy,
         label=label or S.STRATEGIES[strategy].label,
         probs=probs.tolist(),
-        logits=logits.tolist(),
+        logits=[float(x) if torch.isfinite(x) else None for x in logits],
         top_k=[
             Prediction(int(i), classnames[int(i)], float(p), float(logits[int(i)]))
             for p, i in zip(top.values, top.indices)
@@ -143,14 +171,64 @@ def classify(
     top_k: int = DEFAULT_TOP_K,
     cache: TextFeatureCache | None = TEXT_CACHE,
     names: Sequence[str | None] | None = None,
+    **options: object,
 ) -> ClassificationResult:
     """Classify a batch of images against the class names with every selected strategy.
 
-    Bad class names, templates or strategy ids raise InputError; a bad image does not stop the
-    batch: its ImageResult carries the error.
+    ``options`` are the other fields of ``prepare_request`` (consistency, views, rerank_all,
+    senses). Bad class names, templates or strategy ids raise InputError; a bad image does not
+    stop the batch: its ImageResult carries the error.
     """
-    request = prepare_request(classnames, strategies, templates, top_k)
+    request = prepare_request(classnames, strategies, templates, top_k, **options)  # type: ignore[arg-type]
     return classify_request(loaded, images, request, cache, names)
+
+
+def _class_senses(request: Request) -> tuple[list[W.ClassSense], str | None]:
+    """Senses of every class, or bare names and the reason when WordNet is missing."""
+    try:
+        return H.class_senses(request.classnames, request.senses), None
+    except W.WordNetUnavailable as e:
+        return [H.bare_sense(n) for n in request.classnames], str(e)
+
+
+def hierarchy_result(
+    loaded: LoadedModel,
+    strategy: str,
+    image_feature: torch.Tensor,
+    name_logits: torch.Tensor,
+    fallback_logits: torch.Tensor,
+    check: K.Consistency,
+    senses: Sequence[W.ClassSense],
+    request: Request,
+    cache: TextFeatureCache | None,
+) -> StrategyResult:
+    """One image's hierarchy strategy: re-ranked when low-confidence (or when asked for all).
+
+    When re-ranked, the probabilities are a softmax over the candidates' scores times the
+    model's logit scale; other classes get probability 0 and no logit.
+    """
+    variant = H.VARIANTS[strategy]
+    names = request.classnames
+    candidates = [int(i) for i in torch.topk(name_logits, k=min(H.CANDIDATES, len(names))).indices]
+    applied = check.low_confidence or request.rerank_all
+    if applied:
+        scores, cands = H.rerank(loaded, image_feature, candidates, names, senses, variant, cache)
+        logits = torch.full((len(names),), float("-inf"))
+        logits[candidates] = loaded.logit_scale * scores
+        reason = "low confidence: re-ranked" if check.low_confidence else "confident; re-ranked because 're-rank all images' is on"
+    else:
+        logits = fallback_logits
+        cands = [H.candidate_details(c, names[c], senses[c]) for c in candidates]
+        reason = f"confident: kept the {S.STRATEGIES[variant.fallback].label} prediction"
+    result = strategy_result(strategy, logits, names, request.top_k)
+    result.details = {
+        "applied": applied,
+        "reason": reason,
+        "low_confidence": check.low_confidence,
+        "base_prediction": names[check.base],
+        "candidates": cands,
+    }
+    return result
 
 
 def classify_request(
@@ -166,29 +244,51 @@ def classify_request(
     warnings = request.warnings + context_warnings(loaded, request)
     decoded = load_images(images, names)
     good = [d for d in decoded if isinstance(d, LoadedImage)]
+    hierarchy = [s for s in request.strategies if s in H.VARIANTS]
+    senses: list[W.ClassSense] = []
+    if hierarchy:
+        senses, missing = _class_senses(request)
+        if missing:
+            warnings.append(missing)
     results: dict[int, ImageResult] = {}
     if good:
         with loaded.lock:  # one forward pass at a time per model keeps memory bounded
             feats = embed_images(loaded, good)
-            logits_by_strategy = {
+            needed = [s for s in request.strategies if S.is_template_strategy(s)]
+            needed += [H.VARIANTS[s].fallback for s in hierarchy]
+            needed += ["name"] if request.needs_consistency else []
+            logits = {
                 s: template_logits(loaded, feats, request.classnames,
                                    S.strategy_templates(s, request.custom_templates), cache)
-                for s in request.strategies
+                for s in dict.fromkeys(needed)
             }
+            checks = (K.analyse(loaded, [im.image for im in good], feats, request.classnames, cache, request.views)
+                      if request.needs_consistency else [])
+            per_image = []
+            for row, im in enumerate(good):
+                strategies: dict[str, StrategyResult] = {}
+                for s in request.strategies:
+                    if s in H.VARIANTS:
+                        strategies[s] = hierarchy_result(
+                            loaded, s, feats[row], logits["name"][row], logits[H.VARIANTS[s].fallback][row],
+                            checks[row], senses, request, cache)
+                    else:
+                        strategies[s] = strategy_result(s, logits[s][row], request.classnames, request.top_k)
+                per_image.append(strategies)
         for row, im in enumerate(good):
+            analyses = {"consistency": checks[row].to_dict(request.classnames)} if checks else {}
             results[id(im)] = ImageResult(
                 source=im.source, width=im.width, height=im.height, warnings=list(im.warnings),
-                strategies={
-                    s: strategy_result(s, logits[row], request.classnames, request.top_k)
-                    for s, logits in logits_by_strategy.items()
-                },
+                strategies=per_image[row], analyses=analyses,
             )
     return ClassificationResult(
         model=loaded.describe(),
         classes=list(request.classnames),
         strategies=list(request.strategies),
-        templates={s: list(S.strategy_templates(s, request.custom_templates)) for s in request.strategies},
+        templates={s: list(S.strategy_templates(s, request.custom_templates))
+                   for s in request.strategies if S.is_template_strategy(s)},
         top_k=request.top_k,
         images=[results[id(d)] if isinstance(d, LoadedImage) else d for d in decoded],
         warnings=warnings,
+        senses=[c.to_dict() for c in senses],
     )

@@ -28,7 +28,7 @@ class StrategyResult:
     strategy: str
     label: str
     probs: list[float]
-    logits: list[float]
+    logits: list[float | None]   # None: a class the strategy did not score
     top_k: list[Prediction]
     details: dict[str, Any] = field(default_factory=dict)
 
@@ -61,6 +61,9 @@ class ClassificationResult:
     top_k: int
     images: list[ImageResult]
     warnings: list[str] = field(default_factory=list)
+    # The WordNet reading of every class (wordnet.ClassSense as dicts) when a hierarchy
+    # strategy ran: the senses a user can pick from, the one used, its parent and children.
+    senses: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {"schema": SCHEMA, **asdict(self)}

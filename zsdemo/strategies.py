@@ -25,6 +25,9 @@ class StrategyInfo:
     description: str
     # The template set; None for "custom", whose templates come with the request.
     templates: tuple[str, ...] | None = None
+    # "templates": a classifier from a template set (SPEC §1); other kinds are methods of their
+    # own module: "hierarchy" (hierarchy.py, SPEC §4), "tpt" (tpt.py, SPEC §5).
+    kind: str = "templates"
 
 
 STRATEGIES: dict[str, StrategyInfo] = {
@@ -37,6 +40,12 @@ STRATEGIES: dict[str, StrategyInfo] = {
         StrategyInfo("clip7", "CLIP-7 ensemble", "the 7 templates CLIP chose by forward selection, averaged",
                      T.CLIP7),
         StrategyInfo("clip80", "CLIP-80 ensemble", "CLIP's 80 ImageNet templates, averaged", T.CLIP80),
+        StrategyInfo("hierarchy", "WordNet re-ranking",
+                     "uncertain images: re-rank the top 5 with '{class} which is a kind of {parent}' "
+                     "and the children's names (Ge et al.)", kind="hierarchy"),
+        StrategyInfo("hierarchy80", "WordNet re-ranking + CLIP-80",
+                     "the same phrases, each in all 80 templates; confident images keep CLIP-80",
+                     kind="hierarchy"),
     )
 }
 ALL = "all"
@@ -76,8 +85,15 @@ def parse_strategies(value: str | Sequence[str] | None, has_custom_templates: bo
     return tuple(chosen)
 
 
+def is_template_strategy(strategy: str) -> bool:
+    return STRATEGIES[strategy].kind == "templates"
+
+
 def strategy_templates(strategy: str, custom_templates: tuple[str, ...]) -> tuple[str, ...]:
+    """The templates of a template strategy; () for the method strategies."""
     info = STRATEGIES[strategy]
+    if info.kind != "templates":
+        return ()
     return info.templates if info.templates is not None else custom_templates
 
 
