@@ -14,6 +14,7 @@ stays the maximum over a candidate's phrases; confident images keep the CLIP-80 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Mapping, Sequence
 
 import torch
@@ -56,9 +57,17 @@ def imagenet_ids(classnames: Sequence[str]) -> dict[str, str]:
 
 
 def class_senses(classnames: Sequence[str], overrides: Mapping[str, str] | None = None) -> list[W.ClassSense]:
-    """The WordNet reading of every class of a request (raises WordNetUnavailable without data)."""
+    """The WordNet reading of every class of a request (raises WordNetUnavailable without data).
+
+    Cached per class list: reading 1000 free-text names in context takes seconds.
+    """
     W.ensure_wordnet()
-    return W.resolve(list(classnames), overrides, imagenet_ids(classnames))
+    return list(_class_senses(tuple(classnames), tuple(sorted((overrides or {}).items()))))
+
+
+@lru_cache(maxsize=64)
+def _class_senses(classnames: tuple[str, ...], overrides: tuple[tuple[str, str], ...]) -> tuple[W.ClassSense, ...]:
+    return tuple(W.resolve(list(classnames), dict(overrides), imagenet_ids(classnames)))
 
 
 def bare_sense(name: str) -> W.ClassSense:

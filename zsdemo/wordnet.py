@@ -9,14 +9,21 @@ runs the same steps ahead of time; the README's install calls it.
 
 Choosing a sense for free text (SPEC leaves the rule open; this is ours, documented in the README):
 1. instance synsets (people, places, constellations) are dropped unless nothing else is left;
-2. each remaining sense scores its fit with the other class names of the request (mean over them
-   of the best Wu-Palmer similarity to any of their senses) plus a small bonus for senses that
-   can be photographed (``KIND_BONUS``);
+2. each remaining sense scores its fit with the other class names of the request plus a small
+   bonus for senses that can be photographed (``KIND_BONUS``). The other names count with the
+   sense they get on their own (rule 1 and the bonus, or the sense given for them), so that
+   "dog" next to "crane" is the animal and not an andiron. Fit: the mean of the ``NEAREST``
+   highest Wu-Palmer similarities to those senses. The nearest names, not all of them: in a
+   mixed list (ImageNet's birds, dogs and tools) the mean over all says little, while "crane"
+   next to "heron" says a lot. On the ImageNet names read as free text this lands on ImageNet's
+   own sense for 140 of the 216 ambiguous names, against 84 for WordNet's first sense
+   (benchmarks/consistency_hierarchy.py);
 3. ties keep WordNet's own order, which is by frequency.
 """
 
 from __future__ import annotations
 
+import heapq
 import os
 import shutil
 import socket
@@ -59,8 +66,10 @@ PHOTOGRAPHABLE = frozenset({
 })
 CONCRETE = frozenset({"noun.person", "noun.location", "noun.phenomenon", "noun.group", "noun.shape"})
 KIND_BONUS = {"photographable": 0.1, "concrete": 0.05, "abstract": 0.0}
-# Most other class names that inform the choice: enough for any teaching set, bounded for 1000.
-MAX_CONTEXT_NAMES = 64
+# How many of the most similar other class names decide the fit, and how many other names are
+# looked at (evenly spaced beyond that, to bound the cost of a 10,000-class request).
+NEAREST = 5
+MAX_CONTEXT_NAMES = 1000
 MAX_CHILDREN = 10
 # Parents too abstract to say anything in "{c} which is a kind of {p}" (Ge et al. drop them).
 ABSTRACT_PARENTS = frozenset({
@@ -366,22 +375,22 @@ def _candidates(synsets: Sequence[Any]) -> list[Any]:
     return kinds or list(synsets)
 
 
-def choose_sense(
-    synsets: Sequence[Any], context: Sequence[Sequence[Any]],
-) -> tuple[Any | None, str, str]:
-    """(chosen synset, rule, reason) by the rule in the module docstring."""
+def choose_sense(synsets: Sequence[Any], context: Sequence[Any] = ()) -> tuple[Any | None, str, str]:
+    """(chosen synset, rule, reason) by the rule in the module docstring.
+
+    ``context``: one synset for each other class name (its own reading), or none.
+    """
     if not synsets:
         return None, "none", "not in WordNet: the bare name is used"
     pool = _candidates(synsets)
     if len(pool) == 1:
         why = "the only sense" if len(synsets) == 1 else "the only sense that is not a named person or place"
         return pool[0], "only-sense", why
-    others = [_candidates(o) for o in context if o][:MAX_CONTEXT_NAMES]
+    others = list(context)[::-(-len(context) // MAX_CONTEXT_NAMES)] if context else []
 
     def fit(s: Any) -> float:
-        if not others:
-            return 0.0
-        return sum(max(wu_palmer(s.name(), t.name()) for t in o) for o in others) / len(others)
+        sims = heapq.nlargest(NEAREST, (wu_palmer(s.name(), o.name()) for o in others))
+        return sum(sims) / len(sims) if sims else 0.0
 
     def by_kind(s: Any) -> float:
         return KIND_BONUS[_kind(s.lexname())]
@@ -428,20 +437,20 @@ def resolve(
     overrides = check_overrides(overrides or {}, names)
     known_ids = dict(known_ids or {})
     wn_synsets = [_synsets(n) for n in names]
+    given = {n: synset_by_id(overrides[n] if n in overrides else known_ids[n])
+             for n in names if n in overrides or n in known_ids}
+    # Each name read on its own first: that reading is what the other names see as context.
+    alone = [given[n] if n in given else choose_sense(wn_synsets[i])[0] for i, n in enumerate(names)]
     out = []
     for i, name in enumerate(names):
-        if name in overrides:
-            s = synset_by_id(overrides[name])
+        if name in given:
+            s = given[name]
             syns = wn_synsets[i] if s in wn_synsets[i] else (*wn_synsets[i], s)
-            out.append(describe(name, s, "user", "the sense you picked", syns, drop_abstract))
+            rule, reason = (("user", "the sense you picked") if name in overrides
+                            else ("imagenet-id", f"the ImageNet class {known_ids[name]}"))
+            out.append(describe(name, s, rule, reason, syns, drop_abstract))
             continue
-        if name in known_ids:
-            s = synset_by_id(known_ids[name])
-            syns = wn_synsets[i] if s in wn_synsets[i] else (s, *wn_synsets[i])
-            out.append(describe(name, s, "imagenet-id", f"the ImageNet class {known_ids[name]}", syns,
-                                drop_abstract))
-            continue
-        context = [wn_synsets[j] for j in range(len(names)) if j != i]
+        context = [alone[j] for j in range(len(names)) if j != i and alone[j] is not None]
         s, rule, reason = choose_sense(wn_synsets[i], context)
         out.append(describe(name, s, rule, reason, wn_synsets[i], drop_abstract))
     return out
