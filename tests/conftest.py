@@ -46,3 +46,8 @@ def save_local_dir(model, folder: Path, arch_config: dict) -> Path:
     (folder / "open_clip_config.json").write_text(json.dumps({"model_cfg": arch_config, "preprocess_cfg": {}}))
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / "open_clip_model.safetensors"))
     return folder
+
+
+@pytest.fixture(scope="session")
+def astronaut_path() -> Path:
+    return ASSETS / "images" / "astronaut.png"

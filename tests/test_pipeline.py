@@ -16,7 +16,7 @@ CLASSES = "cat, dog, rocket, coffee mug"
 
 def test_every_strategy_gives_probabilities_logits_and_top_k(tiny, cat_path):
     result = classify(tiny, [cat_path, cat_path], CLASSES, "all", templates=["a {} in the wild"], top_k=3)
-    assert result.strategies == ["name", "photo", "custom", "clip7", "clip80", "hierarchy", "hierarchy80"]
+    assert result.strategies == ["name", "photo", "custom", "clip7", "clip80", "hierarchy", "hierarchy80", "tpt"]
     assert result.templates["custom"] == ["a {} in the wild"]
     for im in result.images:
         assert im.ok and set(im.strategies) == set(result.strategies)

@@ -59,6 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="hierarchy strategies re-rank every image, not only low-confidence ones")
     c.add_argument("--sense", action="append", default=None, metavar="CLASS=SENSE",
                    help="the WordNet sense of a class, e.g. crane=crane.n.04 or crane=n03126707 (repeatable)")
+    c.add_argument("--tpt-views", type=int, default=None, help="TPT: views per image, the original included (64)")
+    c.add_argument("--tpt-select", type=float, default=None, help="TPT: share of views kept, lowest entropy (0.1)")
+    c.add_argument("--tpt-steps", type=int, default=None, help="TPT: AdamW steps (1)")
+    c.add_argument("--tpt-lr", type=float, default=None, help="TPT: learning rate (5e-3)")
+    c.add_argument("--tpt-seed", type=int, default=None, help="TPT: seed of the view sampling (0)")
     c.add_argument("--json", action="store_true", help="print the full result as JSON")
     _add_model_args(c)
 
@@ -91,6 +96,9 @@ def format_table(result: ClassificationResult) -> str:
             note = ""
             if "applied" in res.details:
                 note = "  [re-ranked]" if res.details["applied"] else "  [kept: confident]"
+            elif "entropy_before" in res.details:
+                note = (f"  [before tuning: {res.details['top1_before']}, entropy "
+                        f"{res.details['entropy_before']:.3f} -> {res.details['entropy_after']:.3f}]")
             lines.append(f"  {sid:<{width}}  {top}{note}")
         check = im.analyses.get("consistency")
         if check:
@@ -119,7 +127,9 @@ def run_classify(args: argparse.Namespace) -> int:
     # Validate the cheap input first: a typo should not wait for a model to load.
     request = prepare_request(_read_classes(args), args.strategies, args.templates, args.top_k,
                               consistency=args.consistency, views=args.views, rerank_all=args.rerank_all,
-                              senses=args.sense)
+                              senses=args.sense,
+                              tpt=dict(views=args.tpt_views, select_fraction=args.tpt_select, steps=args.tpt_steps,
+                                       lr=args.tpt_lr, seed=args.tpt_seed))
     loaded = get_model(args.model, args.pretrained, args.device, args.precision)
     result = classify_request(loaded, args.images, request)
     print(result.to_json() if args.json else format_table(result))

@@ -17,6 +17,7 @@ from . import consistency as K
 from . import hierarchy as H
 from . import strategies as S
 from . import templates as T
+from . import tpt as P
 from . import wordnet as W
 from .errors import ImageError, InputError
 from .images import ImageSource, LoadedImage, describe_source, load_image
@@ -46,6 +47,7 @@ class Request:
     views: tuple[str, ...] = K.DEFAULT_VIEWS
     rerank_all: bool = False           # hierarchy: re-rank confident images too
     senses: dict[str, str] = field(default_factory=dict)   # class name -> chosen WordNet sense
+    tpt: P.TPTSettings = field(default_factory=P.TPTSettings)
 
     @property
     def needs_consistency(self) -> bool:
@@ -61,6 +63,7 @@ def prepare_request(
     views: str | Sequence[str] | None = None,
     rerank_all: bool = False,
     senses: str | Sequence[str] | dict[str, str] | None = None,
+    tpt: P.TPTSettings | dict[str, object] | None = None,
 ) -> Request:
     """Validate everything but the images; raise InputError with a message for the user."""
     parsed = C.parse_classnames(classnames)
@@ -80,9 +83,10 @@ def prepare_request(
     if custom and "custom" not in ids:
         warnings.append("Custom templates were given but the 'custom' strategy is not selected; they are unused.")
     chosen_senses = _check_senses(W.parse_overrides(senses), parsed.names)
+    tpt_settings = tpt if isinstance(tpt, P.TPTSettings) else P.parse_settings(**(tpt or {}))  # type: ignore[arg-type]
     return Request(parsed.names, ids, custom, min(top_k, len(parsed.names)), warnings,
                    consistency=bool(consistency), views=K.parse_views(views), rerank_all=bool(rerank_all),
-                   senses=chosen_senses)
+                   senses=chosen_senses, tpt=tpt_settings)
 
 
 def _check_senses(chosen: dict[str, str], classnames: Sequence[str]) -> dict[str, str]:
@@ -176,7 +180,7 @@ def classify(
     """Classify a batch of images against the class names with every selected strategy.
 
     ``options`` are the other fields of ``prepare_request`` (consistency, views, rerank_all,
-    senses). Bad class names, templates or strategy ids raise InputError; a bad image does not
+    senses, tpt). Bad class names, templates or strategy ids raise InputError; a bad image does not
     stop the batch: its ImageResult carries the error.
     """
     request = prepare_request(classnames, strategies, templates, top_k, **options)  # type: ignore[arg-type]
@@ -231,6 +235,17 @@ def hierarchy_result(
     return result
 
 
+def tpt_result(loaded: LoadedModel, image: LoadedImage, parts: P.PromptParts | None,
+               request: Request) -> StrategyResult:
+    """One image tuned from scratch; probabilities are the tuned ones, details hold the rest."""
+    assert parts is not None
+    outcome = P.tune(loaded, image.image, parts, request.tpt)
+    result = strategy_result("tpt", outcome.logits_after, request.classnames, request.top_k)
+    result.details = outcome.details(request.tpt)
+    result.details["top1_before"] = request.classnames[int(outcome.logits_before.argmax())]
+    return result
+
+
 def classify_request(
     loaded: LoadedModel,
     images: Sequence[ImageSource],
@@ -264,11 +279,14 @@ def classify_request(
             }
             checks = (K.analyse(loaded, [im.image for im in good], feats, request.classnames, cache, request.views)
                       if request.needs_consistency else [])
+            parts = P.prompt_parts(loaded, list(request.classnames)) if "tpt" in request.strategies else None
             per_image = []
             for row, im in enumerate(good):
                 strategies: dict[str, StrategyResult] = {}
                 for s in request.strategies:
-                    if s in H.VARIANTS:
+                    if s == "tpt":
+                        strategies[s] = tpt_result(loaded, im, parts, request)
+                    elif s in H.VARIANTS:
                         strategies[s] = hierarchy_result(
                             loaded, s, feats[row], logits["name"][row], logits[H.VARIANTS[s].fallback][row],
                             checks[row], senses, request, cache)

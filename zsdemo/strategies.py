@@ -46,6 +46,9 @@ STRATEGIES: dict[str, StrategyInfo] = {
         StrategyInfo("hierarchy80", "WordNet re-ranking + CLIP-80",
                      "the same phrases, each in all 80 templates; confident images keep CLIP-80",
                      kind="hierarchy"),
+        StrategyInfo("tpt", "TPT (test-time prompt tuning)",
+                     "tunes the 4 words of 'a photo of a {}.' on 64 views of each image, then predicts "
+                     "(Shu et al.)", kind="tpt"),
     )
 }
 ALL = "all"
