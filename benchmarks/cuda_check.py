@@ -64,10 +64,20 @@ def main() -> int:
               f"({base_s / cold_s:.1f}x), warm {warm_s * 1e3:.2f} ms, "
               f"max abs diff {(base.T.float().cpu() - vec).abs().max().item():.2e}")
         image = Path(__file__).resolve().parents[1] / "assets" / "images" / "cat.png"
-        result = classify(loaded, [image], "cat, dog, rocket", "all")
-        top = result.images[0].strategies["clip80"].top1
+        result = classify(loaded, [image], "cat, dog, rocket", "all", consistency=True)
+        im = result.images[0]
+        top = im.strategies["clip80"].top1
         print(f"  classify on {result.model['device']} ({result.model['precision']}): clip80 top-1 "
-              f"{top.class_name} {top.prob:.3f} (random weights)")
+              f"{top.class_name} {top.prob:.3f} (random weights); strategies {', '.join(im.strategies)}")
+        check = im.analyses["consistency"]
+        print(f"  consistency: {check['verdict']}, S_T {check['s_t']:.2f}, S_B {check['s_b']:.2f}")
+        tpt = im.strategies["tpt"].details
+        gap = max(abs(a - b) for a, b in zip(tpt["probs_before"], im.strategies["photo"].probs))
+        print(f"  tpt: loss {tpt['loss_before']:.4f} -> {tpt['loss_after']:.4f}, entropy "
+              f"{tpt['entropy_before']:.4f} -> {tpt['entropy_after']:.4f}; before-tuning probs vs the "
+              f"photo strategy: max abs diff {gap:.1e}")
+        for w in result.warnings:
+            print(f"  warning: {w}")
     return 0
 
 

@@ -135,8 +135,11 @@ def install_from_system(source: Path, nltk_dir: Path) -> Path:
 
 
 def _load_reader() -> Any:
-    import nltk
-    from nltk.corpus.reader.wordnet import WordNetCorpusReader
+    try:
+        import nltk
+        from nltk.corpus.reader.wordnet import WordNetCorpusReader
+    except ImportError as e:  # reported like missing data: the other strategies still work
+        raise LookupError(f"NLTK is not installed ({e})") from None
 
     for resource in ("corpora/wordnet", "corpora/wordnet.zip/wordnet/"):
         try:
