@@ -172,3 +172,17 @@ def test_missing_wordnet_is_reported_once(monkeypatch):
     finally:
         monkeypatch.undo()
         W.reset()
+
+
+def test_without_nltk_wordnet_is_unavailable_not_a_crash(monkeypatch):
+    for name in [m for m in sys.modules if m == "nltk" or m.startswith("nltk.")]:
+        monkeypatch.setitem(sys.modules, name, None)
+    monkeypatch.setitem(sys.modules, "nltk", None)
+    monkeypatch.setattr(W, "system_wordnet_dir", lambda: None)
+    W.reset()
+    try:
+        with pytest.raises(W.WordNetUnavailable):
+            W.ensure_wordnet()
+    finally:
+        monkeypatch.undo()
+        W.reset()

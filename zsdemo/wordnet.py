@@ -154,11 +154,11 @@ def _load_reader() -> Any:
 
 
 def _download() -> bool:
-    import nltk
-
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)  # nltk's downloader has no timeout of its own
     try:
+        import nltk
+
         return bool(nltk.download("wordnet", download_dir=str(nltk_target_dir()), quiet=True,
                                   raise_on_error=False))
     except Exception:  # any network or file failure means "not downloaded"; we report below
