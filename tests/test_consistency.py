@@ -52,7 +52,6 @@ def set_class_vectors(cache: TextFeatureCache, loaded, vectors: dict[str, tuple[
 @pytest.fixture()
 def asymmetric(tiny, cat_path):
     image = load_image(cat_path)
-    flipped = K.make_view(image.image, "hflip")
     f = embed_images(tiny, [image])[0]
     g = K.embed_views(tiny, [image.image], ["hflip"])[0, 0]
     assert torch.dot(f, g) < 0.999  # the flip changes the features

@@ -144,7 +144,7 @@ def format_senses(senses: Sequence[W.ClassSense]) -> str:
     for cs in senses:
         lines.append(f"{cs.name}")
         if cs.chosen is None:
-            lines.append(f"  no WordNet noun sense: the bare name is used")
+            lines.append("  no WordNet noun sense: the bare name is used")
         for sense in cs.senses:
             mark = "*" if cs.chosen and sense.synset == cs.chosen.synset else " "
             tag = " [instance]" if sense.instance else ""

@@ -150,16 +150,10 @@ def template_features(
     return encode_prompts(loaded, prompts, cache).view(len(classnames), len(templates), -1)
 
 
-def embed_views(loaded: LoadedModel, images: Sequence[Image.Image], views: Sequence[str],
-                batch_size: int = 32) -> torch.Tensor:
+def embed_views(loaded: LoadedModel, images: Sequence[Image.Image], views: Sequence[str]) -> torch.Tensor:
     """Unit features of every view of every image, [N, V, D] (float32, model device)."""
-    tensors = [loaded.preprocess(make_view(im, v)) for im in images for v in views]
-    feats = []
-    for start in range(0, len(tensors), batch_size):
-        batch = torch.stack(tensors[start:start + batch_size]).to(loaded.device)
-        with torch.no_grad(), loaded.autocast():
-            feats.append(F.normalize(loaded.model.encode_image(batch).float(), dim=-1))
-    return torch.cat(feats).view(len(images), len(views), -1)
+    batch = torch.stack([loaded.preprocess(make_view(im, v)) for im in images for v in views])
+    return loaded.encode_images(batch).view(len(images), len(views), -1)
 
 
 def analyse(

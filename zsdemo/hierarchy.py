@@ -92,6 +92,45 @@ def phrase_vectors(loaded: LoadedModel, texts: Sequence[str], variant: Variant,
     return class_vectors(loaded, list(texts), variant.templates, cache)
 
 
+def predict(
+    loaded: LoadedModel,
+    variant: Variant,
+    image_feature: torch.Tensor,
+    name_logits: torch.Tensor,
+    fallback_logits: torch.Tensor,
+    low_confidence: bool,
+    rerank_all: bool,
+    classnames: Sequence[str],
+    senses: Sequence[W.ClassSense],
+    cache: TextFeatureCache | None,
+) -> tuple[torch.Tensor, dict[str, Any]]:
+    """One image: logits [C] and the details the result records.
+
+    Re-ranked (low confidence, or ``rerank_all``): the candidates' logits are their scores times
+    the model's logit scale and every other class gets -inf (probability 0). Otherwise the
+    fallback strategy's logits are kept.
+    """
+    candidates = [int(i) for i in torch.topk(name_logits, k=min(CANDIDATES, len(classnames))).indices]
+    applied = low_confidence or rerank_all
+    if applied:
+        scores, details = rerank(loaded, image_feature, candidates, classnames, senses, variant, cache)
+        logits = torch.full((len(classnames),), float("-inf"))
+        logits[candidates] = loaded.logit_scale * scores
+        reason = ("low confidence: re-ranked" if low_confidence
+                  else "confident; re-ranked because 're-rank all images' is on")
+    else:
+        logits = fallback_logits
+        details = [candidate_details(c, classnames[c], senses[c]) for c in candidates]
+        reason = f"confident: kept the {variant.fallback} prediction"
+    return logits, {
+        "applied": applied,
+        "reason": reason,
+        "low_confidence": low_confidence,
+        "base_prediction": classnames[int(name_logits.argmax())],
+        "candidates": details,
+    }
+
+
 def rerank(
     loaded: LoadedModel,
     image_feature: torch.Tensor,

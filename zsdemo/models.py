@@ -120,6 +120,15 @@ class LoadedModel:
             return torch.autocast("cuda", dtype=torch.float16)
         return contextlib.nullcontext()
 
+    def encode_images(self, batch: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
+        """Unit image features [N, D] (float32, on the model's device) of preprocessed images."""
+        feats = []
+        for start in range(0, len(batch), batch_size):
+            chunk = batch[start:start + batch_size].to(self.device)
+            with torch.no_grad(), self.autocast():
+                feats.append(torch.nn.functional.normalize(self.model.encode_image(chunk).float(), dim=-1))
+        return torch.cat(feats) if feats else torch.empty(0)
+
     def describe(self) -> dict[str, Any]:
         return {
             "name": self.spec.name,

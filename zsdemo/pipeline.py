@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 import torch
-import torch.nn.functional as F
 
 from . import classnames as C
 from . import consistency as K
@@ -115,13 +114,9 @@ def context_warnings(loaded: LoadedModel, request: Request) -> list[str]:
 
 def embed_images(loaded: LoadedModel, images: Sequence[LoadedImage]) -> torch.Tensor:
     """Unit image features [N, D] (float32, on the model's device)."""
-    feats = []
-    for start in range(0, len(images), IMAGE_BATCH_SIZE):
-        batch = torch.stack([loaded.preprocess(im.image) for im in images[start:start + IMAGE_BATCH_SIZE]])
-        with torch.no_grad(), loaded.autocast():
-            out = loaded.model.encode_image(batch.to(loaded.device))
-        feats.append(F.normalize(out.float(), dim=-1))
-    return torch.cat(feats) if feats else torch.empty(0)
+    if not images:
+        return torch.empty(0)
+    return loaded.encode_images(torch.stack([loaded.preprocess(im.image) for im in images]), IMAGE_BATCH_SIZE)
 
 
 def strategy_result(
@@ -206,32 +201,11 @@ def hierarchy_result(
     request: Request,
     cache: TextFeatureCache | None,
 ) -> StrategyResult:
-    """One image's hierarchy strategy: re-ranked when low-confidence (or when asked for all).
-
-    When re-ranked, the probabilities are a softmax over the candidates' scores times the
-    model's logit scale; other classes get probability 0 and no logit.
-    """
-    variant = H.VARIANTS[strategy]
-    names = request.classnames
-    candidates = [int(i) for i in torch.topk(name_logits, k=min(H.CANDIDATES, len(names))).indices]
-    applied = check.low_confidence or request.rerank_all
-    if applied:
-        scores, cands = H.rerank(loaded, image_feature, candidates, names, senses, variant, cache)
-        logits = torch.full((len(names),), float("-inf"))
-        logits[candidates] = loaded.logit_scale * scores
-        reason = "low confidence: re-ranked" if check.low_confidence else "confident; re-ranked because 're-rank all images' is on"
-    else:
-        logits = fallback_logits
-        cands = [H.candidate_details(c, names[c], senses[c]) for c in candidates]
-        reason = f"confident: kept the {S.STRATEGIES[variant.fallback].label} prediction"
-    result = strategy_result(strategy, logits, names, request.top_k)
-    result.details = {
-        "applied": applied,
-        "reason": reason,
-        "low_confidence": check.low_confidence,
-        "base_prediction": names[check.base],
-        "candidates": cands,
-    }
+    """One image's hierarchy strategy (the method itself: ``hierarchy.predict``)."""
+    logits, details = H.predict(loaded, H.VARIANTS[strategy], image_feature, name_logits, fallback_logits,
+                                check.low_confidence, request.rerank_all, request.classnames, senses, cache)
+    result = strategy_result(strategy, logits, request.classnames, request.top_k)
+    result.details = details
     return result
 
 

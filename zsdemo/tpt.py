@@ -157,14 +157,9 @@ def view_batch(loaded: LoadedModel, image: Image.Image, views: list[View]) -> to
     return torch.stack(out)
 
 
-def embed_views(loaded: LoadedModel, image: Image.Image, views: list[View], batch_size: int = 64) -> torch.Tensor:
+def embed_views(loaded: LoadedModel, image: Image.Image, views: list[View]) -> torch.Tensor:
     """Unit features [V, D] of the views, without gradient: the image side never learns."""
-    batch = view_batch(loaded, image, views)
-    feats = []
-    for start in range(0, len(batch), batch_size):
-        with torch.no_grad(), loaded.autocast():
-            feats.append(F.normalize(loaded.model.encode_image(batch[start:start + batch_size]).float(), dim=-1))
-    return torch.cat(feats)
+    return loaded.encode_images(view_batch(loaded, image, views))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -242,10 +237,8 @@ class TPTOutcome:
     views: list[View]
 
     def details(self, settings: TPTSettings) -> dict[str, Any]:
-        probs_before = self.logits_before.softmax(-1)
-        probs_after = self.logits_after.softmax(-1)
         return {
-            "probs_before": probs_before.tolist(),
+            "probs_before": self.logits_before.softmax(-1).tolist(),
             "entropy_before": float(entropy(self.logits_before)),
             "entropy_after": float(entropy(self.logits_after)),
             "loss_before": self.loss_before,
