@@ -19,10 +19,11 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from . import strategies as S
 from . import templates as T
 from .errors import InputError
 from .models import LoadedModel
-from .text import TextFeatureCache, encode_prompts
+from .text import TextFeatureCache
 
 # Crops keep this share of each side: large enough to keep the object, small enough to move it.
 CROP_SIDE = 0.75
@@ -142,14 +143,6 @@ def consistency_from_logits(
     )
 
 
-def template_features(
-    loaded: LoadedModel, classnames: Sequence[str], templates: Sequence[str], cache: TextFeatureCache | None,
-) -> torch.Tensor:
-    """Unit features of every (class, template) prompt, [C, T, D]; warm from the prompt cache."""
-    prompts = [T.fill(t, c) for c in classnames for t in templates]
-    return encode_prompts(loaded, prompts, cache).view(len(classnames), len(templates), -1)
-
-
 def embed_views(loaded: LoadedModel, images: Sequence[Image.Image], views: Sequence[str]) -> torch.Tensor:
     """Unit features of every view of every image, [N, V, D] (float32, model device)."""
     batch = torch.stack([loaded.preprocess(make_view(im, v)) for im in images for v in views])
@@ -167,15 +160,16 @@ def analyse(
     """The consistency analysis of each image; ``image_features`` [N, D] are of the originals."""
     views = parse_views(list(views))
     scale = loaded.logit_scale
-    feats = template_features(loaded, classnames, T.CLIP80, cache).to(image_features.device)
-    name = F.normalize(template_features(loaded, classnames, T.NAME_ONLY, cache)[:, 0], dim=-1)
-    name = name.to(image_features.device)
-    n_first = len(PROMPT_GROUPS["clip80[1-40]"])
+    device = image_features.device
+    # The name-only classifier is the one the pipeline just used (class-matrix cache); the
+    # per-template features give the other groups and the 80 single-template classifiers.
+    name = S.class_vectors(loaded, classnames, T.NAME_ONLY, cache).to(device)
+    feats = S.template_features(loaded, classnames, T.CLIP80, cache).to(device)
+    position = {t: i for i, t in enumerate(T.CLIP80)}
     group_vectors = {
-        "name": name,
-        "clip80[1-40]": F.normalize(feats[:, :n_first].mean(dim=1), dim=-1),
-        "clip80[41-80]": F.normalize(feats[:, n_first:].mean(dim=1), dim=-1),
-        "clip80": F.normalize(feats.mean(dim=1), dim=-1),
+        g: name if templates == T.NAME_ONLY
+        else F.normalize(feats[:, [position[t] for t in templates]].mean(dim=1), dim=-1)
+        for g, templates in PROMPT_GROUPS.items()
     }
     group_logits = {g: scale * image_features @ v.T for g, v in group_vectors.items()}   # [N, C]
     single_logits = scale * torch.einsum("nd,ctd->ntc", image_features, feats)          # [N, T, C]

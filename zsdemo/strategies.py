@@ -100,6 +100,14 @@ def strategy_templates(strategy: str, custom_templates: tuple[str, ...]) -> tupl
     return info.templates if info.templates is not None else custom_templates
 
 
+def template_features(
+    loaded: LoadedModel, classnames: Sequence[str], templates: Sequence[str], cache: TextFeatureCache | None,
+) -> torch.Tensor:
+    """Unit features of every (class, template) prompt, [C, T, D] (float32, CPU)."""
+    prompts = [T.fill(t, c) for c in classnames for t in templates]
+    return encode_prompts(loaded, prompts, cache).view(len(classnames), len(templates), -1)
+
+
 def class_vectors(
     loaded: LoadedModel,
     classnames: Sequence[str],
@@ -116,10 +124,7 @@ def class_vectors(
     classifiers = cache.classifiers if cache is not None else None
     if classifiers is not None and (hit := classifiers.get(key)) is not None:
         return hit
-    prompts = [T.fill(t, c) for c in classnames for t in templates]
-    feats = encode_prompts(loaded, prompts, cache)
-    feats = feats.view(len(classnames), len(templates), -1)
-    vectors = F.normalize(feats.mean(dim=1), dim=-1)
+    vectors = F.normalize(template_features(loaded, classnames, templates, cache).mean(dim=1), dim=-1)
     if classifiers is not None:
         classifiers.put(key, vectors)
     return vectors
