@@ -241,10 +241,6 @@ class Sense:
     lexname: str         # "noun.animal"
     instance: bool       # a particular person, place or thing, not a kind
 
-    @property
-    def lemma(self) -> str:
-        return self.lemmas[0]
-
 
 @dataclass(frozen=True)
 class ClassSense:
