@@ -48,6 +48,8 @@ def test_crane_lists_its_senses_with_glosses():
     (["mouse", "keyboard", "monitor"], "mouse.n.04"),       # the computer mouse
     (["boxer", "fencer", "wrestler"], "boxer.n.01"),        # the athlete, not the dog
     (["boxer", "poodle", "beagle"], "boxer.n.04"),          # the dog
+    (["cat", "dog", "car", "bicycle"], "cat.n.01"),         # usage counts: not the caterpillar tractor
+    (["dog", "cat", "car", "bicycle"], "dog.n.01"),         # ... and not an andiron
 ])
 def test_default_sense_fits_the_request(names, expected):
     assert chosen(names)[0] == expected
