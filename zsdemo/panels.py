@@ -1,0 +1,215 @@
+"""What the app shows for a result: tables, text panels, thumbnails and figures (no Gradio here).
+
+Every string that reaches the page goes through ``md`` or ``html``: class names, file names and
+glosses come from users or data files and must show as text, never as markup.
+"""
+
+from __future__ import annotations
+
+import html as _html
+import re
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from matplotlib.figure import Figure
+from PIL import Image
+
+from . import consistency as K
+from . import hierarchy as H
+from . import plots
+from .results import ClassificationResult, ImageResult, summary_rows
+
+THUMBNAIL = 160
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>])")
+
+
+def md(text: Any) -> str:
+    """Text shown literally inside Markdown: HTML escaped, Markdown punctuation backslashed."""
+    return _MD_SPECIAL.sub(r"\\\1", _html.escape(str(text), quote=False)).replace("\n", " ")
+
+
+def html(text: Any) -> str:
+    return _html.escape(str(text))
+
+
+def code(text: Any) -> str:
+    """Text in a Markdown code span, where backslash escapes would show literally."""
+    return "`" + _html.escape(str(text), quote=False).replace("`", "'") + "`"
+
+
+def model_notice(model: dict[str, Any]) -> str:
+    """A line about the model; loud when its weights are random."""
+    where = f"{md(model['label'])} on {md(model['device'])} ({md(model['precision'])})"
+    if model.get("random_weights"):
+        return (f"⚠ **{where}: RANDOM weights, so the predictions are meaningless.** "
+                "It exists for tests and offline work; pick a pretrained model for real results.")
+    return f"Model: {where}."
+
+
+def summary_table(result: ClassificationResult) -> tuple[list[str], list[list[str]]]:
+    """The table over all images, with strategy labels as headers."""
+    headers, rows = summary_rows(result)
+    labels = {s: s for s in result.strategies}
+    for im in result.images:
+        for s, r in im.strategies.items():
+            labels[s] = r.label
+    return [labels.get(h, h) for h in headers], rows
+
+
+def verdict_html(check: dict[str, Any] | None) -> str:
+    """The confident / uncertain verdict as a coloured badge with the rule that fired."""
+    if not check:
+        return ""
+    if not check["low_confidence"]:
+        return ('<div class="zs-verdict zs-confident">✔ <b>Confident.</b> The prediction stays the same '
+                "across the four prompt groups and when the image is flipped left-right.</div>")
+    reasons = []
+    if check["o_t"]:
+        reasons.append("the prompt groups disagree")
+    if check["o_b"]:
+        reasons.append("flipping the image left-right changes the prediction")
+    return ('<div class="zs-verdict zs-uncertain">⚠ <b>Uncertain (low confidence).</b> '
+            f"{html(' and '.join(reasons)).capitalize()}. The hierarchy strategies re-rank such "
+            "images with WordNet parents and children.</div>")
+
+
+def consistency_markdown(check: dict[str, Any] | None) -> str:
+    """Prompt groups with their top-1, S_T and S_B in words."""
+    if not check:
+        return ("*The consistency check was not run. Tick \"consistency check\" or a hierarchy strategy "
+                "to see it.*")
+    base = check["base"]
+    lines = [f"**Name-only prediction:** {md(base)}", "",
+             "| prompt group | top-1 | agrees |", "|---|---|---|"]
+    for g, top in check["groups"].items():
+        lines.append(f"| {md(K.GROUP_LABELS.get(g, g))} | {md(top)} | {'✓' if top == base else '✗'} |")
+    singles = check["single_template"]
+    agree_t = sum(t == base for t in singles)
+    agree_b = sum(v == base for v in check["views"].values())
+    lines += ["",
+              f"**S_T = {check['s_t']:.2f}**: {agree_t} of the {len(singles)} single-template classifiers "
+              "agree with the name-only prediction.",
+              "",
+              f"**S_B = {check['s_b']:.2f}**: {agree_b} of the {len(check['views'])} image views agree.",
+              "",
+              f"O_T (prompt groups disagree): **{'yes' if check['o_t'] else 'no'}** · "
+              f"O_B (left-right flip changes the prediction): **{'yes' if check['o_b'] else 'no'}**"]
+    return "\n".join(lines)
+
+
+def view_thumbnails(image: Image.Image | None, check: dict[str, Any] | None,
+                    size: int = THUMBNAIL) -> list[tuple[Image.Image, str]]:
+    """The original and every view of the check as thumbnails, each captioned with its top-1."""
+    if image is None or not check:
+        return []
+    small = image.copy()
+    small.thumbnail((size * 2, size * 2))
+    base = check["base"]
+    out = [(_fit(small, size), f"original → {base}")]
+    for view, top in check["views"].items():
+        mark = "✓" if top == base else "✗"
+        out.append((_fit(K.make_view(small, view), size), f"{K.VIEW_LABELS.get(view, view)} → {top} {mark}"))
+    return out
+
+
+def _fit(image: Image.Image, size: int) -> Image.Image:
+    im = image.copy()
+    im.thumbnail((size, size))
+    return im
+
+
+def hierarchy_details(image: ImageResult) -> tuple[str, dict[str, Any]] | None:
+    """The first hierarchy strategy of the image with its details, or None."""
+    for s, r in image.strategies.items():
+        if s in H.VARIANTS:
+            return r.label, r.details
+    return None
+
+
+def wordnet_markdown(image: ImageResult, senses: Sequence[dict[str, Any]]) -> str:
+    """Each re-ranking candidate: its sense, gloss, why that sense, parent, children, prompts."""
+    found = hierarchy_details(image)
+    if found is None:
+        return "*Select a hierarchy strategy to see what WordNet adds.*"
+    label, d = found
+    rule_reason = {s["name"]: s["reason"] for s in senses}
+    lines = [f"**{md(label)}**: {md(d['reason'])}. Name-only prediction: {md(d['base_prediction'])}.", ""]
+    for rank, c in enumerate(d["candidates"], 1):
+        sense = code(c["sense"]) if c["sense"] else "not in WordNet (bare name kept)"
+        lines.append(f"{rank}. **{md(c['class_name'])}**: {sense}"
+                     + (f", {md(c['gloss'])}" if c.get("gloss") else ""))
+        if c["class_name"] in rule_reason:
+            lines.append(f"   - sense chosen by: {md(rule_reason[c['class_name']])}")
+        lines.append(f"   - parent: {md(c['parent']) if c['parent'] else '(none)'}; children: "
+                     + (", ".join(md(k) for k in c["children"]) if c["children"] else "(none)"))
+        if c["score"] is not None:
+            prompts = "; ".join(f"“{md(p['text'])}” {p['cosine']:.3f}" for p in c["prompts"])
+            lines.append(f"   - score {c['score']:.3f} (max cosine of: {prompts})")
+    return "\n".join(lines)
+
+
+def sense_choices(senses: Sequence[dict[str, Any]]) -> dict[str, list[tuple[str, str]]]:
+    """Class name -> (label, synset) of each noun sense, for classes with more than one."""
+    out = {}
+    for s in senses:
+        if len(s["senses"]) > 1:
+            out[s["name"]] = [(f"{x['synset']}: {x['gloss'][:80]}", x["synset"]) for x in s["senses"]]
+    return out
+
+
+def tpt_markdown(image: ImageResult) -> str:
+    r = image.strategies.get("tpt")
+    if r is None:
+        return ""
+    d = r.details
+    s = d["settings"]
+    steps = f"{s['steps']} step{'s' if s['steps'] != 1 else ''}"
+    return "\n".join([
+        f"**Before tuning** (\"a photo of a {{}}.\"): top-1 {md(d['top1_before'])}, "
+        f"entropy {d['entropy_before']:.3f} nats.",
+        "",
+        f"**After {steps}** on the {len(d['kept_views'])} most confident of {len(d['views'])} views: "
+        f"top-1 {md(r.top1.class_name)} ({100 * r.top1.prob:.1f}%), entropy {d['entropy_after']:.3f} nats.",
+        "",
+        f"Loss (entropy of the kept views' mean prediction): {d['loss_before']:.3f} → {d['loss_after']:.3f}.",
+    ])
+
+
+@dataclass
+class ImagePanels:
+    """Everything the page shows for one selected image."""
+
+    title: str
+    bars: Figure | None
+    verdict: str
+    consistency: str
+    views: list[tuple[Image.Image, str]]
+    wordnet: str
+    tree: Figure | None
+    tpt: str
+    tpt_bars: Figure | None
+    warnings: list[str] = field(default_factory=list)
+
+
+def image_panels(result: ClassificationResult, index: int, image: Image.Image | None) -> ImagePanels:
+    """Panels for ``result.images[index]``; ``image`` is its decoded picture (for the thumbnails)."""
+    im = result.images[index]
+    title = f"### {md(im.source)}" + (f" ({im.width}×{im.height})" if im.width else "")
+    if im.error:
+        return ImagePanels(title, None, "", f"**This image could not be used:** {md(im.error)}", [], "",
+                           None, "", None, list(im.warnings))
+    check = im.analyses.get("consistency")
+    found = hierarchy_details(im)
+    tpt = im.strategies.get("tpt")
+    return ImagePanels(
+        title=title,
+        bars=plots.probability_bars(im, result.classes, result.strategies, result.top_k),
+        verdict=verdict_html(check),
+        consistency=consistency_markdown(check),
+        views=view_thumbnails(image, check),
+        wordnet=wordnet_markdown(im, result.senses),
+        tree=plots.hierarchy_tree(found[1]["candidates"]) if found else None,
+        tpt=tpt_markdown(im),
+        tpt_bars=plots.tpt_bars(tpt, result.classes, result.top_k) if tpt else None,
+        warnings=list(im.warnings),
+    )

@@ -1,0 +1,137 @@
+"""Matplotlib figures drawn from result objects (no pyplot: figures are thread-safe and freed).
+
+Each function takes plain result data and returns a ``matplotlib.figure.Figure``; the app shows
+them, the CLI or a notebook can save them. Nothing here computes a method.
+"""
+
+from __future__ import annotations
+
+import math
+import textwrap
+from typing import Any, Sequence
+
+from matplotlib.figure import Figure
+
+from .results import ImageResult, StrategyResult
+
+MAX_BARS = 12            # classes shown per figure; the rest is summed into "other"
+OTHER = "other"
+OTHER_COLOUR = "#b0b0b0"
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+           "#17becf", "#bcbd22", "#7f7f7f", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896")
+PANEL_COLUMNS = 2        # strategies per row: the figure stays readable in half a page
+DPI = 100
+
+
+def _short(text: str, width: int = 28) -> str:
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
+def shown_classes(strategies: Sequence[StrategyResult], top_k: int, limit: int = MAX_BARS) -> list[int]:
+    """One class order for every panel: the union of each strategy's top-k, by best probability."""
+    best: dict[int, float] = {}
+    for s in strategies:
+        for p in s.top_k[:top_k]:
+            best[p.index] = max(best.get(p.index, 0.0), p.prob)
+    return sorted(best, key=lambda i: (-best[i], i))[:limit]
+
+
+def probability_bars(image: ImageResult, classes: Sequence[str], strategies: Sequence[str],
+                     top_k: int) -> Figure:
+    """Every strategy's probabilities side by side: same classes, order and colours in each panel."""
+    results = [image.strategies[s] for s in strategies if s in image.strategies]
+    order = shown_classes(results, top_k)
+    colour = {c: PALETTE[k % len(PALETTE)] for k, c in enumerate(order)}
+    labels = [_short(classes[c]) for c in order] + [OTHER]
+    ncols = min(PANEL_COLUMNS, max(1, len(results)))
+    nrows = max(1, math.ceil(len(results) / ncols))
+    height = 0.8 + nrows * (0.9 + 0.28 * len(labels))
+    fig = Figure(figsize=(1.6 + 3.0 * ncols, height), dpi=DPI, layout="constrained")
+    axes = fig.subplots(nrows, ncols, sharex=True, sharey=True, squeeze=False)
+    ys = list(range(len(labels)))
+    for k, ax in enumerate(axes.flat):
+        if k >= len(results):
+            ax.set_visible(False)
+            continue
+        r = results[k]
+        probs = [r.probs[c] for c in order]
+        values = probs + [max(0.0, 1.0 - sum(probs))]
+        ax.barh(ys, values, color=[colour[c] for c in order] + [OTHER_COLOUR])
+        for y, v in zip(ys, values):
+            ax.text(min(v, 1.0) + 0.02, y, f"{100 * v:.0f}%", va="center", fontsize=8)
+        ax.set_xlim(0, 1.2)
+        ax.set_xticks([0, 0.5, 1.0], ["0", "50%", "100%"])
+        ax.set_yticks(ys, labels)
+        if k == 0:  # the axes share y, so one inversion puts the best class on top everywhere
+            ax.invert_yaxis()
+        title = f"{_short(r.label, 30)}\ntop-1: {_short(r.top1.class_name, 22)}"
+        ax.set_title(title, fontsize=9, loc="left")
+        ax.tick_params(labelsize=8)
+        ax.grid(axis="x", alpha=0.3)
+        if r.details.get("applied") is False:
+            ax.text(0.98, 0.02, "kept (confident)", transform=ax.transAxes, ha="right", va="bottom",
+                    fontsize=7, color="#555555")
+    fig.suptitle(f"{_short(image.source, 60)}: probability per strategy", fontsize=10)
+    return fig
+
+
+def _node(ax: Any, x: float, y: float, text: str, face: str, bold: bool = False) -> None:
+    ax.text(x, y, text, ha="center", va="center", fontsize=8, fontweight="bold" if bold else "normal",
+            bbox={"boxstyle": "round,pad=0.3", "facecolor": face, "edgecolor": "#555555"})
+
+
+def hierarchy_tree(candidates: Sequence[dict[str, Any]], limit: int = 3, max_children: int = 4) -> Figure:
+    """Each candidate's WordNet neighbourhood as a small tree: parent, the class, its children."""
+    shown = list(candidates[:limit])
+    fig = Figure(figsize=(2.7 * max(1, len(shown)), 3.0), dpi=DPI, layout="constrained")
+    axes = fig.subplots(1, max(1, len(shown)), squeeze=False)[0]
+    for ax, c in zip(axes, shown):
+        ax.set_axis_off()
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        kids = list(c.get("children") or [])
+        more = len(kids) - max_children
+        kids = kids[:max_children] + ([f"+{more} more"] if more > 0 else [])
+        me = "\n".join(textwrap.wrap(c["class_name"], 22)[:2])
+        if c.get("sense"):
+            me += f"\n({c['sense']})"
+        if c.get("parent"):
+            ax.plot([0.5, 0.5], [0.86, 0.58], color="#777777", lw=1)
+            _node(ax, 0.5, 0.9, _short(c["parent"], 26), "#dbe9f6")
+        else:
+            _node(ax, 0.5, 0.9, "(no parent in WordNet)", "#eeeeee")
+        for k, kid in enumerate(kids):
+            x = (k + 0.5) / len(kids)
+            ax.plot([0.5, x], [0.46, 0.2], color="#777777", lw=1)
+            _node(ax, x, 0.12 + 0.07 * (k % 2), _short(kid, 14), "#e5f5e0")
+        if not kids:
+            _node(ax, 0.5, 0.14, "(no children)", "#eeeeee")
+        _node(ax, 0.5, 0.52, me, "#fdd49e", bold=True)
+    if not shown:
+        axes[0].set_axis_off()
+        axes[0].text(0.5, 0.5, "no WordNet candidates", ha="center", va="center")
+    fig.suptitle("WordNet: parent (top), class sense (middle), children (bottom)", fontsize=9)
+    return fig
+
+
+def tpt_bars(result: StrategyResult, classes: Sequence[str], top_k: int) -> Figure:
+    """TPT: probabilities before (initial context) and after tuning, for the classes that matter."""
+    before = result.details["probs_before"]
+    after = result.probs
+    best = {i: max(before[i], after[i]) for i in range(len(classes))}
+    order = sorted(best, key=lambda i: (-best[i], i))[:max(top_k, 1)]
+    ys = list(range(len(order)))
+    fig = Figure(figsize=(6.0, 0.9 + 0.45 * len(order)), dpi=DPI, layout="constrained")
+    ax = fig.subplots()
+    h = 0.38
+    ax.barh([y - h / 2 for y in ys], [before[i] for i in order], h, label="before tuning", color="#9ecae1")
+    ax.barh([y + h / 2 for y in ys], [after[i] for i in order], h, label="after tuning", color="#08519c")
+    ax.set_yticks(ys, [_short(classes[i]) for i in order])
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("probability")
+    ax.legend(fontsize=8, loc="lower right")
+    ax.set_title(f"TPT: entropy {result.details['entropy_before']:.2f} → {result.details['entropy_after']:.2f} nats",
+                 fontsize=9, loc="left")
+    ax.tick_params(labelsize=8)
+    return fig
