@@ -7,7 +7,7 @@ strategies: images are decoded and embedded once, and class vectors come from th
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 
@@ -31,6 +31,13 @@ IMAGE_BATCH_SIZE = 32
 
 # One process-wide cache: every request and every user shares the text features.
 TEXT_CACHE = TextFeatureCache()
+
+# progress(fraction done in [0, 1], what is happening); the app turns it into a progress bar.
+Progress = Callable[[float, str], None]
+
+
+def _no_progress(fraction: float, message: str) -> None:
+    pass
 
 
 @dataclass
@@ -170,6 +177,7 @@ def classify(
     top_k: int = DEFAULT_TOP_K,
     cache: TextFeatureCache | None = TEXT_CACHE,
     names: Sequence[str | None] | None = None,
+    progress: Progress | None = None,
     **options: object,
 ) -> ClassificationResult:
     """Classify a batch of images against the class names with every selected strategy.
@@ -179,7 +187,7 @@ def classify(
     stop the batch: its ImageResult carries the error.
     """
     request = prepare_request(classnames, strategies, templates, top_k, **options)  # type: ignore[arg-type]
-    return classify_request(loaded, images, request, cache, names)
+    return classify_request(loaded, images, request, cache, names, progress)
 
 
 def _class_senses(request: Request) -> tuple[list[W.ClassSense], str | None]:
@@ -226,11 +234,14 @@ def classify_request(
     request: Request,
     cache: TextFeatureCache | None = TEXT_CACHE,
     names: Sequence[str | None] | None = None,
+    progress: Progress | None = None,
 ) -> ClassificationResult:
     """``classify`` for a request validated beforehand (callers that check input before loading)."""
     if not images:
         raise InputError("No image given: add at least one image.")
+    report = progress or _no_progress
     warnings = request.warnings + context_warnings(loaded, request)
+    report(0.0, "decoding images")
     decoded = load_images(images, names)
     good = [d for d in decoded if isinstance(d, LoadedImage)]
     hierarchy = [s for s in request.strategies if s in H.VARIANTS]
@@ -241,7 +252,9 @@ def classify_request(
             warnings.append(missing)
     results: dict[int, ImageResult] = {}
     if good:
+        report(0.05, "waiting for the model" if loaded.lock.locked() else "embedding images")
         with loaded.lock:  # one forward pass at a time per model keeps memory bounded
+            report(0.1, "embedding images")
             feats = embed_images(loaded, good)
             needed = [s for s in request.strategies if S.is_template_strategy(s)]
             needed += [H.VARIANTS[s].fallback for s in hierarchy]
@@ -251,11 +264,15 @@ def classify_request(
                                    S.strategy_templates(s, request.custom_templates), cache)
                 for s in dict.fromkeys(needed)
             }
+            if request.needs_consistency:
+                report(0.3, "consistency check: embedding the image views")
             checks = (K.analyse(loaded, [im.image for im in good], feats, request.classnames, cache, request.views)
                       if request.needs_consistency else [])
             parts = P.prompt_parts(loaded, list(request.classnames)) if "tpt" in request.strategies else None
             per_image = []
             for row, im in enumerate(good):
+                report(0.5 + 0.5 * row / len(good), f"image {row + 1} of {len(good)}"
+                       + (": test-time prompt tuning" if parts is not None else ""))
                 strategies: dict[str, StrategyResult] = {}
                 for s in request.strategies:
                     if s == "tpt":
