@@ -45,16 +45,34 @@ def _imagenet_classnames() -> tuple[str, ...]:
     return tuple(names)
 
 
+# Small sets that make a method visible in class. "crane" alone is ambiguous (a bird and a
+# machine in WordNet; ImageNet has both); its neighbours decide which sense the hierarchy
+# method reads. The fine-grained cats are where name-only CLIP is often unsure.
+TEACHING_PRESETS: dict[str, tuple[str, ...]] = {
+    "crane-birds": ("crane", "heron", "stork", "flamingo", "pelican", "egret"),
+    "crane-machines": ("crane", "bulldozer", "forklift", "excavator", "tow truck", "tractor"),
+    "imagenet-cranes": ("crane bird", "construction crane", "heron", "tow truck", "stork", "forklift"),
+    "cats": ("tabby cat", "tiger cat", "Persian cat", "Siamese cat", "Egyptian Mau", "lynx", "tiger"),
+    "lab-photos": ("cat", "dog", "coffee mug", "espresso", "rocket", "space shuttle", "astronaut",
+                   "motorcycle", "bicycle", "brick wall"),
+}
+
 PRESETS: dict[str, tuple[str, ...]] = {
     "imagenet1k": _imagenet_classnames(),
     "cifar10": CIFAR10_CLASSNAMES,
     "cifar100": CIFAR100_CLASSNAMES,
+    **TEACHING_PRESETS,
 }
 
 PRESET_LABELS: dict[str, str] = {
     "imagenet1k": "ImageNet-1k (1000 classes)",
     "cifar10": "CIFAR-10 (10 classes)",
     "cifar100": "CIFAR-100 (100 classes)",
+    "crane-birds": "teaching: crane among birds",
+    "crane-machines": "teaching: crane among machines",
+    "imagenet-cranes": "teaching: ImageNet's two cranes",
+    "cats": "teaching: fine-grained cats",
+    "lab-photos": "the example photos (10 classes)",
 }
 
 _SPLIT = re.compile(r"[,\n\r]+")
