@@ -1,80 +1,261 @@
 """zsdemo web app (Gradio): layout and event wiring only; all work happens in ``zsdemo``.
 
     python app.py [--model PRESET|SPEC] [--pretrained TAG|FILE] [--device auto|cpu|cuda]
-                  [--host 127.0.0.1] [--port 7860] [--share]
+                  [--host 127.0.0.1] [--port 7860] [--share] [--concurrency 2] [--queue-size 64]
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
+import logging
 import os
 from pathlib import Path
+from typing import Any, Callable
 
 import gradio as gr
+from gradio.data_classes import FileData
 
-from zsdemo.classnames import PRESETS as CLASS_PRESETS
+from zsdemo import demo as D
 from zsdemo.errors import ZsdemoError
-from zsdemo.models import DEFAULT_PRESET, PRESETS, get_model
-from zsdemo.pipeline import classify
-from zsdemo.results import summary_rows
-from zsdemo.strategies import STRATEGIES
+from zsdemo.images import MAX_FILE_BYTES
+from zsdemo.models import DEFAULT_PRESET, REGISTRY
 
-ASSETS = Path(__file__).parent / "assets" / "images"
+ASSETS = Path(__file__).parent / "assets"
+PHOTOS = ASSETS / "images"
+HOW_IT_WORKS = (ASSETS / "how_it_works.md").read_text(encoding="utf-8")
+STATE_TTL_S = 3600            # a browser session's last result is dropped after an idle hour
+STATE_SESSIONS = 256          # ... and at most this many sessions keep one
+log = logging.getLogger("zsdemo.app")
+
+CSS = """
+.zs-verdict {padding: 10px 14px; border-radius: 8px; font-size: 1.05em; margin: 4px 0;}
+.zs-confident {background: #e3f4e1; border: 1px solid #5aa55a; color: #1f4d1f;}
+.zs-uncertain {background: #fff1d6; border: 1px solid #d08c1a; color: #5c3b00;}
+"""
+
+INTRO = """# zsdemo: a zero-shot image classification lab
+Upload images, type the classes you care about, tick prompt strategies and press **Classify**.
+Each strategy's probabilities appear side by side; the consistency panel says whether the
+prediction is stable, the WordNet panel shows what the hierarchy method adds. Click an image
+(or a row of the table) to inspect it. *How it works* is at the bottom of the page."""
+
+EXAMPLES = [
+    [[str(PHOTOS / "cat.png")], "tabby cat\ntiger cat\nPersian cat\nSiamese cat\nEgyptian Mau\nlynx\ntiger",
+     ["name", "clip80", "hierarchy"]],
+    [[str(PHOTOS / "coffee.png")], "coffee mug\nespresso\ncup\nteapot\nsoup bowl\nplate",
+     ["name", "photo", "clip80", "hierarchy"]],
+    [[str(PHOTOS / "rocket.jpg")], "rocket\nmissile\nspace shuttle\nlighthouse\nchimney\ncrane",
+     ["name", "photo", "clip80", "hierarchy"]],
+    [[str(PHOTOS / "astronaut.png")], "astronaut\npilot\nscuba diver\nfirefighter\nnurse\nrobot",
+     ["name", "photo", "tpt"]],
+]
+EXAMPLE_LABELS = [
+    "Chelsea the cat vs fine-grained cat breeds (name, CLIP-80, WordNet)",
+    "A coffee cup: mug, espresso or cup? (name, photo, CLIP-80, WordNet)",
+    "A rocket launch, with 'crane' among the classes (name, photo, CLIP-80, WordNet)",
+    "Eileen Collins in a flight suit: astronaut or pilot? (name, photo, TPT)",
+]
 
 
-def build_app(model: str, pretrained: str | None, device: str) -> gr.Blocks:
-    def run(files, classes, preset, strategies, templates, model_choice):
+def user_errors(fn: Callable) -> Callable:
+    """Our errors become a short message on the page; anything else too, without a traceback."""
+    @functools.wraps(fn)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
         try:
-            loaded = get_model(model_choice or model, pretrained if model_choice == model else None, device)
-            paths = [getattr(f, "name", f) for f in (files or [])]
-            text = "\n".join(CLASS_PRESETS[preset]) if preset else classes
-            result = classify(loaded, paths, text, strategies, templates or None,
-                              names=[os.path.basename(p) for p in paths])
+            return fn(*args, **kwargs)
         except ZsdemoError as e:
             raise gr.Error(str(e), print_exception=False) from None
-        headers, rows = summary_rows(result)
-        notes = "\n".join(f"- {w}" for w in result.warnings) or ""
-        return gr.Dataframe(value=rows, headers=headers), result.to_dict(), notes
+        except gr.Error:
+            raise
+        except Exception:
+            log.exception("unexpected error in %s", fn.__name__)
+            raise gr.Error("Something went wrong on the server while doing this. Please try again; "
+                           "if it keeps happening, try fewer images or classes.", print_exception=False) from None
+    return wrapped
 
-    with gr.Blocks(title="zsdemo: zero-shot classification lab") as demo:
-        gr.Markdown("# zsdemo: zero-shot image classification with CLIP\n"
-                    "Upload images, type class names, pick prompt strategies, compare.")
+
+def _paths(gallery: list | None) -> list[str]:
+    return [item[0] if isinstance(item, (list, tuple)) else item for item in (gallery or [])]
+
+
+def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device: str = "auto") -> gr.Blocks:
+    config = D.AppConfig(model, pretrained, device)
+
+    def show(state: D.Run | None, index: int | None) -> tuple:
+        p = D.panels(state, index)
+        if p is None:
+            return ("", None, "", "", [], "", None, gr.update(visible=False), "", None)
+        return (p.title, p.bars, p.verdict, p.consistency, p.views, p.wordnet, p.tree,
+                gr.update(visible=bool(p.tpt)), p.tpt, p.tpt_bars)
+
+    @user_errors
+    def classify(gallery, classes, strategies, templates, model_choice, top_k, consistency, views,
+                 rerank_all, tpt_steps, tpt_views, senses, progress=gr.Progress()) -> tuple:
+        state = D.run(config, _paths(gallery), classes, strategies, templates, model_choice, top_k, views,
+                      consistency, rerank_all, senses, tpt_steps, tpt_views,
+                      progress=lambda f, msg: progress(f, desc=msg))
+        headers, rows = D.summary_table(state.result)
+        choices = D.sense_choices(state.result)
+        notes = "\n".join(f"- {D.md(w)}" for w in state.result.warnings)
+        return (state, gr.update(value=rows, headers=headers), D.model_notice(state.result.model), notes,
+                gr.update(choices=list(choices), value=next(iter(choices), None)), *show(state, 0))
+
+    @user_errors
+    def select(state: D.Run | None, evt: gr.SelectData) -> tuple:
+        index = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
+        return show(state, index)
+
+    def senses_of(state: D.Run | None, classname: str | None):
+        choices = D.sense_choices(state.result).get(classname or "", []) if state else []
+        return gr.update(choices=choices, value=choices[0][1] if choices else None)
+
+    with gr.Blocks(title="zsdemo: zero-shot classification lab") as page:
+        state = gr.State(None, time_to_live=STATE_TTL_S)
+        senses = gr.State({})
+        gr.Markdown(INTRO)
         with gr.Row():
-            with gr.Column():
-                files = gr.File(label="Images", file_count="multiple", file_types=["image"],
-                                value=[str(p) for p in sorted(ASSETS.glob("*"))][:2])
-                classes = gr.Textbox(label="Class names (comma or new line separated)",
-                                     value="cat, dog, coffee mug, rocket, astronaut", lines=3)
-                preset = gr.Dropdown(label="or a class-name preset", choices=[("none", "")] + [
-                    (k, k) for k in CLASS_PRESETS], value="")
-                strategies = gr.CheckboxGroup(
-                    label="Strategies", value=["name", "photo", "clip80"],
-                    choices=[(f"{s.label}: {s.description}", s.id) for s in STRATEGIES.values()])
-                templates = gr.Textbox(label="Custom templates (one per line, each with {})", lines=2)
-                model_choice = gr.Dropdown(label="Model", value=model, allow_custom_value=True,
-                                           choices=[(p.label, p.id) for p in PRESETS.values()])
-                button = gr.Button("Classify", variant="primary")
-            with gr.Column():
-                table = gr.Dataframe(label="Top-1 per strategy")
+            with gr.Column(scale=2, min_width=360):
+                gallery = gr.Gallery(
+                    label="Images: upload, drop, paste or use the webcam; click one to inspect it",
+                    value=[str(p) for p in sorted(PHOTOS.glob("*"))], type="filepath", interactive=True,
+                    file_types=["image"], sources=["upload", "webcam", "clipboard"], columns=4, height=260,
+                    elem_id="images")
+                preset = gr.Dropdown(label="Class-name preset (fills the box below)", choices=D.preset_choices(),
+                                     value=None)
+                classes = gr.Textbox(label="Class names, one per line or comma-separated", lines=5,
+                                     value=D.preset_text("lab-photos"), elem_id="classes")
+                strategies = gr.CheckboxGroup(label="Strategies", choices=D.strategy_choices(),
+                                              value=list(D.DEFAULT_STRATEGIES), elem_id="strategies")
+                templates = gr.Textbox(label="Custom templates for the 'custom' strategy, one per line with {}",
+                                       lines=2, placeholder="a sketch of a {}.\na close-up photo of a {}.")
+                model_choice = gr.Dropdown(
+                    label="Model: a preset, or an open_clip name and tag (e.g. 'ViT-B-32 laion2b_s34b_b79k', "
+                          "'hf-hub:ORG/REPO')",
+                    choices=D.model_choices(config), value=model, allow_custom_value=True)
+                with gr.Accordion("Advanced settings", open=False):
+                    top_k = gr.Slider(1, D.MAX_TOP_K, value=5, step=1, label="Top-k classes shown per strategy")
+                    consistency = gr.Checkbox(label="Run the consistency check even without a hierarchy strategy",
+                                              value=True)
+                    views = gr.CheckboxGroup(label="Image views for S_B (left-right flip always included)",
+                                             choices=D.view_choices(), value=[v for _, v in D.view_choices()])
+                    rerank_all = gr.Checkbox(label="Hierarchy: re-rank every image, not only uncertain ones")
+                    tpt_steps = gr.Slider(0, 20, value=1, step=1, label="TPT: tuning steps")
+                    tpt_views = gr.Slider(8, 256, value=64, step=8, label="TPT: views (random crops + the original)")
+                run = gr.Button("Classify", variant="primary", elem_id="run")
+            with gr.Column(scale=3, min_width=480):
+                summary = gr.Dataframe(label="All images: top-1 of each strategy and the confidence verdict",
+                                       interactive=False, wrap=True, elem_id="summary")
+                model_note = gr.Markdown()
                 notes = gr.Markdown()
-                details = gr.JSON(label="Full result")
-        button.click(run, [files, classes, preset, strategies, templates, model_choice],
-                     [table, details, notes], api_name="classify")
-    return demo
+                title = gr.Markdown()
+                bars = gr.Plot(label="Probabilities per strategy (top-k classes; the rest is 'other')",
+                               show_label=False, elem_id="bars")
+        with gr.Row(equal_height=False):
+            with gr.Column():
+                gr.Markdown("## Consistency: does the prediction survive rewording and flipping?")
+                verdict = gr.HTML(elem_id="verdict")
+                consistency_md = gr.Markdown()
+                view_gallery = gr.Gallery(label="Views, each labelled with its name-only top-1", columns=4,
+                                          height="auto", interactive=False, allow_preview=True)
+            with gr.Column(elem_id="wordnet"):
+                gr.Markdown("## WordNet: what the hierarchy method adds")
+                wordnet_md = gr.Markdown()
+                tree = gr.Plot(label="Parent and children of the top candidates", show_label=False)
+                with gr.Row():
+                    sense_class = gr.Dropdown(label="Class with several senses", choices=[])
+                    sense = gr.Dropdown(label="WordNet sense to use", choices=[])
+                with gr.Row():
+                    apply_sense = gr.Button("Re-run with this sense")
+                    reset_senses = gr.Button("Reset senses")
+        with gr.Column(visible=False) as tpt_panel:
+            gr.Markdown("## Test-time prompt tuning: before and after")
+            tpt_md = gr.Markdown()
+            tpt_plot = gr.Plot(label="TPT probabilities", show_label=False)
+        with gr.Accordion("How it works", open=False):
+            gr.Markdown(HOW_IT_WORKS)
+
+        panel_outputs = [title, bars, verdict, consistency_md, view_gallery, wordnet_md, tree, tpt_panel,
+                         tpt_md, tpt_plot]
+        run_inputs = [gallery, classes, strategies, templates, model_choice, top_k, consistency, views,
+                      rerank_all, tpt_steps, tpt_views, senses]
+        run_outputs = [state, summary, model_note, notes, sense_class, *panel_outputs]
+        # Page events are private (api_name set so that they do not take the API's names).
+        run.click(classify, run_inputs, run_outputs, api_name="ui_run", api_visibility="private",
+                  concurrency_id="model")
+        gallery.select(select, [state], panel_outputs, api_visibility="private")
+        summary.select(select, [state], panel_outputs, api_visibility="private")
+        preset.input(user_errors(D.preset_text), preset, classes, api_visibility="private")
+        sense_class.change(senses_of, [state, sense_class], sense, api_visibility="private")
+        apply_sense.click(user_errors(D.choose_sense), [senses, sense_class, sense], senses,
+                          api_visibility="private").success(
+            classify, run_inputs, run_outputs, api_name="ui_rerun_sense", api_visibility="private",
+            concurrency_id="model")
+        reset_senses.click(lambda: {}, None, senses, api_visibility="private").then(
+            classify, run_inputs, run_outputs, api_name="ui_rerun_reset", api_visibility="private",
+            concurrency_id="model")
+        def example(gallery, classes, strategies) -> tuple:
+            return classify(gallery, classes, strategies, "", model, 5, True, [v for _, v in D.view_choices()],
+                            False, 1, 64, {})
+
+        gr.Examples(EXAMPLES, [gallery, classes, strategies], run_outputs, fn=example,
+                    cache_examples=True, cache_mode="lazy", api_visibility="private", example_labels=EXAMPLE_LABELS,
+                    label="Examples (click one, then look at the panels)")
+
+        # API endpoints for gradio_client (documented in the README).
+        def classify_api(images: list[FileData], classes: str, strategies: str = "name,photo,clip80",
+                         templates: str = "", top_k: int = 5, consistency: bool = False, views: str = "",
+                         rerank_all: bool = False, senses: str = "", tpt_steps: int = 1, tpt_views: int = 64,
+                         model: str = "") -> dict:
+            """Classify images against class names; returns the result as JSON (schema zsdemo.classify/1)."""
+            paths = [f["path"] if isinstance(f, dict) else str(f) for f in images or []]
+            run = D.run(config, paths, classes, strategies, templates, model, top_k, views or None,
+                        consistency, rerank_all, senses, tpt_steps, tpt_views)
+            return run.result.to_dict()
+
+        def wordnet_api(classes: str, senses: str = "") -> list[dict]:
+            """The WordNet reading of each class name: senses, the one used and why, parent, children."""
+            return D.wordnet_senses(classes, senses)
+
+        def options_api() -> dict:
+            """Model presets, strategy ids, class-name presets and view ids."""
+            return D.options(config)
+
+        gr.api(user_errors(classify_api), api_name="classify", concurrency_id="model")
+        gr.api(user_errors(wordnet_api), api_name="wordnet")
+        gr.api(user_errors(options_api), api_name="options")
+    return page
+
+
+def launch(page: gr.Blocks, host: str = "127.0.0.1", port: int | None = 7860, share: bool = False,
+           concurrency: int = 2, queue_size: int = 64, **kwargs: Any) -> tuple:
+    # One model and one text cache serve everyone; the queue bounds how many requests run at once
+    # (the model's lock serialises forward passes; decoding and plotting overlap) and how many wait.
+    page.queue(default_concurrency_limit=concurrency, max_size=queue_size)
+    return page.launch(server_name=host, server_port=port, share=share, max_file_size=MAX_FILE_BYTES,
+                       state_session_capacity=STATE_SESSIONS, css=CSS, show_error=False, **kwargs)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="zsdemo web app")
-    parser.add_argument("--model", default=os.environ.get("ZSDEMO_MODEL", DEFAULT_PRESET))
-    parser.add_argument("--pretrained", default=None)
-    parser.add_argument("--device", default="auto")
+    parser.add_argument("--model", default=os.environ.get("ZSDEMO_MODEL", DEFAULT_PRESET),
+                        help="model preset or open_clip spec (default %(default)s)")
+    parser.add_argument("--pretrained", default=os.environ.get("ZSDEMO_PRETRAINED"),
+                        help="pretrained tag or checkpoint file for an architecture name")
+    parser.add_argument("--device", default=os.environ.get("ZSDEMO_DEVICE", "auto"),
+                        help="auto (CUDA when present), cpu or cuda")
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
-    parser.add_argument("--share", action="store_true")
+    parser.add_argument("--share", action="store_true", help="also serve on a public gradio.live link")
+    parser.add_argument("--concurrency", type=int, default=2, help="requests worked on at once")
+    parser.add_argument("--queue-size", type=int, default=64, help="requests that may wait; more are refused")
+    parser.add_argument("--max-models", type=int, default=1,
+                        help="models kept in memory at once when visitors switch models")
     args = parser.parse_args()
-    demo = build_app(args.model, args.pretrained, args.device)
-    demo.queue(default_concurrency_limit=2).launch(server_name=args.host, server_port=args.port,
-                                                   share=args.share)
+    logging.basicConfig(level=logging.INFO)
+    REGISTRY.max_models = max(1, args.max_models)
+    launch(build_app(args.model, args.pretrained, args.device), args.host, args.port, args.share,
+           args.concurrency, args.queue_size)
 
 
 if __name__ == "__main__":

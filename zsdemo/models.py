@@ -166,7 +166,7 @@ def _register_tiny_config() -> None:
         open_clip.add_model_config(TINY_CONFIG_DIR / f"{TINY_ARCH}.json")
 
 
-def _looks_like_path(value: str) -> bool:
+def looks_like_path(value: str) -> bool:
     return os.sep in value or value.startswith(".") or value.lower().endswith(_WEIGHT_SUFFIXES)
 
 
@@ -276,7 +276,7 @@ def _open_clip_arguments(spec: ModelSpec) -> tuple[str, str | None, dict[str, An
         )
     if os.path.isfile(pretrained):
         return arch, pretrained, {}
-    if _looks_like_path(pretrained):
+    if looks_like_path(pretrained):
         raise ModelLoadError(f"Checkpoint file {pretrained!r} not found: check the path.")
     tags = open_clip.list_pretrained_tags_by_model(arch)
     raise ModelLoadError(

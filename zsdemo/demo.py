@@ -1,0 +1,183 @@
+"""The web app's backend: one plain function per page event (the page itself is ``app.py``).
+
+All users share one model registry and one text-feature cache (``pipeline.TEXT_CACHE``); what a
+browser session keeps between events is a ``Run``: its result and the uploaded files' paths.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from . import classnames as C
+from . import consistency as K
+from . import hierarchy as H
+from . import models as M
+from . import wordnet as W
+from .errors import ImageError, InputError, ModelLoadError
+from .images import load_image
+from .panels import ImagePanels, image_panels, md, model_notice, summary_table  # noqa: F401 (the page's text helpers)
+from .panels import sense_choices as _sense_choices
+from .pipeline import DEFAULT_TOP_K, Progress, classify_request, prepare_request
+from .results import ClassificationResult
+from .strategies import STRATEGIES
+
+DEFAULT_STRATEGIES: tuple[str, ...] = ("name", "photo", "clip80", "hierarchy")
+MAX_TOP_K = 20
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    """What the server was started with; only these may name files on the server."""
+
+    model: str = M.DEFAULT_PRESET
+    pretrained: str | None = None
+    device: str = "auto"
+
+
+@dataclass
+class Run:
+    result: ClassificationResult
+    paths: list[str] = field(default_factory=list)
+
+
+def preset_text(preset: str | None) -> str:
+    return "\n".join(C.preset_classnames(preset)) if preset else ""
+
+
+def preset_choices() -> list[tuple[str, str]]:
+    return [(C.PRESET_LABELS.get(p, p), p) for p in C.PRESETS]
+
+
+def strategy_choices() -> list[tuple[str, str]]:
+    return [(f"{s.label}: {s.description}", s.id) for s in STRATEGIES.values()]
+
+
+def model_choices(config: AppConfig) -> list[tuple[str, str]]:
+    choices = [(p.label, p.id) for p in M.PRESETS.values()]
+    if config.model not in M.PRESETS:
+        choices.insert(0, (f"{config.model} (server default)", config.model))
+    return choices
+
+
+def view_choices() -> list[tuple[str, str]]:
+    return [(K.VIEW_LABELS[v], v) for v in K.VIEWS]
+
+
+def options(config: AppConfig) -> dict[str, Any]:
+    """What a client may choose from (the API's ``options`` endpoint)."""
+    return {
+        "default_model": config.model,
+        "models": {p.id: p.label for p in M.PRESETS.values()},
+        "strategies": {s.id: s.description for s in STRATEGIES.values()},
+        "class_presets": {p: C.PRESET_LABELS.get(p, p) for p in C.PRESETS},
+        "views": dict(K.VIEW_LABELS),
+    }
+
+
+def sense_choices(result: ClassificationResult) -> dict[str, list[tuple[str, str]]]:
+    return _sense_choices(result.senses)
+
+
+def pick_model(config: AppConfig, choice: str | None) -> M.LoadedModel:
+    """The server's model, a preset, or a free open_clip spec typed as ``ARCH [TAG]`` / ``hf-hub:ORG/REPO``.
+
+    Files on the server (checkpoints, ``local-dir:``) can be named only when starting the server:
+    a page visitor must not make the server read arbitrary paths.
+    """
+    choice = (choice or "").strip()
+    if not choice or choice == config.model:
+        return M.get_model(config.model, config.pretrained, config.device)
+    name, _, tag = choice.partition(" ")
+    tag = tag.strip() or None
+    names_a_file = name.startswith("local-dir:") or (not name.startswith("hf-hub:") and M.looks_like_path(name))
+    if names_a_file or (tag is not None and M.looks_like_path(tag)):
+        raise ModelLoadError("Models from files on the server can only be chosen when the server starts "
+                             "(python app.py --model ... --pretrained ...). Pick a preset or an open_clip "
+                             "name with a pretrained tag, e.g. 'ViT-B-32 laion2b_s34b_b79k'.")
+    return M.get_model(name, tag, config.device)
+
+
+def _tpt_settings(steps: int | float | None, views: int | float | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if steps is not None:
+        out["steps"] = int(steps)
+    if views is not None:
+        out["views"] = int(views)
+    return out
+
+
+def _check_top_k(top_k: int | float | None) -> int:
+    if top_k is None:
+        return DEFAULT_TOP_K
+    if not float(top_k).is_integer() or not 1 <= top_k <= MAX_TOP_K:
+        raise InputError(f"top-k must be a whole number from 1 to {MAX_TOP_K} (got {top_k!r}).")
+    return int(top_k)
+
+
+def run(
+    config: AppConfig,
+    paths: Sequence[str],
+    classes: str,
+    strategies: Sequence[str] | str | None,
+    templates: str | None = None,
+    model: str | None = None,
+    top_k: int | float | None = DEFAULT_TOP_K,
+    views: Sequence[str] | str | None = None,
+    consistency: bool = False,
+    rerank_all: bool = False,
+    senses: dict[str, str] | str | None = None,
+    tpt_steps: int | float | None = None,
+    tpt_views: int | float | None = None,
+    progress: Progress | None = None,
+) -> Run:
+    """Validate everything (fast, before a model loads), then classify every image."""
+    paths = [p for p in paths if p]
+    if not paths:
+        raise InputError("No image yet: upload, drop, paste or photograph at least one image, then run.")
+    if not strategies:
+        raise InputError("No strategy selected: tick at least one strategy.")
+    request = prepare_request(
+        classes, strategies, templates or None, _check_top_k(top_k), consistency=consistency,
+        views=views or None, rerank_all=rerank_all, senses=senses or None,
+        tpt=_tpt_settings(tpt_steps, tpt_views),
+    )
+    if progress:
+        progress(0.0, "loading the model")
+    loaded = pick_model(config, model)
+    names = [os.path.basename(p) for p in paths]
+    return Run(classify_request(loaded, paths, request, names=names, progress=progress), list(paths))
+
+
+def panels(state: Run | None, index: int | None) -> ImagePanels | None:
+    """The panels of one image of the last run (the first when ``index`` is out of range)."""
+    if state is None or not state.result.images:
+        return None
+    index = index if index is not None and 0 <= index < len(state.result.images) else 0
+    image = None
+    if state.result.images[index].ok and index < len(state.paths):
+        try:
+            image = load_image(state.paths[index]).image
+        except ImageError:
+            image = None  # the file went away since the run; panels without thumbnails
+    return image_panels(state.result, index, image)
+
+
+def choose_sense(chosen: dict[str, str] | None, classname: str | None, synset: str | None) -> dict[str, str]:
+    """The session's sense choices with one more (or one removed, when ``synset`` is empty)."""
+    out = dict(chosen or {})
+    if not classname:
+        raise InputError("Pick a class first, then one of its WordNet senses.")
+    if synset:
+        out[classname] = synset
+    else:
+        out.pop(classname, None)
+    return out
+
+
+def wordnet_senses(names: str, senses: str | dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """Senses, parent and children of each class name, as the hierarchy strategies read them."""
+    parsed = C.parse_classnames(names).names
+    chosen = W.check_overrides(W.parse_overrides(senses), parsed) if senses else {}
+    return [c.to_dict() for c in H.class_senses(parsed, chosen)]
