@@ -51,3 +51,14 @@ def save_local_dir(model, folder: Path, arch_config: dict) -> Path:
 @pytest.fixture(scope="session")
 def astronaut_path() -> Path:
     return ASSETS / "images" / "astronaut.png"
+
+
+@pytest.fixture(scope="session")
+def live_app():
+    """The app launched on loopback with the tiny model (a free port); yields its URL."""
+    import app
+
+    page = app.build_app("tiny-random", None, "cpu")
+    _, url, _ = app.launch(page, port=None, prevent_thread_lock=True, quiet=True)
+    yield url
+    page.close()

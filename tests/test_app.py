@@ -1,9 +1,163 @@
+"""The app: its backend (zsdemo.demo, panels, plots) and the launched server through gradio_client."""
+
+from __future__ import annotations
+
 import gradio as gr
+import pytest
+from gradio_client import Client, handle_file
+from matplotlib.figure import Figure
 
 import app
+from zsdemo import demo as D
+from zsdemo import panels, plots
+from zsdemo.errors import InputError, ModelLoadError
+
+CONFIG = D.AppConfig("tiny-random", None, "cpu")
 
 
-def test_app_builds_with_its_classify_endpoint():
-    demo = app.build_app("tiny-random", None, "cpu")
-    assert isinstance(demo, gr.Blocks)
-    assert any(getattr(fn, "api_name", None) == "classify" for fn in demo.fns.values())
+def test_app_builds_with_named_api_endpoints():
+    page = app.build_app("tiny-random", None, "cpu")
+    assert isinstance(page, gr.Blocks)
+    names = {fn.api_name for fn in page.fns.values()}
+    assert {"classify", "wordnet", "options"} <= names
+
+
+@pytest.fixture(scope="module")
+def run(cat_path, astronaut_path):
+    return D.run(CONFIG, [str(cat_path), str(astronaut_path)], "cat, crane, heron, astronaut, rocket",
+                 ["name", "clip80", "hierarchy", "tpt"], consistency=True, tpt_views=8, top_k=3)
+
+
+def test_panels_of_a_run(run):
+    p = D.panels(run, 1)
+    assert "astronaut\\.png" in p.title
+    assert isinstance(p.bars, Figure) and isinstance(p.tree, Figure) and isinstance(p.tpt_bars, Figure)
+    # Bars: one panel per strategy, same class order in each, plus "other".
+    axes = [ax for ax in p.bars.axes if ax.get_visible()]
+    assert len(axes) == 4
+    labels = [[t.get_text() for t in ax.get_yticklabels()] for ax in axes[::plots.PANEL_COLUMNS]]
+    assert labels[0][-1] == plots.OTHER and all(lab == labels[0] for lab in labels)
+    colours = [[tuple(bar.get_facecolor()) for bar in ax.patches] for ax in axes]
+    assert all(c == colours[0] for c in colours)
+    check = run.result.images[1].analyses["consistency"]
+    assert ("Confident" in p.verdict) != check["low_confidence"]
+    assert f"S_T = {check['s_t']:.2f}" in p.consistency.replace("\\_", "_")
+    assert len(p.views) == 1 + len(check["views"]) and p.views[0][1].startswith("original → ")
+    assert all(max(im.size) <= panels.THUMBNAIL for im, _ in p.views)
+    assert "WordNet re" in p.wordnet and "parent:" in p.wordnet
+    assert "Before tuning" in p.tpt and "entropy" in p.tpt
+
+
+def test_bars_sum_to_one_with_other(run):
+    im = run.result.images[0]
+    order = plots.shown_classes([im.strategies[s] for s in run.result.strategies], run.result.top_k)
+    fig = plots.probability_bars(im, run.result.classes, run.result.strategies, run.result.top_k)
+    widths = [bar.get_width() for bar in fig.axes[0].patches]
+    assert len(widths) == len(order) + 1
+    assert sum(widths) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_summary_table_has_a_verdict_column(run):
+    headers, rows = D.summary_table(run.result)
+    assert headers[0] == "image" and headers[-1] == "confidence" and len(rows) == 2
+    assert rows[0][-1] in ("confident", "low confidence")
+
+
+def test_user_text_is_escaped_in_panels():
+    assert panels.md("<b>x</b>*y*") == "&lt;b&gt;x&lt;/b&gt;\\*y\\*"
+    assert "<script>" not in panels.verdict_html({"low_confidence": True, "o_t": True, "o_b": False})
+    assert panels.code("a`b<") == "`a'b&lt;`"
+
+
+def test_sense_choice_is_recorded_and_removed():
+    chosen = D.choose_sense({}, "crane", "crane.n.04")
+    assert chosen == {"crane": "crane.n.04"}
+    assert D.choose_sense(chosen, "crane", None) == {}
+    with pytest.raises(InputError):
+        D.choose_sense({}, None, "crane.n.04")
+
+
+def test_sense_picker_reruns_with_the_chosen_sense(cat_path):
+    names = "crane, heron, stork, bulldozer"
+    default = D.run(CONFIG, [str(cat_path)], names, ["hierarchy"], rerank_all=True)
+    assert D.sense_choices(default.result)["crane"]
+    picked = D.run(CONFIG, [str(cat_path)], names, ["hierarchy"], rerank_all=True,
+                   senses=D.choose_sense({}, "crane", "crane.n.04"))
+    crane = next(s for s in picked.result.senses if s["name"] == "crane")
+    assert crane["chosen"]["synset"] == "crane.n.04" and crane["rule"] == "user"
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(paths=[]), "No image yet"),
+    (dict(classes=""), "No class names"),
+    (dict(strategies=[]), "No strategy selected"),
+    (dict(strategies=["custom"]), "template"),
+    (dict(top_k=0), "top-k"),
+    (dict(tpt_steps=99, strategies=["tpt"]), "steps"),
+    (dict(views=["sideways"]), "Unknown view"),
+])
+def test_bad_page_input_gets_a_message(cat_path, kwargs, message):
+    args = dict(paths=[str(cat_path)], classes="cat, dog", strategies=["name"])
+    args.update(kwargs)
+    with pytest.raises(InputError, match=message):
+        D.run(CONFIG, args.pop("paths"), args.pop("classes"), args.pop("strategies"), **args)
+
+
+@pytest.mark.parametrize("choice", ["local-dir:/tmp", "ViT-B-32 /etc/passwd", "./weights.pt", "ViT-B-32 model.safetensors"])
+def test_page_cannot_name_files_on_the_server(choice):
+    with pytest.raises(ModelLoadError, match="when the server starts"):
+        D.pick_model(CONFIG, choice)
+
+
+def test_presets_fill_the_class_box():
+    assert D.preset_text("crane-birds").splitlines()[0] == "crane"
+    assert D.preset_text(None) == ""
+    with pytest.raises(InputError):
+        D.preset_text("no-such-preset")
+
+
+# --- the launched app, through gradio_client ---------------------------------------------------
+
+@pytest.fixture(scope="module")
+def client(live_app):
+    return Client(live_app, verbose=False)
+
+
+def test_client_classify_end_to_end(client, cat_path, astronaut_path):
+    out = client.predict([handle_file(str(cat_path)), handle_file(str(astronaut_path))],
+                         "cat, crane, heron, astronaut", "name,clip80,hierarchy", consistency=True,
+                         api_name="/classify")
+    assert out["schema"] == "zsdemo.classify/1" and out["model"]["random_weights"] is True
+    assert [im["source"] for im in out["images"]] == ["cat.png", "astronaut.png"]
+    first = out["images"][0]
+    assert set(first["strategies"]) == {"name", "clip80", "hierarchy"}
+    assert first["analyses"]["consistency"]["verdict"] in ("confident", "low confidence")
+    assert sum(first["strategies"]["name"]["probs"]) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_client_wordnet_and_options(client):
+    senses = client.predict("crane, heron, stork", api_name="/wordnet")
+    assert senses[0]["chosen"]["synset"] == "crane.n.05" and senses[0]["parent"]
+    options = client.predict(api_name="/options")
+    assert options["default_model"] == "tiny-random" and "hierarchy" in options["strategies"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (([], "cat, dog"), "No image yet"),
+    ((["CAT"], ""), "No class names"),
+    ((["CAT"], "cat, dog", "name,unknown"), "Unknown strategy"),
+])
+def test_client_bad_input_gets_a_message_and_the_server_keeps_serving(client, cat_path, args, message):
+    args = tuple([handle_file(str(cat_path))] if a == ["CAT"] else a for a in args)
+    with pytest.raises(Exception, match=message) as info:
+        client.predict(*args, api_name="/classify")
+    assert "Traceback" not in str(info.value)
+    ok = client.predict([handle_file(str(cat_path))], "cat, dog", api_name="/classify")
+    assert ok["images"][0]["error"] is None
+
+
+def test_client_non_image_file_is_reported_per_image(client, cat_path, tmp_path):
+    junk = tmp_path / "notes.txt"
+    junk.write_text("not an image")
+    out = client.predict([handle_file(str(junk)), handle_file(str(cat_path))], "cat, dog", api_name="/classify")
+    assert "not an image" in out["images"][0]["error"] and out["images"][1]["error"] is None

@@ -1,0 +1,75 @@
+"""The page in a real browser (Playwright driving Debian's chromium, headless).
+
+Screenshots go to ``artifacts/screenshots/`` (git-ignored) so that a person can look at them.
+Set ZSDEMO_BROWSER to another Chromium executable; without one the tests are skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+playwright = pytest.importorskip("playwright.sync_api")
+
+BROWSER = os.environ.get("ZSDEMO_BROWSER") or shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"]
+SHOTS = Path(__file__).resolve().parents[1] / "artifacts" / "screenshots"
+TIMEOUT_MS = 90_000
+
+pytestmark = pytest.mark.skipif(not os.path.exists(BROWSER), reason=f"no Chromium at {BROWSER}")
+
+
+@pytest.fixture(scope="module")
+def page(live_app):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=BROWSER, args=ARGS)
+        tab = browser.new_page(viewport={"width": 1400, "height": 1000})
+        tab.set_default_timeout(TIMEOUT_MS)
+        tab.goto(live_app)
+        tab.wait_for_selector("#run")
+        yield tab
+        browser.close()
+
+
+def _classify(page, classes: str) -> None:
+    page.fill("#classes textarea", classes)
+    page.click("#run")
+
+
+def test_upload_type_run_and_see_every_panel(page, cat_path, tmp_path):
+    other = tmp_path / "red square.png"
+    Image.new("RGB", (300, 200), (200, 30, 30)).save(other)
+    page.get_by_role("button", name="Clear").first.click()
+    page.set_input_files("#images input[type=file]", [str(cat_path), str(other)])
+    page.wait_for_selector("#images [aria-label='Thumbnail 2 of 2']")
+    _classify(page, "cat, crane, heron, stork, red square")
+    page.wait_for_selector("#verdict .zs-verdict")
+    page.wait_for_selector("#bars img")
+    verdict = page.inner_text("#verdict")
+    assert "Confident" in verdict or "Uncertain" in verdict
+    wordnet = page.inner_text("#wordnet")
+    assert "WordNet re-ranking" in wordnet and "parent:" in wordnet
+    summary = page.inner_text("#summary")
+    assert "cat.png" in summary and "red square.png" in summary
+    page.screenshot(path=str(SHOTS / "1_result.png"), full_page=True)
+    # Clicking the second image shows its panels.
+    page.click("#images [aria-label='Thumbnail 2 of 2']")
+    page.wait_for_function("() => document.body.innerText.includes('red square.png (300×200)')")
+    page.screenshot(path=str(SHOTS / "2_second_image.png"), full_page=True)
+
+
+def test_bad_input_gets_a_message_not_a_traceback_and_the_page_keeps_working(page):
+    _classify(page, "  ,  ")
+    page.get_by_text("No class names given").first.wait_for()
+    page.screenshot(path=str(SHOTS / "3_error.png"), full_page=True)
+    assert "Traceback" not in page.content()
+    _classify(page, "<b>bold</b>, cat")
+    page.wait_for_function("() => document.querySelector('#summary').innerText.includes('<b>bold</b>')"
+                           " || document.body.innerText.includes('<b>bold</b>')")
+    assert page.locator("b", has_text="bold").count() == 0   # shown as text, never as markup
