@@ -82,36 +82,49 @@ def _paths(gallery: list | None) -> list[str]:
 def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device: str = "auto") -> gr.Blocks:
     config = D.AppConfig(model, pretrained, device)
 
-    def show(state: D.Run | None, index: int | None) -> tuple:
-        p = D.panels(state, index)
+    def panel_values(run: D.Run | None, index: int | None) -> tuple:
+        p = D.panels(run, index)
         if p is None:
-            return ("", None, "", "", [], "", None, gr.update(visible=False), "", None)
-        return (p.title, p.bars, p.verdict, p.consistency, p.views, p.wordnet, p.tree,
-                gr.update(visible=bool(p.tpt)), p.tpt, p.tpt_bars)
+            return ("", None, "", "", [], "", None, "", gr.update(value=None, visible=False))
+        return (p.title, p.bars, p.verdict, p.consistency, p.views, p.wordnet, p.tree, p.tpt,
+                gr.update(value=p.tpt_bars, visible=p.tpt_bars is not None))
 
     @user_errors
     def classify(gallery, classes, strategies, templates, model_choice, top_k, consistency, views,
-                 rerank_all, tpt_steps, tpt_views, senses, progress=gr.Progress()) -> tuple:
-        state = D.run(config, _paths(gallery), classes, strategies, templates, model_choice, top_k, views,
-                      consistency, rerank_all, senses, tpt_steps, tpt_views,
-                      progress=lambda f, msg: progress(f, desc=msg))
-        headers, rows = D.summary_table(state.result)
-        choices = D.sense_choices(state.result)
-        notes = "\n".join(f"- {D.md(w)}" for w in state.result.warnings)
-        return (state, gr.update(value=rows, headers=headers), D.model_notice(state.result.model), notes,
-                gr.update(choices=list(choices), value=next(iter(choices), None)), *show(state, 0))
+                 rerank_all, tpt_steps, tpt_views, senses, progress=gr.Progress()) -> dict:
+        run = D.run(config, _paths(gallery), classes, strategies, templates, model_choice, top_k, views,
+                    consistency, rerank_all, senses, tpt_steps, tpt_views,
+                    progress=lambda f, msg: progress(f, desc=msg))
+        return run.to_state()
 
     @user_errors
-    def select(state: D.Run | None, evt: gr.SelectData) -> tuple:
-        index = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
-        return show(state, index)
+    def refresh(state: dict | None) -> tuple:
+        """Everything drawn from a new run: the table, notes, sense picker and the first image's panels."""
+        run = D.Run.from_state(state)
+        if run is None:
+            return (None, "", "", gr.update(choices=[], value=None), *panel_values(None, None))
+        headers, rows = D.summary_table(run.result)
+        notes = "\n".join(f"- {D.md(w)}" for w in run.result.warnings)
+        choices = list(D.sense_choices(run.result))
+        return ({"data": rows, "headers": headers}, D.model_notice(run.result.model), notes,
+                gr.update(choices=choices, value=choices[0] if choices else None), *panel_values(run, 0))
 
-    def senses_of(state: D.Run | None, classname: str | None):
-        choices = D.sense_choices(state.result).get(classname or "", []) if state else []
+    @user_errors
+    def select(state: dict | None, evt: gr.SelectData) -> tuple:
+        index = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
+        return panel_values(D.Run.from_state(state), index)
+
+    def senses_of(state: dict | None, classname: str | None):
+        run = D.Run.from_state(state)
+        choices = D.sense_choices(run.result).get(classname or "", []) if run else []
         return gr.update(choices=choices, value=choices[0][1] if choices else None)
 
     with gr.Blocks(title="zsdemo: zero-shot classification lab") as page:
         state = gr.State(None, time_to_live=STATE_TTL_S)
+        # gr.State cannot be stored with cached examples: an example's run (the result as JSON)
+        # comes back through this hidden component and is copied into the state. Examples are
+        # small, so the round trip to the browser is too.
+        example_state = gr.JSON(visible=False)
         senses = gr.State({})
         gr.Markdown(INTRO)
         with gr.Row():
@@ -168,24 +181,27 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
                 with gr.Row():
                     apply_sense = gr.Button("Re-run with this sense")
                     reset_senses = gr.Button("Reset senses")
-        with gr.Column(visible=False) as tpt_panel:
+        with gr.Column():
             gr.Markdown("## Test-time prompt tuning: before and after")
             tpt_md = gr.Markdown()
-            tpt_plot = gr.Plot(label="TPT probabilities", show_label=False)
+            tpt_plot = gr.Plot(label="TPT probabilities", show_label=False, visible=False)
         with gr.Accordion("How it works", open=False):
             gr.Markdown(HOW_IT_WORKS)
 
-        panel_outputs = [title, bars, verdict, consistency_md, view_gallery, wordnet_md, tree, tpt_panel,
-                         tpt_md, tpt_plot]
+        panel_outputs = [title, bars, verdict, consistency_md, view_gallery, wordnet_md, tree, tpt_md, tpt_plot]
         run_inputs = [gallery, classes, strategies, templates, model_choice, top_k, consistency, views,
                       rerank_all, tpt_steps, tpt_views, senses]
-        run_outputs = [state, summary, model_note, notes, sense_class, *panel_outputs]
+        # Runs only set the state; its change event draws everything, whether the run came from
+        # the button, the sense picker or a cached example.
+        run_outputs = [state]
         # Page events are private (api_name set so that they do not take the API's names).
         run.click(classify, run_inputs, run_outputs, api_name="ui_run", api_visibility="private",
                   concurrency_id="model")
         gallery.select(select, [state], panel_outputs, api_visibility="private")
         summary.select(select, [state], panel_outputs, api_visibility="private")
         preset.input(user_errors(D.preset_text), preset, classes, api_visibility="private")
+        state.change(refresh, state, [summary, model_note, notes, sense_class, *panel_outputs],
+                     api_visibility="private")
         sense_class.change(senses_of, [state, sense_class], sense, api_visibility="private")
         apply_sense.click(user_errors(D.choose_sense), [senses, sense_class, sense], senses,
                           api_visibility="private").success(
@@ -194,11 +210,13 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
         reset_senses.click(lambda: {}, None, senses, api_visibility="private").then(
             classify, run_inputs, run_outputs, api_name="ui_rerun_reset", api_visibility="private",
             concurrency_id="model")
-        def example(gallery, classes, strategies) -> tuple:
+
+        def example(gallery, classes, strategies) -> dict:
             return classify(gallery, classes, strategies, "", model, 5, True, [v for _, v in D.view_choices()],
                             False, 1, 64, {})
 
-        gr.Examples(EXAMPLES, [gallery, classes, strategies], run_outputs, fn=example,
+        example_state.change(lambda s: s, example_state, state, api_visibility="private")
+        gr.Examples(EXAMPLES, [gallery, classes, strategies], [example_state], fn=example,
                     cache_examples=True, cache_mode="lazy", api_visibility="private", example_labels=EXAMPLE_LABELS,
                     label="Examples (click one, then look at the panels)")
 

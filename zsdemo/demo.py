@@ -41,6 +41,16 @@ class Run:
     result: ClassificationResult
     paths: list[str] = field(default_factory=list)
 
+    # The page keeps a run as JSON: Gradio can then store it with the cached examples.
+    def to_state(self) -> dict[str, Any]:
+        return {"result": self.result.to_dict(), "paths": list(self.paths)}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any] | None) -> "Run | None":
+        if not state:
+            return None
+        return cls(ClassificationResult.from_dict(state["result"]), list(state["paths"]))
+
 
 def preset_text(preset: str | None) -> str:
     return "\n".join(C.preset_classnames(preset)) if preset else ""

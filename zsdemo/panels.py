@@ -160,7 +160,7 @@ def sense_choices(senses: Sequence[dict[str, Any]]) -> dict[str, list[tuple[str,
 def tpt_markdown(image: ImageResult) -> str:
     r = image.strategies.get("tpt")
     if r is None:
-        return ""
+        return "*Tick the TPT strategy to tune the prompt on this image and compare before and after.*"
     d = r.details
     s = d["settings"]
     steps = f"{s['steps']} step{'s' if s['steps'] != 1 else ''}"

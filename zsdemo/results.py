@@ -71,6 +71,24 @@ class ClassificationResult:
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ClassificationResult":
+        """The inverse of ``to_dict`` (results saved as JSON, or kept as JSON by the app)."""
+        if d.get("schema") != SCHEMA:
+            raise ValueError(f"not a {SCHEMA} result (schema {d.get('schema')!r})")
+        images = [
+            ImageResult(
+                source=im["source"], width=im["width"], height=im["height"],
+                strategies={k: StrategyResult(s["strategy"], s["label"], s["probs"], s["logits"],
+                                              [Prediction(**p) for p in s["top_k"]], s["details"])
+                            for k, s in im["strategies"].items()},
+                analyses=im["analyses"], warnings=im["warnings"], error=im["error"],
+            )
+            for im in d["images"]
+        ]
+        return cls(model=d["model"], classes=d["classes"], strategies=d["strategies"], templates=d["templates"],
+                   top_k=d["top_k"], images=images, warnings=d["warnings"], senses=d["senses"])
+
 
 def verdict(image: ImageResult) -> str:
     """The consistency verdict of one image, or "" when the analysis was not run."""
