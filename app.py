@@ -163,7 +163,7 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
                 notes = gr.Markdown()
                 title = gr.Markdown()
                 bars = gr.Plot(label="Probabilities per strategy (top-k classes; the rest is 'other')",
-                               show_label=False, elem_id="bars")
+                               show_label=False, format="png", elem_id="bars")
         with gr.Row(equal_height=False):
             with gr.Column():
                 gr.Markdown("## Consistency: does the prediction survive rewording and flipping?")
@@ -174,7 +174,7 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
             with gr.Column(elem_id="wordnet"):
                 gr.Markdown("## WordNet: what the hierarchy method adds")
                 wordnet_md = gr.Markdown()
-                tree = gr.Plot(label="Parent and children of the top candidates", show_label=False)
+                tree = gr.Plot(label="Parent and children of the top candidates", show_label=False, format="png")
                 with gr.Row():
                     sense_class = gr.Dropdown(label="Class with several senses", choices=[])
                     sense = gr.Dropdown(label="WordNet sense to use", choices=[])
@@ -184,7 +184,7 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
         with gr.Column():
             gr.Markdown("## Test-time prompt tuning: before and after")
             tpt_md = gr.Markdown()
-            tpt_plot = gr.Plot(label="TPT probabilities", show_label=False, visible=False)
+            tpt_plot = gr.Plot(label="TPT probabilities", show_label=False, visible=False, format="png")
         with gr.Accordion("How it works", open=False):
             gr.Markdown(HOW_IT_WORKS)
 
