@@ -161,3 +161,12 @@ def test_client_non_image_file_is_reported_per_image(client, cat_path, tmp_path)
     junk.write_text("not an image")
     out = client.predict([handle_file(str(junk)), handle_file(str(cat_path))], "cat, dog", api_name="/classify")
     assert "not an image" in out["images"][0]["error"] and out["images"][1]["error"] is None
+
+
+def test_run_survives_the_json_state_round_trip(run):
+    import json
+
+    back = D.Run.from_state(json.loads(json.dumps(run.to_state())))
+    assert back.result == run.result and back.paths == run.paths
+    with pytest.raises(ValueError, match="schema"):
+        D.Run.from_state({"result": {"schema": "other"}, "paths": []})
