@@ -223,6 +223,7 @@ def reset() -> None:
     with _lock:
         _reader, _failure = None, None
         _synsets.cache_clear()
+        _usage_counts.cache_clear()
         _depths.cache_clear()
 
 
@@ -381,17 +382,24 @@ def _candidates(synsets: Sequence[Any]) -> list[Any]:
     return kinds or list(synsets)
 
 
-def _usage_share(synsets: Sequence[Any], name: str | None) -> dict[str, float]:
-    """Each synset's share of the tagged uses of ``name`` (all 0 when WordNet has no counts)."""
-    if not name:
-        return {}
+@lru_cache(maxsize=65536)
+def _usage_counts(name: str) -> dict[str, int]:
+    """Synset name -> how often ``name`` was tagged in that sense (empty without usage counts)."""
     wn = ensure_wordnet()
     forms = {f.lower() for f in _lookup_forms(name)}
     forms |= {m.lower() for f in list(forms) if (m := wn.morphy(f, "n"))}
     try:
-        counts = {s.name(): sum(l.count() for l in s.lemmas() if l.name().lower() in forms) for s in synsets}
+        return {s.name(): sum(l.count() for l in s.lemmas() if l.name().lower() in forms) for s in _synsets(name)}
     except (OSError, LookupError):  # no usage counts in this WordNet copy
         return {}
+
+
+def _usage_share(synsets: Sequence[Any], name: str | None) -> dict[str, float]:
+    """Each synset's share of the tagged uses of ``name`` (all 0 when WordNet has no counts)."""
+    if not name:
+        return {}
+    counts = _usage_counts(name)
+    counts = {s.name(): counts.get(s.name(), 0) for s in synsets}
     total = sum(counts.values())
     return {k: v / total for k, v in counts.items()} if total else {}
 
