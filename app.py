@@ -212,8 +212,8 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
             concurrency_id="model")
 
         def example(gallery, classes, strategies) -> dict:
-            return classify(gallery, classes, strategies, "", model, 5, True, [v for _, v in D.view_choices()],
-                            False, 1, 64, {})
+            # Every other input as the page starts with it.
+            return classify(gallery, classes, strategies, *(c.value for c in run_inputs[3:]))
 
         example_state.change(lambda s: s, example_state, state, api_visibility="private")
         gr.Examples(EXAMPLES, [gallery, classes, strategies], [example_state], fn=example,
