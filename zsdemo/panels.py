@@ -18,6 +18,7 @@ from . import consistency as K
 from . import hierarchy as H
 from . import plots
 from .results import ClassificationResult, ImageResult, summary_rows
+from .strategies import STRATEGIES
 
 THUMBNAIL = 160
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>])")
@@ -49,11 +50,7 @@ def model_notice(model: dict[str, Any]) -> str:
 def summary_table(result: ClassificationResult) -> tuple[list[str], list[list[str]]]:
     """The table over all images, with strategy labels as headers."""
     headers, rows = summary_rows(result)
-    labels = {s: s for s in result.strategies}
-    for im in result.images:
-        for s, r in im.strategies.items():
-            labels[s] = r.label
-    return [labels.get(h, h) for h in headers], rows
+    return [STRATEGIES[h].label if h in STRATEGIES else h for h in headers], rows
 
 
 def verdict_html(check: dict[str, Any] | None) -> str:
