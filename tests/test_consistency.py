@@ -100,6 +100,14 @@ def test_s_b_is_the_share_of_views_agreeing(tiny, cat_path):
     assert check.s_b == pytest.approx(sum(t == check.base for t in tops) / len(tops))
 
 
+def test_one_pass_embedding_matches_originals_then_views(tiny, cat_path, astronaut_path):
+    images = [load_image(cat_path), load_image(astronaut_path)]
+    feats, views = K.embed_with_views(tiny, [im.image for im in images], ["rot90"])
+    assert feats.shape[0] == 2 and views.shape[:2] == (2, 2)      # the flip is always added
+    assert torch.allclose(feats, embed_images(tiny, images), atol=1e-5)
+    assert torch.allclose(views, K.embed_views(tiny, [im.image for im in images], ["hflip", "rot90"]), atol=1e-5)
+
+
 def test_views_are_deterministic_and_shaped():
     im = Image.new("RGB", (40, 20))
     im.putpixel((0, 0), (255, 0, 0))

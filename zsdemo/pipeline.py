@@ -254,8 +254,12 @@ def classify_request(
     if good:
         report(0.05, "waiting for the model" if loaded.lock.locked() else "embedding images")
         with loaded.lock:  # one forward pass at a time per model keeps memory bounded
-            report(0.1, "embedding images")
-            feats = embed_images(loaded, good)
+            if request.needs_consistency:
+                report(0.1, "embedding the images and their views (consistency check)")
+                feats, view_feats = K.embed_with_views(loaded, [im.image for im in good], request.views)
+            else:
+                report(0.1, "embedding images")
+                feats, view_feats = embed_images(loaded, good), None
             needed = [s for s in request.strategies if S.is_template_strategy(s)]
             needed += [H.VARIANTS[s].fallback for s in hierarchy]
             needed += ["name"] if request.needs_consistency else []
@@ -264,10 +268,8 @@ def classify_request(
                                    S.strategy_templates(s, request.custom_templates), cache)
                 for s in dict.fromkeys(needed)
             }
-            if request.needs_consistency:
-                report(0.3, "consistency check: embedding the image views")
-            checks = (K.analyse(loaded, [im.image for im in good], feats, request.classnames, cache, request.views)
-                      if request.needs_consistency else [])
+            checks = (K.analyse(loaded, [im.image for im in good], feats, request.classnames, cache, request.views,
+                                view_feats) if request.needs_consistency else [])
             parts = P.prompt_parts(loaded, list(request.classnames)) if "tpt" in request.strategies else None
             per_image = []
             for row, im in enumerate(good):
