@@ -32,6 +32,21 @@ CSS = """
 .zs-verdict {padding: 10px 14px; border-radius: 8px; font-size: 1.05em; margin: 4px 0;}
 .zs-confident {background: #e3f4e1; border: 1px solid #5aa55a; color: #1f4d1f;}
 .zs-uncertain {background: #fff1d6; border: 1px solid #d08c1a; color: #5c3b00;}
+.zs-caption {font-size: 0.9em; opacity: 0.8; margin-bottom: 6px;}
+.zs-trees {display: flex; flex-wrap: wrap; gap: 10px;}
+.zs-tree {flex: 1 1 180px; display: flex; flex-direction: column; align-items: center; padding: 8px;
+          border: 1px solid #cccccc; border-radius: 8px;}
+.zs-node {border: 1px solid #555555; border-radius: 6px; padding: 2px 8px; text-align: center;
+          color: #111111; font-size: 0.9em;}
+.zs-parent {background: #dbe9f6;}
+.zs-class {background: #fdd49e;}
+.zs-name {font-weight: bold;}
+.zs-kid {background: #e5f5e0; margin: 2px;}
+.zs-none {background: #eeeeee; font-style: italic;}
+.zs-edge {width: 2px; height: 14px; background: #888888;}
+.zs-kids {display: flex; flex-wrap: wrap; justify-content: center; align-items: center;
+          border-top: 2px solid #888888; padding-top: 6px;}
+.zs-more {font-size: 0.85em; margin: 2px 4px;}
 """
 
 INTRO = """# zsdemo: a zero-shot image classification lab
@@ -170,11 +185,12 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
                 verdict = gr.HTML(elem_id="verdict")
                 consistency_md = gr.Markdown()
                 view_gallery = gr.Gallery(label="Views, each labelled with its name-only top-1", columns=4,
+                                          format="jpeg",
                                           height="auto", interactive=False, allow_preview=True)
             with gr.Column(elem_id="wordnet"):
                 gr.Markdown("## WordNet: what the hierarchy method adds")
                 wordnet_md = gr.Markdown()
-                tree = gr.Plot(label="Parent and children of the top candidates", show_label=False, format="png")
+                tree = gr.HTML(elem_id="wordnet-tree")
                 with gr.Row():
                     sense_class = gr.Dropdown(label="Class with several senses", choices=[])
                     sense = gr.Dropdown(label="WordNet sense to use", choices=[])

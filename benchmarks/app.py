@@ -7,7 +7,8 @@ with random weights (same compute as the real weights) on the CPU, text cache wa
 Measured, each the median of ``--repeat`` warm calls:
 
 - page request: what a click on Classify costs on the server: ``demo.run`` plus the panels of the
-  first image (figures drawn and encoded to WebP as Gradio does) and the JSON state;
+  first image (figures drawn and encoded as PNG, thumbnails as JPEG, as the page's components do) and
+  the JSON state;
 - API request: ``demo.run`` alone (what the ``/classify`` endpoint returns, as JSON);
 - HTTP request: the ``/classify`` endpoint through gradio_client against the launched app
   (upload, queue and JSON included);
@@ -67,10 +68,9 @@ def page_request(config: D.AppConfig) -> None:
     run = D.run(config, [str(IMAGE)], CLASSES, STRATEGIES, consistency=True)
     state = json.dumps(run.to_state())
     panels = D.panels(D.Run.from_state(json.loads(state)), 0)
-    for fig in (panels.bars, panels.tree):
-        fig.savefig(io.BytesIO(), format="png")   # what gr.Plot(format="png") does with a figure
+    panels.bars.savefig(io.BytesIO(), format="png")   # what gr.Plot(format="png") does with a figure
     for image, _ in panels.views:
-        image.save(io.BytesIO(), format="webp")
+        image.save(io.BytesIO(), format="jpeg")   # the view gallery's format
 
 
 def api_request(config: D.AppConfig) -> None:

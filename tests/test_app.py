@@ -11,6 +11,7 @@ import app
 from zsdemo import demo as D
 from zsdemo import panels, plots
 from zsdemo.errors import InputError, ModelLoadError
+from zsdemo.strategies import STRATEGIES
 
 CONFIG = D.AppConfig("tiny-random", None, "cpu")
 
@@ -31,16 +32,17 @@ def run(cat_path, astronaut_path):
 def test_panels_of_a_run(run):
     p = D.panels(run, 1)
     assert "astronaut\\.png" in p.title
-    assert isinstance(p.bars, Figure) and isinstance(p.tree, Figure) and isinstance(p.tpt_bars, Figure)
+    assert isinstance(p.bars, Figure) and isinstance(p.tpt_bars, Figure)
+    assert 'class="zs-tree"' in p.tree and "parent" in p.tree
     # Bars: one panel (bar group) per strategy, same classes in the same order and colours, + "other".
     ax = p.bars.axes[0]
-    groups = ax.containers
-    assert len(groups) == 4
+    groups = plots.bar_groups(p.bars)
+    assert [g.get_label() for g in groups] == [STRATEGIES[s].label for s in run.result.strategies]
     labels = [t.get_text() for t in ax.get_yticklabels()]
-    n = len(groups[0])
+    n = len(groups[0].get_paths())
     assert labels[n - 1] == plots.OTHER and labels[:n] == labels[n:2 * n]
-    colours = [[tuple(bar.get_facecolor()) for bar in g] for g in groups]
-    assert all(c == colours[0] for c in colours)
+    colours = [[tuple(c) for c in g.get_facecolors()] for g in groups]
+    assert len(colours[0]) == n and all(c == colours[0] for c in colours)
     check = run.result.images[1].analyses["consistency"]
     assert ("Confident" in p.verdict) != check["low_confidence"]
     assert f"S_T = {check['s_t']:.2f}" in p.consistency.replace("\\_", "_")
@@ -54,7 +56,7 @@ def test_bars_sum_to_one_with_other(run):
     im = run.result.images[0]
     order = plots.shown_classes([im.strategies[s] for s in run.result.strategies], run.result.top_k)
     fig = plots.probability_bars(im, run.result.classes, run.result.strategies, run.result.top_k)
-    widths = [bar.get_width() for bar in fig.axes[0].containers[0]]
+    widths = plots.bar_widths(plots.bar_groups(fig)[0])
     assert len(widths) == len(order) + 1
     assert sum(widths) == pytest.approx(1.0, abs=1e-5)
 
@@ -63,6 +65,13 @@ def test_summary_table_has_a_verdict_column(run):
     headers, rows = D.summary_table(run.result)
     assert headers[0] == "image" and headers[-1] == "confidence" and len(rows) == 2
     assert rows[0][-1] in ("confident", "low confidence")
+
+
+def test_wordnet_tree_shows_markup_in_names_as_text(cat_path):
+    run = D.run(CONFIG, [str(cat_path)], "<b>bold</b>, cat", ["name", "hierarchy"], rerank_all=True)
+    tree = D.panels(run, 0).tree
+    assert tree.count('class="zs-tree"') == 2 and "feline" in tree
+    assert "&lt;b&gt;bold&lt;/b&gt;" in tree and "<b>" not in tree
 
 
 def test_user_text_is_escaped_in_panels():

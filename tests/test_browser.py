@@ -55,6 +55,7 @@ def test_upload_type_run_and_see_every_panel(page, cat_path, tmp_path):
     assert "Confident" in verdict or "Uncertain" in verdict
     wordnet = page.inner_text("#wordnet")
     assert "WordNet re-ranking" in wordnet and "parent:" in wordnet
+    page.wait_for_selector("#wordnet-tree .zs-tree .zs-class")   # the drawn trees
     summary = page.inner_text("#summary")
     assert "cat.png" in summary and "red square.png" in summary
     page.screenshot(path=str(SHOTS / "1_result.png"), full_page=True)

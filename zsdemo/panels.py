@@ -145,6 +145,35 @@ def wordnet_markdown(image: ImageResult, senses: Sequence[dict[str, Any]]) -> st
     return "\n".join(lines)
 
 
+def hierarchy_tree(image: ImageResult, limit: int = 3, max_children: int = 6) -> str:
+    """Each top candidate's WordNet neighbourhood as a small HTML tree: parent, the class, children.
+
+    HTML rather than a figure: the browser lays it out at any width, long names wrap instead of
+    being clipped, the text can be searched and copied, and the server draws nothing (a matplotlib
+    tree cost about 70 ms of every page request). The ``zs-*`` classes are styled by the app.
+    """
+    found = hierarchy_details(image)
+    if found is None:
+        return ""
+    trees = []
+    for c in found[1]["candidates"][:limit]:
+        parent = (f'<div class="zs-node zs-parent" title="parent (hypernym)">{html(c["parent"])}</div>'
+                  if c.get("parent") else '<div class="zs-node zs-none">no parent in WordNet</div>')
+        sense = f'<br><code>{html(c["sense"])}</code>' if c.get("sense") else "<br><i>not in WordNet</i>"
+        kids = list(c.get("children") or [])
+        chips = "".join(f'<span class="zs-node zs-kid">{html(k)}</span>' for k in kids[:max_children])
+        if len(kids) > max_children:
+            chips += f'<span class="zs-more">+{len(kids) - max_children} more</span>'
+        below = (f'<div class="zs-edge"></div><div class="zs-kids" title="children (hyponyms)">{chips}</div>'
+                 if kids else '<div class="zs-edge"></div><div class="zs-node zs-none">no children</div>')
+        trees.append(f'<div class="zs-tree">{parent}<div class="zs-edge"></div>'
+                     f'<div class="zs-node zs-class"><span class="zs-name">{html(c["class_name"])}</span>{sense}'
+                     f'</div>{below}</div>')
+    return ('<div class="zs-caption">WordNet neighbourhood of the top candidates: parent (top), '
+            'the class and its sense (middle), children (bottom)</div>'
+            f'<div class="zs-trees">{"".join(trees)}</div>')
+
+
 def sense_choices(senses: Sequence[dict[str, Any]]) -> dict[str, list[tuple[str, str]]]:
     """Class name -> (label, synset) of each noun sense, for classes with more than one."""
     out = {}
@@ -182,7 +211,7 @@ class ImagePanels:
     consistency: str
     views: list[tuple[Image.Image, str]]
     wordnet: str
-    tree: Figure | None
+    tree: str
     tpt: str
     tpt_bars: Figure | None
     warnings: list[str] = field(default_factory=list)
@@ -194,9 +223,8 @@ def image_panels(result: ClassificationResult, index: int, image: Image.Image | 
     title = f"### {md(im.source)}" + (f" ({im.width}×{im.height})" if im.width else "")
     if im.error:
         return ImagePanels(title, None, "", f"**This image could not be used:** {md(im.error)}", [], "",
-                           None, "", None, list(im.warnings))
+                           "", "", None, list(im.warnings))
     check = im.analyses.get("consistency")
-    found = hierarchy_details(im)
     tpt = im.strategies.get("tpt")
     return ImagePanels(
         title=title,
@@ -205,7 +233,7 @@ def image_panels(result: ClassificationResult, index: int, image: Image.Image | 
         consistency=consistency_markdown(check),
         views=view_thumbnails(image, check),
         wordnet=wordnet_markdown(im, result.senses),
-        tree=plots.hierarchy_tree(found[1]["candidates"]) if found else None,
+        tree=hierarchy_tree(im),
         tpt=tpt_markdown(im),
         tpt_bars=plots.tpt_bars(tpt, result.classes, result.top_k) if tpt else None,
         warnings=list(im.warnings),
