@@ -88,6 +88,11 @@ class ClassList:
     warnings: tuple[str, ...] = field(default=())
 
 
+def clean_name(item: str) -> str:
+    """One class name as every strategy reads it: printable characters, single spaces, trimmed."""
+    return _WHITESPACE.sub(" ", "".join(ch for ch in item if ch.isprintable() or ch == " ")).strip()
+
+
 def parse_classnames(text: str | list[str] | tuple[str, ...]) -> ClassList:
     """Split comma- or newline-separated text (or take a list), trim, drop empties and duplicates.
 
@@ -102,7 +107,7 @@ def parse_classnames(text: str | list[str] | tuple[str, ...]) -> ClassList:
     seen: dict[str, str] = {}
     duplicates: list[str] = []
     for item in raw:
-        name = _WHITESPACE.sub(" ", "".join(ch for ch in item if ch.isprintable() or ch == " ")).strip()
+        name = clean_name(item)
         if not name:
             continue
         key = name.casefold()

@@ -1,4 +1,4 @@
-"""Command line: ``python -m zsdemo classify|wordnet|setup-wordnet|models|strategies``."""
+"""Command line: ``python -m zsdemo classify|evaluate|wordnet|setup-wordnet|models|strategies``."""
 
 from __future__ import annotations
 
@@ -6,13 +6,19 @@ import argparse
 import json
 import logging
 import sys
+import tempfile
+from pathlib import Path
 from typing import Sequence
 
 from . import classnames as C
 from . import consistency as K
+from . import evaluate as E
 from . import hierarchy as H
 from . import wordnet as W
+from .archive import extract_zip
 from .errors import ZsdemoError
+from .feature_store import DEFAULT_DIR, FeatureStore
+from .labelled import open_labelled, read_class_map
 from .models import DEFAULT_PRESET, PRESETS, get_model
 from .pipeline import DEFAULT_TOP_K, classify_request, prepare_request
 from .results import ClassificationResult
@@ -66,6 +72,41 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--tpt-seed", type=int, default=None, help="TPT: seed of the view sampling (0)")
     c.add_argument("--json", action="store_true", help="print the full result as JSON")
     _add_model_args(c)
+
+    e = sub.add_parser("evaluate", help="accuracy and selective prediction on a labelled image folder",
+                       description="Evaluate strategies on labelled images: an ImageFolder tree (one "
+                                   "subfolder per class, named by the class or by a WordNet id such as "
+                                   "n01440764), a folder with labels.csv, a CSV of path,label, or a zip of "
+                                   "either.")
+    e.add_argument("data", help="ImageFolder folder, folder with labels.csv, CSV file, or .zip")
+    e.add_argument("--out", default="evaluation", help="folder for report.json, the CSV tables and "
+                                                      "coverage.png (default ./evaluation)")
+    e.add_argument("--strategies", default=",".join(E.DEFAULT_STRATEGIES),
+                   help=f"comma-separated ids (default {','.join(E.DEFAULT_STRATEGIES)}); name and clip80 "
+                        "are always computed; tpt is slow (off by default)")
+    e.add_argument("--templates", action="append", default=None, metavar="T",
+                   help="a custom template with one {} (repeat the flag for several)")
+    e.add_argument("--class-map", default=None, metavar="FILE",
+                   help="label -> class name mapping: JSON object or lines 'label,class name'")
+    candidates = e.add_mutually_exclusive_group()
+    candidates.add_argument("--classes", help="candidate classes (default: the labels found)")
+    candidates.add_argument("--classes-file", help="a text file of candidate classes, one per line")
+    candidates.add_argument("--preset", choices=sorted(C.PRESETS), help="candidate classes from a preset")
+    e.add_argument("--views", default=None,
+                   help=f"image views for S_B (default all: {', '.join(K.VIEWS)}); 'hflip' alone is "
+                        "about 5x faster but S_B then has one view")
+    e.add_argument("--rerank-all", action="store_true", help="hierarchy strategies re-rank every image")
+    e.add_argument("--sense", action="append", default=None, metavar="CLASS=SENSE",
+                   help="the WordNet sense of a class (repeatable)")
+    e.add_argument("--batch-size", type=int, default=E.BATCH_SIZE,
+                   help=f"images per encoder step, each with its views (default {E.BATCH_SIZE})")
+    e.add_argument("--cache", default=str(DEFAULT_DIR),
+                   help="image-feature cache folder, keyed by file content and model; a second run skips "
+                        "the encoder (default $ZSDEMO_FEATURE_CACHE or ~/.cache/zsdemo/features)")
+    e.add_argument("--no-cache", action="store_true", help="neither read nor write the feature cache")
+    e.add_argument("--quiet", action="store_true", help="no progress bar")
+    e.add_argument("--json", action="store_true", help="print the full report as JSON")
+    _add_model_args(e)
 
     w = sub.add_parser("wordnet", help="show how class names map into WordNet")
     w.add_argument("names", nargs="+", help="class names; each is read in the context of the others")
@@ -139,6 +180,81 @@ def run_classify(args: argparse.Namespace) -> int:
     return EXIT_IMAGE_FAILED if failed else 0
 
 
+def _percent(x: float | None) -> str:
+    return "   n/a" if x is None else f"{100 * x:6.2f}"
+
+
+def format_evaluation(report: E.EvaluationReport, files: Sequence[Path]) -> str:
+    s = report.summary()
+    model = report.model
+    lines = [f"model: {model['label']} on {model['device']}"
+             + ("  [RANDOM WEIGHTS: numbers are meaningless]" if model["random_weights"] else ""),
+             f"data: {report.dataset['root']} ({report.dataset['kind']}): {s['n_images']} images evaluated, "
+             f"{len(report.classes)} classes, {report.dataset['skipped_non_images']} non-image files skipped, "
+             f"{len(report.corrupt)} unreadable images skipped, {len(report.dataset['problems'])} other problems",
+             f"time: {report.timing['seconds']:.1f} s, {report.timing['images_per_second']:.2f} images/s "
+             f"({report.timing['encoded']} encoded, {report.timing['from_cache']} from the feature cache)"]
+    lines += [f"warning: {w}" for w in report.warnings]
+    lines += ["", f"{'strategy':<14}{'top-1 %':>9}{'top-5 %':>9}"]
+    for sid, a in s["accuracy"].items():
+        lines.append(f"{sid:<14}{_percent(a['top1']):>9}{_percent(a['top5']):>9}"
+                     + ("" if a["selected"] else "   (computed for the baselines)"))
+    low = s["low_confidence"]
+    lines += ["", f"low-confidence set (binary rule): {low['size']} images "
+                  f"({_percent(low['share']).strip()}% of the set)"]
+    for sid, r in low["reranking"].items():
+        lines.append(f"  {sid}: low set {_percent(r['low_before']).strip()} -> {_percent(r['low_after']).strip()}, "
+                     f"full set {_percent(r['full_before']).strip()} -> {_percent(r['full_after']).strip()} "
+                     f"(top-1 %, {r['baseline']} -> {sid})")
+    sel = s["selective"]
+    lines += ["", "AUROC (separating correct from wrong name-only predictions):"]
+    for k, label in E.SCORES.items():
+        v, own = sel["auroc"][k], sel["auroc_own"].get(k)
+        lines.append(f"  {label:<46}{'n/a' if v is None else f'{v:.3f}':>7}"
+                     + (f"   (vs CLIP-80's own correctness: {'n/a' if own is None else f'{own:.3f}'})"
+                        if k in sel["auroc_own"] else ""))
+    confused = s["confusions"].get("name", [])[:5]
+    if confused:
+        lines += ["", "most confused (name only): "
+                  + "; ".join(f"{c['true']} -> {c['predicted']} ({c['count']})" for c in confused)]
+    lines += ["", "written: " + ", ".join(str(f) for f in files)]
+    return "\n".join(lines)
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    mapping = read_class_map(args.class_map) if args.class_map else None
+    candidates = None
+    if args.classes or args.classes_file or args.preset:
+        candidates = C.parse_classnames(_read_classes(args)).names
+    with tempfile.TemporaryDirectory(prefix="zsdemo-eval-") as tmp:
+        source = Path(args.data)
+        damaged: list[tuple[str, str]] = []
+        if source.is_file() and source.suffix.lower() == ".zip":
+            extracted = extract_zip(source, tmp)
+            source, damaged = extracted.root, extracted.damaged
+        data = open_labelled(source, mapping, candidates)
+        data.problems += [(f, f"damaged zip entry: {why}") for f, why in damaged]
+        loaded = get_model(args.model, args.pretrained, args.device, args.precision)
+        store = None if args.no_cache else FeatureStore(args.cache, loaded)
+        from tqdm import tqdm
+
+        with tqdm(total=len(data.items), unit="img", file=sys.stderr, disable=args.quiet) as bar:
+            def progress(fraction: float, message: str) -> None:
+                bar.update(round(fraction * len(data.items)) - bar.n)
+                bar.set_postfix_str(message.split("(")[-1].rstrip(")"), refresh=False)
+
+            report = E.evaluate(loaded, data, args.strategies, args.templates, args.views, args.rerank_all,
+                                args.sense, batch_size=args.batch_size, store=store, progress=progress)
+        files = E.write_report(report, args.out)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=1, ensure_ascii=False))
+    else:
+        print(format_evaluation(report, files))
+    for f, why in report.corrupt:
+        print(f"skipped: {why}", file=sys.stderr)
+    return 0
+
+
 def format_senses(senses: Sequence[W.ClassSense]) -> str:
     lines = []
     for cs in senses:
@@ -198,6 +314,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "classify":
             return run_classify(args)
+        if args.command == "evaluate":
+            return run_evaluate(args)
         if args.command == "wordnet":
             return run_wordnet(args)
         if args.command == "setup-wordnet":

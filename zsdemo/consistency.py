@@ -178,6 +178,21 @@ def analyse(
     (``embed_with_views``); otherwise the views are made and embedded here.
     """
     views = parse_views(list(views))
+    if view_features is None:
+        view_features = embed_views(loaded, images, views)
+    return analyse_features(loaded, image_features, view_features, classnames, cache, views)
+
+
+def analyse_features(
+    loaded: LoadedModel,
+    image_features: torch.Tensor,
+    view_features: torch.Tensor,
+    classnames: Sequence[str],
+    cache: TextFeatureCache | None,
+    views: Sequence[str] = DEFAULT_VIEWS,
+) -> list[Consistency]:
+    """``analyse`` from features alone: originals [N, D] and their ``views`` [N, V, D]."""
+    views = parse_views(list(views))
     scale = loaded.logit_scale
     device = image_features.device
     # The name-only classifier is the one the pipeline just used (class-matrix cache); the
@@ -192,8 +207,7 @@ def analyse(
     }
     group_logits = {g: scale * image_features @ v.T for g, v in group_vectors.items()}   # [N, C]
     single_logits = scale * torch.einsum("nd,ctd->ntc", image_features, feats)          # [N, T, C]
-    view_feats = embed_views(loaded, images, views) if view_features is None else view_features  # [N, V, D]
-    view_logits = scale * view_feats @ name.T                                            # [N, V, C]
+    view_logits = scale * view_features @ name.T                                         # [N, V, C]
     return [
         consistency_from_logits(
             group_logits["name"][i],
@@ -201,5 +215,5 @@ def analyse(
             single_logits[i],
             {v: view_logits[i, j] for j, v in enumerate(views)},
         )
-        for i in range(len(images))
+        for i in range(len(image_features))
     ]

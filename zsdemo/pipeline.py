@@ -36,7 +36,7 @@ TEXT_CACHE = TextFeatureCache()
 Progress = Callable[[float, str], None]
 
 
-def _no_progress(fraction: float, message: str) -> None:
+def no_progress(fraction: float, message: str) -> None:
     pass
 
 
@@ -190,7 +190,7 @@ def classify(
     return classify_request(loaded, images, request, cache, names, progress)
 
 
-def _class_senses(request: Request) -> tuple[list[W.ClassSense], str | None]:
+def request_senses(request: Request) -> tuple[list[W.ClassSense], str | None]:
     """Senses of every class, or bare names and the reason when WordNet is missing."""
     try:
         return H.class_senses(request.classnames, request.senses), None
@@ -239,7 +239,7 @@ def classify_request(
     """``classify`` for a request validated beforehand (callers that check input before loading)."""
     if not images:
         raise InputError("No image given: add at least one image.")
-    report = progress or _no_progress
+    report = progress or no_progress
     warnings = request.warnings + context_warnings(loaded, request)
     report(0.0, "decoding images")
     decoded = load_images(images, names)
@@ -247,7 +247,7 @@ def classify_request(
     hierarchy = [s for s in request.strategies if s in H.VARIANTS]
     senses: list[W.ClassSense] = []
     if hierarchy:
-        senses, missing = _class_senses(request)
+        senses, missing = request_senses(request)
         if missing:
             warnings.append(missing)
     results: dict[int, ImageResult] = {}

@@ -125,3 +125,31 @@ def tpt_bars(result: StrategyResult, classes: Sequence[str], top_k: int) -> Figu
                  fontsize=9, loc="left")
     ax.tick_params(labelsize=8)
     return fig
+
+
+def coverage_curves(curves: dict[str, Sequence[tuple[float, float]]],
+                    aurocs: dict[str, float | None] | None = None) -> Figure:
+    """Accuracy of the retained images against coverage, one line per confidence score.
+
+    Reading it: at coverage 1.0 every score gives the full-set accuracy; a better score keeps
+    more of its accuracy as the least confident images are dropped (the line rises to the left).
+    """
+    fig = Figure(figsize=(9.5, 4.2), dpi=DPI, layout="constrained")
+    ax = fig.subplots()
+    for k, (label, points) in enumerate(curves.items()):
+        if not points:
+            continue
+        xs, ys = zip(*points)
+        auc = (aurocs or {}).get(label)
+        name = label + (f" (AUROC {auc:.2f})" if auc is not None else "")
+        dashed = "max " in label            # the baselines dashed, the consistency scores solid
+        ax.plot(xs, ys, marker="o", markersize=3, lw=1.5, ls="--" if dashed else "-",
+                color=PALETTE[k % len(PALETTE)], label=name)
+    ax.set_xlim(0, 1.02)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("coverage (share of images kept, most confident first)")
+    ax.set_ylabel("accuracy of the kept images (name only)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    ax.set_title("Selective prediction: accuracy against coverage", fontsize=10, loc="left")
+    return fig

@@ -1,0 +1,111 @@
+"""Safe extraction of an uploaded zip of labelled images.
+
+Every entry is checked before anything is written; one bad entry refuses the whole archive, with
+a message saying which entry and why:
+- a path that is absolute (``/x``, ``\\x``, ``C:x``) or climbs out (``..``) of the folder;
+- a symbolic link (which could point anywhere once extracted), or an encrypted entry;
+- more than ``max_files`` entries, or more than ``max_bytes`` uncompressed in all.
+The sizes in the archive's directory can lie (a zip bomb), so extraction counts the bytes it
+actually writes and stops at the same limit.
+"""
+
+from __future__ import annotations
+
+import re
+import stat
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from .errors import InputError
+
+MAX_FILES = 20_000
+MAX_BYTES = 2 * 2**30          # uncompressed, all entries together
+_CHUNK = 2**20
+_DRIVE = re.compile(r"^[A-Za-z]:")
+
+
+class UnsafeArchive(InputError):
+    """The zip was refused: nothing of it was extracted."""
+
+
+@dataclass(frozen=True)
+class ArchiveLimits:
+    max_files: int = MAX_FILES
+    max_bytes: int = MAX_BYTES
+
+
+def _safe_parts(name: str) -> tuple[str, ...]:
+    """The entry's path parts, or UnsafeArchive when it is absolute or climbs out."""
+    path = name.replace("\\", "/")
+    if path.startswith("/") or _DRIVE.match(path):
+        raise UnsafeArchive(f"The zip was refused: entry {name[:200]!r} has an absolute path. "
+                            "Zip the folder with paths relative to it.")
+    parts = tuple(p for p in PurePosixPath(path).parts if p not in ("", "."))
+    if ".." in parts:
+        raise UnsafeArchive(f"The zip was refused: entry {name[:200]!r} points outside the archive's folder "
+                            "('..'). Zip the folder with paths relative to it.")
+    return parts
+
+
+def _is_symlink(info: zipfile.ZipInfo) -> bool:
+    return stat.S_ISLNK(info.external_attr >> 16)
+
+
+def check_zip(archive: zipfile.ZipFile, limits: ArchiveLimits = ArchiveLimits()) -> list[tuple[zipfile.ZipInfo, tuple[str, ...]]]:
+    """The entries to extract (files only) with their safe paths; UnsafeArchive on any bad entry."""
+    infos = archive.infolist()
+    if len(infos) > limits.max_files:
+        raise UnsafeArchive(f"The zip was refused: it has {len(infos)} entries; at most {limits.max_files} "
+                            "are allowed. Evaluate a smaller sample, or use the command line on a folder.")
+    total = 0
+    out = []
+    for info in infos:
+        parts = _safe_parts(info.filename)
+        if _is_symlink(info):
+            raise UnsafeArchive(f"The zip was refused: entry {info.filename[:200]!r} is a symbolic link. "
+                                "Zip the files themselves.")
+        if info.flag_bits & 0x1:
+            raise UnsafeArchive(f"The zip was refused: entry {info.filename[:200]!r} is encrypted.")
+        total += info.file_size
+        if total > limits.max_bytes:
+            raise UnsafeArchive(f"The zip was refused: its files add up to more than {limits.max_bytes // 2**20} MB "
+                                "uncompressed. Evaluate a smaller sample, or use the command line on a folder.")
+        if not info.is_dir() and parts:
+            out.append((info, parts))
+    return out
+
+
+@dataclass
+class Extracted:
+    root: Path
+    damaged: list[tuple[str, str]] = field(default_factory=list)    # (entry, why) not extracted
+
+
+def extract_zip(path: str | Path, dest: str | Path, limits: ArchiveLimits = ArchiveLimits()) -> Extracted:
+    """Check, then extract the zip at ``path`` into the (empty, caller-owned) folder ``dest``."""
+    result = Extracted(Path(dest))
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as e:
+        raise InputError(f"This file is not a readable zip archive ({e}). Upload a .zip of the folder.") from None
+    with archive:
+        entries = check_zip(archive, limits)
+        written = 0
+        for info, parts in entries:
+            target = result.root.joinpath(*parts)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                with archive.open(info) as src, open(target, "wb") as out:
+                    while chunk := src.read(_CHUNK):
+                        written += len(chunk)
+                        if written > limits.max_bytes:
+                            raise UnsafeArchive(
+                                f"The zip was refused: it expands to more than {limits.max_bytes // 2**20} MB "
+                                "(its directory understates the sizes).")
+                        out.write(chunk)
+            except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as e:
+                # A damaged entry is reported and skipped like a corrupt image; the rest is used.
+                target.unlink(missing_ok=True)
+                result.damaged.append(("/".join(parts), str(e) or type(e).__name__))
+    return result

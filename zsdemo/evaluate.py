@@ -1,0 +1,359 @@
+"""Batch evaluation on a labelled set: accuracy and selective prediction (SPEC §3, §4, §7).
+
+Data flows one way: labelled files -> image features (original + views, cached on disk by
+content and model) -> every strategy's top-5 and the confidence scores, one small record per
+image -> metrics -> one report (JSON, CSV files and a coverage plot).
+
+Choices where the specification is silent, also in the README:
+- The consistency analysis always runs (the scores and the low-confidence set need it), so the
+  name-only and CLIP-80 classifiers are always computed and always reported, selected or not.
+- AUROC and the coverage curves judge every score against the correctness of the name-only
+  prediction, the base prediction that the method's confidence is about; the CLIP-80 max-logit
+  and max-softmax baselines are also judged against CLIP-80's own correctness ("own").
+- The binary rule is a score of 1 (confident) or 0 (low confidence); its ties count one half in
+  the AUROC and its coverage curve has two real points.
+- Features go through float16 on the way to the disk cache, and a fresh run uses the same
+  rounded values, so a resumed run gives exactly the numbers of an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from . import consistency as K
+from . import hierarchy as H
+from . import metrics as M
+from . import strategies as S
+from . import tpt as P
+from . import wordnet as W
+from .errors import ImageError, InputError
+from .feature_store import ORIGINAL, FeatureStore, file_digest
+from .images import LoadedImage, load_image
+from .labelled import LabelledSet
+from .models import LoadedModel
+from .pipeline import (TEXT_CACHE, Progress, Request, hierarchy_result, no_progress, prepare_request,
+                       request_senses, template_logits, tpt_result)
+from .text import TextFeatureCache
+
+DEFAULT_STRATEGIES = ("name", "photo", "clip80", "hierarchy")
+ALWAYS = ("name", "clip80")        # computed for the consistency scores and the baselines anyway
+TOP_K = 5
+BATCH_SIZE = 32
+CONFUSIONS = 10                    # most confused pairs reported per strategy
+
+# Confidence scores: id -> label. Higher means more confident.
+SCORES: dict[str, str] = {
+    "s_t": "S_T (share of the 80 templates agreeing)",
+    "s_b": "S_B (share of the views agreeing)",
+    "consistency": "binary rule (confident 1, low confidence 0)",
+    "max_logit_name": "max logit, name only",
+    "max_softmax_name": "max softmax, name only",
+    "max_logit_clip80": "max logit, CLIP-80",
+    "max_softmax_clip80": "max softmax, CLIP-80",
+}
+
+
+@dataclass
+class ImageRecord:
+    """What the metrics need of one evaluated image."""
+
+    file: str
+    label: int
+    top5: dict[str, list[int]]          # strategy -> class indices, best first
+    scores: dict[str, float]            # SCORES id -> value
+    low_confidence: bool
+
+
+@dataclass
+class EvaluationReport:
+    dataset: dict[str, Any]
+    model: dict[str, Any]
+    settings: dict[str, Any]
+    classes: list[str]
+    strategies: list[str]
+    records: list[ImageRecord]
+    corrupt: list[tuple[str, str]] = field(default_factory=list)      # (file, why): not evaluated
+    timing: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    def correct(self, strategy: str) -> np.ndarray:
+        return np.array([r.top5[strategy][0] == r.label for r in self.records], dtype=bool)
+
+    def summary(self) -> dict[str, Any]:
+        """Every metric of the issue, as plain JSON-ready data."""
+        return summarize(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "dataset": self.dataset, "model": self.model, "settings": self.settings,
+            "classes": self.classes, "strategies": self.strategies,
+            "corrupt": [{"file": f, "error": e} for f, e in self.corrupt],
+            "timing": self.timing, "warnings": self.warnings,
+            **self.summary(),
+            "images": [asdict(r) for r in self.records],
+        }
+
+
+def evaluate(
+    loaded: LoadedModel,
+    data: LabelledSet,
+    strategies: str | Sequence[str] | None = None,
+    templates: str | Sequence[str] | None = None,
+    views: str | Sequence[str] | None = None,
+    rerank_all: bool = False,
+    senses: str | Sequence[str] | dict[str, str] | None = None,
+    tpt: P.TPTSettings | dict[str, object] | None = None,
+    batch_size: int = BATCH_SIZE,
+    store: FeatureStore | None = None,
+    cache: TextFeatureCache | None = TEXT_CACHE,
+    progress: Progress | None = None,
+) -> EvaluationReport:
+    """Evaluate every strategy on ``data``; bad input raises InputError, a bad image is skipped."""
+    chosen = dict(data.senses)             # classes read from WordNet ids use exactly those senses
+    chosen.update(W.parse_overrides(senses))
+    request = prepare_request(data.classes, strategies or DEFAULT_STRATEGIES, templates, TOP_K,
+                              consistency=True, views=views, rerank_all=rerank_all, senses=chosen, tpt=tpt)
+    if len(request.classnames) != len(data.classes):
+        raise InputError(f"The labels give {len(data.classes)} class names but only {len(request.classnames)} "
+                         "distinct ones: rename (or map) the classes so that no two differ only in case.")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise InputError(f"The batch size must be a whole number of at least 1 (got {batch_size!r}).")
+    report = progress or no_progress
+    evaluated = list(dict.fromkeys([*ALWAYS, *request.strategies]))
+    senses_found, missing = request_senses(request) if any(s in H.VARIANTS for s in evaluated) else ([], None)
+    out = EvaluationReport(
+        dataset=data.describe(), model=loaded.describe(),
+        settings={"strategies": list(request.strategies), "views": list(request.views),
+                  "rerank_all": request.rerank_all, "batch_size": batch_size, "top_k": TOP_K,
+                  "senses": request.senses, "templates": list(request.custom_templates),
+                  "feature_cache": str(store.folder) if store else None},
+        classes=list(request.classnames), strategies=evaluated, records=[],
+        warnings=list(request.warnings) + ([missing] if missing else []),
+    )
+    stats = {"encoded": 0, "from_cache": 0}
+    start = time.perf_counter()
+    items = data.items
+    for first in range(0, len(items), batch_size):
+        batch = items[first:first + batch_size]
+        found = _batch_features(loaded, batch, request.views, store, stats, out.corrupt,
+                                decode="tpt" in evaluated)
+        if found:
+            with loaded.lock:
+                out.records += _records(loaded, found, request, evaluated, senses_found, cache)
+        done = first + len(batch)
+        report(done / len(items), f"{done} of {len(items)} images ({stats['from_cache']} features from the cache)")
+    seconds = time.perf_counter() - start
+    if not out.records:
+        first = f" (the first: {out.corrupt[0][1]})" if out.corrupt else ""
+        raise InputError(f"None of the {len(items)} images could be read{first}.")
+    out.timing = {"seconds": round(seconds, 3), "images": len(items), **stats,
+                  "images_per_second": round(len(items) / seconds, 3) if seconds > 0 else 0.0}
+    return out
+
+
+@dataclass
+class _Found:
+    file: str
+    label: int
+    features: dict[str, np.ndarray]
+    image: Any = None                   # the decoded image, when TPT needs it
+
+
+def _batch_features(loaded: LoadedModel, batch: Sequence[Any], views: Sequence[str],
+                    store: FeatureStore | None, stats: dict[str, int], corrupt: list[tuple[str, str]],
+                    decode: bool) -> list[_Found]:
+    """Features of the batch's original images and views: from the store, else encoded and stored."""
+    keys = [ORIGINAL, *views]
+    found: list[_Found] = []
+    todo: list[tuple[_Found, str]] = []
+    for item in batch:
+        try:
+            data = item.path.read_bytes()
+        except OSError as e:
+            corrupt.append((item.name, f"cannot read the file: {e.strerror or e}"))
+            continue
+        digest = file_digest(data)
+        cached = store.get(digest, keys) if store is not None else None
+        image = None
+        if cached is None or decode:
+            try:
+                image = load_image(data, name=item.name).image
+            except ImageError as e:
+                corrupt.append((item.name, str(e)))
+                continue
+        entry = _Found(item.name, item.label, cached or {}, image)
+        found.append(entry)
+        if cached is None:
+            todo.append((entry, digest))
+        else:
+            stats["from_cache"] += 1
+    if todo:
+        with loaded.lock:
+            orig, views_feats = K.embed_with_views(loaded, [e.image for e, _ in todo], views)
+        orig = orig.cpu().numpy().astype(np.float16)
+        views_feats = views_feats.cpu().numpy().astype(np.float16)
+        for row, (entry, digest) in enumerate(todo):
+            entry.features = {ORIGINAL: orig[row], **{v: views_feats[row, j] for j, v in enumerate(views)}}
+            if store is not None:
+                store.put(digest, entry.features)
+            if not decode:
+                entry.image = None        # free the pixels; only TPT needs them later
+        stats["encoded"] += len(todo)
+    return found
+
+
+def _records(loaded: LoadedModel, found: Sequence[_Found], request: Request, evaluated: Sequence[str],
+             senses: Sequence[Any], cache: TextFeatureCache | None) -> list[ImageRecord]:
+    device = loaded.device
+    feats = torch.from_numpy(np.stack([f.features[ORIGINAL] for f in found]).astype(np.float32)).to(device)
+    view_feats = torch.from_numpy(np.stack([np.stack([f.features[v] for v in request.views]) for f in found])
+                                  .astype(np.float32)).to(device)
+    needed = [s for s in evaluated if S.is_template_strategy(s)]
+    needed += [H.VARIANTS[s].fallback for s in evaluated if s in H.VARIANTS]
+    logits = {s: template_logits(loaded, feats, request.classnames,
+                                 S.strategy_templates(s, request.custom_templates), cache).float().cpu()
+              for s in dict.fromkeys(needed)}
+    checks = K.analyse_features(loaded, feats, view_feats, request.classnames, cache, request.views)
+    parts = P.prompt_parts(loaded, list(request.classnames)) if "tpt" in evaluated else None
+    k = min(TOP_K, len(request.classnames))
+    tops = {s: torch.topk(l, k, dim=-1).indices.tolist() for s, l in logits.items()}
+    records = []
+    for row, f in enumerate(found):
+        top5: dict[str, list[int]] = {}
+        for s in evaluated:
+            if s in logits:
+                top5[s] = tops[s][row]
+            elif s in H.VARIANTS:
+                r = hierarchy_result(loaded, s, feats[row], logits["name"][row].to(device),
+                                     logits[H.VARIANTS[s].fallback][row].to(device), checks[row], senses,
+                                     request, cache)
+                top5[s] = [p.index for p in r.top_k]
+            elif s == "tpt":
+                image = LoadedImage(image=f.image, source=f.file, width=f.image.width, height=f.image.height)
+                top5[s] = [p.index for p in tpt_result(loaded, image, parts, request).top_k]
+        check = checks[row]
+        name, clip80 = logits["name"][row], logits["clip80"][row]
+        scores = {
+            "s_t": check.s_t, "s_b": check.s_b, "consistency": 0.0 if check.low_confidence else 1.0,
+            "max_logit_name": float(name.max()), "max_softmax_name": float(name.softmax(-1).max()),
+            "max_logit_clip80": float(clip80.max()), "max_softmax_clip80": float(clip80.softmax(-1).max()),
+        }
+        records.append(ImageRecord(f.file, f.label, top5, scores, check.low_confidence))
+    return records
+
+
+def summarize(report: EvaluationReport) -> dict[str, Any]:
+    records, classes = report.records, report.classes
+    labels = np.array([r.label for r in records], dtype=np.int64)
+    top5 = {s: np.array([r.top5[s] for r in records], dtype=np.int64) for s in report.strategies}
+    correct = {s: top5[s][:, 0] == labels for s in report.strategies}
+    low = np.array([r.low_confidence for r in records], dtype=bool)
+
+    def acc(mask_correct: np.ndarray, mask: np.ndarray | None = None) -> float | None:
+        chosen = mask_correct if mask is None else mask_correct[mask]
+        return float(chosen.mean()) if len(chosen) else None
+
+    strategies = {
+        s: {"label": S.STRATEGIES[s].label, "selected": s in report.settings["strategies"],
+            "top1": M.topk_accuracy(top5[s], labels, 1), "top5": M.topk_accuracy(top5[s], labels, TOP_K)}
+        for s in report.strategies
+    }
+    reranking = {}
+    for s in report.strategies:
+        if s in H.VARIANTS:
+            fb = H.VARIANTS[s].fallback
+            reranking[s] = {"baseline": fb, "low_before": acc(correct[fb], low), "low_after": acc(correct[s], low),
+                            "full_before": acc(correct[fb]), "full_after": acc(correct[s])}
+    target = correct["name"]
+    scores = {k: np.array([r.scores[k] for r in records], dtype=np.float64) for k in SCORES}
+    selective = {
+        "target": "the name-only prediction is correct",
+        "auroc": {k: M.auroc(v, target) for k, v in scores.items()},
+        "auroc_own": {k: M.auroc(scores[k], correct["clip80"]) for k in ("max_logit_clip80", "max_softmax_clip80")},
+        "coverage": {k: M.coverage_curve(v, target) for k, v in scores.items()},
+    }
+    by_class = {s: M.per_class_accuracy(top5[s][:, 0], labels, len(classes)) for s in report.strategies}
+    per_class = [{"class": name, "images": by_class["name"][c][0], **{s: by_class[s][c][1] for s in by_class}}
+                 for c, name in enumerate(classes)]
+    confusions = {
+        s: [{"true": classes[t], "predicted": classes[p], "count": k}
+            for t, p, k in M.confused_pairs(top5[s][:, 0], labels, CONFUSIONS)]
+        for s in report.strategies
+    }
+    return {
+        "n_images": len(records),
+        "accuracy": strategies,
+        "low_confidence": {"size": int(low.sum()), "share": float(low.mean()),
+                           "name_accuracy_low": acc(target, low), "name_accuracy_confident": acc(target, ~low),
+                           "reranking": reranking},
+        "selective": selective,
+        "per_class": per_class,
+        "confusions": confusions,
+    }
+
+
+def write_report(report: EvaluationReport, out_dir: str | Path) -> list[Path]:
+    """report.json, CSV tables and coverage.png in ``out_dir``; returns the files written."""
+    from . import plots
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    data = report.to_dict()
+    files = []
+
+    def table(name: str, header: list[str], rows: list[list[Any]]) -> None:
+        path = out / name
+        with open(path, "w", newline="", encoding="utf-8") as f:
+            w = csv.writer(f)
+            w.writerow(header)
+            w.writerows([[_cell(v) for v in row] for row in rows])
+        files.append(path)
+
+    path = out / "report.json"
+    path.write_text(json.dumps(data, indent=1, ensure_ascii=False), encoding="utf-8")
+    files.append(path)
+    acc = data["accuracy"]
+    table("accuracy.csv", ["strategy", "label", "selected", "top1", "top5"],
+          [[s, a["label"], a["selected"], a["top1"], a["top5"]] for s, a in acc.items()])
+    low = data["low_confidence"]
+    table("low_confidence.csv",
+          ["strategy", "baseline", "low_set_size", "low_set_share", "low_before", "low_after", "full_before",
+           "full_after"],
+          [[s, r["baseline"], low["size"], low["share"], r["low_before"], r["low_after"], r["full_before"],
+            r["full_after"]] for s, r in low["reranking"].items()])
+    sel = data["selective"]
+    table("auroc.csv", ["score", "label", "auroc_vs_name_only_correct", "auroc_vs_own_classifier"],
+          [[k, SCORES[k], sel["auroc"][k], sel["auroc_own"].get(k)] for k in SCORES])
+    table("coverage.csv", ["score", "coverage", "accuracy"],
+          [[k, c, a] for k, curve in sel["coverage"].items() for c, a in curve])
+    table("per_class.csv", ["class", "images", *report.strategies],
+          [[r["class"], r["images"], *[r[s] for s in report.strategies]] for r in data["per_class"]])
+    table("confusions.csv", ["strategy", "true", "predicted", "count"],
+          [[s, c["true"], c["predicted"], c["count"]] for s, cs in data["confusions"].items() for c in cs])
+    classes = report.classes
+    table("predictions.csv",
+          ["file", "label", *[f"{s}_top1" for s in report.strategies], "low_confidence", *SCORES],
+          [[r.file, classes[r.label], *[classes[r.top5[s][0]] for s in report.strategies], r.low_confidence,
+            *[r.scores[k] for k in SCORES]] for r in report.records])
+    if report.corrupt:
+        table("skipped_images.csv", ["file", "error"], [list(c) for c in report.corrupt])
+    fig = plots.coverage_curves({SCORES[k]: v for k, v in sel["coverage"].items()},
+                                {SCORES[k]: sel["auroc"][k] for k in SCORES})
+    path = out / "coverage.png"
+    fig.savefig(path, dpi=plots.DPI)
+    files.append(path)
+    return files
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return "" if value is None else value

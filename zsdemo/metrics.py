@@ -1,0 +1,93 @@
+"""Classification and selective-prediction metrics on plain arrays (SPEC §3).
+
+Pure functions, no model: the evaluation feeds them predictions, labels and confidence scores;
+tests feed them hand-made numbers.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Sequence
+
+import numpy as np
+
+COVERAGE_POINTS = 20     # coverage curves are reported at 5%, 10%, ..., 100%
+
+
+def topk_accuracy(topk: np.ndarray, labels: np.ndarray, k: int) -> float:
+    """Share of rows whose label is among the first ``k`` predictions; ``topk`` is [N, >=k]."""
+    if len(labels) == 0:
+        return float("nan")
+    return float((topk[:, :k] == labels[:, None]).any(axis=1).mean())
+
+
+def auroc(scores: Sequence[float], correct: Sequence[bool]) -> float | None:
+    """Area under the ROC curve of ``scores`` separating correct (positive) from wrong predictions.
+
+    The Mann-Whitney statistic: the probability that a correct prediction scores higher than a
+    wrong one, ties counting one half (so a binary score gets partial credit for its ties).
+    None when only one kind of prediction exists, where the area is undefined.
+    """
+    s = np.asarray(scores, dtype=np.float64)
+    y = np.asarray(correct, dtype=bool)
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    if n_pos == 0 or n_neg == 0:
+        return None
+    ranks = _average_ranks(s)
+    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def _average_ranks(values: np.ndarray) -> np.ndarray:
+    """1-based ranks with ties sharing their average rank."""
+    order = np.argsort(values, kind="mergesort")
+    ranks = np.empty(len(values), dtype=np.float64)
+    sorted_values = values[order]
+    start = 0
+    for end in range(1, len(values) + 1):
+        if end == len(values) or sorted_values[end] != sorted_values[start]:
+            ranks[order[start:end]] = (start + 1 + end) / 2
+            start = end
+    return ranks
+
+
+def coverage_curve(scores: Sequence[float], correct: Sequence[bool],
+                   points: int = COVERAGE_POINTS) -> list[tuple[float, float]]:
+    """(coverage, accuracy of the retained images) when only the most confident are kept.
+
+    Images are kept in order of decreasing score; images with equal scores are kept or dropped
+    together (a binary score has only two real operating points), so each point's coverage is
+    the smallest tie-closed share at least ``i / points``.
+    """
+    s = np.asarray(scores, dtype=np.float64)
+    y = np.asarray(correct, dtype=np.float64)
+    n = len(s)
+    if n == 0:
+        return []
+    order = np.argsort(-s, kind="mergesort")
+    s_sorted, hits = s[order], np.cumsum(y[order])
+    # Where a group of equal scores ends: a cut is only allowed after the last of a tie.
+    ends = np.flatnonzero(np.append(s_sorted[1:] != s_sorted[:-1], True)) + 1
+    out: list[tuple[float, float]] = []
+    for i in range(1, points + 1):
+        want = int(np.ceil(n * i / points))
+        kept = int(ends[np.searchsorted(ends, want)])
+        point = (kept / n, float(hits[kept - 1] / kept))
+        if not out or out[-1] != point:
+            out.append(point)
+    return out
+
+
+def per_class_accuracy(predictions: np.ndarray, labels: np.ndarray, n_classes: int) -> list[tuple[int, float | None]]:
+    """(count, top-1 accuracy) per class index; accuracy None for a class with no image."""
+    out = []
+    for c in range(n_classes):
+        mask = labels == c
+        n = int(mask.sum())
+        out.append((n, float((predictions[mask] == c).mean()) if n else None))
+    return out
+
+
+def confused_pairs(predictions: np.ndarray, labels: np.ndarray, limit: int = 10) -> list[tuple[int, int, int]]:
+    """The most frequent (true class, predicted class, count) among wrong predictions."""
+    wrong = Counter((int(t), int(p)) for t, p in zip(labels, predictions) if t != p)
+    return [(t, p, n) for (t, p), n in sorted(wrong.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]]
