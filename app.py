@@ -17,6 +17,7 @@ import gradio as gr
 from gradio.data_classes import FileData
 
 from zsdemo import demo as D
+from zsdemo.archive import ArchiveLimits
 from zsdemo.errors import ZsdemoError
 from zsdemo.images import MAX_FILE_BYTES
 from zsdemo.models import DEFAULT_PRESET, REGISTRY
@@ -27,6 +28,7 @@ HOW_IT_WORKS = (ASSETS / "how_it_works.md").read_text(encoding="utf-8")
 STATE_TTL_S = 3600            # a browser session's last result is dropped after an idle hour
 STATE_SESSIONS = 256          # ... and at most this many sessions keep one
 log = logging.getLogger("zsdemo.app")
+ARCHIVE = ArchiveLimits()       # what an uploaded zip may hold (zsdemo.archive)
 
 CSS = """
 .zs-verdict {padding: 10px 14px; border-radius: 8px; font-size: 1.05em; margin: 4px 0;}
@@ -54,6 +56,17 @@ Upload images, type the classes you care about, tick prompt strategies and press
 Each strategy's probabilities appear side by side; the consistency panel says whether the
 prediction is stable, the WordNet panel shows what the hierarchy method adds. Click an image
 (or a row of the table) to inspect it. *How it works* is at the bottom of the page."""
+
+EVAL_INTRO = """Measure the strategies on your own labelled images. Upload a **.zip** of either
+- one folder per class (ImageFolder; a folder named by a WordNet id such as `n01440764` stands for that
+  ImageNet class), or
+- the images with a `labels.csv` of `path,label` rows.
+
+You get top-1 and top-5 accuracy per strategy, the low-confidence set before and after WordNet
+re-ranking, how well each confidence score separates right from wrong predictions (AUROC, coverage
+curve), per-class accuracy, the most confused pairs, and CSV/JSON downloads. Limits: the upload
+size limit of this server, at most {max_images} images, {max_files} zip entries, {max_mb} MB
+unzipped; links and paths leaving the zip are refused. Larger sets: `python -m zsdemo evaluate`."""
 
 EXAMPLES = [
     [[str(PHOTOS / "cat.png")], "tabby cat\ntiger cat\nPersian cat\nSiamese cat\nEgyptian Mau\nlynx\ntiger",
@@ -94,8 +107,9 @@ def _paths(gallery: list | None) -> list[str]:
     return [item[0] if isinstance(item, (list, tuple)) else item for item in (gallery or [])]
 
 
-def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device: str = "auto") -> gr.Blocks:
-    config = D.AppConfig(model, pretrained, device)
+def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device: str = "auto",
+              feature_cache: str | None = str(D.DEFAULT_FEATURE_CACHE)) -> gr.Blocks:
+    config = D.AppConfig(model, pretrained, device, feature_cache)
 
     def panel_values(run: D.Run | None, index: int | None) -> tuple:
         p = D.panels(run, index)
@@ -129,6 +143,17 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
         index = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
         return panel_values(D.Run.from_state(state), index)
 
+    @user_errors
+    def evaluate(upload, strategies, views, rerank_all, model_choice, progress=gr.Progress()) -> tuple:
+        p, files = D.evaluate_zip(config, upload, strategies, views, rerank_all, model_choice,
+                                  progress=lambda f, msg: progress(f, desc=msg))
+
+        def table(t: tuple) -> dict:
+            return {"headers": t[0], "data": t[1]}
+
+        return (p.summary, table(p.accuracy), table(p.low_confidence), table(p.auroc), p.coverage,
+                table(p.per_class), table(p.confusions), files)
+
     def senses_of(state: dict | None, classname: str | None):
         run = D.Run.from_state(state)
         choices = D.sense_choices(run.result).get(classname or "", []) if run else []
@@ -142,99 +167,138 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
         example_state = gr.JSON(visible=False)
         senses = gr.State({})
         gr.Markdown(INTRO)
-        with gr.Row():
-            with gr.Column(scale=2, min_width=360):
-                gallery = gr.Gallery(
-                    label="Images: upload, drop, paste or use the webcam; click one to inspect it",
-                    value=[str(p) for p in sorted(PHOTOS.glob("*"))], type="filepath", interactive=True,
-                    file_types=["image"], sources=["upload", "webcam", "clipboard"], columns=4, height=260,
-                    elem_id="images")
-                preset = gr.Dropdown(label="Class-name preset (fills the box below)", choices=D.preset_choices(),
-                                     value=None)
-                classes = gr.Textbox(label="Class names, one per line or comma-separated", lines=5,
-                                     value=D.preset_text("lab-photos"), elem_id="classes")
-                strategies = gr.CheckboxGroup(label="Strategies", choices=D.strategy_choices(),
-                                              value=list(D.DEFAULT_STRATEGIES), elem_id="strategies")
-                templates = gr.Textbox(label="Custom templates for the 'custom' strategy, one per line with {}",
-                                       lines=2, placeholder="a sketch of a {}.\na close-up photo of a {}.")
-                model_choice = gr.Dropdown(
-                    label="Model: a preset, or an open_clip name and tag (e.g. 'ViT-B-32 laion2b_s34b_b79k', "
-                          "'hf-hub:ORG/REPO')",
-                    choices=D.model_choices(config), value=model, allow_custom_value=True)
-                with gr.Accordion("Advanced settings", open=False):
-                    top_k = gr.Slider(1, D.MAX_TOP_K, value=5, step=1, label="Top-k classes shown per strategy")
-                    consistency = gr.Checkbox(label="Run the consistency check even without a hierarchy strategy",
-                                              value=True)
-                    views = gr.CheckboxGroup(label="Image views for S_B (left-right flip always included)",
-                                             choices=D.view_choices(), value=[v for _, v in D.view_choices()])
-                    rerank_all = gr.Checkbox(label="Hierarchy: re-rank every image, not only uncertain ones")
-                    tpt_steps = gr.Slider(0, 20, value=1, step=1, label="TPT: tuning steps")
-                    tpt_views = gr.Slider(8, 256, value=64, step=8, label="TPT: views (random crops + the original)")
-                run = gr.Button("Classify", variant="primary", elem_id="run")
-            with gr.Column(scale=3, min_width=480):
-                summary = gr.Dataframe(label="All images: top-1 of each strategy and the confidence verdict",
-                                       interactive=False, wrap=True, elem_id="summary")
-                model_note = gr.Markdown()
-                notes = gr.Markdown()
-                title = gr.Markdown()
-                bars = gr.Plot(label="Probabilities per strategy (top-k classes; the rest is 'other')",
-                               show_label=False, format="png", elem_id="bars")
-        with gr.Row(equal_height=False):
+        with gr.Tab("Classify images", id="classify"):
+            with gr.Row():
+                with gr.Column(scale=2, min_width=360):
+                    gallery = gr.Gallery(
+                        label="Images: upload, drop, paste or use the webcam; click one to inspect it",
+                        value=[str(p) for p in sorted(PHOTOS.glob("*"))], type="filepath", interactive=True,
+                        file_types=["image"], sources=["upload", "webcam", "clipboard"], columns=4, height=260,
+                        elem_id="images")
+                    preset = gr.Dropdown(label="Class-name preset (fills the box below)", choices=D.preset_choices(),
+                                         value=None)
+                    classes = gr.Textbox(label="Class names, one per line or comma-separated", lines=5,
+                                         value=D.preset_text("lab-photos"), elem_id="classes")
+                    strategies = gr.CheckboxGroup(label="Strategies", choices=D.strategy_choices(),
+                                                  value=list(D.DEFAULT_STRATEGIES), elem_id="strategies")
+                    templates = gr.Textbox(label="Custom templates for the 'custom' strategy, one per line with {}",
+                                           lines=2, placeholder="a sketch of a {}.\na close-up photo of a {}.")
+                    model_choice = gr.Dropdown(
+                        label="Model: a preset, or an open_clip name and tag (e.g. 'ViT-B-32 laion2b_s34b_b79k', "
+                              "'hf-hub:ORG/REPO')",
+                        choices=D.model_choices(config), value=model, allow_custom_value=True)
+                    with gr.Accordion("Advanced settings", open=False):
+                        top_k = gr.Slider(1, D.MAX_TOP_K, value=5, step=1, label="Top-k classes shown per strategy")
+                        consistency = gr.Checkbox(label="Run the consistency check even without a hierarchy strategy",
+                                                  value=True)
+                        views = gr.CheckboxGroup(label="Image views for S_B (left-right flip always included)",
+                                                 choices=D.view_choices(), value=[v for _, v in D.view_choices()])
+                        rerank_all = gr.Checkbox(label="Hierarchy: re-rank every image, not only uncertain ones")
+                        tpt_steps = gr.Slider(0, 20, value=1, step=1, label="TPT: tuning steps")
+                        tpt_views = gr.Slider(8, 256, value=64, step=8, label="TPT: views (random crops + the original)")
+                    run = gr.Button("Classify", variant="primary", elem_id="run")
+                with gr.Column(scale=3, min_width=480):
+                    summary = gr.Dataframe(label="All images: top-1 of each strategy and the confidence verdict",
+                                           interactive=False, wrap=True, elem_id="summary")
+                    model_note = gr.Markdown()
+                    notes = gr.Markdown()
+                    title = gr.Markdown()
+                    bars = gr.Plot(label="Probabilities per strategy (top-k classes; the rest is 'other')",
+                                   show_label=False, format="png", elem_id="bars")
+            with gr.Row(equal_height=False):
+                with gr.Column():
+                    gr.Markdown("## Consistency: does the prediction survive rewording and flipping?")
+                    verdict = gr.HTML(elem_id="verdict")
+                    consistency_md = gr.Markdown()
+                    view_gallery = gr.Gallery(label="Views, each labelled with its name-only top-1", columns=4,
+                                              format="jpeg",
+                                              height="auto", interactive=False, allow_preview=True)
+                with gr.Column(elem_id="wordnet"):
+                    gr.Markdown("## WordNet: what the hierarchy method adds")
+                    wordnet_md = gr.Markdown()
+                    tree = gr.HTML(elem_id="wordnet-tree")
+                    with gr.Row():
+                        sense_class = gr.Dropdown(label="Class with several senses", choices=[])
+                        sense = gr.Dropdown(label="WordNet sense to use", choices=[])
+                    with gr.Row():
+                        apply_sense = gr.Button("Re-run with this sense")
+                        reset_senses = gr.Button("Reset senses")
             with gr.Column():
-                gr.Markdown("## Consistency: does the prediction survive rewording and flipping?")
-                verdict = gr.HTML(elem_id="verdict")
-                consistency_md = gr.Markdown()
-                view_gallery = gr.Gallery(label="Views, each labelled with its name-only top-1", columns=4,
-                                          format="jpeg",
-                                          height="auto", interactive=False, allow_preview=True)
-            with gr.Column(elem_id="wordnet"):
-                gr.Markdown("## WordNet: what the hierarchy method adds")
-                wordnet_md = gr.Markdown()
-                tree = gr.HTML(elem_id="wordnet-tree")
-                with gr.Row():
-                    sense_class = gr.Dropdown(label="Class with several senses", choices=[])
-                    sense = gr.Dropdown(label="WordNet sense to use", choices=[])
-                with gr.Row():
-                    apply_sense = gr.Button("Re-run with this sense")
-                    reset_senses = gr.Button("Reset senses")
-        with gr.Column():
-            gr.Markdown("## Test-time prompt tuning: before and after")
-            tpt_md = gr.Markdown()
-            tpt_plot = gr.Plot(label="TPT probabilities", show_label=False, visible=False, format="png")
-        with gr.Accordion("How it works", open=False):
-            gr.Markdown(HOW_IT_WORKS)
+                gr.Markdown("## Test-time prompt tuning: before and after")
+                tpt_md = gr.Markdown()
+                tpt_plot = gr.Plot(label="TPT probabilities", show_label=False, visible=False, format="png")
+            with gr.Accordion("How it works", open=False):
+                gr.Markdown(HOW_IT_WORKS)
 
-        panel_outputs = [title, bars, verdict, consistency_md, view_gallery, wordnet_md, tree, tpt_md, tpt_plot]
-        run_inputs = [gallery, classes, strategies, templates, model_choice, top_k, consistency, views,
-                      rerank_all, tpt_steps, tpt_views, senses]
-        # Runs only set the state; its change event draws everything, whether the run came from
-        # the button, the sense picker or a cached example.
-        run_outputs = [state]
-        # Page events are private (api_name set so that they do not take the API's names).
-        run.click(classify, run_inputs, run_outputs, api_name="ui_run", api_visibility="private",
-                  concurrency_id="model")
-        gallery.select(select, [state], panel_outputs, api_visibility="private")
-        summary.select(select, [state], panel_outputs, api_visibility="private")
-        preset.input(user_errors(D.preset_text), preset, classes, api_visibility="private")
-        state.change(refresh, state, [summary, model_note, notes, sense_class, *panel_outputs],
-                     api_visibility="private")
-        sense_class.change(senses_of, [state, sense_class], sense, api_visibility="private")
-        apply_sense.click(user_errors(D.choose_sense), [senses, sense_class, sense], senses,
-                          api_visibility="private").success(
-            classify, run_inputs, run_outputs, api_name="ui_rerun_sense", api_visibility="private",
-            concurrency_id="model")
-        reset_senses.click(lambda: {}, None, senses, api_visibility="private").then(
-            classify, run_inputs, run_outputs, api_name="ui_rerun_reset", api_visibility="private",
-            concurrency_id="model")
+            panel_outputs = [title, bars, verdict, consistency_md, view_gallery, wordnet_md, tree, tpt_md, tpt_plot]
+            run_inputs = [gallery, classes, strategies, templates, model_choice, top_k, consistency, views,
+                          rerank_all, tpt_steps, tpt_views, senses]
+            # Runs only set the state; its change event draws everything, whether the run came from
+            # the button, the sense picker or a cached example.
+            run_outputs = [state]
+            # Page events are private (api_name set so that they do not take the API's names).
+            run.click(classify, run_inputs, run_outputs, api_name="ui_run", api_visibility="private",
+                      concurrency_id="model")
+            gallery.select(select, [state], panel_outputs, api_visibility="private")
+            summary.select(select, [state], panel_outputs, api_visibility="private")
+            preset.input(user_errors(D.preset_text), preset, classes, api_visibility="private")
+            state.change(refresh, state, [summary, model_note, notes, sense_class, *panel_outputs],
+                         api_visibility="private")
+            sense_class.change(senses_of, [state, sense_class], sense, api_visibility="private")
+            apply_sense.click(user_errors(D.choose_sense), [senses, sense_class, sense], senses,
+                              api_visibility="private").success(
+                classify, run_inputs, run_outputs, api_name="ui_rerun_sense", api_visibility="private",
+                concurrency_id="model")
+            reset_senses.click(lambda: {}, None, senses, api_visibility="private").then(
+                classify, run_inputs, run_outputs, api_name="ui_rerun_reset", api_visibility="private",
+                concurrency_id="model")
 
-        def example(gallery, classes, strategies) -> dict:
-            # Every other input as the page starts with it.
-            return classify(gallery, classes, strategies, *(c.value for c in run_inputs[3:]))
+            def example(gallery, classes, strategies) -> dict:
+                # Every other input as the page starts with it.
+                return classify(gallery, classes, strategies, *(c.value for c in run_inputs[3:]))
 
-        example_state.change(lambda s: s, example_state, state, api_visibility="private")
-        gr.Examples(EXAMPLES, [gallery, classes, strategies], [example_state], fn=example,
-                    cache_examples=True, cache_mode="lazy", api_visibility="private", example_labels=EXAMPLE_LABELS,
-                    label="Examples (click one, then look at the panels)")
+            example_state.change(lambda s: s, example_state, state, api_visibility="private")
+            gr.Examples(EXAMPLES, [gallery, classes, strategies], [example_state], fn=example,
+                        cache_examples=True, cache_mode="lazy", api_visibility="private", example_labels=EXAMPLE_LABELS,
+                        label="Examples (click one, then look at the panels)")
+
+        with gr.Tab("Evaluate a labelled set", id="evaluate"):
+            gr.Markdown(EVAL_INTRO.format(max_images=D.EVAL_MAX_IMAGES, max_files=ARCHIVE.max_files,
+                                          max_mb=ARCHIVE.max_bytes // 2**20))
+            with gr.Row():
+                with gr.Column(scale=2, min_width=360):
+                    eval_zip = gr.File(label="A .zip of labelled images", file_types=[".zip"], type="filepath",
+                                       elem_id="eval-zip")
+                    eval_strategies = gr.CheckboxGroup(label="Strategies (name only and CLIP-80 always run: "
+                                                             "the baselines need them)",
+                                                       choices=D.eval_strategy_choices(),
+                                                       value=list(D.DEFAULT_STRATEGIES), elem_id="eval-strategies")
+                    eval_views = gr.Radio(label="Image views for S_B",
+                                          choices=[("all 10 views (S_B as in the paper)", "all"),
+                                                   ("left-right flip only (the binary rule's O_B; ~5x faster)", "flip")],
+                                          value="all")
+                    eval_rerank_all = gr.Checkbox(label="Hierarchy: re-rank every image, not only uncertain ones")
+                    eval_model = gr.Dropdown(label="Model", choices=D.model_choices(config), value=model,
+                                             allow_custom_value=True)
+                    eval_run = gr.Button("Evaluate", variant="primary", elem_id="eval-run")
+                with gr.Column(scale=3, min_width=480):
+                    eval_summary = gr.Markdown(elem_id="eval-summary")
+                    eval_accuracy = gr.Dataframe(label="Accuracy per strategy", interactive=False,
+                                                 elem_id="eval-accuracy")
+                    eval_low = gr.Dataframe(label="Low-confidence set (binary rule) before and after WordNet "
+                                                  "re-ranking (Ge et al., Table 1)", interactive=False, wrap=True)
+                    eval_auroc = gr.Dataframe(label="Selective prediction: AUROC of each confidence score",
+                                              interactive=False, wrap=True)
+            eval_coverage = gr.Plot(label="Accuracy against coverage", show_label=False, format="png")
+            with gr.Row():
+                eval_per_class = gr.Dataframe(label="Per-class top-1 accuracy", interactive=False, max_height=400)
+                eval_confusions = gr.Dataframe(label="Most confused class pairs", interactive=False, max_height=400)
+            eval_files = gr.File(label="Downloads: report.json and the CSV tables", file_count="multiple",
+                                 interactive=False, elem_id="eval-files")
+        eval_run.click(evaluate, [eval_zip, eval_strategies, eval_views, eval_rerank_all, eval_model],
+                       [eval_summary, eval_accuracy, eval_low, eval_auroc, eval_coverage, eval_per_class,
+                        eval_confusions, eval_files], api_name="ui_evaluate", api_visibility="private",
+                       concurrency_limit=1, concurrency_id="evaluate")
 
         # API endpoints for gradio_client (documented in the README).
         def classify_api(images: list[FileData], classes: str, strategies: str = "name,photo,clip80",
@@ -283,12 +347,16 @@ def main() -> None:
     parser.add_argument("--share", action="store_true", help="also serve on a public gradio.live link")
     parser.add_argument("--concurrency", type=int, default=2, help="requests worked on at once")
     parser.add_argument("--queue-size", type=int, default=64, help="requests that may wait; more are refused")
+    parser.add_argument("--feature-cache", default=str(D.DEFAULT_FEATURE_CACHE),
+                        help="folder of the evaluation tab's image-feature cache ('none': keep none; "
+                             "default %(default)s)")
     parser.add_argument("--max-models", type=int, default=1,
                         help="models kept in memory at once when visitors switch models")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO)
     REGISTRY.max_models = max(1, args.max_models)
-    launch(build_app(args.model, args.pretrained, args.device), args.host, args.port, args.share,
+    cache = None if args.feature_cache.lower() == "none" else args.feature_cache
+    launch(build_app(args.model, args.pretrained, args.device, cache), args.host, args.port, args.share,
            args.concurrency, args.queue_size)
 
 

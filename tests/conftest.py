@@ -54,11 +54,11 @@ def astronaut_path() -> Path:
 
 
 @pytest.fixture(scope="session")
-def live_app():
+def live_app(tmp_path_factory):
     """The app launched on loopback with the tiny model (a free port); yields its URL."""
     import app
 
-    page = app.build_app("tiny-random", None, "cpu")
+    page = app.build_app("tiny-random", None, "cpu", str(tmp_path_factory.mktemp("features")))
     _, url, _ = app.launch(page, port=None, prevent_thread_lock=True, quiet=True)
     yield url
     page.close()

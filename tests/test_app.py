@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import io
+import json
+import zipfile
+from pathlib import Path
+
 import gradio as gr
 import pytest
 from gradio_client import Client, handle_file
 from matplotlib.figure import Figure
+from PIL import Image
 
 import app
 from zsdemo import demo as D
 from zsdemo import panels, plots
 from zsdemo.errors import InputError, ModelLoadError
+from zsdemo.evaluate import SCORES
 from zsdemo.strategies import STRATEGIES
 
 CONFIG = D.AppConfig("tiny-random", None, "cpu")
@@ -182,3 +189,52 @@ def test_run_survives_the_json_state_round_trip(run):
     assert json.dumps(back.result.to_dict()) == json.dumps(run.result.to_dict())
     with pytest.raises(ValueError, match="schema"):
         D.Run.from_state({"result": {"schema": "other"}, "paths": []})
+
+
+@pytest.fixture(scope="module")
+def labelled_zip(tmp_path_factory, cat_path, astronaut_path):
+    folder = tmp_path_factory.mktemp("zip")
+    archive = folder / "my set.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for k in range(2):
+            for cls, source in (("n02123045", cat_path), ("astronaut", astronaut_path)):
+                buf = io.BytesIO()
+                Image.open(source).convert("RGB").rotate(k).save(buf, format="PNG")
+                z.writestr(f"data/{cls}/{k}.png", buf.getvalue())
+        z.writestr("data/astronaut/readme.txt", "not an image")
+        z.writestr("data/astronaut/<b>bad</b>.jpg", b"not a JPEG")
+    return archive
+
+
+def test_evaluation_tab_backend(labelled_zip, tmp_path):
+    config = D.AppConfig("tiny-random", None, "cpu", str(tmp_path / "features"))
+    p, files = D.evaluate_zip(config, str(labelled_zip), ["name", "hierarchy"], "flip")
+    assert "**4 images** in **2 classes**" in p.summary and "1 files skipped" in p.summary
+    assert "&lt;b&gt;bad&lt;/b&gt;" in p.summary and "<b>" not in p.summary       # names shown as text
+    assert [row[0] for row in p.accuracy[1]] == ["Name only", "CLIP-80 ensemble", "WordNet re-ranking"]
+    assert p.low_confidence[1][0][0].startswith("WordNet re-ranking")
+    assert len(p.auroc[1]) == len(SCORES) and isinstance(p.coverage, Figure)
+    assert [r[0] for r in p.per_class[1]] == ["astronaut", "tabby cat"]      # folder order
+    assert {Path(f).name for f in files} >= {"report.json", "accuracy.csv", "coverage.png"}
+    report = json.loads(Path(files[0]).read_text())
+    assert report["dataset"]["root"] == "my set.zip"          # not the server's temporary folder
+    assert str(tmp_path) not in Path(files[0]).read_text()
+
+
+@pytest.mark.parametrize("upload, strategies, views, message", [
+    (None, ["name"], "all", "Upload a .zip"),
+    ("GOOD", [], "all", "No strategy selected"),
+    ("GOOD", ["name", "tpt"], "all", "TPT is not offered here"),
+    ("GOOD", ["name"], "some", "Unknown view set"),
+    ("TRAVERSAL", ["name"], "flip", "points outside"),
+    ("NOT_A_ZIP", ["name"], "flip", "not a readable zip"),
+])
+def test_evaluation_tab_bad_input(labelled_zip, tmp_path, upload, strategies, views, message):
+    bad = tmp_path / "bad.zip"
+    with zipfile.ZipFile(bad, "w") as z:
+        z.writestr("../../escape.png", b"x")
+    (tmp_path / "fake.zip").write_text("hello")
+    upload = {"GOOD": str(labelled_zip), "TRAVERSAL": str(bad), "NOT_A_ZIP": str(tmp_path / "fake.zip")}.get(
+        upload, upload)
+    with pytest.raises(InputError, match=message):
+        D.evaluate_zip(CONFIG, upload, strategies, views)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -74,3 +75,32 @@ def test_bad_input_gets_a_message_not_a_traceback_and_the_page_keeps_working(pag
     page.wait_for_function("() => document.querySelector('#summary').innerText.includes('<b>bold</b>')"
                            " || document.body.innerText.includes('<b>bold</b>')")
     assert page.locator("b", has_text="bold").count() == 0   # shown as text, never as markup
+
+
+def test_evaluate_tab_uploads_a_zip_and_shows_the_tables(page, cat_path, astronaut_path, tmp_path):
+    archive = tmp_path / "labelled.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for k in range(2):
+            z.write(cat_path, f"set/n02123045/{k}.png")
+            z.write(astronaut_path, f"set/astronaut/{k}.png")
+    page.get_by_role("tab", name="Evaluate a labelled set").click()
+    page.set_input_files("#eval-zip input[type=file]", str(archive))
+    page.wait_for_selector("#eval-zip a, #eval-zip .file-name, #eval-zip td")
+    page.click("#eval-run")
+    page.wait_for_function("() => document.querySelector('#eval-summary').innerText.includes('classes')")
+    summary = page.inner_text("#eval-summary")
+    assert "4 images" in summary and "2 classes" in summary
+    assert "Name only" in page.inner_text("#eval-accuracy")
+    page.wait_for_selector("#eval-files a")
+    page.screenshot(path=str(SHOTS / "4_evaluate.png"), full_page=True)
+    # An unsafe zip: a message, no traceback, and the tab keeps working.
+    bad = tmp_path / "bad.zip"
+    with zipfile.ZipFile(bad, "w") as z:
+        z.writestr("../escape.png", b"x")
+    page.locator("#eval-zip").get_by_role("button", name="Clear").click()
+    page.set_input_files("#eval-zip input[type=file]", str(bad))
+    page.wait_for_selector("#eval-zip a, #eval-zip .file-name, #eval-zip td")
+    page.click("#eval-run")
+    page.get_by_text("points outside").first.wait_for()
+    assert "Traceback" not in page.content()
+    page.get_by_role("tab", name="Classify images").click()

@@ -7,16 +7,27 @@ browser session keeps between events is a ``Run``: its result and the uploaded f
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+import time
+import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Sequence
 
 from . import classnames as C
 from . import consistency as K
+from . import evaluate as E
 from . import hierarchy as H
 from . import models as M
 from . import wordnet as W
+from .archive import extract_zip
 from .errors import ImageError, InputError, ModelLoadError
+from .feature_store import DEFAULT_DIR as DEFAULT_FEATURE_CACHE
+from .feature_store import FeatureStore
 from .images import load_image
+from .labelled import open_labelled
+from .panels import EvaluationPanels, evaluation_panels  # noqa: F401 (the evaluation tab's tables)
 from .panels import ImagePanels, image_panels, md, model_notice, summary_table  # noqa: F401 (the page's text helpers)
 from .panels import sense_choices as _sense_choices
 from .pipeline import DEFAULT_TOP_K, Progress, classify_request, prepare_request
@@ -25,6 +36,10 @@ from .strategies import STRATEGIES
 
 DEFAULT_STRATEGIES: tuple[str, ...] = ("name", "photo", "clip80", "hierarchy")
 MAX_TOP_K = 20
+EVAL_MAX_IMAGES = 2_000          # per uploaded zip; bigger sets belong to the command line
+EVAL_VIEWS: dict[str, tuple[str, ...]] = {"all": K.DEFAULT_VIEWS, "flip": (K.FLIP_VIEW,)}
+REPORTS_DIR = Path(tempfile.gettempdir()) / "zsdemo-reports"
+REPORT_TTL_S = 3600              # downloads of an evaluation are kept this long
 
 
 @dataclass(frozen=True)
@@ -34,6 +49,7 @@ class AppConfig:
     model: str = M.DEFAULT_PRESET
     pretrained: str | None = None
     device: str = "auto"
+    feature_cache: str | None = str(DEFAULT_FEATURE_CACHE)   # None: evaluations keep no image features
 
 
 @dataclass
@@ -191,3 +207,49 @@ def wordnet_senses(names: str, senses: str | dict[str, str] | None = None) -> li
     parsed = C.parse_classnames(names).names
     chosen = W.check_overrides(W.parse_overrides(senses), parsed) if senses else {}
     return [c.to_dict() for c in H.class_senses(parsed, chosen)]
+
+
+def eval_strategy_choices() -> list[tuple[str, str]]:
+    """The evaluation tab's strategies: all but TPT, which tunes per image (the CLI offers it)."""
+    return [c for c in strategy_choices() if c[1] != "tpt"]
+
+
+def evaluate_zip(config: AppConfig, upload: str | None, strategies: Sequence[str] | None,
+                 views: str = "all", rerank_all: bool = False, model: str | None = None,
+                 progress: Progress | None = None) -> tuple[EvaluationPanels, list[str]]:
+    """Evaluate an uploaded zip of labelled images; the panels and the report files to download."""
+    if not upload:
+        raise InputError("Upload a .zip of labelled images first: one folder per class (ImageFolder), "
+                         "or images with a labels.csv of path,label.")
+    if not strategies:
+        raise InputError("No strategy selected: tick at least one.")
+    if "tpt" in strategies:
+        raise InputError("TPT is not offered here (it tunes a prompt per image); use python -m zsdemo evaluate.")
+    if views not in EVAL_VIEWS:
+        raise InputError(f"Unknown view set {views!r}; choose one of {', '.join(EVAL_VIEWS)}.")
+    loaded = pick_model(config, model)
+    with tempfile.TemporaryDirectory(prefix="zsdemo-upload-") as tmp:
+        extracted = extract_zip(upload, tmp)
+        data = open_labelled(extracted.root, confine=True, max_images=EVAL_MAX_IMAGES)
+        data.problems += [(f, f"damaged zip entry: {why}") for f, why in extracted.damaged]
+        data.root = Path(Path(upload).name)          # what the report shows, not the server's temp path
+        store = FeatureStore(config.feature_cache, loaded) if config.feature_cache else None
+        report = E.evaluate(loaded, data, list(strategies), views=EVAL_VIEWS[views], rerank_all=rerank_all,
+                            store=store, progress=progress)
+    files = E.write_report(report, _report_dir())
+    return evaluation_panels(report), [str(f) for f in files]
+
+
+def _report_dir() -> Path:
+    """A fresh folder for one evaluation's downloads; folders older than REPORT_TTL_S are removed."""
+    REPORTS_DIR.mkdir(parents=True, exist_ok=True)
+    now = time.time()
+    for old in REPORTS_DIR.iterdir():
+        try:
+            if now - old.stat().st_mtime > REPORT_TTL_S:
+                shutil.rmtree(old, ignore_errors=True)
+        except OSError:
+            pass
+    folder = REPORTS_DIR / uuid.uuid4().hex
+    folder.mkdir()
+    return folder

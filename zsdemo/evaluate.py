@@ -134,7 +134,7 @@ def evaluate(
         settings={"strategies": list(request.strategies), "views": list(request.views),
                   "rerank_all": request.rerank_all, "batch_size": batch_size, "top_k": TOP_K,
                   "senses": request.senses, "templates": list(request.custom_templates),
-                  "feature_cache": str(store.folder) if store else None},
+                  "feature_cache": store is not None},
         classes=list(request.classnames), strategies=evaluated, records=[],
         warnings=list(request.warnings) + ([missing] if missing else []),
     )

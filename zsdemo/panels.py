@@ -17,6 +17,7 @@ from PIL import Image
 from . import consistency as K
 from . import hierarchy as H
 from . import plots
+from .evaluate import SCORES, EvaluationReport
 from .results import ClassificationResult, ImageResult, summary_rows
 from .strategies import STRATEGIES
 
@@ -238,3 +239,78 @@ def image_panels(result: ClassificationResult, index: int, image: Image.Image | 
         tpt_bars=plots.tpt_bars(tpt, result.classes, result.top_k) if tpt else None,
         warnings=list(im.warnings),
     )
+
+
+Table = tuple[list[str], list[list[Any]]]
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:.1f}"
+
+
+@dataclass
+class EvaluationPanels:
+    """What the evaluation tab shows for a report."""
+
+    summary: str
+    accuracy: Table
+    low_confidence: Table
+    auroc: Table
+    coverage: Figure
+    per_class: Table
+    confusions: Table
+
+
+def evaluation_panels(report: EvaluationReport, listed: int = 5) -> EvaluationPanels:
+    """Tables and the coverage plot of an evaluation (text escaped for Markdown)."""
+    s = report.summary()
+    t = report.timing
+    lines = [model_notice(report.model), "",
+             f"**{s['n_images']} images** in **{len(report.classes)} classes** evaluated in {t['seconds']:.1f} s "
+             f"({t['images_per_second']:.1f} images/s; {t['from_cache']} of them from the feature cache)."]
+    skipped = report.dataset["skipped_non_images"]
+    if skipped:
+        lines.append(f"- {skipped} files skipped: not images.")
+    if report.corrupt:
+        lines.append(f"- {len(report.corrupt)} unreadable images skipped: "
+                     + _listing([why for _, why in report.corrupt], listed))
+    problems = report.dataset["problems"]
+    if problems:
+        lines.append(f"- {len(problems)} other problems: "
+                     + _listing([f"{d['file']}: {d['problem']}" for d in problems], listed))
+    lines += [f"- {md(w)}" for w in report.warnings]
+    low = s["low_confidence"]
+    accuracy = (["strategy", "top-1 %", "top-5 %", "note"],
+                [[a["label"], _pct(a["top1"]), _pct(a["top5"]), "" if a["selected"] else "computed for the baselines"]
+                 for a in s["accuracy"].values()])
+    share = _pct(low["share"])
+    low_rows = [[f"{STRATEGIES[sid].label} (vs {STRATEGIES[r['baseline']].label})", f"{low['size']} ({share}%)",
+                 _pct(r["low_before"]), _pct(r["low_after"]), _pct(r["full_before"]), _pct(r["full_after"])]
+                for sid, r in low["reranking"].items()]
+    if not low_rows:
+        low_rows = [["(no hierarchy strategy selected)", f"{low['size']} ({share}%)",
+                     _pct(low["name_accuracy_low"]), "", _pct(s["accuracy"]["name"]["top1"]), ""]]
+    low_table = (["re-ranking", "low-confidence set", "low: before %", "low: after %", "full: before %",
+                  "full: after %"], low_rows)
+    sel = s["selective"]
+    auroc = (["confidence score", "AUROC (name-only correct)", "AUROC (own classifier correct)"],
+             [[label, _auc(sel["auroc"][k]), _auc(sel["auroc_own"][k]) if k in sel["auroc_own"] else ""]
+              for k, label in SCORES.items()])
+    strategies = report.strategies
+    per_class = (["class", "images", *[STRATEGIES[x].label + " %" for x in strategies]],
+                 [[r["class"], r["images"], *[_pct(r[x]) for x in strategies]] for r in s["per_class"]])
+    confusions = (["strategy", "true class", "predicted", "images"],
+                  [[STRATEGIES[x].label, c["true"], c["predicted"], c["count"]]
+                   for x, cs in s["confusions"].items() for c in cs])
+    coverage = plots.coverage_curves({SCORES[k]: v for k, v in sel["coverage"].items()},
+                                     {SCORES[k]: sel["auroc"][k] for k in SCORES})
+    return EvaluationPanels("\n".join(lines), accuracy, low_table, auroc, coverage, per_class, confusions)
+
+
+def _listing(items: Sequence[str], listed: int) -> str:
+    more = f"; and {len(items) - listed} more" if len(items) > listed else ""
+    return "; ".join(md(x) for x in items[:listed]) + more + "."
+
+
+def _auc(x: float | None) -> str:
+    return "n/a (needs both right and wrong predictions)" if x is None else f"{x:.3f}"
