@@ -17,9 +17,8 @@ import gradio as gr
 from gradio.data_classes import FileData
 
 from zsdemo import demo as D
-from zsdemo.archive import ArchiveLimits
 from zsdemo.errors import ZsdemoError
-from zsdemo.images import MAX_FILE_BYTES
+from zsdemo.limits import LIMITS, LIMITS_INFO, check_environment
 from zsdemo.models import DEFAULT_PRESET, REGISTRY
 
 ASSETS = Path(__file__).parent / "assets"
@@ -28,7 +27,6 @@ HOW_IT_WORKS = (ASSETS / "how_it_works.md").read_text(encoding="utf-8")
 STATE_TTL_S = 3600            # a browser session's last result is dropped after an idle hour
 STATE_SESSIONS = 256          # ... and at most this many sessions keep one
 log = logging.getLogger("zsdemo.app")
-ARCHIVE = ArchiveLimits()       # what an uploaded zip may hold (zsdemo.archive)
 
 CSS = """
 .zs-verdict {padding: 10px 14px; border-radius: 8px; font-size: 1.05em; margin: 4px 0;}
@@ -195,7 +193,8 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
                                                  choices=D.view_choices(), value=[v for _, v in D.view_choices()])
                         rerank_all = gr.Checkbox(label="Hierarchy: re-rank every image, not only uncertain ones")
                         tpt_steps = gr.Slider(0, 20, value=1, step=1, label="TPT: tuning steps")
-                        tpt_views = gr.Slider(8, 256, value=64, step=8, label="TPT: views (random crops + the original)")
+                        tpt_views = gr.Slider(8, LIMITS.tpt_views, value=min(64, LIMITS.tpt_views), step=8,
+                                          label="TPT: views (random crops + the original)")
                     run = gr.Button("Classify", variant="primary", elem_id="run")
                 with gr.Column(scale=3, min_width=480):
                     summary = gr.Dataframe(label="All images: top-1 of each strategy and the confidence verdict",
@@ -263,8 +262,8 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
                         label="Examples (click one, then look at the panels)")
 
         with gr.Tab("Evaluate a labelled set", id="evaluate"):
-            gr.Markdown(EVAL_INTRO.format(max_images=D.EVAL_MAX_IMAGES, max_files=ARCHIVE.max_files,
-                                          max_mb=ARCHIVE.max_bytes // 2**20))
+            gr.Markdown(EVAL_INTRO.format(max_images=LIMITS.eval_images, max_files=LIMITS.zip_files,
+                                          max_mb=LIMITS.zip_mb))
             with gr.Row():
                 with gr.Column(scale=2, min_width=360):
                     eval_zip = gr.File(label="A .zip of labelled images", file_types=[".zip"], type="filepath",
@@ -330,7 +329,7 @@ def launch(page: gr.Blocks, host: str = "127.0.0.1", port: int | None = 7860, sh
     # One model and one text cache serve everyone; the queue bounds how many requests run at once
     # (the model's lock serialises forward passes; decoding and plotting overlap) and how many wait.
     page.queue(default_concurrency_limit=concurrency, max_size=queue_size)
-    return page.launch(server_name=host, server_port=port, share=share, max_file_size=MAX_FILE_BYTES,
+    return page.launch(server_name=host, server_port=port, share=share, max_file_size=LIMITS.upload_bytes,
                        state_session_capacity=STATE_SESSIONS, css=CSS, show_error=False, **kwargs)
 
 
@@ -352,7 +351,18 @@ def main() -> None:
                              "default %(default)s)")
     parser.add_argument("--max-models", type=int, default=1,
                         help="models kept in memory at once when visitors switch models")
+    for info in LIMITS_INFO:
+        parser.add_argument(info.flag, default=None, metavar="N",
+                            help=f"limit: {info.what} (default {getattr(LIMITS, info.name)}; env {info.env})")
     args = parser.parse_args()
+    try:
+        check_environment()
+        for info in LIMITS_INFO:
+            value = getattr(args, "max_" + info.name)
+            if value is not None:
+                LIMITS.set(info.name, value)
+    except ZsdemoError as e:
+        parser.error(str(e))        # before anything starts: one line, exit status 2
     logging.basicConfig(level=logging.INFO)
     REGISTRY.max_models = max(1, args.max_models)
     cache = None if args.feature_cache.lower() == "none" else args.feature_cache

@@ -18,6 +18,7 @@ from zsdemo.archive import ArchiveLimits, UnsafeArchive, extract_zip
 from zsdemo.errors import InputError
 from zsdemo.feature_store import FeatureStore
 from zsdemo.labelled import open_labelled, read_class_map
+from zsdemo.limits import LIMITS
 
 
 def _photo(path: Path, source: Path, shift: int) -> None:
@@ -138,13 +139,16 @@ def test_unsafe_zip_entries_are_refused_before_anything_is_written(tmp_path, ent
     assert not (tmp_path / "evil.png").exists()
 
 
-def test_zip_limits_on_count_and_total_size(tmp_path):
+def test_zip_limits_on_count_and_total_size(tmp_path, monkeypatch):
     many = _zip(tmp_path / "many.zip", {f"cls/{i}.png": b"x" for i in range(6)})
     with pytest.raises(UnsafeArchive, match="6 entries; at most 5"):
-        extract_zip(many, tmp_path / "a", ArchiveLimits(max_files=5))
+        extract_zip(many, tmp_path / "a", ArchiveLimits(max_files=5, max_bytes=2**20))
+    monkeypatch.setattr(LIMITS, "zip_files", 5)        # the process-wide limit (env / app flag)
+    with pytest.raises(UnsafeArchive, match="6 entries; at most 5"):
+        extract_zip(many, tmp_path / "a")
     big = _zip(tmp_path / "big.zip", {"cls/a.png": b"0" * 4000, "cls/b.png": b"0" * 4000})
     with pytest.raises(UnsafeArchive, match="uncompressed"):
-        extract_zip(big, tmp_path / "b", ArchiveLimits(max_bytes=6000))
+        extract_zip(big, tmp_path / "b", ArchiveLimits(max_files=10, max_bytes=6000))
 
 
 def test_not_a_zip_gets_a_message(tmp_path):

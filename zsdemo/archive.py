@@ -18,9 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from .errors import InputError
+from .limits import LIMITS
 
-MAX_FILES = 20_000
-MAX_BYTES = 2 * 2**30          # uncompressed, all entries together
 _CHUNK = 2**20
 _DRIVE = re.compile(r"^[A-Za-z]:")
 
@@ -31,8 +30,12 @@ class UnsafeArchive(InputError):
 
 @dataclass(frozen=True)
 class ArchiveLimits:
-    max_files: int = MAX_FILES
-    max_bytes: int = MAX_BYTES
+    max_files: int
+    max_bytes: int          # uncompressed, all entries together
+
+    @classmethod
+    def current(cls) -> "ArchiveLimits":
+        return cls(LIMITS.zip_files, LIMITS.zip_mb * 2**20)
 
 
 def _safe_parts(name: str) -> tuple[str, ...]:
@@ -52,8 +55,10 @@ def _is_symlink(info: zipfile.ZipInfo) -> bool:
     return stat.S_ISLNK(info.external_attr >> 16)
 
 
-def check_zip(archive: zipfile.ZipFile, limits: ArchiveLimits = ArchiveLimits()) -> list[tuple[zipfile.ZipInfo, tuple[str, ...]]]:
+def check_zip(archive: zipfile.ZipFile, limits: ArchiveLimits | None = None,
+              ) -> list[tuple[zipfile.ZipInfo, tuple[str, ...]]]:
     """The entries to extract (files only) with their safe paths; UnsafeArchive on any bad entry."""
+    limits = limits or ArchiveLimits.current()
     infos = archive.infolist()
     if len(infos) > limits.max_files:
         raise UnsafeArchive(f"The zip was refused: it has {len(infos)} entries; at most {limits.max_files} "
@@ -82,8 +87,12 @@ class Extracted:
     damaged: list[tuple[str, str]] = field(default_factory=list)    # (entry, why) not extracted
 
 
-def extract_zip(path: str | Path, dest: str | Path, limits: ArchiveLimits = ArchiveLimits()) -> Extracted:
-    """Check, then extract the zip at ``path`` into the (empty, caller-owned) folder ``dest``."""
+def extract_zip(path: str | Path, dest: str | Path, limits: ArchiveLimits | None = None) -> Extracted:
+    """Check, then extract the zip at ``path`` into the (empty, caller-owned) folder ``dest``.
+
+    Refused archives may leave partial files in ``dest`` (the caller's temporary folder).
+    """
+    limits = limits or ArchiveLimits.current()
     result = Extracted(Path(dest))
     try:
         archive = zipfile.ZipFile(path)

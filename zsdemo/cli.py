@@ -19,6 +19,7 @@ from .archive import extract_zip
 from .errors import ZsdemoError
 from .feature_store import DEFAULT_DIR, FeatureStore
 from .labelled import open_labelled, read_class_map
+from .limits import check_environment
 from .models import DEFAULT_PRESET, PRESETS, get_model
 from .pipeline import DEFAULT_TOP_K, classify_request, prepare_request
 from .results import ClassificationResult
@@ -312,6 +313,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # our own messages say what matters.
         logging.getLogger().addHandler(logging.NullHandler())
     try:
+        check_environment()
         if args.command == "classify":
             return run_classify(args)
         if args.command == "evaluate":

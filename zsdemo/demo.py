@@ -27,6 +27,7 @@ from .feature_store import DEFAULT_DIR as DEFAULT_FEATURE_CACHE
 from .feature_store import FeatureStore
 from .images import load_image
 from .labelled import open_labelled
+from .limits import LIMITS
 from .panels import EvaluationPanels, evaluation_panels  # noqa: F401 (the evaluation tab's tables)
 from .panels import ImagePanels, image_panels, md, model_notice, summary_table  # noqa: F401 (the page's text helpers)
 from .panels import sense_choices as _sense_choices
@@ -36,7 +37,6 @@ from .strategies import STRATEGIES
 
 DEFAULT_STRATEGIES: tuple[str, ...] = ("name", "photo", "clip80", "hierarchy")
 MAX_TOP_K = 20
-EVAL_MAX_IMAGES = 2_000          # per uploaded zip; bigger sets belong to the command line
 EVAL_VIEWS: dict[str, tuple[str, ...]] = {"all": K.DEFAULT_VIEWS, "flip": (K.FLIP_VIEW,)}
 REPORTS_DIR = Path(tempfile.gettempdir()) / "zsdemo-reports"
 REPORT_TTL_S = 3600              # downloads of an evaluation are kept this long
@@ -230,7 +230,7 @@ def evaluate_zip(config: AppConfig, upload: str | None, strategies: Sequence[str
     loaded = pick_model(config, model)
     with tempfile.TemporaryDirectory(prefix="zsdemo-upload-") as tmp:
         extracted = extract_zip(upload, tmp)
-        data = open_labelled(extracted.root, confine=True, max_images=EVAL_MAX_IMAGES)
+        data = open_labelled(extracted.root, confine=True, max_images=LIMITS.eval_images)
         data.problems += [(f, f"damaged zip entry: {why}") for f, why in extracted.damaged]
         data.root = Path(Path(upload).name)          # what the report shows, not the server's temp path
         store = FeatureStore(config.feature_cache, loaded) if config.feature_cache else None

@@ -18,9 +18,8 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ImageError
+from .limits import LIMITS
 
-MAX_FILE_BYTES = 50 * 2**20
-MAX_PIXELS = 50_000_000
 
 ImageSource = Union[str, os.PathLike, bytes, Image.Image]
 
@@ -91,11 +90,16 @@ def to_rgb(img: Image.Image) -> Image.Image:
 def load_image(
     src: ImageSource,
     name: str | None = None,
-    max_pixels: int = MAX_PIXELS,
-    max_bytes: int = MAX_FILE_BYTES,
+    max_pixels: int | None = None,
+    max_bytes: int | None = None,
 ) -> LoadedImage:
-    """Decode a path, bytes or PIL image into RGB with orientation applied, or raise ImageError."""
+    """Decode a path, bytes or PIL image into RGB with orientation applied, or raise ImageError.
+
+    The size limits default to ``LIMITS`` (upload_mb, megapixels) as they are at the call.
+    """
     label = describe_source(src, name)
+    max_bytes = LIMITS.upload_bytes if max_bytes is None else max_bytes
+    max_pixels = LIMITS.megapixels * 1_000_000 if max_pixels is None else max_pixels
     notes: list[str] = []
     if isinstance(src, Image.Image):
         img = src
@@ -104,7 +108,8 @@ def load_image(
         if not data:
             raise ImageError(f"{label}: the file is empty (0 bytes).")
         if len(data) > max_bytes:
-            raise ImageError(f"{label}: larger than the {max_bytes / 2**20:.0f} MB upload limit.")
+            raise ImageError(f"{label}: larger than the {max_bytes / 2**20:.0f} MB upload limit. "
+                             "Use a smaller or re-compressed image.")
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("error", Image.DecompressionBombWarning)

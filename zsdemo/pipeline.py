@@ -19,13 +19,12 @@ from . import templates as T
 from . import tpt as P
 from . import wordnet as W
 from .errors import ImageError, InputError
+from .limits import LIMITS
 from .images import ImageSource, LoadedImage, describe_source, load_image
 from .models import LoadedModel
 from .results import ClassificationResult, ImageResult, Prediction, StrategyResult
 from .text import TextFeatureCache, prompt_token_count
 
-MAX_CLASSES = 10_000
-MAX_CLASSNAME_CHARS = 1_000
 DEFAULT_TOP_K = 5
 IMAGE_BATCH_SIZE = 32
 
@@ -73,12 +72,13 @@ def prepare_request(
 ) -> Request:
     """Validate everything but the images; raise InputError with a message for the user."""
     parsed = C.parse_classnames(classnames)
-    if len(parsed.names) > MAX_CLASSES:
-        raise InputError(f"{len(parsed.names)} classes given; at most {MAX_CLASSES} are allowed per request.")
-    too_long = [n for n in parsed.names if len(n) > MAX_CLASSNAME_CHARS]
+    if len(parsed.names) > LIMITS.classes:
+        raise InputError(f"{len(parsed.names)} classes given; at most {LIMITS.classes} are allowed per request. "
+                         "Split them over several requests.")
+    too_long = [n for n in parsed.names if len(n) > LIMITS.classname_chars]
     if too_long:
         raise InputError(
-            f"A class name has {len(too_long[0])} characters; at most {MAX_CLASSNAME_CHARS} are allowed "
+            f"A class name has {len(too_long[0])} characters; at most {LIMITS.classname_chars} are allowed "
             f"(starts with {too_long[0][:40]!r})."
         )
     custom = T.parse_templates(templates)
@@ -239,6 +239,9 @@ def classify_request(
     """``classify`` for a request validated beforehand (callers that check input before loading)."""
     if not images:
         raise InputError("No image given: add at least one image.")
+    if len(images) > LIMITS.images:
+        raise InputError(f"{len(images)} images given; at most {LIMITS.images} are allowed per request. "
+                         "Send them in smaller groups (or evaluate a labelled folder with the CLI).")
     report = progress or no_progress
     warnings = request.warnings + context_warnings(loaded, request)
     report(0.0, "decoding images")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from open_clip import OPENAI_IMAGENET_TEMPLATES, SIMPLE_IMAGENET_TEMPLATES
 
 from .errors import InputError
+from .limits import LIMITS
 
 PLACEHOLDER = "{}"
 
@@ -20,7 +21,6 @@ SINGLE: tuple[str, ...] = ("a photo of a {}.",)
 CLIP7: tuple[str, ...] = _as_format_strings(SIMPLE_IMAGENET_TEMPLATES)
 CLIP80: tuple[str, ...] = _as_format_strings(OPENAI_IMAGENET_TEMPLATES)
 
-MAX_CUSTOM_TEMPLATES = 100
 
 
 def fill(template: str, classname: str) -> str:
@@ -50,8 +50,9 @@ def parse_templates(templates: list[str] | tuple[str, ...] | str | None) -> tupl
             )
         if t not in cleaned:
             cleaned.append(t)
-    if len(cleaned) > MAX_CUSTOM_TEMPLATES:
+    if len(cleaned) > LIMITS.templates:
         raise InputError(
-            f"{len(cleaned)} custom templates given; at most {MAX_CUSTOM_TEMPLATES} are allowed per request."
+            f"{len(cleaned)} custom templates given; at most {LIMITS.templates} are allowed per request. "
+            "Keep the ones that matter most."
         )
     return tuple(cleaned)

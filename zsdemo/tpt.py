@@ -26,12 +26,12 @@ import torch.nn.functional as F
 from PIL import Image
 
 from .errors import InputError
+from .limits import LIMITS
 from .models import LoadedModel
 from .text import TextTower, encode_embeddings, eot_positions, text_tower
 
 CONTEXT_INIT = "a photo of a"
 TEMPLATE = CONTEXT_INIT + " {}."
-MAX_VIEWS = 256
 MAX_STEPS = 20
 
 
@@ -60,8 +60,8 @@ def parse_settings(views: int | None = None, select_fraction: float | None = Non
         lr=d.lr if lr is None else lr,
         seed=d.seed if seed is None else seed,
     )
-    if not isinstance(s.views, int) or not 2 <= s.views <= MAX_VIEWS:
-        raise InputError(f"TPT views must be a whole number from 2 to {MAX_VIEWS} (got {s.views!r}).")
+    if not isinstance(s.views, int) or not 2 <= s.views <= LIMITS.tpt_views:
+        raise InputError(f"TPT views must be a whole number from 2 to {LIMITS.tpt_views} (got {s.views!r}).")
     if not isinstance(s.steps, int) or not 0 <= s.steps <= MAX_STEPS:
         raise InputError(f"TPT steps must be a whole number from 0 to {MAX_STEPS} (got {s.steps!r}).")
     if not (isinstance(s.select_fraction, (int, float)) and 0 < s.select_fraction <= 1):
