@@ -318,7 +318,14 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
             """Model presets, strategy ids, class-name presets and view ids."""
             return D.options(config)
 
+        def evaluate_api(archive: FileData, strategies: str = "name,photo,clip80,hierarchy", views: str = "all",
+                         rerank_all: bool = False, model: str = "") -> dict:
+            """Evaluate a .zip of labelled images (ImageFolder or labels.csv); returns the report as JSON."""
+            path = archive["path"] if isinstance(archive, dict) else (str(archive) if archive else None)
+            return D.evaluate_upload(config, path, strategies, views, rerank_all, model).to_dict()
+
         gr.api(user_errors(classify_api), api_name="classify", concurrency_id="model")
+        gr.api(user_errors(evaluate_api), api_name="evaluate", concurrency_limit=1, concurrency_id="evaluate")
         gr.api(user_errors(wordnet_api), api_name="wordnet")
         gr.api(user_errors(options_api), api_name="options")
     return page

@@ -214,13 +214,15 @@ def eval_strategy_choices() -> list[tuple[str, str]]:
     return [c for c in strategy_choices() if c[1] != "tpt"]
 
 
-def evaluate_zip(config: AppConfig, upload: str | None, strategies: Sequence[str] | None,
-                 views: str = "all", rerank_all: bool = False, model: str | None = None,
-                 progress: Progress | None = None) -> tuple[EvaluationPanels, list[str]]:
-    """Evaluate an uploaded zip of labelled images; the panels and the report files to download."""
+def evaluate_upload(config: AppConfig, upload: str | None, strategies: str | Sequence[str] | None,
+                    views: str = "all", rerank_all: bool = False, model: str | None = None,
+                    progress: Progress | None = None) -> E.EvaluationReport:
+    """Evaluate an uploaded zip of labelled images (the tab and the ``/evaluate`` API)."""
     if not upload:
         raise InputError("Upload a .zip of labelled images first: one folder per class (ImageFolder), "
                          "or images with a labels.csv of path,label.")
+    if isinstance(strategies, str):
+        strategies = [x.strip() for x in strategies.split(",") if x.strip()]
     if not strategies:
         raise InputError("No strategy selected: tick at least one.")
     if "tpt" in strategies:
@@ -234,8 +236,15 @@ def evaluate_zip(config: AppConfig, upload: str | None, strategies: Sequence[str
         data.problems += [(f, f"damaged zip entry: {why}") for f, why in extracted.damaged]
         data.root = Path(Path(upload).name)          # what the report shows, not the server's temp path
         store = FeatureStore(config.feature_cache, loaded) if config.feature_cache else None
-        report = E.evaluate(loaded, data, list(strategies), views=EVAL_VIEWS[views], rerank_all=rerank_all,
-                            store=store, progress=progress)
+        return E.evaluate(loaded, data, list(strategies), views=EVAL_VIEWS[views], rerank_all=rerank_all,
+                          store=store, progress=progress)
+
+
+def evaluate_zip(config: AppConfig, upload: str | None, strategies: str | Sequence[str] | None,
+                 views: str = "all", rerank_all: bool = False, model: str | None = None,
+                 progress: Progress | None = None) -> tuple[EvaluationPanels, list[str]]:
+    """The evaluation tab: the panels and the report files to download."""
+    report = evaluate_upload(config, upload, strategies, views, rerank_all, model, progress)
     files = E.write_report(report, _report_dir())
     return evaluation_panels(report), [str(f) for f in files]
 
