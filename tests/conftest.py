@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import io
 import json
+import stat
 import struct
+import zipfile
 import zlib
 from pathlib import Path
 
@@ -36,6 +38,27 @@ def png_with_header_size(width: int, height: int) -> bytes:
     data[12:29] = ihdr
     data[29:33] = struct.pack(">I", zlib.crc32(bytes(ihdr)) & 0xFFFFFFFF)
     return bytes(data)
+
+
+def make_zip(path: Path, entries: dict[str, bytes], symlink: str | None = None, encrypted: str | None = None) -> Path:
+    """A zip of ``entries``, maybe with a symbolic-link entry and an entry flagged as encrypted."""
+    with zipfile.ZipFile(path, "w") as z:
+        for name, data in entries.items():
+            z.writestr(name, data)
+        if symlink:
+            info = zipfile.ZipInfo(symlink)
+            info.external_attr = (stat.S_IFLNK | 0o777) << 16
+            z.writestr(info, "/etc/passwd")
+        if encrypted:
+            z.writestr(encrypted, b"x")
+    if encrypted:   # zipfile cannot encrypt: set the entry's "encrypted" flag in the central directory
+        data = bytearray(path.read_bytes())
+        at = data.index(b"PK\x01\x02")
+        while data[at + 46:at + 46 + len(encrypted)] != encrypted.encode():
+            at = data.index(b"PK\x01\x02", at + 4)
+        data[at + 8] |= 0x1
+        path.write_bytes(bytes(data))
+    return path
 
 
 def save_local_dir(model, folder: Path, arch_config: dict) -> Path:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import stat
 import zipfile
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import make_zip
 from zsdemo import cli
 from zsdemo import evaluate as E
 from zsdemo.archive import ArchiveLimits, UnsafeArchive, extract_zip
@@ -47,6 +47,13 @@ def test_imagefolder_names_junk_and_wordnet_ids(labelled):
     assert data.senses == {"tabby cat": "n02123045"}
     assert len(data.items) == 7                      # 3 + 3 photos and the corrupt one (found later)
     assert sorted(data.skipped) == ["space_suit/.DS_Store", "space_suit/notes.txt"]
+
+
+def test_unknown_wordnet_id_stays_a_plain_name(tmp_path, cat_path):
+    _photo(tmp_path / "n99999999" / "a.png", cat_path, 0)
+    _photo(tmp_path / "n01443537" / "b.png", cat_path, 1)        # goldfish, an ImageNet class
+    data = open_labelled(tmp_path)
+    assert data.classes == ["goldfish", "n99999999"] and data.senses == {"goldfish": "n01443537"}
 
 
 def test_csv_with_header_mapping_and_candidates(tmp_path, cat_path):
@@ -100,26 +107,6 @@ def test_empty_or_oversized_sets_are_refused(tmp_path, labelled):
 
 # --- zip safety -------------------------------------------------------------------------------
 
-def _zip(path: Path, entries: dict[str, bytes], symlink: str | None = None, encrypted: str | None = None) -> Path:
-    with zipfile.ZipFile(path, "w") as z:
-        for name, data in entries.items():
-            z.writestr(name, data)
-        if symlink:
-            info = zipfile.ZipInfo(symlink)
-            info.external_attr = (stat.S_IFLNK | 0o777) << 16
-            z.writestr(info, "/etc/passwd")
-        if encrypted:
-            z.writestr(encrypted, b"x")
-    if encrypted:   # zipfile cannot encrypt: set the entry's "encrypted" flag in the central directory
-        data = bytearray(path.read_bytes())
-        at = data.index(b"PK\x01\x02")
-        while data[at + 46:at + 46 + len(encrypted)] != encrypted.encode():
-            at = data.index(b"PK\x01\x02", at + 4)
-        data[at + 8] |= 0x1
-        path.write_bytes(bytes(data))
-    return path
-
-
 @pytest.mark.parametrize("entries, kwargs, message", [
     ({"../evil.png": b"x"}, {}, "points outside"),
     ({"cls/../../evil.png": b"x"}, {}, "points outside"),
@@ -130,7 +117,7 @@ def _zip(path: Path, entries: dict[str, bytes], symlink: str | None = None, encr
     ({"cls/a.png": b"x"}, {"encrypted": "cls/secret.png"}, "encrypted"),
 ])
 def test_unsafe_zip_entries_are_refused_before_anything_is_written(tmp_path, entries, kwargs, message):
-    archive = _zip(tmp_path / "upload.zip", {"cls/ok.png": b"fine", **entries}, **kwargs)
+    archive = make_zip(tmp_path / "upload.zip", {"cls/ok.png": b"fine", **entries}, **kwargs)
     dest = tmp_path / "out"
     dest.mkdir()
     with pytest.raises(UnsafeArchive, match=message):
@@ -140,13 +127,13 @@ def test_unsafe_zip_entries_are_refused_before_anything_is_written(tmp_path, ent
 
 
 def test_zip_limits_on_count_and_total_size(tmp_path, monkeypatch):
-    many = _zip(tmp_path / "many.zip", {f"cls/{i}.png": b"x" for i in range(6)})
+    many = make_zip(tmp_path / "many.zip", {f"cls/{i}.png": b"x" for i in range(6)})
     with pytest.raises(UnsafeArchive, match="6 entries; at most 5"):
         extract_zip(many, tmp_path / "a", ArchiveLimits(max_files=5, max_bytes=2**20))
     monkeypatch.setattr(LIMITS, "zip_files", 5)        # the process-wide limit (env / app flag)
     with pytest.raises(UnsafeArchive, match="6 entries; at most 5"):
         extract_zip(many, tmp_path / "a")
-    big = _zip(tmp_path / "big.zip", {"cls/a.png": b"0" * 4000, "cls/b.png": b"0" * 4000})
+    big = make_zip(tmp_path / "big.zip", {"cls/a.png": b"0" * 4000, "cls/b.png": b"0" * 4000})
     with pytest.raises(UnsafeArchive, match="uncompressed"):
         extract_zip(big, tmp_path / "b", ArchiveLimits(max_files=10, max_bytes=6000))
 
@@ -238,7 +225,7 @@ def test_nothing_readable_is_a_clear_error(tiny, tmp_path):
         E.evaluate(tiny, open_labelled(tmp_path), ["name"], views="hflip")
 
 
-def test_cli_evaluate_folder_and_zip(labelled, tmp_path, capsys):
+def test_cli_evaluate_folder_andmake_zip(labelled, tmp_path, capsys):
     args = ["evaluate", "--model", "tiny-random", "--strategies", "name,clip7", "--views", "hflip",
             "--cache", str(tmp_path / "cache"), "--quiet"]
     assert cli.main([*args[:1], str(labelled), *args[1:], "--out", str(tmp_path / "a")]) == 0
@@ -251,6 +238,6 @@ def test_cli_evaluate_folder_and_zip(labelled, tmp_path, capsys):
             z.write(f, f.relative_to(labelled))
     assert cli.main([*args[:1], str(archive), *args[1:], "--out", str(tmp_path / "b")]) == 0
     assert "6 from the feature cache" in capsys.readouterr().out
-    bad = _zip(tmp_path / "bad.zip", {"../evil.png": b"x"})
+    bad = make_zip(tmp_path / "bad.zip", {"../evil.png": b"x"})
     assert cli.main([*args[:1], str(bad), *args[1:], "--out", str(tmp_path / "c")]) == cli.EXIT_BAD_INPUT
     assert "points outside" in capsys.readouterr().err

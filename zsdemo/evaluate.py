@@ -33,7 +33,6 @@ from . import hierarchy as H
 from . import metrics as M
 from . import strategies as S
 from . import tpt as P
-from . import wordnet as W
 from .errors import ImageError, InputError
 from .feature_store import ORIGINAL, FeatureStore, file_digest
 from .images import LoadedImage, load_image
@@ -117,10 +116,12 @@ def evaluate(
     progress: Progress | None = None,
 ) -> EvaluationReport:
     """Evaluate every strategy on ``data``; bad input raises InputError, a bad image is skipped."""
-    chosen = dict(data.senses)             # classes read from WordNet ids use exactly those senses
-    chosen.update(W.parse_overrides(senses))
     request = prepare_request(data.classes, strategies or DEFAULT_STRATEGIES, templates, TOP_K,
-                              consistency=True, views=views, rerank_all=rerank_all, senses=chosen, tpt=tpt)
+                              consistency=True, views=views, rerank_all=rerank_all, senses=senses, tpt=tpt)
+    if any(s in H.VARIANTS for s in request.strategies):
+        # Classes read from WordNet ids use exactly those senses (the user's choices still win).
+        # Added after the checks: without WordNet the hierarchy falls back to bare names and says so.
+        request.senses = {**data.senses, **request.senses}
     if len(request.classnames) != len(data.classes):
         raise InputError(f"The labels give {len(data.classes)} class names but only {len(request.classnames)} "
                          "distinct ones: rename (or map) the classes so that no two differ only in case.")

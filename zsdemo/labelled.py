@@ -191,8 +191,8 @@ class _Classes:
         if name.casefold() not in self.index:
             self.index[name.casefold()] = len(self.names)
             self.names.append(name)
-            if WNID.match(raw.strip()) and raw.strip() not in self.mapping:
-                self.senses[name] = raw.strip()
+            if WNID.match(raw.strip()) and raw.strip() not in self.mapping and name != raw.strip():
+                self.senses[name] = raw.strip()     # a WordNet id that named a real synset
         return self.index[name.casefold()]
 
 

@@ -316,10 +316,15 @@ def synset_by_id(ident: str) -> Any:
     ident = ident.strip()
     try:
         if len(ident) == 9 and ident[0] == "n" and ident[1:].isdigit():
-            return wn.synset_from_pos_and_offset("n", int(ident[1:]))
-        s = wn.synset(ident)
+            with warnings.catch_warnings():       # nltk warns, then returns None, for an unknown offset
+                warnings.simplefilter("ignore")
+                s = wn.synset_from_pos_and_offset("n", int(ident[1:]))
+        else:
+            s = wn.synset(ident)
     except Exception:  # nltk raises WordNetError, ValueError or KeyError depending on the form
-        raise InputError(f"{ident!r} is not a WordNet noun sense; write it like crane.n.04 or n03126707.") from None
+        s = None
+    if s is None:
+        raise InputError(f"{ident!r} is not a WordNet noun sense; write it like crane.n.04 or n03126707.")
     if s.pos() != "n":
         raise InputError(f"{ident!r} is not a noun sense; the hierarchy method needs nouns (like crane.n.04).")
     return s
