@@ -218,6 +218,13 @@ def test_a_run_asking_for_more_views_encodes_again(first_run, tiny, labelled):
     assert more.timing["encoded"] == 6
 
 
+def test_tpt_is_optional_in_evaluation(tiny, labelled):
+    report = E.evaluate(tiny, open_labelled(labelled), ["name", "tpt"], views="hflip", tpt={"views": 8})
+    assert report.strategies == ["name", "clip80", "tpt"]
+    assert all(len(r.top5["tpt"]) == 2 for r in report.records)
+    assert report.summary()["accuracy"]["tpt"]["selected"]
+
+
 def test_nothing_readable_is_a_clear_error(tiny, tmp_path):
     (tmp_path / "cls").mkdir()
     (tmp_path / "cls" / "a.png").write_bytes(b"broken")
@@ -238,6 +245,8 @@ def test_cli_evaluate_folder_andmake_zip(labelled, tmp_path, capsys):
             z.write(f, f.relative_to(labelled))
     assert cli.main([*args[:1], str(archive), *args[1:], "--out", str(tmp_path / "b")]) == 0
     assert "6 from the feature cache" in capsys.readouterr().out
+    assert cli.main([*args[:1], str(labelled), *args[1:], "--tpt-views", "1", "--out", str(tmp_path / "d")]) == 2
+    assert "TPT views" in capsys.readouterr().err
     bad = make_zip(tmp_path / "bad.zip", {"../evil.png": b"x"})
     assert cli.main([*args[:1], str(bad), *args[1:], "--out", str(tmp_path / "c")]) == cli.EXIT_BAD_INPUT
     assert "points outside" in capsys.readouterr().err

@@ -40,6 +40,19 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
                    help="fp32, or amp (fp16 autocast; the default on CUDA)")
 
 
+def _add_tpt_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tpt-views", type=int, default=None, help="TPT: views per image, the original included (64)")
+    p.add_argument("--tpt-select", type=float, default=None, help="TPT: share of views kept, lowest entropy (0.1)")
+    p.add_argument("--tpt-steps", type=int, default=None, help="TPT: AdamW steps (1)")
+    p.add_argument("--tpt-lr", type=float, default=None, help="TPT: learning rate (5e-3)")
+    p.add_argument("--tpt-seed", type=int, default=None, help="TPT: seed of the view sampling (0)")
+
+
+def _tpt_settings(args: argparse.Namespace) -> dict[str, object]:
+    return dict(views=args.tpt_views, select_fraction=args.tpt_select, steps=args.tpt_steps, lr=args.tpt_lr,
+                seed=args.tpt_seed)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m zsdemo",
                                      description="Zero-shot image classification with CLIP-style models.")
@@ -66,11 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="hierarchy strategies re-rank every image, not only low-confidence ones")
     c.add_argument("--sense", action="append", default=None, metavar="CLASS=SENSE",
                    help="the WordNet sense of a class, e.g. crane=crane.n.04 or crane=n03126707 (repeatable)")
-    c.add_argument("--tpt-views", type=int, default=None, help="TPT: views per image, the original included (64)")
-    c.add_argument("--tpt-select", type=float, default=None, help="TPT: share of views kept, lowest entropy (0.1)")
-    c.add_argument("--tpt-steps", type=int, default=None, help="TPT: AdamW steps (1)")
-    c.add_argument("--tpt-lr", type=float, default=None, help="TPT: learning rate (5e-3)")
-    c.add_argument("--tpt-seed", type=int, default=None, help="TPT: seed of the view sampling (0)")
+    _add_tpt_args(c)
     c.add_argument("--json", action="store_true", help="print the full result as JSON")
     _add_model_args(c)
 
@@ -105,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="image-feature cache folder, keyed by file content and model; a second run skips "
                         "the encoder (default $ZSDEMO_FEATURE_CACHE or ~/.cache/zsdemo/features)")
     e.add_argument("--no-cache", action="store_true", help="neither read nor write the feature cache")
+    _add_tpt_args(e)
     e.add_argument("--quiet", action="store_true", help="no progress bar")
     e.add_argument("--json", action="store_true", help="print the full report as JSON")
     _add_model_args(e)
@@ -169,9 +179,7 @@ def run_classify(args: argparse.Namespace) -> int:
     # Validate the cheap input first: a typo should not wait for a model to load.
     request = prepare_request(_read_classes(args), args.strategies, args.templates, args.top_k,
                               consistency=args.consistency, views=args.views, rerank_all=args.rerank_all,
-                              senses=args.sense,
-                              tpt=dict(views=args.tpt_views, select_fraction=args.tpt_select, steps=args.tpt_steps,
-                                       lr=args.tpt_lr, seed=args.tpt_seed))
+                              senses=args.sense, tpt=_tpt_settings(args))
     loaded = get_model(args.model, args.pretrained, args.device, args.precision)
     result = classify_request(loaded, args.images, request)
     print(result.to_json() if args.json else format_table(result))
@@ -235,6 +243,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
             source, damaged = extracted.root, extracted.damaged
         data = open_labelled(source, mapping, candidates)
         data.problems += [(f, f"damaged zip entry: {why}") for f, why in damaged]
+        # Check the cheap input before loading a model (evaluate checks it again, with the model).
+        prepare_request(data.classes, args.strategies, args.templates, E.TOP_K, consistency=True,
+                        views=args.views, rerank_all=args.rerank_all, senses=args.sense, tpt=_tpt_settings(args))
         loaded = get_model(args.model, args.pretrained, args.device, args.precision)
         store = None if args.no_cache else FeatureStore(args.cache, loaded)
         from tqdm import tqdm
@@ -245,7 +256,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
                 bar.set_postfix_str(message.split("(")[-1].rstrip(")"), refresh=False)
 
             report = E.evaluate(loaded, data, args.strategies, args.templates, args.views, args.rerank_all,
-                                args.sense, batch_size=args.batch_size, store=store, progress=progress)
+                                args.sense, _tpt_settings(args), batch_size=args.batch_size, store=store,
+                                progress=progress)
         files = E.write_report(report, args.out)
     if args.json:
         print(json.dumps(report.to_dict(), indent=1, ensure_ascii=False))
