@@ -31,6 +31,7 @@ import torch
 from . import consistency as K
 from . import hierarchy as H
 from . import metrics as M
+from . import plots
 from . import strategies as S
 from . import tpt as P
 from .errors import ImageError, InputError
@@ -303,8 +304,6 @@ def summarize(report: EvaluationReport) -> dict[str, Any]:
 
 def write_report(report: EvaluationReport, out_dir: str | Path) -> list[Path]:
     """report.json, CSV tables and coverage.png in ``out_dir``; returns the files written."""
-    from . import plots
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     data = report.to_dict()
