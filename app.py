@@ -19,6 +19,7 @@ from gradio.data_classes import FileData
 from zsdemo import demo as D
 from zsdemo.errors import ZsdemoError
 from zsdemo.limits import LIMITS, LIMITS_INFO, check_environment
+from zsdemo.memory import start_trimming
 from zsdemo.models import DEFAULT_PRESET, REGISTRY
 
 ASSETS = Path(__file__).parent / "assets"
@@ -336,6 +337,7 @@ def launch(page: gr.Blocks, host: str = "127.0.0.1", port: int | None = 7860, sh
     # One model and one text cache serve everyone; the queue bounds how many requests run at once
     # (the model's lock serialises forward passes; decoding and plotting overlap) and how many wait.
     page.queue(default_concurrency_limit=concurrency, max_size=queue_size)
+    start_trimming()
     return page.launch(server_name=host, server_port=port, share=share, max_file_size=LIMITS.upload_bytes,
                        state_session_capacity=STATE_SESSIONS, css=CSS, show_error=False, **kwargs)
 

@@ -39,11 +39,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def rss_mb(pid: int) -> float:
+def status(pid: int, field: str) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS")
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no {field} in /proc/{pid}/status")
 
 
 def malformed(k: int, junk: Path, handle_file) -> tuple[tuple, dict, str]:
@@ -137,12 +137,12 @@ def main() -> None:
         # Warm-up: every client once, concurrently, so that the allocator reaches its working size.
         with ThreadPoolExecutor(args.clients) as pool:
             list(pool.map(lambda c: user(c, 1, False), range(args.clients)))
-        warm = rss_mb(server.pid)
+        warm, warm_threads = status(server.pid, "VmRSS") / 1024, status(server.pid, "Threads")
         start = time.perf_counter()
         with ThreadPoolExecutor(args.clients) as pool:
             list(pool.map(lambda c: user(c, args.requests, True), range(args.clients)))
         wall = time.perf_counter() - start
-        end = rss_mb(server.pid)
+        end, end_threads = status(server.pid, "VmRSS") / 1024, status(server.pid, "Threads")
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -162,6 +162,7 @@ def main() -> None:
               f"p95 {1000 * q[18]:.0f} ms, max {1000 * max(latencies):.0f} ms")
     print(f"server RSS: after warm-up {warm:.0f} MB, at the end {end:.0f} MB, growth "
           f"{100 * (end / warm - 1):+.1f}%   target <= +10%")
+    print(f"server threads: after warm-up {warm_threads}, at the end {end_threads}")
 
 
 if __name__ == "__main__":
