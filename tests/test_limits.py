@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -66,9 +67,10 @@ def test_uploads_over_the_evaluation_limit_are_refused(monkeypatch, tmp_path, ca
         D.evaluate_upload(D.AppConfig("tiny-random", None, "cpu", None), str(archive), "name", "flip")
 
 
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="malloc_trim is glibc's")
 def test_the_server_gives_freed_memory_back():
     from zsdemo import memory
 
-    assert memory.release_free_memory() in (True, False)          # False only off glibc
+    assert memory.release_free_memory() is True
     thread = memory.start_trimming(interval_s=3600)
-    assert thread is None or (thread.daemon and thread.is_alive())
+    assert thread is not None and thread.daemon and thread.is_alive()
