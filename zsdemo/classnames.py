@@ -154,3 +154,9 @@ def imagenet_wnids() -> dict[str, str]:
     if len(wnids) != len(names):
         raise RuntimeError(f"{WNIDS_FILE} has {len(wnids)} ids for {len(names)} ImageNet classes")
     return dict(zip(names, wnids))
+
+
+@lru_cache(maxsize=1)
+def imagenet_names_by_wnid() -> dict[str, str]:
+    """WordNet id -> ImageNet-1k preset name (the inverse of ``imagenet_wnids``)."""
+    return {w: n for n, w in imagenet_wnids().items()}

@@ -84,7 +84,7 @@ def read_class_map(path: str | Path) -> dict[str, str]:
 
 
 def _wnid_name(wnid: str) -> str:
-    imagenet = {w: n for n, w in C.imagenet_wnids().items()}
+    imagenet = C.imagenet_names_by_wnid()
     if wnid in imagenet:
         return imagenet[wnid]
     try:
@@ -183,8 +183,14 @@ class _Classes:
         self.names: list[str] = []
         self.index: dict[str, int] = {}
         self.senses: dict[str, str] = {}
+        self._by_raw: dict[str, int | None] = {}    # a CSV repeats each label once per image
 
     def add(self, raw: str) -> int | None:
+        if raw not in self._by_raw:
+            self._by_raw[raw] = self._add(raw)
+        return self._by_raw[raw]
+
+    def _add(self, raw: str) -> int | None:
         name = _class_name(raw, self.mapping)
         if not name:
             return None
