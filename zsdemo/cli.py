@@ -15,10 +15,9 @@ from . import consistency as K
 from . import evaluate as E
 from . import hierarchy as H
 from . import wordnet as W
-from .archive import extract_zip
 from .errors import ZsdemoError
 from .feature_store import DEFAULT_DIR, FeatureStore
-from .labelled import open_labelled, read_class_map
+from .labelled import open_labelled, open_zip, read_class_map
 from .limits import check_environment
 from .models import DEFAULT_PRESET, PRESETS, get_model
 from .pipeline import DEFAULT_TOP_K, classify_request, prepare_request
@@ -237,12 +236,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
         candidates = C.parse_classnames(_read_classes(args)).names
     with tempfile.TemporaryDirectory(prefix="zsdemo-eval-") as tmp:
         source = Path(args.data)
-        damaged: list[tuple[str, str]] = []
-        if source.is_file() and source.suffix.lower() == ".zip":
-            extracted = extract_zip(source, tmp)
-            source, damaged = extracted.root, extracted.damaged
-        data = open_labelled(source, mapping, candidates)
-        data.problems += [(f, f"damaged zip entry: {why}") for f, why in damaged]
+        is_zip = source.is_file() and source.suffix.lower() == ".zip"
+        data = (open_zip(source, tmp, mapping, candidates) if is_zip
+                else open_labelled(source, mapping, candidates))
         # Check the cheap input before loading a model (evaluate checks it again, with the model).
         prepare_request(data.classes, args.strategies, args.templates, E.TOP_K, consistency=True,
                         views=args.views, rerank_all=args.rerank_all, senses=args.sense, tpt=_tpt_settings(args))

@@ -21,12 +21,11 @@ from . import evaluate as E
 from . import hierarchy as H
 from . import models as M
 from . import wordnet as W
-from .archive import extract_zip
 from .errors import ImageError, InputError, ModelLoadError
 from .feature_store import DEFAULT_DIR as DEFAULT_FEATURE_CACHE
 from .feature_store import FeatureStore
 from .images import load_image
-from .labelled import open_labelled
+from .labelled import open_zip
 from .limits import LIMITS
 from .panels import EvaluationPanels, evaluation_panels  # noqa: F401 (the evaluation tab's tables)
 from .panels import ImagePanels, image_panels, md, model_notice, summary_table  # noqa: F401 (the page's text helpers)
@@ -231,9 +230,7 @@ def evaluate_upload(config: AppConfig, upload: str | None, strategies: str | Seq
         raise InputError(f"Unknown view set {views!r}; choose one of {', '.join(EVAL_VIEWS)}.")
     loaded = pick_model(config, model)
     with tempfile.TemporaryDirectory(prefix="zsdemo-upload-") as tmp:
-        extracted = extract_zip(upload, tmp)
-        data = open_labelled(extracted.root, confine=True, max_images=LIMITS.eval_images)
-        data.problems += [(f, f"damaged zip entry: {why}") for f, why in extracted.damaged]
+        data = open_zip(upload, tmp, confine=True, max_images=LIMITS.eval_images)
         data.root = Path(Path(upload).name)          # what the report shows, not the server's temp path
         store = FeatureStore(config.feature_cache, loaded) if config.feature_cache else None
         return E.evaluate(loaded, data, list(strategies), views=EVAL_VIEWS[views], rerank_all=rerank_all,

@@ -27,6 +27,7 @@ from typing import Sequence
 
 from . import classnames as C
 from . import wordnet as W
+from .archive import extract_zip
 from .errors import InputError
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".jfif", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
@@ -160,6 +161,19 @@ def open_labelled(
                          "Evaluate a sample, or use the command line (python -m zsdemo evaluate).")
     if classes is not None:
         _use_candidates(found, list(classes))
+    return found
+
+
+def open_zip(archive: str | Path, dest: str | Path, class_map: dict[str, str] | None = None,
+             classes: Sequence[str] | None = None, confine: bool = False,
+             max_images: int | None = None) -> LabelledSet:
+    """``open_labelled`` on a zip, safely extracted into ``dest`` (the caller's temporary folder).
+
+    Entries that could not be extracted are reported among the set's problems.
+    """
+    extracted = extract_zip(archive, dest)
+    found = open_labelled(extracted.root, class_map, classes, confine, max_images)
+    found.problems += [(f, f"damaged zip entry: {why}") for f, why in extracted.damaged]
     return found
 
 
