@@ -170,17 +170,14 @@ def analyse(
     classnames: Sequence[str],
     cache: TextFeatureCache | None,
     views: Sequence[str] = DEFAULT_VIEWS,
-    view_features: torch.Tensor | None = None,
 ) -> list[Consistency]:
     """The consistency analysis of each image; ``image_features`` [N, D] are of the originals.
 
-    ``view_features`` [N, V, D] are the views' features when the caller has them already
-    (``embed_with_views``); otherwise the views are made and embedded here.
+    The views are made and embedded here; a caller that has their features already
+    (``embed_with_views``) calls ``analyse_features``.
     """
     views = parse_views(list(views))
-    if view_features is None:
-        view_features = embed_views(loaded, images, views)
-    return analyse_features(loaded, image_features, view_features, classnames, cache, views)
+    return analyse_features(loaded, image_features, embed_views(loaded, images, views), classnames, cache, views)
 
 
 def analyse_features(

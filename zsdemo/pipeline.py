@@ -271,8 +271,8 @@ def classify_request(
                                    S.strategy_templates(s, request.custom_templates), cache)
                 for s in dict.fromkeys(needed)
             }
-            checks = (K.analyse(loaded, [im.image for im in good], feats, request.classnames, cache, request.views,
-                                view_feats) if request.needs_consistency else [])
+            checks = (K.analyse_features(loaded, feats, view_feats, request.classnames, cache, request.views)
+                      if request.needs_consistency else [])
             parts = P.prompt_parts(loaded, list(request.classnames)) if "tpt" in request.strategies else None
             per_image = []
             for row, im in enumerate(good):
