@@ -221,12 +221,16 @@ def _records(loaded: LoadedModel, found: Sequence[_Found], request: Request, eva
     needed = [s for s in evaluated if S.is_template_strategy(s)]
     needed += [H.VARIANTS[s].fallback for s in evaluated if s in H.VARIANTS]
     logits = {s: template_logits(loaded, feats, request.classnames,
-                                 S.strategy_templates(s, request.custom_templates), cache).float().cpu()
+                                 S.strategy_templates(s, request.custom_templates), cache).float()
               for s in dict.fromkeys(needed)}
     checks = K.analyse_features(loaded, feats, view_feats, request.classnames, cache, request.views)
     parts = P.prompt_parts(loaded, list(request.classnames)) if "tpt" in evaluated else None
     k = min(TOP_K, len(request.classnames))
     tops = {s: torch.topk(l, k, dim=-1).indices.tolist() for s, l in logits.items()}
+    baselines = {f"{stat}_{s}": values.tolist()
+                 for s in ("name", "clip80")
+                 for stat, values in (("max_logit", logits[s].max(dim=-1).values),
+                                      ("max_softmax", logits[s].softmax(dim=-1).max(dim=-1).values))}
     records = []
     for row, f in enumerate(found):
         top5: dict[str, list[int]] = {}
@@ -234,20 +238,15 @@ def _records(loaded: LoadedModel, found: Sequence[_Found], request: Request, eva
             if s in logits:
                 top5[s] = tops[s][row]
             elif s in H.VARIANTS:
-                r = hierarchy_result(loaded, s, feats[row], logits["name"][row].to(device),
-                                     logits[H.VARIANTS[s].fallback][row].to(device), checks[row], senses,
-                                     request, cache)
+                r = hierarchy_result(loaded, s, feats[row], logits["name"][row],
+                                     logits[H.VARIANTS[s].fallback][row], checks[row], senses, request, cache)
                 top5[s] = [p.index for p in r.top_k]
             elif s == "tpt":
                 image = LoadedImage(image=f.image, source=f.file, width=f.image.width, height=f.image.height)
                 top5[s] = [p.index for p in tpt_result(loaded, image, parts, request).top_k]
         check = checks[row]
-        name, clip80 = logits["name"][row], logits["clip80"][row]
-        scores = {
-            "s_t": check.s_t, "s_b": check.s_b, "consistency": 0.0 if check.low_confidence else 1.0,
-            "max_logit_name": float(name.max()), "max_softmax_name": float(name.softmax(-1).max()),
-            "max_logit_clip80": float(clip80.max()), "max_softmax_clip80": float(clip80.softmax(-1).max()),
-        }
+        scores = {"s_t": check.s_t, "s_b": check.s_b, "consistency": 0.0 if check.low_confidence else 1.0,
+                  **{key: values[row] for key, values in baselines.items()}}
         records.append(ImageRecord(f.file, f.label, top5, scores, check.low_confidence))
     return records
 
