@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from .errors import InputError
+from .files import is_regular_file
 from .limits import LIMITS
 
 _CHUNK = 2**20
@@ -96,15 +97,20 @@ def extract_zip(path: str | Path, dest: str | Path, limits: ArchiveLimits | None
     result = Extracted(Path(dest))
     try:
         archive = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as e:
+    except UnicodeDecodeError:  # an entry flagged as UTF-8 whose name is not
+        raise InputError("The zip was refused: an entry's name is flagged as UTF-8 but is not valid UTF-8. "
+                         "Zip the folder again with a current tool.") from None
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
         raise InputError(f"This file is not a readable zip archive ({e}). Upload a .zip of the folder.") from None
     with archive:
         entries = check_zip(archive, limits)
         written = 0
         for info, parts in entries:
             target = result.root.joinpath(*parts)
-            target.parent.mkdir(parents=True, exist_ok=True)
             try:
+                # A file and a folder of the same name, or a name the file system refuses (too
+                # long), fail here: that entry is reported as damaged, the rest extracted.
+                target.parent.mkdir(parents=True, exist_ok=True)
                 with archive.open(info) as src, open(target, "wb") as out:
                     while chunk := src.read(_CHUNK):
                         written += len(chunk)
@@ -113,8 +119,10 @@ def extract_zip(path: str | Path, dest: str | Path, limits: ArchiveLimits | None
                                 f"The zip was refused: it expands to more than {limits.max_bytes // 2**20} MB "
                                 "(its directory understates the sizes).")
                         out.write(chunk)
-            except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as e:
+            except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, ValueError) as e:
                 # A damaged entry is reported and skipped like a corrupt image; the rest is used.
-                target.unlink(missing_ok=True)
-                result.damaged.append(("/".join(parts), str(e) or type(e).__name__))
+                if is_regular_file(target):
+                    target.unlink(missing_ok=True)
+                why = e.strerror if isinstance(e, OSError) and e.strerror else (str(e) or type(e).__name__)
+                result.damaged.append(("/".join(parts)[:300], why))
     return result

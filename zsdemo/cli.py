@@ -18,7 +18,8 @@ from . import wordnet as W
 from .errors import ZsdemoError
 from .feature_store import DEFAULT_DIR, FeatureStore
 from .labelled import open_labelled, open_zip, read_class_map
-from .limits import check_environment
+from .files import is_regular_file, read_text
+from .limits import LIMITS, check_environment
 from .models import DEFAULT_PRESET, PRESETS, get_model
 from .pipeline import DEFAULT_TOP_K, classify_request, prepare_request
 from .results import ClassificationResult
@@ -166,11 +167,7 @@ def _read_classes(args: argparse.Namespace) -> str | tuple[str, ...]:
     if args.preset:
         return C.preset_classnames(args.preset)
     if args.classes_file:
-        try:
-            with open(args.classes_file, encoding="utf-8", errors="strict") as f:
-                return f.read()
-        except (OSError, UnicodeDecodeError) as e:
-            raise ZsdemoError(f"Cannot read class file {args.classes_file!r}: {e}") from None
+        return read_text(args.classes_file, f"Cannot read class file {args.classes_file!r}", LIMITS.upload_bytes)
     return args.classes
 
 
@@ -236,7 +233,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         candidates = C.parse_classnames(_read_classes(args)).names
     with tempfile.TemporaryDirectory(prefix="zsdemo-eval-") as tmp:
         source = Path(args.data)
-        is_zip = source.is_file() and source.suffix.lower() == ".zip"
+        is_zip = is_regular_file(source) and source.suffix.lower() == ".zip"
         data = (open_zip(source, tmp, mapping, candidates) if is_zip
                 else open_labelled(source, mapping, candidates))
         # Check the cheap input before loading a model (evaluate checks it again, with the model).
@@ -335,6 +332,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_strategies()
     except ZsdemoError as e:
         print(f"error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except OSError as e:
+        # The file system said no where we did not expect it (permissions, a full disk): one
+        # line naming the file, not a traceback.
+        where = f" ({e.filename})" if e.filename else ""
+        print(f"error: {e.strerror or e}{where}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

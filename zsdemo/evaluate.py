@@ -36,8 +36,10 @@ from . import strategies as S
 from . import tpt as P
 from .errors import ImageError, InputError
 from .feature_store import ORIGINAL, FeatureStore, file_digest
+from .files import read_bytes
 from .images import LoadedImage, load_image
 from .labelled import LabelledSet
+from .limits import LIMITS
 from .models import LoadedModel
 from .pipeline import (TEXT_CACHE, Progress, Request, hierarchy_result, no_progress, prepare_request,
                        request_senses, template_logits, tpt_result)
@@ -148,8 +150,7 @@ def evaluate(
         found = _batch_features(loaded, batch, request.views, store, stats, out.corrupt,
                                 decode="tpt" in evaluated)
         if found:
-            with loaded.lock:
-                out.records += _records(loaded, found, request, evaluated, senses_found, cache)
+            out.records += _records(loaded, found, request, evaluated, senses_found, cache)
         done = first + len(batch)
         report(done / len(items), f"{done} of {len(items)} images ({stats['from_cache']} features from the cache)")
     seconds = time.perf_counter() - start
@@ -178,9 +179,9 @@ def _batch_features(loaded: LoadedModel, batch: Sequence[Any], views: Sequence[s
     todo: list[tuple[_Found, str]] = []
     for item in batch:
         try:
-            data = item.path.read_bytes()
-        except OSError as e:
-            corrupt.append((item.name, f"cannot read the file: {e.strerror or e}"))
+            data = read_bytes(item.path, item.name, LIMITS.upload_bytes, ImageError)
+        except ImageError as e:
+            corrupt.append((item.name, str(e)))
             continue
         digest = file_digest(data)
         cached = store.get(digest, keys) if store is not None else None
@@ -198,8 +199,7 @@ def _batch_features(loaded: LoadedModel, batch: Sequence[Any], views: Sequence[s
         else:
             stats["from_cache"] += 1
     if todo:
-        with loaded.lock:
-            orig, views_feats = K.embed_with_views(loaded, [e.image for e, _ in todo], views)
+        orig, views_feats = K.embed_with_views(loaded, [e.image for e, _ in todo], views)
         orig = orig.cpu().numpy().astype(np.float16)
         views_feats = views_feats.cpu().numpy().astype(np.float16)
         for row, (entry, digest) in enumerate(todo):
@@ -304,7 +304,11 @@ def summarize(report: EvaluationReport) -> dict[str, Any]:
 def write_report(report: EvaluationReport, out_dir: str | Path) -> list[Path]:
     """report.json, CSV tables and coverage.png in ``out_dir``; returns the files written."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:      # an existing file of that name, no permission, a full disk...
+        raise InputError(f"Cannot write the report to {str(out)!r}: {e.strerror or e}. "
+                         "Give a folder (--out) that can be created or already exists.") from None
     data = report.to_dict()
     files = []
 

@@ -20,6 +20,7 @@ from typing import Sequence
 
 import numpy as np
 
+from .errors import InputError
 from .models import LoadedModel
 
 ORIGINAL = "original"      # the key of the unaugmented image, beside the view ids
@@ -41,8 +42,12 @@ class FeatureStore:
 
     def __init__(self, root: str | Path, loaded: LoadedModel) -> None:
         self.folder = Path(root) / model_key(loaded)
-        self.folder.mkdir(parents=True, exist_ok=True)
-        (self.folder / "MODEL.txt").write_text(f"{loaded.identity}\n{loaded.precision}\n", encoding="utf-8")
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            (self.folder / "MODEL.txt").write_text(f"{loaded.identity}\n{loaded.precision}\n", encoding="utf-8")
+        except OSError as e:   # a file of that name, no permission, a read-only disk...
+            raise InputError(f"Cannot use {str(root)!r} as the feature cache: {e.strerror or e}. Give a folder "
+                             "(--cache) that can be created, or --no-cache.") from None
 
     def _path(self, digest: str) -> Path:
         return self.folder / digest[:2] / f"{digest}.npz"

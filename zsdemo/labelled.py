@@ -20,6 +20,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,11 +30,14 @@ from . import classnames as C
 from . import wordnet as W
 from .archive import extract_zip
 from .errors import InputError
+from .files import is_folder, is_regular_file, read_text
+from .limits import LIMITS
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".jfif", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
 LABELS_CSV = "labels.csv"
 WNID = re.compile(r"^n\d{8}$")
 _IGNORED_DIRS = {"__MACOSX"}        # what macOS adds to zips: resource forks, never images
+MAX_PATH_CHARS = 4096               # Linux's PATH_MAX
 
 
 @dataclass(frozen=True)
@@ -61,15 +65,15 @@ class LabelledSet:
 
 def read_class_map(path: str | Path) -> dict[str, str]:
     """Raw label -> class name, from a JSON object or two-column CSV/TSV lines (``#`` comments)."""
-    try:
-        text = Path(path).read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as e:
-        raise InputError(f"Cannot read the class-name mapping {str(path)!r}: {e}.") from None
-    if text.lstrip().startswith("{"):
+    text = read_text(path, f"Cannot read the class-name mapping {str(path)!r}", LIMITS.upload_bytes)
+    if text.lstrip().startswith(("{", "[")):   # JSON (an array is refused below)
         try:
             data = json.loads(text)
         except json.JSONDecodeError as e:
             raise InputError(f"The class-name mapping {str(path)!r} is not valid JSON: {e}.") from None
+        except RecursionError:
+            raise InputError(f"The class-name mapping {str(path)!r} nests too deeply: it should be one flat "
+                             "object of label -> class name.") from None
         if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
             raise InputError("A JSON class-name mapping must be an object of label -> class name strings.")
         return {str(k).strip(): v.strip() for k, v in data.items()}
@@ -77,7 +81,10 @@ def read_class_map(path: str | Path) -> dict[str, str]:
     for n, line in enumerate(text.splitlines(), 1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
-        row = next(csv.reader([line], delimiter="\t" if "\t" in line else ","))
+        try:
+            row = next(csv.reader([line], delimiter="\t" if "\t" in line else ","))
+        except csv.Error as e:      # a field past the csv module's size limit, say
+            raise InputError(f"Line {n} of the class-name mapping is not readable ({e}).") from None
         if len(row) < 2 or not row[0].strip() or not row[1].strip():
             raise InputError(f"Line {n} of the class-name mapping should read 'label,class name': {line[:80]!r}.")
         out[row[0].strip()] = row[1].strip()
@@ -140,13 +147,13 @@ def open_labelled(
     """
     path = Path(path)
     mapping = dict(class_map or {})
-    if path.is_file() and path.suffix.lower() == ".csv":
+    if is_regular_file(path) and path.suffix.lower() == ".csv":
         found = _from_csv(path, mapping, confine)
-    elif path.is_dir():
+    elif is_folder(path):
         root = _dataset_root(path)
-        found = (_from_csv(root / LABELS_CSV, mapping, confine) if (root / LABELS_CSV).is_file()
+        found = (_from_csv(root / LABELS_CSV, mapping, confine) if is_regular_file(root / LABELS_CSV)
                  else _from_folder(root, mapping, confine))
-    elif path.exists():
+    elif os.path.lexists(path):
         raise InputError(f"{str(path)!r} is neither a folder nor a .csv file. Give an ImageFolder "
                          "folder (one subfolder per class) or a CSV of path,label.")
     else:
@@ -247,12 +254,12 @@ def _from_folder(root: Path, mapping: dict[str, str], confine: bool) -> Labelled
 
 
 def _from_csv(path: Path, mapping: dict[str, str], confine: bool) -> LabelledSet:
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as e:
-        raise InputError(f"Cannot read {path.name} as UTF-8 text: {e}.") from None
+    text = read_text(path, f"Cannot read {path.name}", LIMITS.upload_bytes)
     base = path.parent.resolve()
-    rows = list(csv.reader(io.StringIO(text)))
+    try:
+        rows = list(csv.reader(io.StringIO(text)))
+    except csv.Error as e:   # a field over the csv module's size limit, a stray quote...
+        raise InputError(f"{path.name} is not a readable CSV ({e}); each row should read path,label.") from None
     if rows and [c.strip().casefold() for c in rows[0][:2]] in (["path", "label"], ["file", "label"],
                                                                  ["filename", "label"], ["image", "label"]):
         rows = rows[1:]
@@ -265,11 +272,14 @@ def _from_csv(path: Path, mapping: dict[str, str], confine: bool) -> LabelledSet
             out.problems.append((f"{path.name} row {n}", "should read path,label"))
             continue
         rel, label = row[0].strip(), row[1].strip()
+        if "\x00" in rel or len(rel) > MAX_PATH_CHARS:
+            out.problems.append((rel[:80].replace("\x00", "\\0"), "not a usable file path (NUL character or too long)"))
+            continue
         file = (base / rel).resolve() if not confine else (base / rel)
         if confine and (Path(rel).is_absolute() or ".." in Path(rel.replace("\\", "/")).parts
                         or not _inside(file, base)):
             out.problems.append((rel, "path outside the uploaded folder: refused"))
-        elif not file.is_file():
+        elif not is_regular_file(file):
             out.problems.append((rel, "file not found"))
         elif not is_image_file(file):
             out.skipped.append(rel)
