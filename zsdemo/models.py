@@ -10,9 +10,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import socket
 import threading
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -90,6 +91,83 @@ def resolve_spec(model: str | None = None, pretrained: str | None = None) -> Mod
     return ModelSpec(model, pretrained)
 
 
+# open_clip's tokenizer caches the BPE of every word it has seen, forever: on a public server
+# every visitor's new words (a 1,000-letter name costs 2 KB) would grow it without end.
+TOKENIZER_CACHE_CHARS = 20_000_000
+
+
+class BoundedCache(dict):
+    """A dict that stops taking new entries past ``TOKENIZER_CACHE_CHARS`` characters.
+
+    It never removes an entry: the tokenizer's ``if w in cache: return cache[w]`` may run in
+    several threads at once, and a removal between the two would raise KeyError.
+    """
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.chars = sum(len(str(k)) + len(str(v)) for k, v in self.items())
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        size = len(str(key)) + len(str(value))
+        if self.chars + size <= TOKENIZER_CACHE_CHARS:
+            self.chars += size
+            super().__setitem__(key, value)
+
+
+def bound_tokenizer_cache(tokenizer: Any) -> None:
+    cache = getattr(tokenizer, "cache", None)
+    if isinstance(cache, dict) and not isinstance(cache, BoundedCache):
+        tokenizer.cache = BoundedCache(cache)
+
+
+class FairLock:
+    """A re-entrant lock handed out in the order it was asked for.
+
+    Long requests take the model in short turns (a batch of prompts, a chunk of images, one TPT
+    image); with a plain lock the thread that just released it usually takes it straight back,
+    and a small request waits behind all of a 10,000-class request. Here it waits one turn.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._queue: deque[object] = deque()
+        self._owner: int | None = None
+        self._depth = 0
+
+    def acquire(self) -> bool:
+        me = threading.get_ident()
+        with self._cond:
+            if self._owner == me:
+                self._depth += 1
+                return True
+            ticket = object()
+            self._queue.append(ticket)
+            while self._owner is not None or self._queue[0] is not ticket:
+                self._cond.wait()
+            self._queue.popleft()
+            self._owner, self._depth = me, 1
+            return True
+
+    def release(self) -> None:
+        with self._cond:
+            if self._owner != threading.get_ident():
+                raise RuntimeError("FairLock released by a thread that does not hold it")
+            self._depth -= 1
+            if self._depth == 0:
+                self._owner = None
+                self._cond.notify_all()
+
+    def locked(self) -> bool:
+        return self._owner is not None
+
+    def __enter__(self) -> "FairLock":
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
 @dataclass
 class LoadedModel:
     """An eval-mode open_clip model with everything needed to use it, shared by all requests."""
@@ -103,7 +181,8 @@ class LoadedModel:
     identity: str
     image_size: int
     context_length: int
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    # Held for one short turn of model work at a time (see FairLock), never for a whole request.
+    lock: FairLock = field(default_factory=FairLock, repr=False)
 
     @property
     def random_weights(self) -> bool:
@@ -125,7 +204,7 @@ class LoadedModel:
         feats = []
         for start in range(0, len(batch), batch_size):
             chunk = batch[start:start + batch_size].to(self.device)
-            with torch.no_grad(), self.autocast():
+            with self.lock, torch.no_grad(), self.autocast():
                 feats.append(torch.nn.functional.normalize(self.model.encode_image(chunk).float(), dim=-1))
         return torch.cat(feats) if feats else torch.empty(0)
 
@@ -140,15 +219,20 @@ class LoadedModel:
         }
 
 
+_DEVICE = re.compile(r"^(cpu|cuda|cuda:\d{1,2})$")
+
+
 def pick_device(device: str | None = None) -> torch.device:
     if device in (None, "", "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as e:
-        raise ModelLoadError(f"Unknown device {device!r}: use auto, cpu or cuda.") from e
+    # torch knows many more devices (meta, xla, ...); a model there cannot classify a picture.
+    if not isinstance(device, str) or not _DEVICE.match(device.strip()):
+        raise ModelLoadError(f"Unknown device {str(device)[:40]!r}: use auto, cpu, cuda or cuda:N.")
+    dev = torch.device(device.strip())
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ModelLoadError("Device 'cuda' was asked for but no CUDA GPU is available: use --device cpu.")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ModelLoadError(f"Device {device!r} does not exist: this machine has {torch.cuda.device_count()} GPU(s).")
     return dev
 
 
@@ -168,6 +252,19 @@ def _register_tiny_config() -> None:
 
 def looks_like_path(value: str) -> bool:
     return os.sep in value or value.startswith(".") or value.lower().endswith(_WEIGHT_SUFFIXES)
+
+
+# The Hugging Face Hub's own rule for repository ids: ORG/NAME, letters, digits, "-", "_", ".".
+_HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95}$")
+
+
+def hub_repo_id(name: str) -> str:
+    """The ``ORG/REPO`` of an ``hf-hub:`` name, or ModelLoadError for anything else."""
+    repo_id = name[len("hf-hub:"):].strip()
+    if not _HUB_ID.match(repo_id) or ".." in repo_id or repo_id.endswith((".", "-")):
+        raise ModelLoadError(f"{name[:120]!r} is not a Hugging Face model id: write hf-hub:ORG/REPO, for example "
+                             "hf-hub:timm/vit_base_patch16_clip_224.openai.")
+    return repo_id
 
 
 def _file_fingerprint(path: str) -> str:
@@ -226,11 +323,16 @@ def _open_clip_arguments(spec: ModelSpec) -> tuple[str, str | None, dict[str, An
                 f"Model folder {str(folder)!r} has no {HF_CONFIG_NAME}: a local-dir: model needs the "
                 "config and weights saved by open_clip (push_to_hf_hub / save_pretrained layout)."
             )
+        weights = (HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME)
+        if not any((folder / w).is_file() for w in weights):
+            # open_clip would build the architecture with random, unseeded weights and say nothing.
+            raise ModelLoadError(
+                f"Model folder {str(folder)!r} has a config but no weights ({' or '.join(weights)}): "
+                "save the weights beside the config, or use the tiny-random preset for random weights."
+            )
         return f"local-dir:{folder}", None, {}
     if name.startswith("hf-hub:"):
-        repo_id = name[len("hf-hub:"):].strip("/")
-        if not repo_id:
-            raise ModelLoadError("hf-hub: needs a repository, for example hf-hub:timm/vit_base_patch16_clip_224.openai")
+        repo_id = hub_repo_id(name)
         cached_config = _cached_hub_file(repo_id, (HF_CONFIG_NAME,))
         cached_weights = _cached_hub_file(repo_id, (HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME))
         if cached_config and cached_weights and Path(cached_config).parent == Path(cached_weights).parent:
@@ -297,6 +399,77 @@ def _quiet_open_clip() -> Iterator[None]:
         root.setLevel(previous)
 
 
+# Loading holds the built model and the checkpoint's tensors at once on the CPU; on a GPU the
+# weights arrive once. The margin leaves room for the first request's activations.
+LOAD_FACTOR = {"cpu": 2.0, "cuda": 1.2}
+LOAD_MARGIN_BYTES = 512 * 2**20
+
+
+def parameter_bytes(name: str) -> int | None:
+    """Bytes of the weights of an architecture or ``local-dir:`` model, from its config alone.
+
+    The model is built on PyTorch's "meta" device, which allocates nothing (ViT-bigG-14 in
+    0.3 s); None where the size cannot be known without downloading (a hub model not cached).
+    """
+    import open_clip
+
+    if name.startswith("hf-hub:"):
+        return None
+    try:
+        with _quiet_open_clip(), torch.device("meta"):
+            model = open_clip.create_model(name, load_weights=False, device="meta")
+    except Exception:
+        return None
+    tensors = [*model.parameters(), *model.buffers()]
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def _read_int(path: str) -> int | None:
+    try:
+        with open(path, encoding="ascii") as f:
+            text = f.read().split()[0]
+        return int(text)
+    except (OSError, ValueError, IndexError):
+        return None     # "max" (no limit), or no such file on this system
+
+
+def free_memory(dev: torch.device) -> int | None:
+    """Bytes that can still be allocated on ``dev``: the GPU's free memory, or the smaller of the
+    machine's available memory and what the container's memory limit leaves (a Space runs in one)."""
+    if dev.type == "cuda":
+        return int(torch.cuda.mem_get_info(dev)[0])
+    found = []
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    found.append(int(line.split()[1]) * 1024)
+    except (OSError, ValueError):
+        pass
+    for limit, usage in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+                         ("/sys/fs/cgroup/memory/memory.limit_in_bytes",
+                          "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
+        cap, used = _read_int(limit), _read_int(usage)
+        if cap is not None and used is not None and cap < 2**60:
+            found.append(max(0, cap - used))
+    return min(found) if found else None
+
+
+def check_fits(name: str, label: str, dev: torch.device) -> None:
+    """Refuse a model that would not fit the memory left, before anything is built."""
+    weights = parameter_bytes(name)
+    free = free_memory(dev)
+    if weights is None or free is None:
+        return
+    need = int(weights * LOAD_FACTOR.get(dev.type, 2.0)) + LOAD_MARGIN_BYTES
+    if need > free:
+        raise ModelLoadError(
+            f"Model {label!r} needs about {need / 2**30:.1f} GB of memory to load and only "
+            f"{free / 2**30:.1f} GB is free on {dev}: choose a smaller model (python -m zsdemo models "
+            "lists the presets) or free memory first."
+        )
+
+
 def load_model(spec: ModelSpec, device: str | None = None, precision: str | None = None) -> LoadedModel:
     """Load a model now (no sharing); every failure becomes one ModelLoadError."""
     import open_clip
@@ -305,6 +478,7 @@ def load_model(spec: ModelSpec, device: str | None = None, precision: str | None
     precision = pick_precision(dev, precision)
     _register_tiny_config()
     name, pretrained, overrides = _open_clip_arguments(spec)
+    check_fits(name, spec.display, dev)
     if spec.random_weights:
         identity = f"{name}|random-seed{TINY_SEED}"
     elif pretrained and os.path.isfile(pretrained):
@@ -324,6 +498,7 @@ def load_model(spec: ModelSpec, device: str | None = None, precision: str | None
                 name, pretrained=pretrained, device=dev, weights_only=True, **overrides
             )
             tokenizer = open_clip.get_tokenizer(name)
+            bound_tokenizer_cache(tokenizer)
     except ModelLoadError:
         raise
     except Exception as e:  # open_clip, torch, safetensors and hub errors all land here
@@ -348,19 +523,36 @@ def load_model(spec: ModelSpec, device: str | None = None, precision: str | None
 
 
 class ModelRegistry:
-    """Process-wide store of loaded models: each loaded once, the least recently used evicted."""
+    """Process-wide store of loaded models: each loaded once, the least recently used evicted.
+
+    A pinned model (the one a server serves) is never evicted and does not count towards
+    ``max_models``: a visitor who tries another model cannot push it out, and a request that
+    holds an evicted model keeps using it until it finishes (Python keeps it alive).
+    """
 
     def __init__(self, max_models: int = 2):
         self.max_models = max_models
         self._models: OrderedDict[tuple, LoadedModel] = OrderedDict()
         self._key_locks: dict[tuple, threading.Lock] = {}
+        self._pinned: set[tuple] = set()
         self._guard = threading.Lock()
+
+    @staticmethod
+    def _key(model: str | None, pretrained: str | None, device: str | None, precision: str | None) -> tuple:
+        spec = resolve_spec(model, pretrained)
+        dev = pick_device(device)
+        return (spec.name, spec.pretrained, str(dev), pick_precision(dev, precision))
+
+    def pin(self, model: str | None = None, pretrained: str | None = None,
+            device: str | None = None, precision: str | None = None) -> None:
+        """Keep this model loaded whatever else is loaded (it is loaded on first use)."""
+        with self._guard:
+            self._pinned.add(self._key(model, pretrained, device, precision))
 
     def get(self, model: str | None = None, pretrained: str | None = None,
             device: str | None = None, precision: str | None = None) -> LoadedModel:
         spec = resolve_spec(model, pretrained)
-        dev = pick_device(device)
-        key = (spec.name, spec.pretrained, str(dev), pick_precision(dev, precision))
+        key = self._key(model, pretrained, device, precision)
         with self._guard:
             if key in self._models:
                 self._models.move_to_end(key)
@@ -373,13 +565,19 @@ class ModelRegistry:
             loaded = load_model(spec, device=device, precision=precision)
             with self._guard:
                 self._models[key] = loaded
-                while len(self._models) > self.max_models:
-                    self._models.popitem(last=False)
+                evictable = [k for k in self._models if k not in self._pinned]
+                for old in evictable[:max(0, len(evictable) - self.max_models)]:
+                    del self._models[old]
             return loaded
+
+    def loaded(self) -> list[tuple]:
+        with self._guard:
+            return list(self._models)
 
     def clear(self) -> None:
         with self._guard:
             self._models.clear()
+            self._pinned.clear()
 
 
 REGISTRY = ModelRegistry()
