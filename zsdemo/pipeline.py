@@ -72,34 +72,59 @@ def prepare_request(
 ) -> Request:
     """Validate everything but the images; raise InputError with a message for the user."""
     parsed = C.parse_classnames(classnames)
-    if len(parsed.names) > LIMITS.classes:
-        raise InputError(f"{len(parsed.names)} classes given; at most {LIMITS.classes} are allowed per request. "
-                         "Split them over several requests.")
-    too_long = [n for n in parsed.names if len(n) > LIMITS.classname_chars]
-    if too_long:
-        raise InputError(
-            f"A class name has {len(too_long[0])} characters; at most {LIMITS.classname_chars} are allowed "
-            f"(starts with {too_long[0][:40]!r})."
-        )
     custom = T.parse_templates(templates)
     ids = S.parse_strategies(strategies, has_custom_templates=bool(custom))
-    if not isinstance(top_k, int) or top_k < 1:
+    if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
         raise InputError(f"top-k must be a whole number of at least 1 (got {top_k!r}).")
     warnings = list(parsed.warnings)
     if custom and "custom" not in ids:
         warnings.append("Custom templates were given but the 'custom' strategy is not selected; they are unused.")
-    chosen_senses = _check_senses(W.parse_overrides(senses), parsed.names)
+    needs_wordnet = any(s in H.VARIANTS for s in ids) or bool(senses)
+    if needs_wordnet and len(parsed.names) > LIMITS.wordnet_classes:
+        raise InputError(f"{len(parsed.names)} classes: the WordNet hierarchy reads at most {LIMITS.wordnet_classes} "
+                         "class names per request. Untick the hierarchy strategies (and sense choices), or use "
+                         "fewer classes.")
     tpt_settings = tpt if isinstance(tpt, P.TPTSettings) else P.parse_settings(**(tpt or {}))  # type: ignore[arg-type]
-    return Request(parsed.names, ids, custom, min(top_k, len(parsed.names)), warnings,
-                   consistency=bool(consistency), views=K.parse_views(views), rerank_all=bool(rerank_all),
-                   senses=chosen_senses, tpt=tpt_settings)
+    request = Request(parsed.names, ids, custom, min(top_k, len(parsed.names)), warnings,
+                      consistency=bool(consistency), views=K.parse_views(views), rerank_all=bool(rerank_all),
+                      tpt=tpt_settings)
+    check_prompts(request)
+    request.senses = _check_senses(W.parse_overrides(senses), parsed.names, request.warnings)
+    return request
 
 
-def _check_senses(chosen: dict[str, str], classnames: Sequence[str]) -> dict[str, str]:
+def request_templates(request: Request) -> set[str]:
+    """Every template the request's class vectors are built from (one prompt per class each)."""
+    templates = {t for s in request.strategies for t in S.strategy_templates(s, request.custom_templates)}
+    for s in request.strategies:
+        if s in H.VARIANTS:
+            templates.update(S.strategy_templates(H.VARIANTS[s].fallback, ()))
+        if s == "tpt":
+            templates.add(P.TEMPLATE)
+    if request.needs_consistency:   # S_T's 80 single-template classifiers and the name-only one
+        templates.update(T.CLIP80, T.NAME_ONLY)
+    return templates
+
+
+def check_prompts(request: Request) -> None:
+    """Classes x templates is what text encoding costs; refuse a request past the prompt limit."""
+    templates = request_templates(request)
+    count = len(request.classnames) * len(templates)
+    if count > LIMITS.prompts:
+        why = " (the consistency check and the hierarchy use CLIP-80)" if request.needs_consistency else ""
+        raise InputError(
+            f"{len(request.classnames):,} classes x {len(templates)} templates{why} = {count:,} text prompts; at most "
+            f"{LIMITS.prompts:,} are allowed per request. Use fewer classes or a smaller template set "
+            "(for example CLIP-7 instead of CLIP-80, or no consistency check).")
+
+
+def _check_senses(chosen: dict[str, str], classnames: Sequence[str], warnings: list[str]) -> dict[str, str]:
     if not chosen:
         return {}
     try:
-        return W.check_overrides(chosen, classnames)
+        checked = W.check_overrides(chosen, classnames)
+        warnings.extend(W.foreign_senses(checked))
+        return checked
     except W.WordNetUnavailable as e:
         raise InputError(str(e)) from None
 
@@ -256,39 +281,40 @@ def classify_request(
     results: dict[int, ImageResult] = {}
     if good:
         report(0.05, "waiting for the model" if loaded.lock.locked() else "embedding images")
-        with loaded.lock:  # one forward pass at a time per model keeps memory bounded
-            if request.needs_consistency:
-                report(0.1, "embedding the images and their views (consistency check)")
-                feats, view_feats = K.embed_with_views(loaded, [im.image for im in good], request.views)
-            else:
-                report(0.1, "embedding images")
-                feats, view_feats = embed_images(loaded, good), None
-            needed = [s for s in request.strategies if S.is_template_strategy(s)]
-            needed += [H.VARIANTS[s].fallback for s in hierarchy]
-            needed += ["name"] if request.needs_consistency else []
-            logits = {
-                s: template_logits(loaded, feats, request.classnames,
-                                   S.strategy_templates(s, request.custom_templates), cache)
-                for s in dict.fromkeys(needed)
-            }
-            checks = (K.analyse_features(loaded, feats, view_feats, request.classnames, cache, request.views)
-                      if request.needs_consistency else [])
-            parts = P.prompt_parts(loaded, list(request.classnames)) if "tpt" in request.strategies else None
-            per_image = []
-            for row, im in enumerate(good):
-                report(0.5 + 0.5 * row / len(good), f"image {row + 1} of {len(good)}"
-                       + (": test-time prompt tuning" if parts is not None else ""))
-                strategies: dict[str, StrategyResult] = {}
-                for s in request.strategies:
-                    if s == "tpt":
-                        strategies[s] = tpt_result(loaded, im, parts, request)
-                    elif s in H.VARIANTS:
-                        strategies[s] = hierarchy_result(
-                            loaded, s, feats[row], logits["name"][row], logits[H.VARIANTS[s].fallback][row],
-                            checks[row], senses, request, cache)
-                    else:
-                        strategies[s] = strategy_result(s, logits[s][row], request.classnames, request.top_k)
-                per_image.append(strategies)
+        # The model's lock is taken per batch of images or prompts and per TPT image, not for
+        # the whole request: other users' requests get their turns in between.
+        if request.needs_consistency:
+            report(0.1, "embedding the images and their views (consistency check)")
+            feats, view_feats = K.embed_with_views(loaded, [im.image for im in good], request.views)
+        else:
+            report(0.1, "embedding images")
+            feats, view_feats = embed_images(loaded, good), None
+        needed = [s for s in request.strategies if S.is_template_strategy(s)]
+        needed += [H.VARIANTS[s].fallback for s in hierarchy]
+        needed += ["name"] if request.needs_consistency else []
+        logits = {
+            s: template_logits(loaded, feats, request.classnames,
+                               S.strategy_templates(s, request.custom_templates), cache)
+            for s in dict.fromkeys(needed)
+        }
+        checks = (K.analyse_features(loaded, feats, view_feats, request.classnames, cache, request.views)
+                  if request.needs_consistency else [])
+        parts = P.prompt_parts(loaded, list(request.classnames)) if "tpt" in request.strategies else None
+        per_image = []
+        for row, im in enumerate(good):
+            report(0.5 + 0.5 * row / len(good), f"image {row + 1} of {len(good)}"
+                   + (": test-time prompt tuning" if parts is not None else ""))
+            strategies: dict[str, StrategyResult] = {}
+            for s in request.strategies:
+                if s == "tpt":
+                    strategies[s] = tpt_result(loaded, im, parts, request)
+                elif s in H.VARIANTS:
+                    strategies[s] = hierarchy_result(
+                        loaded, s, feats[row], logits["name"][row], logits[H.VARIANTS[s].fallback][row],
+                        checks[row], senses, request, cache)
+                else:
+                    strategies[s] = strategy_result(s, logits[s][row], request.classnames, request.top_k)
+            per_image.append(strategies)
         for row, im in enumerate(good):
             analyses = {"consistency": checks[row].to_dict(request.classnames)} if checks else {}
             results[id(im)] = ImageResult(
