@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from open_clip import IMAGENET_CLASSNAMES
 
 from .errors import InputError
+from .limits import LIMITS
 
 CIFAR10_CLASSNAMES: tuple[str, ...] = (
     "airplane", "automobile", "bird", "cat", "deer",
@@ -77,6 +78,7 @@ PRESET_LABELS: dict[str, str] = {
 
 _SPLIT = re.compile(r"[,\n\r]+")
 _WHITESPACE = re.compile(r"\s+")
+_SLACK = 10_000       # raw input may carry this much beyond the limits in separators and duplicates
 
 
 @dataclass(frozen=True)
@@ -89,8 +91,13 @@ class ClassList:
 
 
 def clean_name(item: str) -> str:
-    """One class name as every strategy reads it: printable characters, single spaces, trimmed."""
-    return _WHITESPACE.sub(" ", "".join(ch for ch in item if ch.isprintable() or ch == " ")).strip()
+    """One class name as every strategy reads it: printable characters, single spaces, trimmed.
+
+    Whitespace of any kind (tab, no-break space, ideographic space) becomes one space before
+    unprintable characters are dropped: "ice\u00a0cream" is "ice cream", not "icecream".
+    """
+    spaced = _WHITESPACE.sub(" ", item)
+    return _WHITESPACE.sub(" ", "".join(ch for ch in spaced if ch.isprintable())).strip()
 
 
 def parse_classnames(text: str | list[str] | tuple[str, ...]) -> ClassList:
@@ -98,11 +105,25 @@ def parse_classnames(text: str | list[str] | tuple[str, ...]) -> ClassList:
 
     Duplicates are matched case-insensitively after whitespace is collapsed, because "Dog" and
     "dog " would give two classes with near-identical text vectors that split the probability.
+    The request limits (number of classes, characters per name and in all) are checked here,
+    on the raw input, before any work that grows with it.
     """
     if isinstance(text, str):
+        if len(text) > LIMITS.class_chars + LIMITS.classes + _SLACK:   # names plus separators
+            raise InputError(f"The class names add up to {len(text):,} characters; at most "
+                             f"{LIMITS.class_chars:,} are allowed per request. Use fewer or shorter names.")
         raw = _SPLIT.split(text)
+    elif isinstance(text, (list, tuple)):
+        if len(text) > LIMITS.classes + _SLACK:
+            raise InputError(f"{len(text):,} class names given; at most {LIMITS.classes:,} are allowed per "
+                             "request. Split them over several requests.")
+        if not all(isinstance(t, str) for t in text):
+            raise InputError("Class names must be text: a list of strings, or one string of names separated "
+                             "by commas or new lines.")
+        raw = list(text)
     else:
-        raw = [str(t) for t in text]
+        raise InputError(f"Class names must be text (names separated by commas or new lines), not "
+                         f"{type(text).__name__}.")
     names: list[str] = []
     seen: dict[str, str] = {}
     duplicates: list[str] = []
@@ -121,6 +142,7 @@ def parse_classnames(text: str | list[str] | tuple[str, ...]) -> ClassList:
             "No class names given: type at least one class, separated by commas or new lines "
             "(for example: cat, dog, bird)."
         )
+    check_class_list(names)
     warnings: list[str] = []
     if duplicates:
         warnings.append(
@@ -132,6 +154,23 @@ def parse_classnames(text: str | list[str] | tuple[str, ...]) -> ClassList:
             "Add more classes for a meaningful comparison."
         )
     return ClassList(names=tuple(names), duplicates=tuple(duplicates), warnings=tuple(warnings))
+
+
+def check_class_list(names: tuple[str, ...] | list[str]) -> None:
+    """The request limits on class names: how many, how long each, how long all together."""
+    if len(names) > LIMITS.classes:
+        raise InputError(f"{len(names)} classes given; at most {LIMITS.classes} are allowed per request. "
+                         "Split them over several requests.")
+    too_long = [n for n in names if len(n) > LIMITS.classname_chars]
+    if too_long:
+        raise InputError(
+            f"A class name has {len(too_long[0])} characters; at most {LIMITS.classname_chars} are allowed "
+            f"(starts with {too_long[0][:40]!r})."
+        )
+    total = sum(len(n) for n in names)
+    if total > LIMITS.class_chars:
+        raise InputError(f"The class names add up to {total:,} characters; at most {LIMITS.class_chars:,} are "
+                         "allowed per request. Use fewer or shorter names.")
 
 
 def preset_classnames(preset: str) -> tuple[str, ...]:

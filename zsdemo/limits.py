@@ -35,6 +35,10 @@ LIMITS_INFO: tuple[LimitInfo, ...] = (
     LimitInfo("megapixels", 50, "pixels per image, in millions (read from the header, before decoding)"),
     LimitInfo("classes", 10_000, "class names per request"),
     LimitInfo("classname_chars", 1_000, "characters per class name"),
+    LimitInfo("class_chars", 100_000, "characters of all class names of a request together"),
+    LimitInfo("prompts", 100_000, "text prompts per request: classes x templates of the selected strategies "
+                                  "(CLIP-80 counts 80; the consistency check adds CLIP-80)"),
+    LimitInfo("wordnet_classes", 2_000, "class names read in WordNet per request (hierarchy strategies, /wordnet)"),
     LimitInfo("templates", 100, "custom templates per request"),
     LimitInfo("tpt_views", 256, "TPT views per image (the original included)"),
     LimitInfo("eval_images", 2_000, "images in one evaluation upload (app; the CLI has no limit)"),
@@ -50,6 +54,9 @@ class Limits:
     megapixels: int
     classes: int
     classname_chars: int
+    class_chars: int
+    prompts: int
+    wordnet_classes: int
     templates: int
     tpt_views: int
     eval_images: int

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import heapq
 import os
+import re
 import shutil
 import socket
 import tempfile
@@ -310,12 +311,24 @@ def noun_senses(name: str) -> tuple[Sense, ...]:
     return tuple(_sense(s) for s in _synsets(name))
 
 
+# A noun sense as WordNet names it: word.n.NN, NN counted from 1. NLTK reads "crane.n.0" as the
+# last sense and "crane.n.-1" too (a Python index): both are refused here.
+_SENSE_NAME = re.compile(r"^[^\s]+\.n\.(0*[1-9]\d{0,2})$")
+_WNID = re.compile(r"^n\d{8}$")
+_OTHER_POS = re.compile(r"^[^\s]+\.[vasr]\.\d{1,3}$")
+
+
 def synset_by_id(ident: str) -> Any:
     """A noun synset by name (``crane.n.04``) or ImageNet id (``n03126707``); InputError if none."""
+    ident = ident.strip() if isinstance(ident, str) else ""
+    if _OTHER_POS.match(ident):
+        raise InputError(f"{ident[:80]!r} is not a noun sense; the hierarchy method needs nouns (like crane.n.04).")
+    if not (_WNID.match(ident) or _SENSE_NAME.match(ident)):
+        raise InputError(f"{ident[:80]!r} is not a WordNet noun sense; write it like crane.n.04 (senses are "
+                         "numbered from 01) or as a WordNet id like n03126707.")
     wn = ensure_wordnet()
-    ident = ident.strip()
     try:
-        if len(ident) == 9 and ident[0] == "n" and ident[1:].isdigit():
+        if _WNID.match(ident):
             with warnings.catch_warnings():       # nltk warns, then returns None, for an unknown offset
                 warnings.simplefilter("ignore")
                 s = wn.synset_from_pos_and_offset("n", int(ident[1:]))
@@ -504,6 +517,23 @@ def check_overrides(overrides: Mapping[str, str], names: Sequence[str]) -> dict[
         synset_by_id(sense)
         out[by_key[name.casefold()]] = sense
     return out
+
+
+def foreign_senses(chosen: Mapping[str, str]) -> list[str]:
+    """A note for each chosen sense that is not one of WordNet's senses of that class name.
+
+    Such a choice is allowed (a free-text name like "crane bird" has no entry, and an ImageNet id
+    names its class exactly) but is said, so that "crane=dog.n.01" cannot pass unnoticed.
+    """
+    notes = []
+    for name, ident in chosen.items():
+        s = synset_by_id(ident)
+        own = _synsets(name)
+        if own and s not in own:
+            notes.append(f"The sense chosen for {name!r}, {s.name()} ({s.definition()}), is not one of "
+                         f"WordNet's senses of {name!r} ({', '.join(x.name() for x in own[:6])}"
+                         f"{', ...' if len(own) > 6 else ''}); it is used as you asked.")
+    return notes
 
 
 def parse_overrides(value: str | Iterable[str] | Mapping[str, str] | None) -> dict[str, str]:
