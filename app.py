@@ -2,6 +2,7 @@
 
     python app.py [--model PRESET|SPEC] [--pretrained TAG|FILE] [--device auto|cpu|cuda]
                   [--host 127.0.0.1] [--port 7860] [--share] [--concurrency 2] [--queue-size 64]
+                  [--allow-random-models]
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any, Callable
 
 import gradio as gr
 from gradio.data_classes import FileData
+from gradio.utils import get_upload_folder
 
 from zsdemo import demo as D
 from zsdemo.errors import ZsdemoError
@@ -107,11 +109,14 @@ def _paths(gallery: list | None) -> list[str]:
 
 
 def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device: str = "auto",
-              feature_cache: str | None = str(D.DEFAULT_FEATURE_CACHE)) -> gr.Blocks:
-    config = D.AppConfig(model, pretrained, device, feature_cache)
+              feature_cache: str | None = str(D.DEFAULT_FEATURE_CACHE), allow_random: bool = False) -> gr.Blocks:
+    # Requests may name only files that Gradio received (its upload folder) or the examples.
+    config = D.AppConfig(model, pretrained, device, feature_cache, allow_random=allow_random).with_uploads(
+        get_upload_folder())
+    REGISTRY.pin(model, pretrained, device)     # a visitor's model choice never evicts the served one
 
     def panel_values(run: D.Run | None, index: int | None) -> tuple:
-        p = D.panels(run, index)
+        p = D.panels(config, run, index)
         if p is None:
             return ("", None, "", "", [], "", None, "", gr.update(value=None, visible=False))
         return (p.title, p.bars, p.verdict, p.consistency, p.views, p.wordnet, p.tree, p.tpt,
@@ -306,8 +311,8 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
                          rerank_all: bool = False, senses: str = "", tpt_steps: int = 1, tpt_views: int = 64,
                          model: str = "") -> dict:
             """Classify images against class names; returns the result as JSON (schema zsdemo.classify/1)."""
-            paths = [f["path"] if isinstance(f, dict) else str(f) for f in images or []]
-            run = D.run(config, paths, classes, strategies, templates, model, top_k, views or None,
+            # Raw values: the backend checks every one (a string is not an uploaded file).
+            run = D.run(config, images, classes, strategies, templates, model, top_k, views or None,
                         consistency, rerank_all, senses, tpt_steps, tpt_views)
             return run.result.to_dict()
 
@@ -322,8 +327,7 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
         def evaluate_api(archive: FileData, strategies: str = "name,photo,clip80,hierarchy", views: str = "all",
                          rerank_all: bool = False, model: str = "") -> dict:
             """Evaluate a .zip of labelled images (ImageFolder or labels.csv); returns the report as JSON."""
-            path = archive["path"] if isinstance(archive, dict) else (str(archive) if archive else None)
-            return D.evaluate_upload(config, path, strategies, views, rerank_all, model).to_dict()
+            return D.evaluate_upload(config, archive, strategies, views, rerank_all, model).to_dict()
 
         gr.api(user_errors(classify_api), api_name="classify", concurrency_id="model")
         gr.api(user_errors(evaluate_api), api_name="evaluate", concurrency_limit=1, concurrency_id="evaluate")
@@ -359,7 +363,9 @@ def main() -> None:
                         help="folder of the evaluation tab's image-feature cache ('none': keep none; "
                              "default %(default)s)")
     parser.add_argument("--max-models", type=int, default=1,
-                        help="models kept in memory at once when visitors switch models")
+                        help="models kept in memory besides the served one when visitors switch models")
+    parser.add_argument("--allow-random-models", action="store_true",
+                        help="let visitors pick a bare open_clip architecture (random weights; off by default)")
     for info in LIMITS_INFO:
         parser.add_argument(info.flag, default=None, metavar="N",
                             help=f"limit: {info.what} (default {getattr(LIMITS, info.name)}; env {info.env})")
@@ -373,10 +379,13 @@ def main() -> None:
     except ZsdemoError as e:
         parser.error(str(e))        # before anything starts: one line, exit status 2
     logging.basicConfig(level=logging.INFO)
-    REGISTRY.max_models = max(1, args.max_models)
+    REGISTRY.max_models = max(0, args.max_models)
     cache = None if args.feature_cache.lower() == "none" else args.feature_cache
-    launch(build_app(args.model, args.pretrained, args.device, cache), args.host, args.port, args.share,
-           args.concurrency, args.queue_size)
+    try:
+        page = build_app(args.model, args.pretrained, args.device, cache, args.allow_random_models)
+    except ZsdemoError as e:
+        parser.error(str(e))
+    launch(page, args.host, args.port, args.share, args.concurrency, args.queue_size)
 
 
 if __name__ == "__main__":

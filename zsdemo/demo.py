@@ -11,10 +11,11 @@ import shutil
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
 
+from . import arguments as A
 from . import classnames as C
 from . import consistency as K
 from . import evaluate as E
@@ -24,6 +25,7 @@ from . import wordnet as W
 from .errors import ImageError, InputError, ModelLoadError
 from .feature_store import DEFAULT_DIR as DEFAULT_FEATURE_CACHE
 from .feature_store import FeatureStore
+from .files import UploadPolicy, display_name
 from .images import load_image
 from .labelled import open_zip
 from .limits import LIMITS
@@ -39,16 +41,28 @@ MAX_TOP_K = 20
 EVAL_VIEWS: dict[str, tuple[str, ...]] = {"all": K.DEFAULT_VIEWS, "flip": (K.FLIP_VIEW,)}
 REPORTS_DIR = Path(tempfile.gettempdir()) / "zsdemo-reports"
 REPORT_TTL_S = 3600              # downloads of an evaluation are kept this long
+EXAMPLE_IMAGES = Path(__file__).resolve().parent.parent / "assets" / "images"
 
 
 @dataclass(frozen=True)
 class AppConfig:
-    """What the server was started with; only these may name files on the server."""
+    """What the server was started with; only these may name files on the server.
+
+    ``uploads``: the folders whose files a request may name (the app adds Gradio's upload
+    folder; the shipped examples are always allowed). ``allow_random``: visitors may pick a bare
+    open_clip architecture, which runs with random weights (an operator's flag, off by default).
+    """
 
     model: str = M.DEFAULT_PRESET
     pretrained: str | None = None
     device: str = "auto"
     feature_cache: str | None = str(DEFAULT_FEATURE_CACHE)   # None: evaluations keep no image features
+    uploads: UploadPolicy = field(default_factory=lambda: UploadPolicy.of([EXAMPLE_IMAGES]))
+    allow_random: bool = False
+
+    def with_uploads(self, *folders: str | os.PathLike) -> "AppConfig":
+        """This configuration with more folders whose files requests may name."""
+        return replace(self, uploads=UploadPolicy.of([*self.uploads.roots, *folders]))
 
 
 @dataclass
@@ -106,14 +120,17 @@ def sense_choices(result: ClassificationResult) -> dict[str, list[tuple[str, str
 
 
 def pick_model(config: AppConfig, choice: str | None) -> M.LoadedModel:
-    """The server's model, a preset, or a free open_clip spec typed as ``ARCH [TAG]`` / ``hf-hub:ORG/REPO``.
+    """The server's model, a preset, or an open_clip spec typed as ``ARCH TAG`` / ``hf-hub:ORG/REPO``.
 
     Files on the server (checkpoints, ``local-dir:``) can be named only when starting the server:
-    a page visitor must not make the server read arbitrary paths.
+    a page visitor must not make the server read arbitrary paths. A bare architecture would run
+    with random weights (and may be huge): refused unless the operator allowed it.
     """
-    choice = (choice or "").strip()
+    choice = A.text(choice, "model").strip()
     if not choice or choice == config.model:
         return M.get_model(config.model, config.pretrained, config.device)
+    if len(choice) > 300:
+        raise ModelLoadError("A model name is at most 300 characters: pick a preset or 'ARCH TAG'.")
     name, _, tag = choice.partition(" ")
     tag = tag.strip() or None
     names_a_file = name.startswith("local-dir:") or (not name.startswith("hf-hub:") and M.looks_like_path(name))
@@ -121,24 +138,33 @@ def pick_model(config: AppConfig, choice: str | None) -> M.LoadedModel:
         raise ModelLoadError("Models from files on the server can only be chosen when the server starts "
                              "(python app.py --model ... --pretrained ...). Pick a preset or an open_clip "
                              "name with a pretrained tag, e.g. 'ViT-B-32 laion2b_s34b_b79k'.")
+    if name.startswith("hf-hub:"):
+        M.hub_repo_id(name)
+    elif name not in M.PRESETS and tag is None and not config.allow_random:
+        raise ModelLoadError(
+            f"{name[:80]!r} has no pretrained tag: it would run with random weights and predict nothing "
+            "useful. Pick a preset, or add a tag such as 'ViT-B-32 laion2b_s34b_b79k' "
+            "(python -m zsdemo models; open_clip.list_pretrained() lists the tags).")
     return M.get_model(name, tag, config.device)
 
 
-def _tpt_settings(steps: int | float | None, views: int | float | None) -> dict[str, Any]:
+def _tpt_settings(steps: object, views: object) -> dict[str, Any]:
+    from .tpt import MAX_STEPS
+
     out: dict[str, Any] = {}
+    steps = A.whole_number(steps, "TPT steps", 0, MAX_STEPS)
+    views = A.whole_number(views, "TPT views", 2, LIMITS.tpt_views)
     if steps is not None:
-        out["steps"] = int(steps)
+        out["steps"] = steps
     if views is not None:
-        out["views"] = int(views)
+        out["views"] = views
     return out
 
 
-def _check_top_k(top_k: int | float | None) -> int:
-    if top_k is None:
-        return DEFAULT_TOP_K
-    if not float(top_k).is_integer() or not 1 <= top_k <= MAX_TOP_K:
-        raise InputError(f"top-k must be a whole number from 1 to {MAX_TOP_K} (got {top_k!r}).")
-    return int(top_k)
+def _check_top_k(top_k: object) -> int:
+    checked = A.whole_number(top_k, "top-k", 1, MAX_TOP_K, DEFAULT_TOP_K)
+    assert checked is not None
+    return checked
 
 
 def run(
@@ -157,34 +183,43 @@ def run(
     tpt_views: int | float | None = None,
     progress: Progress | None = None,
 ) -> Run:
-    """Validate everything (fast, before a model loads), then classify every image."""
-    paths = [p for p in paths if p]
-    if not paths:
+    """Validate everything (fast, before a model loads), then classify every image.
+
+    Every argument may come straight from a hostile API caller: each is checked for its type
+    first, and ``paths`` (file paths or Gradio file records) must name files the server was sent.
+    """
+    items = [p for p in A.items(paths, "images", LIMITS.images) if p]
+    if not items:
         raise InputError("No image yet: upload, drop, paste or photograph at least one image, then run.")
+    files = config.uploads.check_all(items)
+    strategies = A.text_or_list(strategies, "strategies")
     if not strategies:
         raise InputError("No strategy selected: tick at least one strategy.")
     request = prepare_request(
-        classes, strategies, templates or None, _check_top_k(top_k), consistency=consistency,
-        views=views or None, rerank_all=rerank_all, senses=senses or None,
+        A.text(classes, "classes"), strategies, A.text_or_list(templates, "templates") or None, _check_top_k(top_k),
+        consistency=A.flag(consistency, "consistency"), views=A.text_or_list(views, "views") or None,
+        rerank_all=A.flag(rerank_all, "rerank_all"), senses=A.text_or_mapping(senses, "senses") or None,
         tpt=_tpt_settings(tpt_steps, tpt_views),
     )
     if progress:
         progress(0.0, "loading the model")
     loaded = pick_model(config, model)
-    names = [os.path.basename(p) for p in paths]
-    return Run(classify_request(loaded, paths, request, names=names, progress=progress), list(paths))
+    names = [display_name(f) for f in files]
+    return Run(classify_request(loaded, files, request, names=names, progress=progress), files)
 
 
-def panels(state: Run | None, index: int | None) -> ImagePanels | None:
+def panels(config: AppConfig, state: Run | None, index: int | None) -> ImagePanels | None:
     """The panels of one image of the last run (the first when ``index`` is out of range)."""
     if state is None or not state.result.images:
         return None
-    index = index if index is not None and 0 <= index < len(state.result.images) else 0
+    index = index if isinstance(index, int) and 0 <= index < len(state.result.images) else 0
     image = None
     if state.result.images[index].ok and index < len(state.paths):
         try:
-            image = load_image(state.paths[index]).image
-        except ImageError:
+            # The state can come back from the browser (cached examples): its paths are checked
+            # like a request's.
+            image = load_image(config.uploads.check(state.paths[index])).image
+        except (ImageError, InputError):
             image = None  # the file went away since the run; panels without thumbnails
     return image_panels(state.result, index, image)
 
@@ -203,7 +238,11 @@ def choose_sense(chosen: dict[str, str] | None, classname: str | None, synset: s
 
 def wordnet_senses(names: str, senses: str | dict[str, str] | None = None) -> list[dict[str, Any]]:
     """Senses, parent and children of each class name, as the hierarchy strategies read them."""
-    parsed = C.parse_classnames(names).names
+    parsed = C.parse_classnames(A.text(names, "classes")).names
+    if len(parsed) > LIMITS.wordnet_classes:
+        raise InputError(f"{len(parsed)} class names; at most {LIMITS.wordnet_classes} are read in WordNet per "
+                         "request. Split them over several requests.")
+    senses = A.text_or_mapping(senses, "senses")
     chosen = W.check_overrides(W.parse_overrides(senses), parsed) if senses else {}
     return [c.to_dict() for c in H.class_senses(parsed, chosen)]
 
@@ -213,15 +252,19 @@ def eval_strategy_choices() -> list[tuple[str, str]]:
     return [c for c in strategy_choices() if c[1] != "tpt"]
 
 
-def evaluate_upload(config: AppConfig, upload: str | None, strategies: str | Sequence[str] | None,
+def evaluate_upload(config: AppConfig, upload: object, strategies: str | Sequence[str] | None,
                     views: str = "all", rerank_all: bool = False, model: str | None = None,
                     progress: Progress | None = None) -> E.EvaluationReport:
     """Evaluate an uploaded zip of labelled images (the tab and the ``/evaluate`` API)."""
     if not upload:
         raise InputError("Upload a .zip of labelled images first: one folder per class (ImageFolder), "
                          "or images with a labels.csv of path,label.")
+    upload = config.uploads.check(upload, "the zip")
+    strategies = A.text_or_list(strategies, "strategies")
     if isinstance(strategies, str):
         strategies = [x.strip() for x in strategies.split(",") if x.strip()]
+    views = A.text(views, "views", "all")
+    rerank_all = A.flag(rerank_all, "rerank_all")
     if not strategies:
         raise InputError("No strategy selected: tick at least one.")
     if "tpt" in strategies:
@@ -237,7 +280,7 @@ def evaluate_upload(config: AppConfig, upload: str | None, strategies: str | Seq
                           store=store, progress=progress)
 
 
-def evaluate_zip(config: AppConfig, upload: str | None, strategies: str | Sequence[str] | None,
+def evaluate_zip(config: AppConfig, upload: object, strategies: str | Sequence[str] | None,
                  views: str = "all", rerank_all: bool = False, model: str | None = None,
                  progress: Progress | None = None) -> tuple[EvaluationPanels, list[str]]:
     """The evaluation tab: the panels and the report files to download."""
