@@ -37,7 +37,7 @@ def run(cat_path, astronaut_path):
 
 
 def test_panels_of_a_run(run):
-    p = D.panels(run, 1)
+    p = D.panels(CONFIG, run, 1)
     assert "astronaut\\.png" in p.title
     assert isinstance(p.bars, Figure) and isinstance(p.tpt_bars, Figure)
     assert 'class="zs-tree"' in p.tree and "parent" in p.tree
@@ -76,7 +76,7 @@ def test_summary_table_has_a_verdict_column(run):
 
 def test_wordnet_tree_shows_markup_in_names_as_text(cat_path):
     run = D.run(CONFIG, [str(cat_path)], "<b>bold</b>, cat", ["name", "hierarchy"], rerank_all=True)
-    tree = D.panels(run, 0).tree
+    tree = D.panels(CONFIG, run, 0).tree
     assert tree.count('class="zs-tree"') == 2 and "feline" in tree
     assert "&lt;b&gt;bold&lt;/b&gt;" in tree and "<b>" not in tree
 
@@ -207,7 +207,8 @@ def labelled_zip(tmp_path_factory, cat_path, astronaut_path):
 
 
 def test_evaluation_tab_backend(labelled_zip, tmp_path):
-    config = D.AppConfig("tiny-random", None, "cpu", str(tmp_path / "features"))
+    # The zip's folder stands for Gradio's upload folder.
+    config = D.AppConfig("tiny-random", None, "cpu", str(tmp_path / "features")).with_uploads(labelled_zip.parent)
     p, files = D.evaluate_zip(config, str(labelled_zip), ["name", "hierarchy"], "flip")
     assert "**4 images** in **2 classes**" in p.summary and "1 files skipped" in p.summary
     assert "&lt;b&gt;bad&lt;/b&gt;" in p.summary and "<b>" not in p.summary       # names shown as text
@@ -237,4 +238,4 @@ def test_evaluation_tab_bad_input(labelled_zip, tmp_path, upload, strategies, vi
     upload = {"GOOD": str(labelled_zip), "TRAVERSAL": str(bad), "NOT_A_ZIP": str(tmp_path / "fake.zip")}.get(
         upload, upload)
     with pytest.raises(InputError, match=message):
-        D.evaluate_zip(CONFIG, upload, strategies, views)
+        D.evaluate_zip(CONFIG.with_uploads(labelled_zip.parent, tmp_path), upload, strategies, views)

@@ -64,7 +64,8 @@ def test_uploads_over_the_evaluation_limit_are_refused(monkeypatch, tmp_path, ca
             z.write(cat_path, f"cat/{k}.png")
     monkeypatch.setattr(LIMITS, "eval_images", 2)
     with pytest.raises(InputError, match="3 images found; at most 2"):
-        D.evaluate_upload(D.AppConfig("tiny-random", None, "cpu", None), str(archive), "name", "flip")
+        D.evaluate_upload(D.AppConfig("tiny-random", None, "cpu", None).with_uploads(archive.parent), str(archive),
+                          "name", "flip")
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="malloc_trim is glibc's")

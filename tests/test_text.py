@@ -3,7 +3,7 @@ import torch
 import torch.nn.functional as F
 
 from zsdemo.templates import CLIP80
-from zsdemo.text import TextFeatureCache, encode_prompts, encode_tokens
+from zsdemo.text import TextFeatureCache, encode_prompts, encode_tokens, entry_bytes
 
 PROMPTS = [
     "dog",
@@ -59,8 +59,9 @@ def test_cache_keys_include_model_identity(tiny):
 
 
 def test_cache_evicts_least_recently_used_within_its_byte_bound(tiny):
-    row_bytes = 32 * 4
-    cache = TextFeatureCache(max_bytes=3 * row_bytes)
+    # What one entry holds: its own 32 floats, the key's text and the fixed overhead.
+    entry = entry_bytes((tiny.identity, "p1"), torch.zeros(32))
+    cache = TextFeatureCache(max_bytes=3 * entry)
     encode_prompts(tiny, ["p1", "p2", "p3"], cache)
     encode_prompts(tiny, ["p1"], cache)  # p1 becomes the most recent
     encode_prompts(tiny, ["p4"], cache)
