@@ -221,16 +221,29 @@ def test_many_page_tiff_is_not_walked(tmp_path):
     ({"classnames": [f"c{i}" for i in range(1300)], "strategies": "name", "consistency": True}, {},
      "consistency check"),
     ({"classnames": [f"c{i}" for i in range(30)], "strategies": "hierarchy"}, {"wordnet_classes": 20},
-     "reads at most 20 class names"),
-    ({"classnames": [f"{i} " + "x" * 900 for i in range(150)], "strategies": "name"}, {},
-     "add up to .* characters; at most 100,000"),
+     "at most 20 are read in WordNet"),
+    ({"classnames": [f"{i} " + "xy " * 300 for i in range(400)], "strategies": "name"}, {},
+     "add up to .* characters; at most 300,000"),
     ({"classnames": "a," * 200_000, "strategies": "name"}, {}, "add up to 400,000 characters"),
+    ({"classnames": ["cat", "x" * 101], "strategies": "name"}, {}, "a word of 101 letters"),
 ])
 def test_request_size_limits(kwargs, limits, expect, monkeypatch):
     for name, value in limits.items():
         monkeypatch.setattr(LIMITS, name, value)
     with pytest.raises(InputError, match=expect):
         pipeline.prepare_request(**kwargs)
+
+
+def test_tpt_work_per_request_is_bounded(tiny, cat_path, monkeypatch):
+    monkeypatch.setattr(LIMITS, "tpt_class_images", 10)
+    with pytest.raises(InputError, match="TPT on 3 images x 4 classes: at most 10"):
+        pipeline.classify(tiny, [str(cat_path)] * 3, "a, b, c, d", "tpt", cache=None)
+    assert pipeline.classify(tiny, [str(cat_path)] * 2, "a, b, c, d", "tpt", cache=None, tpt={"views": 8})
+
+
+def test_long_names_of_short_words_are_fine():
+    name = "-".join(["pneumonoultramicroscopicsilicovolcanoconiosis"] * 20)    # 919 characters
+    assert pipeline.prepare_request(["cat", name], "name").classnames[1] == name
 
 
 def test_wordnet_endpoint_has_the_class_limits(monkeypatch):

@@ -79,6 +79,11 @@ PRESET_LABELS: dict[str, str] = {
 _SPLIT = re.compile(r"[,\n\r]+")
 _WHITESPACE = re.compile(r"\s+")
 _SLACK = 10_000       # raw input may carry this much beyond the limits in separators and duplicates
+# CLIP's tokenizer splits text into runs of letters and costs about L^2 per run of L letters
+# (0.1 s for 1,000): past 100 letters (English's longest words have about 45) a name is noise,
+# and 3,000 such words cost 3 s instead of 300 s.
+MAX_WORD_LETTERS = 100
+_WORD = re.compile(r"[^\W\d_]+")
 
 
 @dataclass(frozen=True)
@@ -171,6 +176,11 @@ def check_class_list(names: tuple[str, ...] | list[str]) -> None:
     if total > LIMITS.class_chars:
         raise InputError(f"The class names add up to {total:,} characters; at most {LIMITS.class_chars:,} are "
                          "allowed per request. Use fewer or shorter names.")
+    for name in names:
+        word = max(_WORD.findall(name), key=len, default="")
+        if len(word) > MAX_WORD_LETTERS:
+            raise InputError(f"A class name has a word of {len(word)} letters (starts with {word[:30]!r}); words "
+                             f"of at most {MAX_WORD_LETTERS} letters are allowed. Split it with spaces or hyphens.")
 
 
 def preset_classnames(preset: str) -> tuple[str, ...]:

@@ -35,6 +35,7 @@ from .panels import sense_choices as _sense_choices
 from .pipeline import DEFAULT_TOP_K, Progress, classify_request, prepare_request
 from .results import ClassificationResult
 from .strategies import STRATEGIES
+from .tpt import MAX_STEPS
 
 DEFAULT_STRATEGIES: tuple[str, ...] = ("name", "photo", "clip80", "hierarchy")
 MAX_TOP_K = 20
@@ -149,8 +150,6 @@ def pick_model(config: AppConfig, choice: str | None) -> M.LoadedModel:
 
 
 def _tpt_settings(steps: object, views: object) -> dict[str, Any]:
-    from .tpt import MAX_STEPS
-
     out: dict[str, Any] = {}
     steps = A.whole_number(steps, "TPT steps", 0, MAX_STEPS)
     views = A.whole_number(views, "TPT views", 2, LIMITS.tpt_views)
@@ -162,14 +161,12 @@ def _tpt_settings(steps: object, views: object) -> dict[str, Any]:
 
 
 def _check_top_k(top_k: object) -> int:
-    checked = A.whole_number(top_k, "top-k", 1, MAX_TOP_K, DEFAULT_TOP_K)
-    assert checked is not None
-    return checked
+    return A.whole_number(top_k, "top-k", 1, MAX_TOP_K, DEFAULT_TOP_K) or DEFAULT_TOP_K
 
 
 def run(
     config: AppConfig,
-    paths: Sequence[str],
+    paths: Sequence[object],
     classes: str,
     strategies: Sequence[str] | str | None,
     templates: str | None = None,
@@ -239,9 +236,7 @@ def choose_sense(chosen: dict[str, str] | None, classname: str | None, synset: s
 def wordnet_senses(names: str, senses: str | dict[str, str] | None = None) -> list[dict[str, Any]]:
     """Senses, parent and children of each class name, as the hierarchy strategies read them."""
     parsed = C.parse_classnames(A.text(names, "classes")).names
-    if len(parsed) > LIMITS.wordnet_classes:
-        raise InputError(f"{len(parsed)} class names; at most {LIMITS.wordnet_classes} are read in WordNet per "
-                         "request. Split them over several requests.")
+    W.check_count(parsed)
     senses = A.text_or_mapping(senses, "senses")
     chosen = W.check_overrides(W.parse_overrides(senses), parsed) if senses else {}
     return [c.to_dict() for c in H.class_senses(parsed, chosen)]

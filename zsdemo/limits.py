@@ -35,12 +35,14 @@ LIMITS_INFO: tuple[LimitInfo, ...] = (
     LimitInfo("megapixels", 50, "pixels per image, in millions (read from the header, before decoding)"),
     LimitInfo("classes", 10_000, "class names per request"),
     LimitInfo("classname_chars", 1_000, "characters per class name"),
-    LimitInfo("class_chars", 100_000, "characters of all class names of a request together"),
+    LimitInfo("class_chars", 300_000, "characters of all class names of a request together"),
     LimitInfo("prompts", 100_000, "text prompts per request: classes x templates of the selected strategies "
                                   "(CLIP-80 counts 80; the consistency check adds CLIP-80)"),
     LimitInfo("wordnet_classes", 2_000, "class names read in WordNet per request (hierarchy strategies, /wordnet)"),
     LimitInfo("templates", 100, "custom templates per request"),
     LimitInfo("tpt_views", 256, "TPT views per image (the original included)"),
+    LimitInfo("tpt_class_images", 2_000, "TPT: images x classes per request (each class costs a forward and "
+                                         "backward pass of the text model, per image)"),
     LimitInfo("eval_images", 2_000, "images in one evaluation upload (app; the CLI has no limit)"),
     LimitInfo("zip_files", 20_000, "entries in an uploaded zip"),
     LimitInfo("zip_mb", 2_048, "uncompressed size of an uploaded zip, in MB"),
@@ -59,6 +61,7 @@ class Limits:
     wordnet_classes: int
     templates: int
     tpt_views: int
+    tpt_class_images: int
     eval_images: int
     zip_files: int
     zip_mb: int

@@ -79,11 +79,8 @@ def prepare_request(
     warnings = list(parsed.warnings)
     if custom and "custom" not in ids:
         warnings.append("Custom templates were given but the 'custom' strategy is not selected; they are unused.")
-    needs_wordnet = any(s in H.VARIANTS for s in ids) or bool(senses)
-    if needs_wordnet and len(parsed.names) > LIMITS.wordnet_classes:
-        raise InputError(f"{len(parsed.names)} classes: the WordNet hierarchy reads at most {LIMITS.wordnet_classes} "
-                         "class names per request. Untick the hierarchy strategies (and sense choices), or use "
-                         "fewer classes.")
+    if any(s in H.VARIANTS for s in ids) or senses:
+        W.check_count(parsed.names)
     tpt_settings = tpt if isinstance(tpt, P.TPTSettings) else P.parse_settings(**(tpt or {}))  # type: ignore[arg-type]
     request = Request(parsed.names, ids, custom, min(top_k, len(parsed.names)), warnings,
                       consistency=bool(consistency), views=K.parse_views(views), rerank_all=bool(rerank_all),
@@ -267,6 +264,11 @@ def classify_request(
     if len(images) > LIMITS.images:
         raise InputError(f"{len(images)} images given; at most {LIMITS.images} are allowed per request. "
                          "Send them in smaller groups (or evaluate a labelled folder with the CLI).")
+    if "tpt" in request.strategies and len(images) * len(request.classnames) > LIMITS.tpt_class_images:
+        raise InputError(
+            f"TPT on {len(images)} images x {len(request.classnames)} classes: at most {LIMITS.tpt_class_images:,} "
+            "image-classes per request (each class is a forward and backward pass per image). Send fewer images "
+            "or classes with TPT, or untick it.")
     report = progress or no_progress
     warnings = request.warnings + context_warnings(loaded, request)
     report(0.0, "decoding images")

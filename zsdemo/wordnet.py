@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from .errors import InputError, ZsdemoError
+from .limits import LIMITS
 
 SYSTEM_DIRS = ("/usr/share/wordnet", "/usr/share/WordNet-3.0/dict", "/usr/local/WordNet-3.0/dict")
 SYSTEM_FILES = (
@@ -517,6 +518,14 @@ def check_overrides(overrides: Mapping[str, str], names: Sequence[str]) -> dict[
         synset_by_id(sense)
         out[by_key[name.casefold()]] = sense
     return out
+
+
+def check_count(names: Sequence[str]) -> None:
+    """Reading a name in the context of the others costs about 4 ms: a request reads at most
+    ``LIMITS.wordnet_classes`` names (the hierarchy strategies, sense choices, ``/wordnet``)."""
+    if len(names) > LIMITS.wordnet_classes:
+        raise InputError(f"{len(names)} classes: at most {LIMITS.wordnet_classes} are read in WordNet per "
+                         "request. Untick the hierarchy strategies (and sense choices), or use fewer classes.")
 
 
 def foreign_senses(chosen: Mapping[str, str]) -> list[str]:
