@@ -67,7 +67,7 @@ def median_ms(fn, repeat: int) -> float:
 def page_request(config: D.AppConfig) -> None:
     run = D.run(config, [str(IMAGE)], CLASSES, STRATEGIES, consistency=True)
     state = json.dumps(run.to_state())
-    panels = D.panels(D.Run.from_state(json.loads(state)), 0)
+    panels = D.panels(config, D.Run.from_state(json.loads(state)), 0)
     panels.bars.savefig(io.BytesIO(), format="png")   # what gr.Plot(format="png") does with a figure
     for image, _ in panels.views:
         image.save(io.BytesIO(), format="jpeg")   # the view gallery's format

@@ -1,17 +1,25 @@
-"""Load test: many concurrent gradio_client users mixing valid and malformed requests.
+"""Load test: many concurrent gradio_client users mixing valid, malformed and hostile requests.
 
 The app is started as its own process on loopback (``python app.py``, default queue and
 concurrency). ``--clients`` threads, each with its own gradio_client, send ``--requests``
-``/classify`` requests one after the other; every ``--bad-every``-th request is malformed
-(rotating through: no class names, an unknown strategy, a non-image file, a template without
-``{}``, too many TPT views). The whole run is bounded in count (clients x requests) and in time
-(``--timeout``; a request that does not finish in time counts as an error).
+``/classify`` requests one after the other; every ``--bad-every``-th request is malformed or
+hostile, rotating through: no class names, an unknown strategy, a non-image file, a template
+without ``{}``, too many TPT views, and what an attacker sends (strings naming a server photo,
+``/etc/passwd``, ``/dev/zero`` and a FIFO; a bare architecture that would build random weights;
+wrong types; 10,000 classes x CLIP-80; 30,000 names to ``/wordnet``). The whole run is bounded in
+count (clients x requests) and in time (``--timeout``; a request that does not finish in time
+counts as an error).
 
-Printed: errors on valid requests (target 0), malformed requests answered with a message
-(target: all), p50/p95/max latency of valid requests, and the server's RSS after a concurrent
-warm-up and at the end (target: growth at most 10%).
+Then the fairness check: one 10,000-class request (name + single template: 20,000 prompts, new
+names so that no cache helps) and, two seconds into it, a small request from another client;
+the small request's latency is the figure (target 15 s).
 
-    python benchmarks/load.py [--model tiny-random|ViT-B-32] [--clients 20] [--requests 10]
+Printed: errors on valid requests (target 0), malformed requests answered with their message
+(target: all), p50/p95/max latency of valid requests, the server's RSS after a concurrent
+warm-up, its peak (sampled every 0.1 s) and at the end (target: growth at most 10%), and the
+fairness figures.
+
+    python benchmarks/load.py [--model tiny-random|ViT-B-32] [--clients 30] [--requests 5]
 """
 
 from __future__ import annotations
@@ -46,24 +54,52 @@ def status(pid: int, field: str) -> int:
     raise RuntimeError(f"no {field} in /proc/{pid}/status")
 
 
-def malformed(k: int, junk: Path, handle_file) -> tuple[tuple, dict, str]:
-    """The k-th malformed request: (args, kwargs, a fragment of the expected message)."""
+def malformed(k: int, junk: Path, hostile: dict[str, str], handle_file) -> tuple[tuple, dict, str, str]:
+    """The k-th malformed request: (args, kwargs, a fragment of the expected message, endpoint)."""
     image = [handle_file(str(IMAGES[0]))]
+    not_sent = "not uploaded with this request"
     cases = [
-        ((image, " , "), {}, "No class names"),
-        ((image, CLASSES), {"strategies": "name,nonsense"}, "Unknown strategy"),
-        (([handle_file(str(junk))], CLASSES), {}, "not an image"),
-        ((image, CLASSES), {"strategies": "custom", "templates": "a photo"}, "placeholder"),
-        ((image, CLASSES), {"strategies": "tpt", "tpt_views": 100_000}, "TPT views"),
+        ((image, " , "), {}, "No class names", "/classify"),
+        (([hostile["photo"]], CLASSES), {}, not_sent, "/classify"),
+        ((image, CLASSES), {"strategies": "name,nonsense"}, "Unknown strategy", "/classify"),
+        ((["/etc/passwd"], CLASSES), {}, not_sent, "/classify"),
+        (([handle_file(str(junk))], CLASSES), {}, "not an image", "/classify"),
+        ((["/dev/zero"], CLASSES), {}, not_sent, "/classify"),
+        ((image, CLASSES), {"strategies": "custom", "templates": "a photo"}, "placeholder", "/classify"),
+        (([hostile["fifo"]], CLASSES), {}, not_sent, "/classify"),
+        ((image, CLASSES), {"strategies": "tpt", "tpt_views": 100_000}, "TPT views", "/classify"),
+        ((image, CLASSES), {"model": "ViT-L-14"}, "no pretrained tag", "/classify"),
+        ((image, 5), {}, "classes must be text", "/classify"),
+        ((image, CLASSES), {"top_k": "5"}, "top-k must be a whole number", "/classify"),
+        ((image, hostile["classes"]), {"strategies": "clip80"}, "text prompts; at most", "/classify"),
+        (("/etc/passwd",), {}, not_sent, "/evaluate"),
+        ((hostile["names"],), {}, "at most", "/wordnet"),
     ]
     return cases[k % len(cases)]
+
+
+class MemorySampler(threading.Thread):
+    """The server's RSS every 0.1 s, for its peak."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.peak, self.running = pid, 0.0, True
+
+    def run(self) -> None:
+        while self.running:
+            try:
+                self.peak = max(self.peak, status(self.pid, "VmRSS") / 1024)
+            except (OSError, RuntimeError):
+                return
+            time.sleep(0.1)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="tiny-random", help="tiny-random or an architecture (random weights)")
-    parser.add_argument("--clients", type=int, default=20)
-    parser.add_argument("--requests", type=int, default=10, help="requests per client")
+    parser.add_argument("--clients", type=int, default=30)
+    parser.add_argument("--requests", type=int, default=5, help="requests per client")
+    parser.add_argument("--big-classes", type=int, default=10_000, help="classes of the fairness check's big request")
     parser.add_argument("--bad-every", type=int, default=4, help="every n-th request is malformed")
     parser.add_argument("--timeout", type=float, default=600, help="seconds for the whole run")
     parser.add_argument("--threads", type=int, default=2, help="the server's torch threads")
@@ -76,8 +112,15 @@ def main() -> None:
                                "--port", str(port), "--feature-cache", "none"], cwd=ROOT, env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}/"
-    junk = Path(tempfile.mkdtemp()) / "notes.jpg"
+    scratch = Path(tempfile.mkdtemp())
+    junk = scratch / "notes.jpg"
     junk.write_text("not an image")
+    os.mkfifo(scratch / "pipe.png")
+    private = scratch / "private.png"            # a photo on the server's disk that nobody uploaded
+    private.write_bytes(IMAGES[1].read_bytes())
+    hostile = {"photo": str(private), "fifo": str(scratch / "pipe.png"),
+               "classes": "\n".join(f"hostile class {i}" for i in range(10_000)),
+               "names": "\n".join(f"name {i}" for i in range(30_000))}
     try:
         for _ in range(180):
             try:
@@ -102,15 +145,15 @@ def main() -> None:
                 n = client_id * count + r
                 bad = args.bad_every > 0 and n % args.bad_every == args.bad_every - 1
                 if bad:
-                    a, kw, expect = malformed(n // args.bad_every, junk, handle_file)
+                    a, kw, expect, endpoint = malformed(n // args.bad_every, junk, hostile, handle_file)
                 else:
                     images = [handle_file(str(IMAGES[(n + j) % len(IMAGES)])) for j in range(1 + n % 2)]
-                    a, kw, expect = (images, CLASSES), {"strategies": "name,photo,clip80"}, ""
+                    a, kw, expect, endpoint = (images, CLASSES), {"strategies": "name,photo,clip80"}, "", "/classify"
                 start = time.perf_counter()
                 try:
                     if remaining <= 0:
                         raise TimeoutError("the run's time limit passed before this request")
-                    out = client.submit(*a, api_name="/classify", **kw).result(timeout=remaining)
+                    out = client.submit(*a, api_name=endpoint, **kw).result(timeout=remaining)
                     error = "no error for a malformed request" if bad else None
                     if not bad and any(im["error"] for im in out["images"]):
                         error = "an image failed: " + next(im["error"] for im in out["images"] if im["error"])
@@ -138,11 +181,15 @@ def main() -> None:
         with ThreadPoolExecutor(args.clients) as pool:
             list(pool.map(lambda c: user(c, 1, False), range(args.clients)))
         warm, warm_threads = status(server.pid, "VmRSS") / 1024, status(server.pid, "Threads")
+        sampler = MemorySampler(server.pid)
+        sampler.start()
         start = time.perf_counter()
         with ThreadPoolExecutor(args.clients) as pool:
             list(pool.map(lambda c: user(c, args.requests, True), range(args.clients)))
         wall = time.perf_counter() - start
         end, end_threads = status(server.pid, "VmRSS") / 1024, status(server.pid, "Threads")
+        fair = fairness(url, args.big_classes, handle_file, Client)
+        sampler.running = False
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -160,9 +207,33 @@ def main() -> None:
     if latencies:
         print(f"latency of valid requests: p50 {1000 * statistics.median(latencies):.0f} ms, "
               f"p95 {1000 * q[18]:.0f} ms, max {1000 * max(latencies):.0f} ms")
-    print(f"server RSS: after warm-up {warm:.0f} MB, at the end {end:.0f} MB, growth "
+    print(f"server RSS: after warm-up {warm:.0f} MB, peak {sampler.peak:.0f} MB, at the end {end:.0f} MB, growth "
           f"{100 * (end / warm - 1):+.1f}%   target <= +10%")
+    print(f"fairness: a small request sent {fair['delay']:.0f} s into a {args.big_classes:,}-class request "
+          f"({fair['prompts']:,} prompts, {fair['big']:.1f} s) was answered in {fair['small']:.2f} s "
+          f"(alone: {fair['alone']:.2f} s)   target <= 15 s")
     print(f"server threads: after warm-up {warm_threads}, at the end {end_threads}")
+
+
+def fairness(url: str, classes: int, handle_file, Client) -> dict[str, float]:
+    """A small request's latency while a request of ``classes`` new class names runs."""
+    image = [handle_file(str(IMAGES[0]))]
+    small_client, big_client = Client(url, verbose=False), Client(url, verbose=False)
+    start = time.perf_counter()
+    small_client.predict(image, CLASSES, strategies="name", api_name="/classify")
+    alone = time.perf_counter() - start
+    tag = format(time.time_ns() % 16**5, "x")
+    names = "\n".join(f"object {tag} {i}" for i in range(classes))     # new names: nothing cached
+    big_start = time.perf_counter()
+    job = big_client.submit(image, names, strategies="name,photo", api_name="/classify")
+    delay = 2.0
+    time.sleep(delay)
+    start = time.perf_counter()
+    small_client.predict(image, CLASSES, strategies="name", api_name="/classify")
+    small = time.perf_counter() - start
+    job.result(timeout=1800)
+    return {"alone": alone, "small": small, "delay": delay, "big": time.perf_counter() - big_start,
+            "prompts": 2 * classes}
 
 
 if __name__ == "__main__":
