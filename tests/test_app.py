@@ -187,8 +187,10 @@ def test_run_survives_the_json_state_round_trip(run):
     back = D.Run.from_state(json.loads(json.dumps(run.to_state())))
     assert back.paths == run.paths
     assert json.dumps(back.result.to_dict()) == json.dumps(run.result.to_dict())
-    with pytest.raises(ValueError, match="schema"):
-        D.Run.from_state({"result": {"schema": "other"}, "paths": []})
+    for forged in ({"result": {"schema": "other"}, "paths": []}, {"result": None, "paths": 5}, {"paths": []},
+                   {"result": {"schema": "zsdemo.classify/1", "images": [{"source": 1}]}, "paths": []}):
+        with pytest.raises(InputError, match="could not be read back"):
+            D.Run.from_state(forged)
 
 
 @pytest.fixture(scope="module")

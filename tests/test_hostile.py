@@ -293,6 +293,14 @@ def test_text_encoding_takes_the_model_in_turns(tiny, monkeypatch):
     assert len(turns) == 4      # one turn per batch of prompts, none held across batches
 
 
+def test_a_batch_of_long_prompts_is_a_short_turn():
+    lengths = torch.tensor([5] * 300 + [77] * 100)
+    batches = TXT.length_batches(torch.argsort(lengths, stable=True), lengths, 256, 256 * 24)
+    assert [len(b) for b in batches] == [256, 79, 65]     # a batch holding 77-token prompts: 79 at most
+    assert torch.equal(torch.cat(batches), torch.arange(400))
+    assert all(len(b) * int(lengths[b].max()) <= 256 * 24 for b in batches)
+
+
 def test_a_small_request_is_served_during_a_large_one(tiny, cat_path):
     names = [f"thing number {i}" for i in range(6000)]
     big = threading.Thread(target=lambda: TXT.encode_prompts(tiny, names, cache=None, batch_size=64))

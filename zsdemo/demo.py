@@ -79,7 +79,12 @@ class Run:
     def from_state(cls, state: dict[str, Any] | None) -> "Run | None":
         if not state:
             return None
-        return cls(ClassificationResult.from_dict(state["result"]), list(state["paths"]))
+        # The state may come back from the browser (cached examples), so it may be forged.
+        try:
+            paths = [str(p) for p in state["paths"]]
+            return cls(ClassificationResult.from_dict(state["result"]), paths)
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise InputError(f"This page's last result could not be read back ({e}); press Classify again.") from None
 
 
 def preset_text(preset: str | None) -> str:

@@ -38,7 +38,7 @@ LIMITS_INFO: tuple[LimitInfo, ...] = (
     LimitInfo("class_chars", 300_000, "characters of all class names of a request together"),
     LimitInfo("prompts", 100_000, "text prompts per request: classes x templates of the selected strategies "
                                   "(CLIP-80 counts 80; the consistency check adds CLIP-80)"),
-    LimitInfo("wordnet_classes", 2_000, "class names read in WordNet per request (hierarchy strategies, /wordnet)"),
+    LimitInfo("wordnet_classes", 1_000, "class names read in WordNet per request (hierarchy strategies, /wordnet)"),
     LimitInfo("templates", 100, "custom templates per request"),
     LimitInfo("tpt_views", 256, "TPT views per image (the original included)"),
     LimitInfo("tpt_class_images", 2_000, "TPT: images x classes per request (each class costs a forward and "
