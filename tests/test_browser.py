@@ -104,3 +104,15 @@ def test_evaluate_tab_uploads_a_zip_and_shows_the_tables(page, cat_path, astrona
     page.get_by_text("points outside").first.wait_for()
     assert "Traceback" not in page.content()
     page.get_by_role("tab", name="Classify images").click()
+
+
+def test_a_cached_example_reopens_its_images(page):
+    """An example's result comes back from the browser with its file paths; they pass the
+    server's upload check, so the view thumbnails are drawn (a refused path would drop them)."""
+    page.get_by_role("tab", name="Classify images").click()
+    page.get_by_text("Chelsea the cat vs fine-grained cat breeds").click()
+    page.wait_for_function("() => { const s = document.querySelector('#summary').innerText;"
+                           " return s.includes('cat.png') && !s.includes('red square.png'); }")
+    page.wait_for_function("() => document.body.innerText.includes('flipped left-right')")
+    assert page.get_by_text("Tabby cat", exact=False).count() or "tabby cat" in page.inner_text("#wordnet")
+    page.screenshot(path=str(SHOTS / "5_example.png"), full_page=True)
