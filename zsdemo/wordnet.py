@@ -521,7 +521,8 @@ def check_overrides(overrides: Mapping[str, str], names: Sequence[str]) -> dict[
 
 
 def check_count(names: Sequence[str]) -> None:
-    """Reading a name in the context of the others costs about 4 ms: a request reads at most
+    """Each free-text name is read in the context of up to 1,000 others, so the cost grows with
+    the square of the count (1,000 names: about 13 s on a CPU core): a request reads at most
     ``LIMITS.wordnet_classes`` names (the hierarchy strategies, sense choices, ``/wordnet``)."""
     if len(names) > LIMITS.wordnet_classes:
         raise InputError(f"{len(names)} classes: at most {LIMITS.wordnet_classes} are read in WordNet per "
