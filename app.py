@@ -131,21 +131,27 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
         return run.to_state()
 
     @user_errors
-    def refresh(state: dict | None) -> tuple:
-        """Everything drawn from a new run: the table, notes, sense picker and the first image's panels."""
+    def refresh(state: dict | None, selected: int | None, current_class: str | None) -> tuple:
+        """Everything drawn from a new run: the table, notes, sense picker and the panels of the image
+        being inspected (a re-run with another sense stays on it)."""
         run = D.Run.from_state(state)
         if run is None:
-            return (None, "", "", gr.update(choices=[], value=None), *panel_values(None, None))
+            return (None, "", "", gr.update(choices=[], value=None), gr.update(choices=[], value=None),
+                    *panel_values(None, None))
         headers, rows = D.summary_table(run.result)
         notes = "\n".join(f"- {D.md(w)}" for w in run.result.warnings)
-        choices = list(D.sense_choices(run.result))
+        by_class = D.sense_choices(run.result)
+        name = current_class if current_class in by_class else next(iter(by_class), None)
+        senses_here = by_class.get(name or "", [])
         return ({"data": rows, "headers": headers}, D.model_notice(run.result.model), notes,
-                gr.update(choices=choices, value=choices[0] if choices else None), *panel_values(run, 0))
+                gr.update(choices=list(by_class), value=name),
+                gr.update(choices=senses_here, value=D.sense_in_use(run.result, name)),
+                *panel_values(run, selected))
 
     @user_errors
     def select(state: dict | None, evt: gr.SelectData) -> tuple:
         index = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
-        return panel_values(D.Run.from_state(state), index)
+        return (*panel_values(D.Run.from_state(state), index), index)
 
     @user_errors
     def evaluate(upload, strategies, views, rerank_all, model_choice, progress=gr.Progress()) -> tuple:
@@ -158,10 +164,14 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
         return (p.summary, table(p.accuracy), table(p.low_confidence), table(p.auroc), p.coverage,
                 table(p.per_class), table(p.confusions), files)
 
+    def reset_sense_choices() -> dict:
+        gr.Info("Sense choices cleared: the next Classify uses the default senses.")
+        return {}
+
     def senses_of(state: dict | None, classname: str | None):
         run = D.Run.from_state(state)
         choices = D.sense_choices(run.result).get(classname or "", []) if run else []
-        return gr.update(choices=choices, value=choices[0][1] if choices else None)
+        return gr.update(choices=choices, value=D.sense_in_use(run.result, classname) if run else None)
 
     with gr.Blocks(title="zsdemo: zero-shot classification lab") as page:
         state = gr.State(None, time_to_live=STATE_TTL_S)
@@ -170,6 +180,7 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
         # small, so the round trip to the browser is too.
         example_state = gr.JSON(visible=False)
         senses = gr.State({})
+        selected = gr.State(0)          # the image being inspected, kept across re-runs
         gr.Markdown(INTRO)
         with gr.Tab("Classify images", id="classify"):
             with gr.Row():
@@ -180,7 +191,7 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
                         file_types=["image"], sources=["upload", "webcam", "clipboard"], columns=4, height=260,
                         elem_id="images")
                     preset = gr.Dropdown(label="Class-name preset (fills the box below)", choices=D.preset_choices(),
-                                         value=None)
+                                         value=None, elem_id="preset")
                     classes = gr.Textbox(label="Class names, one per line or comma-separated", lines=5,
                                          value=D.preset_text("lab-photos"), elem_id="classes")
                     strategies = gr.CheckboxGroup(label="Strategies", choices=D.strategy_choices(),
@@ -223,11 +234,11 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
                     wordnet_md = gr.Markdown()
                     tree = gr.HTML(elem_id="wordnet-tree")
                     with gr.Row():
-                        sense_class = gr.Dropdown(label="Class with several senses", choices=[])
-                        sense = gr.Dropdown(label="WordNet sense to use", choices=[])
+                        sense_class = gr.Dropdown(label="Class with several senses", choices=[], elem_id="sense-class")
+                        sense = gr.Dropdown(label="WordNet sense to use", choices=[], elem_id="sense")
                     with gr.Row():
                         apply_sense = gr.Button("Re-run with this sense")
-                        reset_senses = gr.Button("Reset senses")
+                        reset_senses = gr.Button("Reset senses", elem_id="reset-senses")
             with gr.Column():
                 gr.Markdown("## Test-time prompt tuning: before and after")
                 tpt_md = gr.Markdown()
@@ -244,19 +255,18 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
             # Page events are private (api_name set so that they do not take the API's names).
             run.click(classify, run_inputs, run_outputs, api_name="ui_run", api_visibility="private",
                       concurrency_id="model")
-            gallery.select(select, [state], panel_outputs, api_visibility="private")
-            summary.select(select, [state], panel_outputs, api_visibility="private")
-            preset.input(user_errors(D.preset_text), preset, classes, api_visibility="private")
-            state.change(refresh, state, [summary, model_note, notes, sense_class, *panel_outputs],
-                         api_visibility="private")
+            gallery.select(select, [state], [*panel_outputs, selected], api_visibility="private")
+            summary.select(select, [state], [*panel_outputs, selected], api_visibility="private")
+            preset.input(user_errors(D.keep_classes), [preset, classes], classes, api_visibility="private")
+            state.change(refresh, [state, selected, sense_class],
+                         [summary, model_note, notes, sense_class, sense, *panel_outputs], api_visibility="private")
             sense_class.change(senses_of, [state, sense_class], sense, api_visibility="private")
             apply_sense.click(user_errors(D.choose_sense), [senses, sense_class, sense], senses,
                               api_visibility="private").success(
                 classify, run_inputs, run_outputs, api_name="ui_rerun_sense", api_visibility="private",
                 concurrency_id="model")
-            reset_senses.click(lambda: {}, None, senses, api_visibility="private").then(
-                classify, run_inputs, run_outputs, api_name="ui_rerun_reset", api_visibility="private",
-                concurrency_id="model")
+            # Resetting only forgets the choices; the next Classify uses the default senses.
+            reset_senses.click(reset_sense_choices, None, senses, api_visibility="private")
 
             def example(gallery, classes, strategies) -> dict:
                 # Every other input as the page starts with it.

@@ -241,3 +241,13 @@ def test_evaluation_tab_bad_input(labelled_zip, tmp_path, upload, strategies, vi
         upload, upload)
     with pytest.raises(InputError, match=message):
         D.evaluate_zip(CONFIG.with_uploads(labelled_zip.parent, tmp_path), upload, strategies, views)
+
+
+def test_sense_picker_starts_on_the_sense_in_use_and_the_preset_keeps_typed_classes(cat_path):
+    run = D.run(CONFIG, [str(cat_path)], "crane, heron, stork", ["hierarchy"], rerank_all=True)
+    used = next(s["chosen"]["synset"] for s in run.result.senses if s["name"] == "crane")
+    assert used != D.sense_choices(run.result)["crane"][0][1]       # not WordNet's first sense (a writer)
+    assert D.sense_in_use(run.result, "crane") == used == "crane.n.05"
+    assert D.sense_in_use(run.result, "no such class") is None
+    assert D.keep_classes(None, "my classes") == "my classes"        # the dropdown closed without a choice
+    assert D.keep_classes("crane-birds", "my classes").startswith("crane\nheron")

@@ -116,3 +116,22 @@ def test_a_cached_example_reopens_its_images(page):
     page.wait_for_function("() => document.body.innerText.includes('flipped left-right')")
     assert page.get_by_text("Tabby cat", exact=False).count() or "tabby cat" in page.inner_text("#wordnet")
     page.screenshot(path=str(SHOTS / "5_example.png"), full_page=True)
+
+
+def test_typed_classes_survive_the_preset_dropdown_and_the_sense_picker_shows_the_sense_used(page):
+    page.get_by_role("tab", name="Classify images").click()
+    page.fill("#classes textarea", "crane, heron, stork")
+    page.click("#preset input")            # open the preset list ...
+    page.mouse.click(5, 5)                 # ... and click elsewhere without choosing
+    page.wait_for_timeout(1000)
+    assert page.input_value("#classes textarea") == "crane, heron, stork"
+    page.click("#run")
+    page.wait_for_function("() => document.querySelector('#sense input').value.startsWith('crane.n.05')")
+    assert page.input_value("#sense-class input") == "crane"
+    # Reset forgets the choices without running anything.
+    before = page.inner_text("#summary")
+    page.click("#reset-senses")
+    page.get_by_text("Sense choices cleared").first.wait_for()
+    page.wait_for_timeout(1000)
+    assert page.inner_text("#summary") == before
+    page.screenshot(path=str(SHOTS / "6_senses.png"), full_page=True)

@@ -125,6 +125,20 @@ def sense_choices(result: ClassificationResult) -> dict[str, list[tuple[str, str
     return _sense_choices(result.senses)
 
 
+def sense_in_use(result: ClassificationResult, classname: str | None) -> str | None:
+    """The WordNet sense the run used for a class (what the sense picker must start on)."""
+    for s in result.senses:
+        if s.get("name") == classname and s.get("chosen"):
+            return s["chosen"]["synset"]
+    return None
+
+
+def keep_classes(preset: str | None, current: str | None) -> str:
+    """The class box after the preset dropdown fires: a chosen preset's names, else what was typed
+    (closing the dropdown without choosing must not empty the box)."""
+    return preset_text(preset) if preset else (current or "")
+
+
 def pick_model(config: AppConfig, choice: str | None) -> M.LoadedModel:
     """The server's model, a preset, or an open_clip spec typed as ``ARCH TAG`` / ``hf-hub:ORG/REPO``.
 
