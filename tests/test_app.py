@@ -41,13 +41,17 @@ def test_panels_of_a_run(run):
     assert "astronaut\\.png" in p.title
     assert isinstance(p.bars, Figure) and isinstance(p.tpt_bars, Figure)
     assert 'class="zs-tree"' in p.tree and "parent" in p.tree
-    # Bars: one panel (bar group) per strategy, same classes in the same order and colours, + "other".
+    # Bars: one panel (bar group) per strategy, same classes in the same order and colours, and
+    # "other" exactly when some classes are not drawn.
     ax = p.bars.axes[0]
     groups = plots.bar_groups(p.bars)
     assert [g.get_label() for g in groups] == [STRATEGIES[s].label for s in run.result.strategies]
     labels = [t.get_text() for t in ax.get_yticklabels()]
     n = len(groups[0].get_paths())
-    assert labels[n - 1] == plots.OTHER and labels[:n] == labels[n:2 * n]
+    image = run.result.images[1]
+    drawn = plots.shown_classes([image.strategies[s] for s in run.result.strategies], run.result.top_k)
+    assert (labels[n - 1] == plots.OTHER) == (len(drawn) < len(run.result.classes))
+    assert labels[:n] == labels[n:2 * n] and n == len(drawn) + (len(drawn) < len(run.result.classes))
     colours = [[tuple(c) for c in g.get_facecolors()] for g in groups]
     assert len(colours[0]) == n and all(c == colours[0] for c in colours)
     check = run.result.images[1].analyses["consistency"]
@@ -212,7 +216,8 @@ def test_evaluation_tab_backend(labelled_zip, tmp_path):
     # The zip's folder stands for Gradio's upload folder.
     config = D.AppConfig("tiny-random", None, "cpu", str(tmp_path / "features")).with_uploads(labelled_zip.parent)
     p, files = D.evaluate_zip(config, str(labelled_zip), ["name", "hierarchy"], "flip")
-    assert "**4 images** in **2 classes**" in p.summary and "1 files skipped" in p.summary
+    assert "**4 images** in **2 classes**" in p.summary and "1 file skipped" in p.summary
+    assert [panels.count(n, "class", "classes") for n in (0, 1, 2)] == ["0 classes", "1 class", "2 classes"]
     assert "&lt;b&gt;bad&lt;/b&gt;" in p.summary and "<b>" not in p.summary       # names shown as text
     assert [row[0] for row in p.accuracy[1]] == ["Name only", "CLIP-80 ensemble", "WordNet re-ranking"]
     assert p.low_confidence[1][0][0].startswith("WordNet re-ranking")
@@ -251,3 +256,15 @@ def test_sense_picker_starts_on_the_sense_in_use_and_the_preset_keeps_typed_clas
     assert D.sense_in_use(run.result, "no such class") is None
     assert D.keep_classes(None, "my classes") == "my classes"        # the dropdown closed without a choice
     assert D.keep_classes("crane-birds", "my classes").startswith("crane\nheron")
+
+
+def test_other_is_drawn_only_when_classes_are_hidden(cat_path):
+    every = D.run(CONFIG, [str(cat_path)], "cat, dog, rocket", ["name"], top_k=3)
+    some = D.run(CONFIG, [str(cat_path)], "cat, dog, rocket, crane, heron", ["name"], top_k=2)
+    for run, other in ((every, False), (some, True)):
+        fig = plots.probability_bars(run.result.images[0], run.result.classes, run.result.strategies,
+                                     run.result.top_k)
+        labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+        assert (plots.OTHER in labels) == other, labels
+        widths = plots.bar_widths(plots.bar_groups(fig)[0])
+        assert sum(widths) == pytest.approx(1.0, abs=1e-6) if other else len(widths) == 3

@@ -261,22 +261,28 @@ class EvaluationPanels:
     confusions: Table
 
 
+def count(n: int, word: str, plural: str | None = None) -> str:
+    """"1 image", "2 images": a count with its noun in the right number."""
+    return f"{n} {word}" if n == 1 else f"{n} {plural or word + 's'}"
+
+
 def evaluation_panels(report: EvaluationReport, listed: int = 5) -> EvaluationPanels:
     """Tables and the coverage plot of an evaluation (text escaped for Markdown)."""
     s = report.summary()
     t = report.timing
     lines = [model_notice(report.model), "",
-             f"**{s['n_images']} images** in **{len(report.classes)} classes** evaluated in {t['seconds']:.1f} s "
+             f"**{count(s['n_images'], 'image')}** in **{count(len(report.classes), 'class', 'classes')}** "
+             f"evaluated in {t['seconds']:.1f} s "
              f"({t['images_per_second']:.1f} images/s; {t['from_cache']} of them from the feature cache)."]
     skipped = report.dataset["skipped_non_images"]
     if skipped:
-        lines.append(f"- {skipped} files skipped: not images.")
+        lines.append(f"- {count(skipped, 'file')} skipped: not images.")
     if report.corrupt:
-        lines.append(f"- {len(report.corrupt)} unreadable images skipped: "
+        lines.append(f"- {count(len(report.corrupt), 'unreadable image')} skipped: "
                      + _listing([why for _, why in report.corrupt], listed))
     problems = report.dataset["problems"]
     if problems:
-        lines.append(f"- {len(problems)} other problems: "
+        lines.append(f"- {count(len(problems), 'other problem')}: "
                      + _listing([f"{d['file']}: {d['problem']}" for d in problems], listed))
     lines += [f"- {md(w)}" for w in report.warnings]
     low = s["low_confidence"]

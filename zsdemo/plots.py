@@ -49,8 +49,9 @@ def probability_bars(image: ImageResult, classes: Sequence[str], strategies: Seq
     """
     results = [image.strategies[s] for s in strategies if s in image.strategies]
     order = shown_classes(results, top_k)
-    colours = [PALETTE[k % len(PALETTE)] for k in range(len(order))] + [OTHER_COLOUR]
-    labels = [_short(classes[c]) for c in order] + [OTHER]
+    hidden = len(order) < len(classes)      # "other" sums the classes not drawn; none, no bar
+    colours = [PALETTE[k % len(PALETTE)] for k in range(len(order))] + [OTHER_COLOUR] * hidden
+    labels = [_short(classes[c]) for c in order] + [OTHER] * hidden
     n = len(labels)
     ncols = min(PANEL_COLUMNS, max(1, len(results)))
     nrows = max(1, math.ceil(len(results) / ncols))
@@ -64,7 +65,7 @@ def probability_bars(image: ImageResult, classes: Sequence[str], strategies: Seq
         row, col = divmod(k, ncols)
         x0, y0 = col * step_x, row * step_y + 1.7
         probs = [r.probs[c] for c in order]
-        values = probs + [max(0.0, 1.0 - sum(probs))]
+        values = probs + [max(0.0, 1.0 - sum(probs))] * hidden
         bars = [_box(x0, y0 + i - BAR_HEIGHT / 2, v, BAR_HEIGHT) for i, v in enumerate(values)]
         ax.add_collection(PolyCollection(bars, facecolors=colours, edgecolors="none", gid=BARS_GID,
                                          label=r.label))
