@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -128,3 +129,14 @@ def test_bad_sense_is_one_line_and_exit_2(capsys, cat_path):
     code, out, err = run(capsys, "classify", str(cat_path), "--classes", "crane, heron", "--model", "tiny-random",
                          "--strategies", "hierarchy", "--sense", "crane=crane.n.77")
     assert code == 2 and err.strip().count("\n") == 0 and "crane.n.04" in err
+
+
+@pytest.mark.parametrize("command", [["zsdemo"], [sys.executable, "-m", "zsdemo"]])
+def test_the_installed_command_works_from_any_folder(command, tmp_path):
+    """install.sh installs the package: the command needs neither the repository folder as the
+    working directory nor PYTHONPATH."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    out = subprocess.run([*command, "strategies"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "clip80" in out.stdout and "hierarchy" in out.stdout
