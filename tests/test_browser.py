@@ -135,3 +135,13 @@ def test_typed_classes_survive_the_preset_dropdown_and_the_sense_picker_shows_th
     page.wait_for_timeout(1000)
     assert page.inner_text("#summary") == before
     page.screenshot(path=str(SHOTS / "6_senses.png"), full_page=True)
+
+
+def test_class_names_that_look_like_links_are_shown_as_text(page):
+    page.get_by_role("tab", name="Classify images").click()
+    _classify(page, "http://example.com/a_b, me@example.com, cat")
+    page.wait_for_function("() => document.querySelector('#wordnet').innerText.includes('example.com/a_b')")
+    wordnet = page.inner_text("#wordnet")
+    assert "http://example.com/a_b" in wordnet and "me@example.com" in wordnet and "\\" not in wordnet
+    assert page.locator("#wordnet a[href*='example']").count() == 0
+    assert page.locator("#notes a[href*='example'], #summary a[href*='example']").count() == 0

@@ -26,8 +26,11 @@ _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>])")
 
 
 def md(text: Any) -> str:
-    """Text shown literally inside Markdown: HTML escaped, Markdown punctuation backslashed."""
-    return _MD_SPECIAL.sub(r"\\\1", _html.escape(str(text), quote=False)).replace("\n", " ")
+    """Text shown literally inside Markdown: HTML escaped, Markdown punctuation backslashed, and
+    never autolinked (the page's Markdown links bare "http://..." and e-mail addresses, backslashes
+    and all): the ":" of "://" and the "@" are written as entities, which show the same."""
+    escaped = _MD_SPECIAL.sub(r"\\\1", _html.escape(str(text), quote=False)).replace("\n", " ")
+    return escaped.replace("://", "&#58;//").replace("@", "&#64;")
 
 
 def html(text: Any) -> str:
