@@ -115,13 +115,11 @@ def parse_classnames(text: str | list[str] | tuple[str, ...]) -> ClassList:
     """
     if isinstance(text, str):
         if len(text) > LIMITS.class_chars + LIMITS.classes + _SLACK:   # names plus separators
-            raise InputError(f"The class names add up to {len(text):,} characters; at most "
-                             f"{LIMITS.class_chars:,} are allowed per request. Use fewer or shorter names.")
+            raise _too_many_characters(len(text))
         raw = _SPLIT.split(text)
     elif isinstance(text, (list, tuple)):
         if len(text) > LIMITS.classes + _SLACK:
-            raise InputError(f"{len(text):,} class names given; at most {LIMITS.classes:,} are allowed per "
-                             "request. Split them over several requests.")
+            raise _too_many_classes(len(text))
         if not all(isinstance(t, str) for t in text):
             raise InputError("Class names must be text: a list of strings, or one string of names separated "
                              "by commas or new lines.")
@@ -161,11 +159,20 @@ def parse_classnames(text: str | list[str] | tuple[str, ...]) -> ClassList:
     return ClassList(names=tuple(names), duplicates=tuple(duplicates), warnings=tuple(warnings))
 
 
+def _too_many_classes(n: int) -> InputError:
+    return InputError(f"{n} classes given; at most {LIMITS.classes} are allowed per request. "
+                      "Split them over several requests.")
+
+
+def _too_many_characters(n: int) -> InputError:
+    return InputError(f"The class names add up to {n:,} characters; at most {LIMITS.class_chars:,} are "
+                      "allowed per request. Use fewer or shorter names.")
+
+
 def check_class_list(names: tuple[str, ...] | list[str]) -> None:
     """The request limits on class names: how many, how long each, how long all together."""
     if len(names) > LIMITS.classes:
-        raise InputError(f"{len(names)} classes given; at most {LIMITS.classes} are allowed per request. "
-                         "Split them over several requests.")
+        raise _too_many_classes(len(names))
     too_long = [n for n in names if len(n) > LIMITS.classname_chars]
     if too_long:
         raise InputError(
@@ -174,8 +181,7 @@ def check_class_list(names: tuple[str, ...] | list[str]) -> None:
         )
     total = sum(len(n) for n in names)
     if total > LIMITS.class_chars:
-        raise InputError(f"The class names add up to {total:,} characters; at most {LIMITS.class_chars:,} are "
-                         "allowed per request. Use fewer or shorter names.")
+        raise _too_many_characters(total)
     for name in names:
         word = max(_WORD.findall(name), key=len, default="")
         if len(word) > MAX_WORD_LETTERS:

@@ -21,6 +21,8 @@ from typing import Iterable
 
 from .errors import InputError, ZsdemoError
 
+MAX_PATH_CHARS = 4096          # Linux's PATH_MAX: no longer path names a file
+
 NOT_SENT = ("was not uploaded with this request: send image and zip files as uploads "
             "(gradio_client: handle_file(path); the web page: drag them in). "
             "Paths on the server and other strings are not accepted.")
@@ -107,7 +109,7 @@ class UploadPolicy:
     def check(self, value: object, what: str = "a file") -> str:
         """The real path of an uploaded file, or InputError with the one message for all else."""
         path = value.get("path") if isinstance(value, dict) else value
-        if isinstance(path, str) and path and "\x00" not in path and len(path) < 4096:
+        if isinstance(path, str) and path and "\x00" not in path and len(path) < MAX_PATH_CHARS:
             real = os.path.realpath(path)
             inside = any(real.startswith(root + os.sep) for root in self.roots)
             if inside and is_regular_file(real):

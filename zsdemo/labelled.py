@@ -30,14 +30,13 @@ from . import classnames as C
 from . import wordnet as W
 from .archive import extract_zip
 from .errors import InputError
-from .files import is_folder, is_regular_file, read_text
+from .files import MAX_PATH_CHARS, is_folder, is_regular_file, read_text
 from .limits import LIMITS
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".jfif", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
 LABELS_CSV = "labels.csv"
 WNID = re.compile(r"^n\d{8}$")
 _IGNORED_DIRS = {"__MACOSX"}        # what macOS adds to zips: resource forks, never images
-MAX_PATH_CHARS = 4096               # Linux's PATH_MAX
 
 
 @dataclass(frozen=True)
