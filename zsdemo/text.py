@@ -299,7 +299,9 @@ def encode_prompts(
         tower = text_tower(loaded.model)
         # Sorting by length puts prompts of similar length in one batch, so each batch is cut
         # to about its own length instead of the longest prompt of the request.
-        lengths = eot_positions(tower, tokens) + 1 if tower is not None else torch.full((len(todo),), 77)
+        # A tower that cannot be cut runs every prompt at the full context length.
+        lengths = (eot_positions(tower, tokens) + 1 if tower is not None
+                   else torch.full((len(todo),), loaded.context_length))
         order = torch.argsort(lengths, stable=True)
         max_tokens = CUDA_BATCH_TOKENS if loaded.device.type == "cuda" else CPU_BATCH_TOKENS
         feats = torch.empty(0)
