@@ -236,7 +236,7 @@ def panels(config: AppConfig, state: Run | None, index: int | None) -> ImagePane
             # like a request's.
             image = load_image(config.uploads.check(state.paths[index])).image
         except (ImageError, InputError):
-            image = None  # the file went away since the run; panels without thumbnails
+            image = None  # gone since the run, or not a file this server was sent: no thumbnails
     return image_panels(state.result, index, image)
 
 

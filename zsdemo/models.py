@@ -123,8 +123,8 @@ def bound_tokenizer_cache(tokenizer: Any) -> None:
 class FairLock:
     """A re-entrant lock handed out in the order it was asked for.
 
-    Long requests take the model in short turns (a batch of prompts, a chunk of images, one TPT
-    image); with a plain lock the thread that just released it usually takes it straight back,
+    Long requests take the model in short turns (a batch of prompts, a chunk of images, a chunk
+    of TPT's classes); with a plain lock the thread that just released it usually takes it straight back,
     and a small request waits behind all of a 10,000-class request. Here it waits one turn.
     """
 
