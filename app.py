@@ -11,6 +11,7 @@ import argparse
 import functools
 import logging
 import os
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -23,6 +24,8 @@ from zsdemo.errors import ZsdemoError
 from zsdemo.limits import LIMITS, LIMITS_INFO, check_environment
 from zsdemo.memory import start_trimming
 from zsdemo.models import DEFAULT_PRESET, REGISTRY
+from zsdemo.progress import Stopped
+from zsdemo.warmup import Example as WarmExample
 
 ASSETS = Path(__file__).parent / "assets"
 PHOTOS = ASSETS / "images"
@@ -31,26 +34,26 @@ STATE_TTL_S = 3600            # a browser session's last result is dropped after
 STATE_SESSIONS = 256          # ... and at most this many sessions keep one
 log = logging.getLogger("zsdemo.app")
 
-CSS = """
-.zs-verdict {padding: 10px 14px; border-radius: 8px; font-size: 1.05em; margin: 4px 0;}
-.zs-confident {background: #e3f4e1; border: 1px solid #5aa55a; color: #1f4d1f;}
-.zs-uncertain {background: #fff1d6; border: 1px solid #d08c1a; color: #5c3b00;}
-.zs-caption {font-size: 0.9em; opacity: 0.8; margin-bottom: 6px;}
-.zs-trees {display: flex; flex-wrap: wrap; gap: 10px;}
-.zs-tree {flex: 1 1 180px; display: flex; flex-direction: column; align-items: center; padding: 8px;
-          border: 1px solid #cccccc; border-radius: 8px;}
-.zs-node {border: 1px solid #555555; border-radius: 6px; padding: 2px 8px; text-align: center;
-          color: #111111; font-size: 0.9em;}
-.zs-parent {background: #dbe9f6;}
-.zs-class {background: #fdd49e;}
-.zs-name {font-weight: bold;}
-.zs-kid {background: #e5f5e0; margin: 2px;}
-.zs-none {background: #eeeeee; font-style: italic;}
-.zs-edge {width: 2px; height: 14px; background: #888888;}
-.zs-kids {display: flex; flex-wrap: wrap; justify-content: center; align-items: center;
-          border-top: 2px solid #888888; padding-top: 6px;}
-.zs-more {font-size: 0.85em; margin: 2px 4px;}
+CSS = (ASSETS / "app.css").read_text(encoding="utf-8")
+CONTROL = D.RunControl()      # the Stop button of each browser session
+
+# The click shows the results area (on a phone it is below the inputs) and dims the results of
+# the previous run until the new ones arrive.
+SHOW_RESULTS_JS = """() => { const r = document.getElementById('results');
+  if (r) { r.classList.add('zs-stale'); r.scrollIntoView({behavior: 'smooth', block: 'start'}); } }"""
+FRESH_JS = "() => { document.getElementById('results')?.classList.remove('zs-stale'); }"
+SHOW_EVAL_JS = """() => { const r = document.getElementById('eval-results');
+  if (r) { r.classList.add('zs-stale'); r.scrollIntoView({behavior: 'smooth', block: 'start'}); } }"""
+FRESH_EVAL_JS = "() => { document.getElementById('eval-results')?.classList.remove('zs-stale'); }"
+# A click (or Enter) on a row of the summary selects that image.
+ROW_CLICK_JS = """
+const pick = (e) => { const row = e.target.closest('[data-index]');
+  if (row) trigger('click', {index: parseInt(row.dataset.index, 10)}); };
+element.addEventListener('click', pick);
+element.addEventListener('keydown', (e) => { if (e.key === 'Enter') pick(e); });
 """
+GENERIC_ERROR = ("Something went wrong on the server while doing this. Please try again; "
+                 "if it keeps happening, try fewer images or classes.")
 
 INTRO = """# zsdemo: a zero-shot image classification lab
 Upload images, type the classes you care about, tick prompt strategies and press **Classify**.
@@ -94,7 +97,7 @@ def user_errors(fn: Callable) -> Callable:
         try:
             return fn(*args, **kwargs)
         except ZsdemoError as e:
-            raise gr.Error(str(e), print_exception=False) from None
+            raise gr.Error(e.for_page(), print_exception=False) from None
         except gr.Error:
             raise
         except Exception:
@@ -109,26 +112,64 @@ def _paths(gallery: list | None) -> list[str]:
 
 
 def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device: str = "auto",
-              feature_cache: str | None = str(D.DEFAULT_FEATURE_CACHE), allow_random: bool = False) -> gr.Blocks:
+              feature_cache: str | None = str(D.DEFAULT_FEATURE_CACHE), allow_random: bool = False,
+              warm_up: bool = False) -> gr.Blocks:
     # Requests may name only files that Gradio received (its upload folder) or the examples.
     config = D.AppConfig(model, pretrained, device, feature_cache, allow_random=allow_random).with_uploads(
         get_upload_folder())
     REGISTRY.pin(model, pretrained, device)     # a visitor's model choice never evicts the served one
+    warm = D.start_warm_up(config, [WarmExample(tuple(e[0]), e[1], tuple(e[2])) for e in EXAMPLES]) if warm_up \
+        else None
 
     def panel_values(run: D.Run | None, index: int | None) -> tuple:
         p = D.panels(config, run, index)
         if p is None:
-            return ("", None, "", "", [], "", None, "", gr.update(value=None, visible=False))
-        return (p.title, p.bars, p.verdict, p.consistency, p.views, p.wordnet, p.tree, p.tpt,
-                gr.update(value=p.tpt_bars, visible=p.tpt_bars is not None))
+            return ("", "", "", "", "", "", "", "", "")
+        return (p.title, p.bars, p.verdict, p.consistency, p.views_html, p.wordnet, p.tree, p.tpt, p.tpt_bars)
 
-    @user_errors
+    def run_state(gallery, classes, strategies, templates, model_choice, top_k, consistency, views,
+                  rerank_all, tpt_steps, tpt_views, senses, **control: Any) -> dict:
+        return D.run(config, _paths(gallery), classes, strategies, templates=templates, model=model_choice,
+                     top_k=top_k, views=views, consistency=consistency, rerank_all=rerank_all, senses=senses,
+                     tpt_steps=tpt_steps, tpt_views=tpt_views, **control).to_state()
+
     def classify(gallery, classes, strategies, templates, model_choice, top_k, consistency, views,
-                 rerank_all, tpt_steps, tpt_views, senses, progress=gr.Progress()) -> dict:
-        run = D.run(config, _paths(gallery), classes, strategies, templates, model_choice, top_k, views,
-                    consistency, rerank_all, senses, tpt_steps, tpt_views,
-                    progress=lambda f, msg: progress(f, desc=msg))
-        return run.to_state()
+                 rerank_all, tpt_steps, tpt_views, senses, request: gr.Request,
+                 progress=gr.Progress()) -> tuple:
+        """A run from the page: progress with the time left, a Stop that ends it, and problems
+        said in the status line (the page's outputs keep the last good result)."""
+        session = _session(request)
+        stop = CONTROL.current(session)
+        began = time.perf_counter()
+        try:
+            state = run_state(gallery, classes, strategies, templates, model_choice, top_k, consistency, views,
+                              rerank_all, tpt_steps, tpt_views, senses, stop=stop, announce=gr.Info,
+                              progress=lambda f, msg: progress(f, desc=msg))
+        except Stopped as e:
+            return gr.skip(), D.status_html("stopped", e.for_page())
+        except ZsdemoError as e:
+            gr.Warning(e.for_page())
+            return gr.skip(), D.status_html("error", e.for_page())
+        except Exception:
+            log.exception("unexpected error in classify")
+            return gr.skip(), D.status_html("error", GENERIC_ERROR)
+        finally:
+            CONTROL.end(session, stop)
+        return state, D.status_html("done", D.done_message(state, time.perf_counter() - began))
+
+    def begin(request: gr.Request) -> tuple:
+        CONTROL.begin(_session(request))
+        return (gr.update(interactive=False, value="Working…"), gr.update(visible=True),
+                D.status_html("running", "Working… (Stop ends the run)"))
+
+    def end() -> tuple:
+        return gr.update(interactive=True, value="Classify"), gr.update(visible=False)
+
+    def stop_run(request: gr.Request) -> tuple:
+        # The run ends at the model's next turn and says so in the status line; until then the
+        # button stays disabled (a new run would wait behind the stopping one anyway).
+        CONTROL.stop(_session(request))
+        return gr.update(value="Stopping…"), gr.update(visible=False)
 
     @user_errors
     def refresh(state: dict | None, selected: int | None, current_class: str | None) -> tuple:
@@ -136,33 +177,75 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
         being inspected (a re-run with another sense stays on it)."""
         run = D.Run.from_state(state)
         if run is None:
-            return (None, "", "", gr.update(choices=[], value=None), gr.update(choices=[], value=None),
+            return ("", "", "", gr.update(choices=[], value=None), gr.update(choices=[], value=None),
                     *panel_values(None, None))
-        headers, rows = D.summary_table(run.result)
+        selected = selected if isinstance(selected, int) and 0 <= selected < len(run.result.images) else 0
         notes = "\n".join(f"- {D.md(w)}" for w in run.result.warnings)
         by_class = D.sense_choices(run.result)
         name = current_class if current_class in by_class else next(iter(by_class), None)
         senses_here = by_class.get(name or "", [])
-        return ({"data": rows, "headers": headers}, D.model_notice(run.result.model), notes,
+        return (D.summary_html(run.result, selected), D.model_notice(run.result.model), notes,
                 gr.update(choices=list(by_class), value=name),
                 gr.update(choices=senses_here, value=D.sense_in_use(run.result, name)),
                 *panel_values(run, selected))
 
     @user_errors
-    def select(state: dict | None, evt: gr.SelectData) -> tuple:
-        index = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
-        return (*panel_values(D.Run.from_state(state), index), index)
+    def inspect(state: dict | None, index: object) -> tuple:
+        """The panels of another image, and the summary with that row marked."""
+        run = D.Run.from_state(state)
+        if run is None:
+            return (*panel_values(None, None), 0, gr.skip())
+        index = index if isinstance(index, int) and 0 <= index < len(run.result.images) else 0
+        return (*panel_values(run, index), index, D.summary_html(run.result, index))
 
-    @user_errors
-    def evaluate(upload, strategies, views, rerank_all, model_choice, progress=gr.Progress()) -> tuple:
-        p, files = D.evaluate_zip(config, upload, strategies, views, rerank_all, model_choice,
-                                  progress=lambda f, msg: progress(f, desc=msg))
+    def select_image(state: dict | None, evt: gr.SelectData) -> tuple:
+        return inspect(state, evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index)
+
+    def select_row(state: dict | None, evt: gr.EventData) -> tuple:
+        data = getattr(evt, "_data", None)
+        return inspect(state, data.get("index") if isinstance(data, dict) else None)
+
+    def check_upload(gallery: list | None) -> list[str]:
+        kept, refused = D.check_uploads(config, _paths(gallery))
+        for message in refused[:5]:
+            gr.Warning(message)
+        return kept
+
+    def evaluate(upload, strategies, views, rerank_all, model_choice, request: gr.Request,
+                 progress=gr.Progress()) -> tuple:
+        session = _session(request)
+        stop = CONTROL.current(session)
+        try:
+            p, files = D.evaluate_zip(config, upload, strategies, views=views, rerank_all=rerank_all,
+                                      model=model_choice, progress=lambda f, msg: progress(f, desc=msg), stop=stop)
+        except ZsdemoError as e:
+            # One message where the summary goes, not an "Error" badge on every table.
+            if not isinstance(e, Stopped):
+                gr.Warning(e.for_page())
+            return (D.status_html("stopped" if isinstance(e, Stopped) else "error", e.for_page()),
+                    *([None] * 7))
+        except Exception:
+            log.exception("unexpected error in evaluate")
+            return (D.status_html("error", GENERIC_ERROR), *([None] * 7))
+        finally:
+            CONTROL.end(session, stop)
 
         def table(t: tuple) -> dict:
             return {"headers": t[0], "data": t[1]}
 
         return (p.summary, table(p.accuracy), table(p.low_confidence), table(p.auroc), p.coverage,
                 table(p.per_class), table(p.confusions), files)
+
+    def begin_eval(request: gr.Request) -> tuple:
+        CONTROL.begin(_session(request))
+        return gr.update(interactive=False, value="Working…"), gr.update(visible=True)
+
+    def end_eval() -> tuple:
+        return gr.update(interactive=True, value="Evaluate"), gr.update(visible=False)
+
+    def stop_eval(request: gr.Request) -> tuple:
+        CONTROL.stop(_session(request))
+        return gr.update(value="Stopping…"), gr.update(visible=False)
 
     def reset_sense_choices() -> dict:
         gr.Info("Sense choices cleared: the next Classify uses the default senses.")
@@ -173,6 +256,11 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
         choices = D.sense_choices(run.result).get(classname or "", []) if run else []
         return gr.update(choices=choices, value=D.sense_in_use(run.result, classname) if run else None)
 
+    def warm_status() -> tuple:
+        text = warm.status() if warm is not None else ""
+        return (D.status_html("warming", text) if text else "",
+                gr.Timer(active=bool(text)))
+
     with gr.Blocks(title="zsdemo: zero-shot classification lab") as page:
         state = gr.State(None, time_to_live=STATE_TTL_S)
         # gr.State cannot be stored with cached examples: an example's run (the result as JSON)
@@ -182,22 +270,31 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
         senses = gr.State({})
         selected = gr.State(0)          # the image being inspected, kept across re-runs
         gr.Markdown(INTRO)
+        warm_banner = gr.HTML(elem_id="warmup")
+        warm_timer = gr.Timer(1.0, active=warm is not None)
         with gr.Tab("Classify images", id="classify"):
+            examples_slot = gr.Column()      # filled below, once the inputs exist: examples first on the page
             with gr.Row():
-                with gr.Column(scale=2, min_width=360):
+                with gr.Column(scale=2, min_width=340):
                     gallery = gr.Gallery(
-                        label="Images: upload, drop, paste or use the webcam; click one to inspect it",
+                        label="Images (click one to inspect it)",
                         value=[str(p) for p in sorted(PHOTOS.glob("*"))], type="filepath", interactive=True,
-                        file_types=["image"], sources=["upload", "webcam", "clipboard"], columns=4, height=260,
+                        file_types=["image"], sources=["upload", "webcam", "clipboard"], columns=4, height=200,
                         elem_id="images")
                     preset = gr.Dropdown(label="Class-name preset (fills the box below)", choices=D.preset_choices(),
                                          value=None, elem_id="preset")
-                    classes = gr.Textbox(label="Class names, one per line or comma-separated", lines=5,
+                    classes = gr.Textbox(label="Class names, one per line or comma-separated", lines=4, max_lines=12,
                                          value=D.preset_text("lab-photos"), elem_id="classes")
                     strategies = gr.CheckboxGroup(label="Strategies", choices=D.strategy_choices(),
                                                   value=list(D.DEFAULT_STRATEGIES), elem_id="strategies")
-                    templates = gr.Textbox(label="Custom templates for the 'custom' strategy, one per line with {}",
-                                           lines=2, placeholder="a sketch of a {}.\na close-up photo of a {}.")
+                    with gr.Row():
+                        run = gr.Button("Classify", variant="primary", elem_id="run", scale=3)
+                        stop = gr.Button("Stop", variant="stop", elem_id="stop", visible=False, scale=1)
+                    with gr.Accordion("What the strategies do", open=False):
+                        gr.Markdown(D.strategy_legend())
+                    templates = gr.Textbox(label="Custom templates for the 'Custom templates' strategy, one per "
+                                                 "line with {}", lines=2,
+                                           placeholder="a sketch of a {}.\na close-up photo of a {}.")
                     model_choice = gr.Dropdown(
                         label="Model: a preset, or an open_clip name and tag (e.g. 'ViT-B-32 laion2b_s34b_b79k', "
                               "'hf-hub:ORG/REPO')",
@@ -211,24 +308,21 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
                         rerank_all = gr.Checkbox(label="Hierarchy: re-rank every image, not only uncertain ones")
                         tpt_steps = gr.Slider(0, 20, value=1, step=1, label="TPT: tuning steps")
                         tpt_views = gr.Slider(8, LIMITS.tpt_views, value=min(64, LIMITS.tpt_views), step=8,
-                                          label="TPT: views (random crops + the original)")
-                    run = gr.Button("Classify", variant="primary", elem_id="run")
-                with gr.Column(scale=3, min_width=480):
-                    summary = gr.Dataframe(label="All images: top-1 of each strategy and the confidence verdict",
-                                           interactive=False, wrap=True, elem_id="summary")
+                                              label="TPT: views (random crops + the original)")
+                with gr.Column(scale=3, min_width=340, elem_id="results"):
+                    status = gr.HTML('<div class="zs-caption">Results appear here: press Classify, or click an '
+                                     'example above.</div>', elem_id="run-status")
+                    summary = gr.HTML(elem_id="summary", js_on_load=ROW_CLICK_JS)
                     model_note = gr.Markdown()
                     notes = gr.Markdown()
-                    title = gr.Markdown()
-                    bars = gr.Plot(label="Probabilities per strategy (top-k classes; the rest is 'other')",
-                                   show_label=False, format="png", elem_id="bars")
+                    title = gr.Markdown(elem_id="image-title")
+                    bars = gr.HTML(elem_id="bars")
             with gr.Row(equal_height=False):
                 with gr.Column():
                     gr.Markdown("## Consistency: does the prediction survive rewording and flipping?")
                     verdict = gr.HTML(elem_id="verdict")
                     consistency_md = gr.Markdown()
-                    view_gallery = gr.Gallery(label="Views, each labelled with its name-only top-1", columns=4,
-                                              format="jpeg",
-                                              height="auto", interactive=False, allow_preview=True)
+                    view_grid = gr.HTML(elem_id="views")
                 with gr.Column(elem_id="wordnet"):
                     gr.Markdown("## WordNet: what the hierarchy method adds")
                     wordnet_md = gr.Markdown()
@@ -237,51 +331,59 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
                         sense_class = gr.Dropdown(label="Class with several senses", choices=[], elem_id="sense-class")
                         sense = gr.Dropdown(label="WordNet sense to use", choices=[], elem_id="sense")
                     with gr.Row():
-                        apply_sense = gr.Button("Re-run with this sense")
+                        apply_sense = gr.Button("Re-run with this sense", elem_id="apply-sense")
                         reset_senses = gr.Button("Reset senses", elem_id="reset-senses")
             with gr.Column():
                 gr.Markdown("## Test-time prompt tuning: before and after")
                 tpt_md = gr.Markdown()
-                tpt_plot = gr.Plot(label="TPT probabilities", show_label=False, visible=False, format="png")
+                tpt_bars = gr.HTML(elem_id="tpt-bars")
             with gr.Accordion("How it works", open=False):
                 gr.Markdown(HOW_IT_WORKS)
 
-            panel_outputs = [title, bars, verdict, consistency_md, view_gallery, wordnet_md, tree, tpt_md, tpt_plot]
+            panel_outputs = [title, bars, verdict, consistency_md, view_grid, wordnet_md, tree, tpt_md, tpt_bars]
             run_inputs = [gallery, classes, strategies, templates, model_choice, top_k, consistency, views,
                           rerank_all, tpt_steps, tpt_views, senses]
-            # Runs only set the state; its change event draws everything, whether the run came from
-            # the button, the sense picker or a cached example.
-            run_outputs = [state]
+            # Runs only set the state (and say how they went); its change event draws everything,
+            # whether the run came from the button, the sense picker or a cached example.
             # Page events are private (api_name set so that they do not take the API's names).
-            run.click(classify, run_inputs, run_outputs, api_name="ui_run", api_visibility="private",
-                      concurrency_id="model")
-            gallery.select(select, [state], [*panel_outputs, selected], api_visibility="private")
-            summary.select(select, [state], [*panel_outputs, selected], api_visibility="private")
+            running = [run, stop, status]
+            started = run.click(begin, None, running, js=SHOW_RESULTS_JS, queue=False, api_visibility="private")
+            classify_event = started.then(classify, run_inputs, [state, status], api_name="ui_run",
+                                          api_visibility="private", concurrency_id="model")
+            classify_event.then(end, None, [run, stop], js=FRESH_JS, queue=False, api_visibility="private")
+            rerun_started = apply_sense.click(user_errors(D.choose_sense), [senses, sense_class, sense], senses,
+                                              api_visibility="private").success(
+                begin, None, running, js=SHOW_RESULTS_JS, queue=False, api_visibility="private")
+            rerun_event = rerun_started.then(classify, run_inputs, [state, status], api_name="ui_rerun_sense",
+                                             api_visibility="private", concurrency_id="model")
+            rerun_event.then(end, None, [run, stop], js=FRESH_JS, queue=False, api_visibility="private")
+            stop.click(stop_run, None, [run, stop], queue=False, api_visibility="private")
+            gallery.upload(check_upload, gallery, gallery, api_visibility="private")
+            gallery.select(select_image, [state], [*panel_outputs, selected, summary], api_visibility="private")
+            summary.click(select_row, [state], [*panel_outputs, selected, summary], api_visibility="private")
             preset.input(user_errors(D.keep_classes), [preset, classes], classes, api_visibility="private")
             state.change(refresh, [state, selected, sense_class],
                          [summary, model_note, notes, sense_class, sense, *panel_outputs], api_visibility="private")
             sense_class.change(senses_of, [state, sense_class], sense, api_visibility="private")
-            apply_sense.click(user_errors(D.choose_sense), [senses, sense_class, sense], senses,
-                              api_visibility="private").success(
-                classify, run_inputs, run_outputs, api_name="ui_rerun_sense", api_visibility="private",
-                concurrency_id="model")
             # Resetting only forgets the choices; the next Classify uses the default senses.
             reset_senses.click(reset_sense_choices, None, senses, api_visibility="private")
 
+            @user_errors
             def example(gallery, classes, strategies) -> dict:
                 # Every other input as the page starts with it.
-                return classify(gallery, classes, strategies, *(c.value for c in run_inputs[3:]))
+                return run_state(gallery, classes, strategies, *(c.value for c in run_inputs[3:]))
 
             example_state.change(lambda s: s, example_state, state, api_visibility="private")
-            gr.Examples(EXAMPLES, [gallery, classes, strategies], [example_state], fn=example,
-                        cache_examples=True, cache_mode="lazy", api_visibility="private", example_labels=EXAMPLE_LABELS,
-                        label="Examples (click one, then look at the panels)")
+            with examples_slot:
+                gr.Examples(EXAMPLES, [gallery, classes, strategies], [example_state], fn=example,
+                            cache_examples=True, cache_mode="lazy", api_visibility="private",
+                            example_labels=EXAMPLE_LABELS, label="Examples: click one, then look at the results")
 
         with gr.Tab("Evaluate a labelled set", id="evaluate"):
             gr.Markdown(EVAL_INTRO.format(max_images=LIMITS.eval_images, max_files=LIMITS.zip_files,
                                           max_mb=LIMITS.zip_mb))
             with gr.Row():
-                with gr.Column(scale=2, min_width=360):
+                with gr.Column(scale=2, min_width=340):
                     eval_zip = gr.File(label="A .zip of labelled images", file_types=[".zip"], type="filepath",
                                        elem_id="eval-zip")
                     eval_strategies = gr.CheckboxGroup(label="Strategies (name only and CLIP-80 always run: "
@@ -295,10 +397,12 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
                     eval_rerank_all = gr.Checkbox(label="Hierarchy: re-rank every image, not only uncertain ones")
                     eval_model = gr.Dropdown(label="Model", choices=D.model_choices(config), value=model,
                                              allow_custom_value=True)
-                    eval_run = gr.Button("Evaluate", variant="primary", elem_id="eval-run")
-                with gr.Column(scale=3, min_width=480):
+                    with gr.Row():
+                        eval_run = gr.Button("Evaluate", variant="primary", elem_id="eval-run", scale=3)
+                        eval_stop = gr.Button("Stop", variant="stop", elem_id="eval-stop", visible=False, scale=1)
+                with gr.Column(scale=3, min_width=340, elem_id="eval-results"):
                     eval_summary = gr.Markdown(elem_id="eval-summary")
-                    eval_accuracy = gr.Dataframe(label="Accuracy per strategy", interactive=False,
+                    eval_accuracy = gr.Dataframe(label="Accuracy per strategy", interactive=False, wrap=True,
                                                  elem_id="eval-accuracy")
                     eval_low = gr.Dataframe(label="Low-confidence set (binary rule) before and after WordNet "
                                                   "re-ranking (Ge et al., Table 1)", interactive=False, wrap=True)
@@ -310,10 +414,18 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
                 eval_confusions = gr.Dataframe(label="Most confused class pairs", interactive=False, max_height=400)
             eval_files = gr.File(label="Downloads: report.json and the CSV tables", file_count="multiple",
                                  interactive=False, elem_id="eval-files")
-        eval_run.click(evaluate, [eval_zip, eval_strategies, eval_views, eval_rerank_all, eval_model],
-                       [eval_summary, eval_accuracy, eval_low, eval_auroc, eval_coverage, eval_per_class,
-                        eval_confusions, eval_files], api_name="ui_evaluate", api_visibility="private",
-                       concurrency_limit=1, concurrency_id="evaluate")
+        eval_started = eval_run.click(begin_eval, None, [eval_run, eval_stop], js=SHOW_EVAL_JS, queue=False,
+                                      api_visibility="private")
+        eval_event = eval_started.then(
+            evaluate, [eval_zip, eval_strategies, eval_views, eval_rerank_all, eval_model],
+            [eval_summary, eval_accuracy, eval_low, eval_auroc, eval_coverage, eval_per_class, eval_confusions,
+             eval_files], api_name="ui_evaluate", api_visibility="private", concurrency_limit=1,
+            concurrency_id="evaluate", show_progress_on=[eval_summary])
+        eval_event.then(end_eval, None, [eval_run, eval_stop], js=FRESH_EVAL_JS, queue=False,
+                        api_visibility="private")
+        eval_stop.click(stop_eval, None, [eval_run, eval_stop], queue=False, api_visibility="private")
+        page.load(warm_status, None, [warm_banner, warm_timer], api_visibility="private")
+        warm_timer.tick(warm_status, None, [warm_banner, warm_timer], api_visibility="private", queue=False)
 
         # API endpoints for gradio_client (documented in the README).
         def classify_api(images: list[FileData], classes: str, strategies: str = "name,photo,clip80",
@@ -322,8 +434,9 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
                          model: str = "") -> dict:
             """Classify images against class names; returns the result as JSON (schema zsdemo.classify/1)."""
             # Raw values: the backend checks every one (a string is not an uploaded file).
-            run = D.run(config, images, classes, strategies, templates, model, top_k, views or None,
-                        consistency, rerank_all, senses, tpt_steps, tpt_views)
+            run = D.run(config, images, classes, strategies, templates=templates, model=model, top_k=top_k,
+                        views=views or None, consistency=consistency, rerank_all=rerank_all, senses=senses,
+                        tpt_steps=tpt_steps, tpt_views=tpt_views)
             return run.result.to_dict()
 
         def wordnet_api(classes: str, senses: str = "") -> list[dict]:
@@ -337,13 +450,18 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
         def evaluate_api(archive: FileData, strategies: str = "name,photo,clip80,hierarchy", views: str = "all",
                          rerank_all: bool = False, model: str = "") -> dict:
             """Evaluate a .zip of labelled images (ImageFolder or labels.csv); returns the report as JSON."""
-            return D.evaluate_upload(config, archive, strategies, views, rerank_all, model).to_dict()
+            return D.evaluate_upload(config, archive, strategies, views=views, rerank_all=rerank_all,
+                                     model=model).to_dict()
 
         gr.api(user_errors(classify_api), api_name="classify", concurrency_id="model")
         gr.api(user_errors(evaluate_api), api_name="evaluate", concurrency_limit=1, concurrency_id="evaluate")
         gr.api(user_errors(wordnet_api), api_name="wordnet")
         gr.api(user_errors(options_api), api_name="options")
     return page
+
+
+def _session(request: gr.Request | None) -> str:
+    return getattr(request, "session_hash", None) or "anonymous"
 
 
 def launch(page: gr.Blocks, host: str = "127.0.0.1", port: int | None = 7860, share: bool = False,
@@ -374,6 +492,8 @@ def main() -> None:
                              "default %(default)s)")
     parser.add_argument("--max-models", type=int, default=1,
                         help="models kept in memory besides the served one when visitors switch models")
+    parser.add_argument("--no-warm-up", action="store_true",
+                        help="do not load the model and compute the examples' and presets' text features at start")
     parser.add_argument("--allow-random-models", action="store_true",
                         help="let visitors pick a bare open_clip architecture (random weights; off by default)")
     for info in LIMITS_INFO:
@@ -387,14 +507,15 @@ def main() -> None:
             if value is not None:
                 LIMITS.set(info.name, value)
     except ZsdemoError as e:
-        parser.error(str(e))        # before anything starts: one line, exit status 2
+        parser.error(e.for_cli())   # before anything starts: one line, exit status 2
     logging.basicConfig(level=logging.INFO)
     REGISTRY.max_models = max(0, args.max_models)
     cache = None if args.feature_cache.lower() == "none" else args.feature_cache
     try:
-        page = build_app(args.model, args.pretrained, args.device, cache, args.allow_random_models)
+        page = build_app(args.model, args.pretrained, args.device, cache, args.allow_random_models,
+                         warm_up=not args.no_warm_up)
     except ZsdemoError as e:
-        parser.error(str(e))
+        parser.error(e.for_cli())
     launch(page, args.host, args.port, args.share, args.concurrency, args.queue_size)
 
 

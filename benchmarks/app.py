@@ -6,9 +6,9 @@ with random weights (same compute as the real weights) on the CPU, text cache wa
 
 Measured, each the median of ``--repeat`` warm calls:
 
-- page request: what a click on Classify costs on the server: ``demo.run`` plus the panels of the
-  first image (figures drawn and encoded as PNG, thumbnails as JPEG, as the page's components do) and
-  the JSON state;
+- page request: what a click on Classify costs on the server: ``demo.run`` plus the JSON state,
+  the summary and the panels of the first image as the page shows them (bars as HTML, the view
+  thumbnails JPEG-encoded into the page's HTML);
 - API request: ``demo.run`` alone (what the ``/classify`` endpoint returns, as JSON);
 - HTTP request: the ``/classify`` endpoint through gradio_client against the launched app
   (upload, queue and JSON included);
@@ -29,7 +29,6 @@ from /proc. Target: at most 2.5 GB.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import socket
@@ -67,10 +66,9 @@ def median_ms(fn, repeat: int) -> float:
 def page_request(config: D.AppConfig) -> None:
     run = D.run(config, [str(IMAGE)], CLASSES, STRATEGIES, consistency=True)
     state = json.dumps(run.to_state())
-    panels = D.panels(config, D.Run.from_state(json.loads(state)), 0)
-    panels.bars.savefig(io.BytesIO(), format="png")   # what gr.Plot(format="png") does with a figure
-    for image, _ in panels.views:
-        image.save(io.BytesIO(), format="jpeg")   # the view gallery's format
+    run = D.Run.from_state(json.loads(state))
+    D.summary_html(run.result, 0)
+    D.panels(config, run, 0).views_html     # the thumbnails, JPEG-encoded into the page's HTML
 
 
 def api_request(config: D.AppConfig) -> None:
@@ -85,7 +83,13 @@ def bare_views(loaded) -> None:
 
 def transformers_pipeline(repeat: int) -> float | None:
     try:
-        from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPTokenizer, pipeline
+        from transformers import (
+            CLIPConfig,
+            CLIPImageProcessor,
+            CLIPModel,
+            CLIPTokenizer,
+            pipeline,
+        )
     except ImportError:
         return None
     import gzip

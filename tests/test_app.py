@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import zipfile
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from PIL import Image
 
 import app
 from zsdemo import demo as D
+from zsdemo import consistency as K
 from zsdemo import panels, plots
 from zsdemo.errors import InputError, ModelLoadError
 from zsdemo.evaluate import SCORES
@@ -36,46 +38,64 @@ def run(cat_path, astronaut_path):
                  ["name", "clip80", "hierarchy", "tpt"], consistency=True, tpt_views=8, top_k=3)
 
 
+CARD = re.compile(r'<div class="zs-card"><div class="zs-card-title">(.*?)</div>(.*?)</div></div>(?=<div class="zs-card">|</div>$)')
+BAR = re.compile(r'<div class="zs-bar( zs-top1)?"[^>]*><span class="zs-label">(.*?)</span>.*?width:([\d.]+)%;'
+                 r'background:(#[0-9a-f]+)')
+
+
+def bar_cards(markup: str) -> list[tuple[str, list[tuple[str, float, str, bool]]]]:
+    """(strategy label, [(class, width %, colour, is top-1)]) of each card of ``panels.bars_html``."""
+    return [(title, [(label, float(w), colour, bool(top)) for top, label, w, colour in BAR.findall(body)])
+            for title, body in CARD.findall(markup)]
+
+
 def test_panels_of_a_run(run):
     p = D.panels(CONFIG, run, 1)
     assert "astronaut\\.png" in p.title
-    assert isinstance(p.bars, Figure) and isinstance(p.tpt_bars, Figure)
     assert 'class="zs-tree"' in p.tree and "parent" in p.tree
-    # Bars: one panel (bar group) per strategy, same classes in the same order and colours, and
-    # "other" exactly when some classes are not drawn.
-    ax = p.bars.axes[0]
-    groups = plots.bar_groups(p.bars)
-    assert [g.get_label() for g in groups] == [STRATEGIES[s].label for s in run.result.strategies]
-    labels = [t.get_text() for t in ax.get_yticklabels()]
-    n = len(groups[0].get_paths())
+    # Bars: one card per strategy, same classes in the same order and colours, the top-1 marked
+    # in each, and "other" exactly when some classes are not drawn.
+    cards = bar_cards(p.bars)
+    assert [title for title, _ in cards] == [STRATEGIES[s].label for s in run.result.strategies]
     image = run.result.images[1]
     drawn = plots.shown_classes([image.strategies[s] for s in run.result.strategies], run.result.top_k)
-    assert (labels[n - 1] == plots.OTHER) == (len(drawn) < len(run.result.classes))
-    assert labels[:n] == labels[n:2 * n] and n == len(drawn) + (len(drawn) < len(run.result.classes))
-    colours = [[tuple(c) for c in g.get_facecolors()] for g in groups]
-    assert len(colours[0]) == n and all(c == colours[0] for c in colours)
+    hidden = len(drawn) < len(run.result.classes)
+    rows = [[(label, colour) for label, _, colour, _ in bars] for _, bars in cards]
+    assert all(r == rows[0] for r in rows) and len(rows[0]) == len(drawn) + hidden
+    assert (rows[0][-1][0] == plots.OTHER) == hidden
+    for (_, bars), s in zip(cards, run.result.strategies):
+        tops = [label for label, _, _, top in bars if top]
+        assert tops == [image.strategies[s].top1.class_name]
     check = run.result.images[1].analyses["consistency"]
     assert ("Confident" in p.verdict) != check["low_confidence"]
     assert f"S_T = {check['s_t']:.2f}" in p.consistency.replace("\\_", "_")
     assert len(p.views) == 1 + len(check["views"]) and p.views[0][1].startswith("original → ")
     assert all(max(im.size) <= panels.THUMBNAIL for im, _ in p.views)
+    # Each view's whole caption is in the grid: its name, its top-1 and whether it agrees.
+    assert p.views_html.count("<figure") == len(p.views)
+    for view, top in check["views"].items():
+        mark = "✓" if top == check["base"] else "✗"
+        assert f"{K.VIEW_LABELS[view]}<br><b>→ {top} {mark}</b>" in p.views_html
     assert "WordNet re" in p.wordnet and "parent:" in p.wordnet
     assert "Before tuning" in p.tpt and "entropy" in p.tpt
+    assert 'class="zs-tpt-row zs-top1"' in p.tpt_bars and "after tuning" in p.tpt_bars
 
 
 def test_bars_sum_to_one_with_other(run):
     im = run.result.images[0]
     order = plots.shown_classes([im.strategies[s] for s in run.result.strategies], run.result.top_k)
-    fig = plots.probability_bars(im, run.result.classes, run.result.strategies, run.result.top_k)
-    widths = plots.bar_widths(plots.bar_groups(fig)[0])
-    assert len(widths) == len(order) + 1
-    assert sum(widths) == pytest.approx(1.0, abs=1e-5)
+    (_, bars), *_ = bar_cards(panels.bars_html(im, run.result.classes, run.result.strategies, run.result.top_k))
+    assert len(bars) == len(order) + 1
+    assert sum(w for _, w, _, _ in bars) == pytest.approx(100.0, abs=0.2)     # rounded to 0.1 each
 
 
-def test_summary_table_has_a_verdict_column(run):
-    headers, rows = D.summary_table(run.result)
-    assert headers[0] == "image" and headers[-1] == "confidence" and len(rows) == 2
-    assert rows[0][-1] in ("confident", "low confidence")
+def test_summary_table_has_the_verdict_first_and_marks_the_selected_image(run):
+    headers, rows = D.summary_table(run.result, 1)
+    assert headers == ["image", "verdict", "top-1 of each strategy"] and len(rows) == 2
+    assert rows[1][0].startswith(panels.SELECTED_MARK) and not rows[0][0].startswith(panels.SELECTED_MARK)
+    assert rows[0][1] in ("✔ confident", "⚠ uncertain")
+    top = run.result.images[0].strategies["clip80"].top1
+    assert f"CLIP-80 ensemble: {top.class_name} {100 * top.prob:.0f}%" in rows[0][2]
 
 
 def test_wordnet_tree_shows_markup_in_names_as_text(cat_path):
@@ -127,7 +147,7 @@ def test_bad_page_input_gets_a_message(cat_path, kwargs, message):
 
 @pytest.mark.parametrize("choice", ["local-dir:/tmp", "ViT-B-32 /etc/passwd", "./weights.pt", "ViT-B-32 model.safetensors"])
 def test_page_cannot_name_files_on_the_server(choice):
-    with pytest.raises(ModelLoadError, match="when the server starts"):
+    with pytest.raises(ModelLoadError, match="whoever starts the server"):
         D.pick_model(CONFIG, choice)
 
 
@@ -215,7 +235,7 @@ def labelled_zip(tmp_path_factory, cat_path, astronaut_path):
 def test_evaluation_tab_backend(labelled_zip, tmp_path):
     # The zip's folder stands for Gradio's upload folder.
     config = D.AppConfig("tiny-random", None, "cpu", str(tmp_path / "features")).with_uploads(labelled_zip.parent)
-    p, files = D.evaluate_zip(config, str(labelled_zip), ["name", "hierarchy"], "flip")
+    p, files = D.evaluate_zip(config, str(labelled_zip), ["name", "hierarchy"], views="flip")
     assert "**4 images** in **2 classes**" in p.summary and "1 file skipped" in p.summary
     assert [panels.count(n, "class", "classes") for n in (0, 1, 2)] == ["0 classes", "1 class", "2 classes"]
     assert "&lt;b&gt;bad&lt;/b&gt;" in p.summary and "<b>" not in p.summary       # names shown as text
@@ -245,7 +265,7 @@ def test_evaluation_tab_bad_input(labelled_zip, tmp_path, upload, strategies, vi
     upload = {"GOOD": str(labelled_zip), "TRAVERSAL": str(bad), "NOT_A_ZIP": str(tmp_path / "fake.zip")}.get(
         upload, upload)
     with pytest.raises(InputError, match=message):
-        D.evaluate_zip(CONFIG.with_uploads(labelled_zip.parent, tmp_path), upload, strategies, views)
+        D.evaluate_zip(CONFIG.with_uploads(labelled_zip.parent, tmp_path), upload, strategies, views=views)
 
 
 def test_sense_picker_starts_on_the_sense_in_use_and_the_preset_keeps_typed_classes(cat_path):
@@ -262,9 +282,9 @@ def test_other_is_drawn_only_when_classes_are_hidden(cat_path):
     every = D.run(CONFIG, [str(cat_path)], "cat, dog, rocket", ["name"], top_k=3)
     some = D.run(CONFIG, [str(cat_path)], "cat, dog, rocket, crane, heron", ["name"], top_k=2)
     for run, other in ((every, False), (some, True)):
-        fig = plots.probability_bars(run.result.images[0], run.result.classes, run.result.strategies,
-                                     run.result.top_k)
-        labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+        (_, bars), = bar_cards(panels.bars_html(run.result.images[0], run.result.classes, run.result.strategies,
+                                                run.result.top_k))
+        labels = [label for label, _, _, _ in bars]
         assert (plots.OTHER in labels) == other, labels
-        widths = plots.bar_widths(plots.bar_groups(fig)[0])
-        assert sum(widths) == pytest.approx(1.0, abs=1e-6) if other else len(widths) == 3
+        widths = [w for _, w, _, _ in bars]
+        assert sum(widths) == pytest.approx(100.0, abs=0.2) if other else len(widths) == 3

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 import zipfile
 from pathlib import Path
 
@@ -25,17 +26,44 @@ TIMEOUT_MS = 90_000
 pytestmark = pytest.mark.skipif(not os.path.exists(BROWSER), reason=f"no Chromium at {BROWSER}")
 
 
+# The sizes a person sees the page at: a laptop, a projector, a phone.
+VIEWPORTS = {"laptop": (1440, 900), "projector": (1280, 720), "phone": (390, 844)}
+
+
 @pytest.fixture(scope="module")
-def page(live_app):
+def browser(live_app):
     SHOTS.mkdir(parents=True, exist_ok=True)
     with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=BROWSER, args=ARGS)
-        tab = browser.new_page(viewport={"width": 1400, "height": 1000})
-        tab.set_default_timeout(TIMEOUT_MS)
-        tab.goto(live_app)
-        tab.wait_for_selector("#run")
-        yield tab
-        browser.close()
+        chromium = p.chromium.launch(executable_path=BROWSER, args=ARGS)
+        yield chromium
+        chromium.close()
+
+
+def _open(browser, url: str, width: int, height: int):
+    tab = browser.new_page(viewport={"width": width, "height": height})
+    tab.set_default_timeout(TIMEOUT_MS)
+    tab.goto(url)
+    tab.wait_for_selector("#run")
+    return tab
+
+
+@pytest.fixture(scope="module")
+def page(browser, live_app):
+    tab = _open(browser, live_app, 1400, 1000)
+    yield tab
+    tab.close()
+
+
+@pytest.fixture(scope="module", params=list(VIEWPORTS))
+def sized(request, browser, live_app):
+    """The page at one of VIEWPORTS, with one finished run of the default photos and classes."""
+    name = request.param
+    tab = _open(browser, live_app, *VIEWPORTS[name])
+    tab.click("#run")
+    tab.wait_for_selector("#run-status .zs-status-done")
+    tab.name = name
+    yield tab
+    tab.close()
 
 
 def _classify(page, classes: str) -> None:
@@ -51,7 +79,7 @@ def test_upload_type_run_and_see_every_panel(page, cat_path, tmp_path):
     page.wait_for_selector("#images [aria-label='Thumbnail 2 of 2']")
     _classify(page, "cat, crane, heron, stork, red square")
     page.wait_for_selector("#verdict .zs-verdict")
-    page.wait_for_selector("#bars img")
+    page.wait_for_selector("#bars .zs-card")
     verdict = page.inner_text("#verdict")
     assert "Confident" in verdict or "Uncertain" in verdict
     wordnet = page.inner_text("#wordnet")
@@ -74,7 +102,10 @@ def test_bad_input_gets_a_message_not_a_traceback_and_the_page_keeps_working(pag
     _classify(page, "<b>bold</b>, cat")
     page.wait_for_function("() => document.querySelector('#summary').innerText.includes('<b>bold</b>')"
                            " || document.body.innerText.includes('<b>bold</b>')")
-    assert page.locator("b", has_text="bold").count() == 0   # shown as text, never as markup
+    # Shown as text, never as markup: no element is the name's own <b> (the page's bold labels
+    # hold the name as the text "<b>bold</b>").
+    assert page.eval_on_selector_all("b", "els => els.filter(e => e.innerText.trim() === 'bold').length") == 0
+    assert "<b>bold</b>" in page.inner_text("#summary")
 
 
 def test_evaluate_tab_uploads_a_zip_and_shows_the_tables(page, cat_path, astronaut_path, tmp_path):
@@ -103,6 +134,11 @@ def test_evaluate_tab_uploads_a_zip_and_shows_the_tables(page, cat_path, astrona
     page.click("#eval-run")
     page.get_by_text("points outside").first.wait_for()
     assert "Traceback" not in page.content()
+    # One message where the summary goes, no red "Error" badge on every table.
+    page.wait_for_selector("#eval-run:not([disabled])")
+    assert page.locator("#eval-summary .zs-status-error").count() == 1
+    assert page.get_by_text("Error", exact=True).count() == 0
+    page.screenshot(path=str(SHOTS / "4_evaluate_bad_zip.png"), full_page=True)
     page.get_by_role("tab", name="Classify images").click()
 
 
@@ -145,3 +181,141 @@ def test_class_names_that_look_like_links_are_shown_as_text(page):
     assert "http://example.com/a_b" in wordnet and "me@example.com" in wordnet and "\\" not in wordnet
     assert page.locator("#wordnet a[href*='example']").count() == 0
     assert page.locator("#notes a[href*='example'], #summary a[href*='example']").count() == 0
+
+
+# Each point of a page a class can follow, at the three sizes.
+
+WORDS_SPLIT_JS = """(selector) => {
+  // Words of the element's text that a line break cuts in two (drawn on more than one line).
+  const split = [];
+  for (const root of document.querySelectorAll(selector)) {
+    const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+      for (const m of node.textContent.matchAll(/\\S+/g)) {
+        const range = document.createRange();
+        range.setStart(node, m.index); range.setEnd(node, m.index + m[0].length);
+        const lines = new Set([...range.getClientRects()].filter(r => r.width > 0).map(r => Math.round(r.top)));
+        if (lines.size > 1) split.push(m[0]);
+      }
+    }
+  }
+  return split;
+}"""
+
+
+def _in_view(tab, selector: str) -> bool:
+    box = tab.locator(selector).first.bounding_box()
+    width, height = VIEWPORTS[tab.name]
+    return box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width + 1 \
+        and box["y"] < height and box["y"] + box["height"] > 0
+
+
+def test_the_verdict_is_in_view_after_a_run_and_nothing_scrolls_sideways(sized):
+    # The click scrolled the results into view: the status line and the first verdict are on screen.
+    assert _in_view(sized, "#run-status .zs-status-done")
+    assert _in_view(sized, "#summary .zs-row .zs-badge")
+    assert sized.evaluate("document.scrollingElement.scrollWidth") <= VIEWPORTS[sized.name][0]
+    assert sized.evaluate(WORDS_SPLIT_JS, "#summary .zs-summary") == []
+    sized.screenshot(path=str(SHOTS / f"{sized.name}_1_after_run.png"))
+
+
+def test_the_image_inspected_is_marked_and_a_row_selects_it(sized):
+    assert sized.get_attribute("#summary .zs-selected", "data-index") == "0"
+    sized.click("#summary [data-index='2']")
+    sized.wait_for_function("document.querySelector('#summary .zs-selected')?.dataset.index === '2'")
+    second = sized.inner_text("#summary [data-index='2'] .zs-file").replace("▶", "")
+    sized.wait_for_function(f"document.querySelector('#image-title').innerText.includes({second.strip()!r})")
+    sized.click("#summary [data-index='0']")
+    sized.wait_for_function("document.querySelector('#summary .zs-selected')?.dataset.index === '0'")
+
+
+def test_examples_are_above_the_inputs(sized):
+    examples = sized.get_by_text("Examples: click one").first.bounding_box()
+    gallery = sized.locator("#images").bounding_box()
+    assert examples["y"] < gallery["y"]
+
+
+def test_bar_labels_are_legible_and_the_top1_is_highlighted(sized):
+    sizes = sized.eval_on_selector_all("#bars .zs-bar .zs-label",
+                                       "els => els.map(e => parseFloat(getComputedStyle(e).fontSize))")
+    assert sizes and min(sizes) >= 12
+    cards = sized.locator("#bars .zs-card")
+    assert cards.count() >= 3
+    for k in range(cards.count()):
+        assert cards.nth(k).locator(".zs-top1").count() == 1
+    # The whole card fits the width: no label or percentage is cut at the edge.
+    assert all(_in_view_box(b, sized) for b in sized.eval_on_selector_all(
+        "#bars .zs-card", "els => els.map(e => { const r = e.getBoundingClientRect(); return [r.left, r.right]; })"))
+
+
+def _in_view_box(box, tab) -> bool:
+    return box[0] >= 0 and box[1] <= VIEWPORTS[tab.name][0] + 1
+
+
+def test_view_captions_are_whole(sized):
+    sized.locator("#views figcaption").first.scroll_into_view_if_needed()
+    captions = sized.eval_on_selector_all(
+        "#views figcaption", "els => els.map(e => [e.innerText, e.scrollWidth <= e.clientWidth + 1, "
+                             "e.scrollHeight <= e.clientHeight + 1, parseFloat(getComputedStyle(e).fontSize)])")
+    assert len(captions) == 11                      # the original and its 10 views
+    for text, fits_width, fits_height, size in captions:
+        assert "→" in text and fits_width and fits_height and size >= 12, text
+    assert all(("✓" in t or "✗" in t) for t, *_ in captions[1:])
+    assert sized.evaluate(WORDS_SPLIT_JS, "#views figcaption") == []
+    sized.locator("#views").screenshot(path=str(SHOTS / f"{sized.name}_2_views.png"))
+
+
+def test_the_dropdown_keeps_the_box_and_the_sense_picker_starts_on_the_sense_used(sized):
+    from zsdemo import demo as D
+
+    classes = "crane, heron, stork, bulldozer"
+    sized.fill("#classes textarea", classes)
+    sized.click("#preset input")               # open the preset list ...
+    sized.mouse.click(2, 2)                    # ... and close it without choosing
+    sized.wait_for_timeout(500)
+    assert sized.input_value("#classes textarea") == classes
+    sized.click("#run")
+    sized.wait_for_selector("#run-status .zs-status-done")
+    used = {c["name"]: c["chosen"]["synset"] for c in D.wordnet_senses(classes) if c["chosen"]}
+    sized.wait_for_function("document.querySelector('#sense-class input').value === 'crane'")
+    sized.wait_for_function(f"document.querySelector('#sense input').value.startsWith({used['crane'] + ':'!r})")
+    sized.screenshot(path=str(SHOTS / f"{sized.name}_3_senses.png"), full_page=True)
+
+
+def test_a_long_run_shows_progress_at_once_and_stop_ends_it(sized):
+    # 1,000 new classes with CLIP-80: about 81,000 prompts, well over 10 s with the tiny model on
+    # 2 cores. Names differ per size so that no run finds them in the text cache.
+    names = "\n".join(f"{sized.name} class {k}" for k in range(1000))
+    sized.fill("#classes textarea", names)
+    sized.evaluate("""() => document.querySelectorAll('#strategies label').forEach(l => {
+        const box = l.querySelector('input'); const want = ['Name only', 'CLIP-80 ensemble'].includes(l.innerText.trim());
+        if (box.checked !== want) box.click(); })""")
+    sized.click("#run")
+    clicked = time.monotonic()
+    sized.wait_for_selector("#run-status .progress-text", timeout=2000)
+    assert time.monotonic() - clicked < 2.0
+    assert sized.is_disabled("#run") and sized.is_visible("#stop")
+    assert "zs-stale" in sized.get_attribute("#results", "class")     # the previous results, dimmed
+    sized.wait_for_function("document.querySelector('#run-status').innerText.includes('encoding prompts')")
+    sized.screenshot(path=str(SHOTS / f"{sized.name}_4_progress.png"))
+    assert sized.locator("#run-status .zs-status-done").count() == 0   # still running after the checks
+    sized.click("#stop")
+    sized.wait_for_selector("#run-status .zs-status-stopped", timeout=15_000)
+    sized.wait_for_selector("#run:not([disabled])")
+    assert "zs-stale" not in sized.get_attribute("#results", "class")
+    sized.evaluate("""() => document.querySelectorAll('#strategies label').forEach(l => {
+        const box = l.querySelector('input'); const want = ['Name only', 'Single template', 'CLIP-80 ensemble',
+        'WordNet re-ranking'].includes(l.innerText.trim()); if (box.checked !== want) box.click(); })""")
+
+
+def test_a_file_that_is_not_an_image_is_refused_at_upload(browser, live_app, cat_path, tmp_path):
+    notes = tmp_path / "notes.png"
+    notes.write_text("these are my notes, not a picture")
+    page = _open(browser, live_app, 1440, 900)
+    page.locator("#images").get_by_role("button", name="Clear").first.click()
+    page.set_input_files("#images input[type=file]", [str(cat_path), str(notes)])
+    page.get_by_text("notes.png: not an image").first.wait_for()       # the message names the file
+    page.wait_for_selector("#images [aria-label='Thumbnail 1 of 1']")  # and only the image stays
+    assert "Traceback" not in page.content()
+    page.screenshot(path=str(SHOTS / "7_not_an_image.png"))
+    page.close()

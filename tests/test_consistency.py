@@ -8,12 +8,12 @@ import torch.nn.functional as F
 from PIL import Image
 
 from zsdemo import consistency as K
-from zsdemo import strategies as S
 from zsdemo import templates as T
 from zsdemo.errors import InputError
 from zsdemo.images import load_image
 from zsdemo.pipeline import classify, embed_images
 from zsdemo.text import TextFeatureCache
+from zsdemo.zero_shot_classifier import template_features
 
 
 def one_hot(i: int, n: int = 3) -> torch.Tensor:
@@ -94,7 +94,7 @@ def test_s_b_is_the_share_of_views_agreeing(tiny, cat_path):
     (check,) = K.analyse(tiny, [image.image], f, names, cache)
     assert list(check.views) == list(K.VIEWS)
     views = K.embed_views(tiny, [image.image], list(K.VIEWS))[0]
-    name_vecs = F.normalize(S.template_features(tiny, names, T.NAME_ONLY, cache)[:, 0], dim=-1)
+    name_vecs = F.normalize(template_features(tiny, names, T.NAME_ONLY, cache)[:, 0], dim=-1)
     tops = (views @ name_vecs.T).argmax(dim=-1).tolist()
     assert check.views == dict(zip(K.VIEWS, tops))
     assert check.s_b == pytest.approx(sum(t == check.base for t in tops) / len(tops))

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import make_zip
 from PIL import Image
 
-from conftest import make_zip
 from zsdemo import cli
 from zsdemo import evaluate as E
 from zsdemo.archive import ArchiveLimits, UnsafeArchive, extract_zip

@@ -7,12 +7,12 @@ import torch.nn.functional as F
 
 from zsdemo import consistency as K
 from zsdemo import hierarchy as H
-from zsdemo import strategies as S
 from zsdemo import templates as T
 from zsdemo import wordnet as W
 from zsdemo.images import load_image
 from zsdemo.pipeline import classify, embed_images, hierarchy_result, prepare_request
 from zsdemo.text import TextFeatureCache, encode_prompts
+from zsdemo.zero_shot_classifier import class_vectors
 
 ASSET_IMAGES = ["cat.png", "coffee.png", "astronaut.png", "rocket.jpg"]
 
@@ -52,7 +52,7 @@ def test_hierarchy80_scores_phrases_as_clip80_ensembles(tiny, cat_path):
     s = sense("crane", "wading bird", ("whooping crane",))
     cache = TextFeatureCache()
     scores, details = H.rerank(tiny, f, [0], ["crane"], [s], H.VARIANTS["hierarchy80"], cache)
-    expected = S.class_vectors(tiny, H.phrases("crane", s), T.CLIP80, cache) @ f
+    expected = class_vectors(tiny, H.phrases("crane", s), T.CLIP80, cache) @ f
     assert torch.allclose(torch.tensor([p["cosine"] for p in details[0]["prompts"]]), expected, atol=1e-6)
     assert float(scores[0]) == float(expected.max())
 

@@ -17,16 +17,21 @@ import time
 import zipfile
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
+from conftest import save_local_dir
 from gradio_client import Client, handle_file
 from PIL import Image
 
-from conftest import save_local_dir
-from zsdemo import cli, classnames as C, demo as D, images as I, models as M, pipeline, text as TXT, tpt as P
+from zsdemo import classnames as C
+from zsdemo import cli, pipeline
+from zsdemo import demo as D
+from zsdemo import images as I
+from zsdemo import models as M
+from zsdemo import text as TXT
+from zsdemo import tpt as P
 from zsdemo import wordnet as W
-from zsdemo.errors import ImageError, InputError, ModelLoadError, ZsdemoError
+from zsdemo.errors import ImageError, InputError, ModelLoadError
 from zsdemo.files import NOT_SENT, UploadPolicy, read_bytes
 from zsdemo.limits import LIMITS
 
@@ -158,7 +163,7 @@ def test_size_is_checked_before_reading(tmp_path):
 
 @pytest.mark.parametrize("choice, expect", [
     ("ViT-L-14", "no pretrained tag"), ("ViT-bigG-14", "no pretrained tag"),
-    ("local-dir:/etc", "when the server starts"), ("ViT-B-32 /etc/passwd", "when the server starts"),
+    ("local-dir:/etc", "whoever starts the server"), ("ViT-B-32 /etc/passwd", "whoever starts the server"),
     ("hf-hub:../../etc", "not a Hugging Face model id"), ("hf-hub:a/b/c", "not a Hugging Face model id"),
     ("x" * 400, "at most 300"),
 ])

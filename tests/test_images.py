@@ -2,9 +2,9 @@ import io
 
 import numpy as np
 import pytest
+from conftest import png_with_header_size
 from PIL import Image
 
-from conftest import png_with_header_size
 from zsdemo.errors import ImageError
 from zsdemo.images import load_image
 

@@ -16,12 +16,11 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
+from conftest import make_zip, png_with_header_size
 from gradio_client import Client, handle_file
 from PIL import Image
 
-from conftest import make_zip, png_with_header_size
-from zsdemo import cli
-from zsdemo import pipeline
+from zsdemo import cli, pipeline
 from zsdemo.errors import ZsdemoError
 from zsdemo.limits import LIMITS
 from zsdemo.models import load_model, resolve_spec

@@ -4,9 +4,9 @@ import time
 
 import pytest
 import torch
+from conftest import save_local_dir
 from huggingface_hub import constants
 
-from conftest import save_local_dir
 from zsdemo import models
 from zsdemo.errors import ModelLoadError
 from zsdemo.models import PRESETS, ModelRegistry, get_model, resolve_spec

@@ -7,9 +7,9 @@ from PIL import Image
 from zsdemo.classnames import PRESETS, parse_classnames
 from zsdemo.errors import InputError
 from zsdemo.pipeline import classify, embed_images, load_images
-from zsdemo.strategies import class_vectors
 from zsdemo.templates import CLIP80
 from zsdemo.text import TextFeatureCache
+from zsdemo.zero_shot_classifier import class_vectors
 
 CLASSES = "cat, dog, rocket, coffee mug"
 

@@ -3,9 +3,10 @@ import pytest
 import torch
 
 from zsdemo.errors import InputError
-from zsdemo.strategies import STRATEGIES, class_vectors, parse_strategies
+from zsdemo.strategies import STRATEGIES, parse_strategies
 from zsdemo.templates import CLIP7, CLIP80, SINGLE, parse_templates
 from zsdemo.text import TextFeatureCache
+from zsdemo.zero_shot_classifier import class_vectors
 
 CLASSES = ["cat", "dog", "golden retriever", "space shuttle"]
 

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from dataclasses import dataclass, field
-
-from open_clip import IMAGENET_CLASSNAMES
 
 from .errors import InputError
 from .limits import LIMITS
+from .open_clip_data import IMAGENET_CLASSNAMES
 
 CIFAR10_CLASSNAMES: tuple[str, ...] = (
     "airplane", "automobile", "bird", "cat", "deer",

@@ -1,4 +1,8 @@
-"""Command line: ``python -m zsdemo classify|evaluate|wordnet|setup-wordnet|models|strategies``."""
+"""Command line: ``zsdemo classify|evaluate|wordnet|setup-wordnet|models|strategies``.
+
+Only plain-data modules are imported up front: ``--help``, a typo and ``zsdemo models`` answer
+at once, and torch, open_clip and WordNet are loaded by the commands that need them.
+"""
 
 from __future__ import annotations
 
@@ -7,26 +11,54 @@ import json
 import logging
 import sys
 import tempfile
+import time
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from . import classnames as C
-from . import consistency as K
-from . import evaluate as E
-from . import hierarchy as H
-from . import wordnet as W
+from .constants import DEFAULT_TOP_K, EVAL_BATCH_SIZE
 from .errors import ZsdemoError
-from .feature_store import DEFAULT_DIR, FeatureStore
-from .labelled import open_labelled, open_zip, read_class_map
 from .files import is_regular_file, read_text
 from .limits import LIMITS, check_environment
-from .models import DEFAULT_PRESET, PRESETS, get_model
-from .pipeline import DEFAULT_TOP_K, classify_request, prepare_request
-from .results import ClassificationResult
-from .strategies import STRATEGIES
+from .model_presets import DEFAULT_PRESET, PRESETS
+from .strategies import CLASSIFY_DEFAULT, DEFAULT_STRATEGIES, STRATEGIES
+from .views import VIEWS
+
+if TYPE_CHECKING:
+    from .evaluate import EvaluationReport
+    from .results import ClassificationResult
+    from .wordnet import ClassSense
 
 EXIT_BAD_INPUT = 2
 EXIT_IMAGE_FAILED = 1
+PROGRESS_EVERY_S = 5.0             # without a terminal, a progress line at most this often
+PROGRESS_AFTER_S = 1.0             # work shorter than this prints no progress at all
+
+
+def progress_printer(quiet: bool, stream=None) -> Callable[[float, str], None] | None:
+    """A progress callback that writes to stderr once the work has run PROGRESS_AFTER_S: one line
+    redrawn in a terminal, else a line per stage and at most one every PROGRESS_EVERY_S (a log
+    stays readable)."""
+    if quiet:
+        return None
+    stream = stream or sys.stderr
+    tty = stream.isatty()
+    began = time.monotonic()
+    last = {"stage": None, "at": 0.0}
+
+    def report(fraction: float, message: str) -> None:
+        if time.monotonic() - began < PROGRESS_AFTER_S:
+            return
+        line = f"{100 * fraction:3.0f}% {message}"
+        if tty:
+            stream.write("\r" + line[:118].ljust(118) + ("\n" if fraction >= 1.0 else ""))
+            stream.flush()
+            return
+        stage, now = message.split(":")[0].split(" · ")[0], time.monotonic()
+        if stage != last["stage"] or now - last["at"] >= PROGRESS_EVERY_S or fraction >= 1.0:
+            print(line, file=stream, flush=True)
+            last.update(stage=stage, at=now)
+    return report
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
@@ -65,8 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--classes", help="class names, separated by commas or new lines")
     group.add_argument("--classes-file", help="a text file of class names, one per line")
     group.add_argument("--preset", choices=sorted(C.PRESETS), help="a class-name preset")
-    c.add_argument("--strategies", default="name,photo,clip80",
-                   help=f"comma-separated ids: {', '.join(STRATEGIES)}, or all (default name,photo,clip80)")
+    c.add_argument("--strategies", default=",".join(CLASSIFY_DEFAULT),
+                   help=f"comma-separated ids: {', '.join(STRATEGIES)}, or all (default %(default)s)")
     c.add_argument("--templates", action="append", default=None, metavar="T",
                    help="a custom template with one {} (repeat the flag for several)")
     c.add_argument("--top-k", type=int, default=DEFAULT_TOP_K)
@@ -74,13 +106,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="attach the self-consistency analysis (S_T, S_B, O_T, O_B) to every image; "
                         "always on with a hierarchy strategy")
     c.add_argument("--views", default=None,
-                   help=f"image views for S_B, comma-separated (default all: {', '.join(K.VIEWS)})")
+                   help=f"image views for S_B, comma-separated (default all: {', '.join(VIEWS)})")
     c.add_argument("--rerank-all", action="store_true",
                    help="hierarchy strategies re-rank every image, not only low-confidence ones")
     c.add_argument("--sense", action="append", default=None, metavar="CLASS=SENSE",
                    help="the WordNet sense of a class, e.g. crane=crane.n.04 or crane=n03126707 (repeatable)")
     _add_tpt_args(c)
     c.add_argument("--json", action="store_true", help="print the full result as JSON")
+    c.add_argument("--quiet", action="store_true", help="no progress line on stderr")
     _add_model_args(c)
 
     e = sub.add_parser("evaluate", help="accuracy and selective prediction on a labelled image folder",
@@ -91,8 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("data", help="ImageFolder folder, folder with labels.csv, CSV file, or .zip")
     e.add_argument("--out", default="evaluation", help="folder for report.json, the CSV tables and "
                                                       "coverage.png (default ./evaluation)")
-    e.add_argument("--strategies", default=",".join(E.DEFAULT_STRATEGIES),
-                   help=f"comma-separated ids (default {','.join(E.DEFAULT_STRATEGIES)}); name and clip80 "
+    e.add_argument("--strategies", default=",".join(DEFAULT_STRATEGIES),
+                   help="comma-separated ids (default %(default)s); name and clip80 "
                         "are always computed; tpt is slow (off by default)")
     e.add_argument("--templates", action="append", default=None, metavar="T",
                    help="a custom template with one {} (repeat the flag for several)")
@@ -103,19 +136,19 @@ def build_parser() -> argparse.ArgumentParser:
     candidates.add_argument("--classes-file", help="a text file of candidate classes, one per line")
     candidates.add_argument("--preset", choices=sorted(C.PRESETS), help="candidate classes from a preset")
     e.add_argument("--views", default=None,
-                   help=f"image views for S_B (default all: {', '.join(K.VIEWS)}); 'hflip' alone is "
+                   help=f"image views for S_B (default all: {', '.join(VIEWS)}); 'hflip' alone is "
                         "about 5x faster but S_B then has one view")
     e.add_argument("--rerank-all", action="store_true", help="hierarchy strategies re-rank every image")
     e.add_argument("--sense", action="append", default=None, metavar="CLASS=SENSE",
                    help="the WordNet sense of a class (repeatable)")
-    e.add_argument("--batch-size", type=int, default=E.BATCH_SIZE,
-                   help=f"images per encoder step, each with its views (default {E.BATCH_SIZE})")
-    e.add_argument("--cache", default=str(DEFAULT_DIR),
+    e.add_argument("--batch-size", type=int, default=EVAL_BATCH_SIZE,
+                   help="images per encoder step, each with its views (default %(default)s)")
+    e.add_argument("--cache", default=None,
                    help="image-feature cache folder, keyed by file content and model; a second run skips "
                         "the encoder (default $ZSDEMO_FEATURE_CACHE or ~/.cache/zsdemo/features)")
     e.add_argument("--no-cache", action="store_true", help="neither read nor write the feature cache")
     _add_tpt_args(e)
-    e.add_argument("--quiet", action="store_true", help="no progress bar")
+    e.add_argument("--quiet", action="store_true", help="no progress line on stderr")
     e.add_argument("--json", action="store_true", help="print the full report as JSON")
     _add_model_args(e)
 
@@ -173,11 +206,14 @@ def _read_classes(args: argparse.Namespace) -> str | tuple[str, ...]:
 
 def run_classify(args: argparse.Namespace) -> int:
     # Validate the cheap input first: a typo should not wait for a model to load.
+    from .models import get_model
+    from .pipeline import classify_request, prepare_request
+
     request = prepare_request(_read_classes(args), args.strategies, args.templates, args.top_k,
                               consistency=args.consistency, views=args.views, rerank_all=args.rerank_all,
                               senses=args.sense, tpt=_tpt_settings(args))
     loaded = get_model(args.model, args.pretrained, args.device, args.precision)
-    result = classify_request(loaded, args.images, request)
+    result = classify_request(loaded, args.images, request, progress=progress_printer(args.quiet))
     print(result.to_json() if args.json else format_table(result))
     failed = [im for im in result.images if im.error]
     for im in failed:
@@ -189,7 +225,9 @@ def _percent(x: float | None) -> str:
     return "   n/a" if x is None else f"{100 * x:6.2f}"
 
 
-def format_evaluation(report: E.EvaluationReport, files: Sequence[Path]) -> str:
+def format_evaluation(report: EvaluationReport, files: Sequence[Path]) -> str:
+    from .evaluate import SCORES
+
     s = report.summary()
     model = report.model
     lines = [f"model: {model['label']} on {model['device']}"
@@ -200,6 +238,8 @@ def format_evaluation(report: E.EvaluationReport, files: Sequence[Path]) -> str:
              f"time: {report.timing['seconds']:.1f} s, {report.timing['images_per_second']:.2f} images/s "
              f"({report.timing['encoded']} encoded, {report.timing['from_cache']} from the feature cache)"]
     lines += [f"warning: {w}" for w in report.warnings]
+    if len(report.classes) <= 5:
+        lines.append(f"note: with {len(report.classes)} classes top-5 accuracy is 100% by definition; read top-1.")
     lines += ["", f"{'strategy':<14}{'top-1 %':>9}{'top-5 %':>9}"]
     for sid, a in s["accuracy"].items():
         lines.append(f"{sid:<14}{_percent(a['top1']):>9}{_percent(a['top5']):>9}"
@@ -213,7 +253,7 @@ def format_evaluation(report: E.EvaluationReport, files: Sequence[Path]) -> str:
                      f"(top-1 %, {r['baseline']} -> {sid})")
     sel = s["selective"]
     lines += ["", "AUROC (separating correct from wrong name-only predictions):"]
-    for k, label in E.SCORES.items():
+    for k, label in SCORES.items():
         v, own = sel["auroc"][k], sel["auroc_own"].get(k)
         lines.append(f"  {label:<46}{'n/a' if v is None else f'{v:.3f}':>7}"
                      + (f"   (vs CLIP-80's own correctness: {'n/a' if own is None else f'{own:.3f}'})"
@@ -227,6 +267,12 @@ def format_evaluation(report: E.EvaluationReport, files: Sequence[Path]) -> str:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    from . import evaluate as E
+    from .feature_store import DEFAULT_DIR, FeatureStore
+    from .labelled import open_labelled, open_zip, read_class_map
+    from .models import get_model
+    from .pipeline import prepare_request
+
     mapping = read_class_map(args.class_map) if args.class_map else None
     candidates = None
     if args.classes or args.classes_file or args.preset:
@@ -240,17 +286,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
         prepare_request(data.classes, args.strategies, args.templates, E.TOP_K, consistency=True,
                         views=args.views, rerank_all=args.rerank_all, senses=args.sense, tpt=_tpt_settings(args))
         loaded = get_model(args.model, args.pretrained, args.device, args.precision)
-        store = None if args.no_cache else FeatureStore(args.cache, loaded)
-        from tqdm import tqdm
-
-        with tqdm(total=len(data.items), unit="img", file=sys.stderr, disable=args.quiet) as bar:
-            def progress(fraction: float, message: str) -> None:
-                bar.update(round(fraction * len(data.items)) - bar.n)
-                bar.set_postfix_str(message.split("(")[-1].rstrip(")"), refresh=False)
-
-            report = E.evaluate(loaded, data, args.strategies, args.templates, args.views, args.rerank_all,
-                                args.sense, _tpt_settings(args), batch_size=args.batch_size, store=store,
-                                progress=progress)
+        store = None if args.no_cache else FeatureStore(args.cache or DEFAULT_DIR, loaded)
+        report = E.evaluate(loaded, data, args.strategies, args.templates, args.views, args.rerank_all,
+                            args.sense, _tpt_settings(args), batch_size=args.batch_size, store=store,
+                            progress=progress_printer(args.quiet))
         files = E.write_report(report, args.out)
     if args.json:
         print(json.dumps(report.to_dict(), indent=1, ensure_ascii=False))
@@ -261,7 +300,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def format_senses(senses: Sequence[W.ClassSense]) -> str:
+def format_senses(senses: Sequence[ClassSense]) -> str:
     lines = []
     for cs in senses:
         lines.append(f"{cs.name}")
@@ -281,6 +320,9 @@ def format_senses(senses: Sequence[W.ClassSense]) -> str:
 
 def run_wordnet(args: argparse.Namespace) -> int:
     names = C.parse_classnames(list(args.names)).names
+    from . import hierarchy as H
+    from . import wordnet as W
+
     senses = H.class_senses(names, W.parse_overrides(args.sense))
     if args.json:
         print(json.dumps([s.to_dict() for s in senses], indent=2, ensure_ascii=False))
@@ -290,6 +332,8 @@ def run_wordnet(args: argparse.Namespace) -> int:
 
 
 def run_setup_wordnet() -> int:
+    from . import wordnet as W
+
     W.reset()
     reader = W.ensure_wordnet()
     print(f"WordNet {reader.get_version()} is ready (found under {reader.root}).")
@@ -331,7 +375,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_models()
         return run_strategies()
     except ZsdemoError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {e.for_cli()}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except OSError as e:
         # The file system said no where we did not expect it (permissions, a full disk): one

@@ -9,11 +9,12 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from . import arguments as A
 from . import classnames as C
@@ -21,7 +22,9 @@ from . import consistency as K
 from . import evaluate as E
 from . import hierarchy as H
 from . import models as M
+from . import progress as PR
 from . import wordnet as W
+from .constants import MAX_TOP_K
 from .errors import ImageError, InputError, ModelLoadError
 from .feature_store import DEFAULT_DIR as DEFAULT_FEATURE_CACHE
 from .feature_store import FeatureStore
@@ -29,16 +32,18 @@ from .files import UploadPolicy, display_name
 from .images import load_image
 from .labelled import open_zip
 from .limits import LIMITS
-from .panels import EvaluationPanels, evaluation_panels  # noqa: F401 (the evaluation tab's tables)
-from .panels import ImagePanels, image_panels, md, model_notice, summary_table  # noqa: F401 (the page's text helpers)
+# The page's text helpers and tables, re-exported for app.py (which imports only this module).
+from .panels import (EvaluationPanels, ImagePanels, evaluation_panels, image_panels, md,  # noqa: F401
+                     model_notice, status_html, summary_html, summary_table)
 from .panels import sense_choices as _sense_choices
-from .pipeline import DEFAULT_TOP_K, Progress, classify_request, prepare_request
+from .pipeline import DEFAULT_TOP_K, TEXT_CACHE, Progress, classify_request, estimate, prepare_request
 from .results import ClassificationResult
-from .strategies import STRATEGIES
+from .strategies import DEFAULT_STRATEGIES, STRATEGIES  # noqa: F401 (the page's default choice)
 from .tpt import MAX_STEPS
+from .warmup import Example, WarmUp
 
-DEFAULT_STRATEGIES: tuple[str, ...] = ("name", "photo", "clip80", "hierarchy")
-MAX_TOP_K = 20
+TEXT_CACHE_FILE = "text-features.sqlite"    # in the feature-cache folder: the warm-up's text features
+SLOW_PROMPTS = 20_000       # a model whose speed is unknown: this many new prompts is announced as slow
 EVAL_VIEWS: dict[str, tuple[str, ...]] = {"all": K.DEFAULT_VIEWS, "flip": (K.FLIP_VIEW,)}
 REPORTS_DIR = Path(tempfile.gettempdir()) / "zsdemo-reports"
 REPORT_TTL_S = 3600              # downloads of an evaluation are kept this long
@@ -87,6 +92,44 @@ class Run:
             raise InputError(f"This page's last result could not be read back ({e}); press Classify again.") from None
 
 
+class RunControl:
+    """A "Stop" per browser session: the page's Stop sets the event of that session's running
+    request, which then ends at the model's next turn (``progress.Stopped``)."""
+
+    def __init__(self, max_sessions: int = 1024):
+        self._events: dict[str, threading.Event] = {}
+        self._lock = threading.Lock()
+        self.max_sessions = max_sessions
+
+    def current(self, session: str) -> threading.Event:
+        """The event of the session's run: the one ``begin`` made when its button was pressed (a
+        Stop pressed while the run still waits in the queue then stops it as soon as it starts)."""
+        with self._lock:
+            event = self._events.get(session)
+        return event if event is not None else self.begin(session)
+
+    def begin(self, session: str) -> threading.Event:
+        event = threading.Event()
+        with self._lock:
+            if len(self._events) >= self.max_sessions:      # abandoned entries; never more than this
+                self._events.pop(next(iter(self._events)))
+            self._events[session] = event
+        return event
+
+    def stop(self, session: str) -> bool:
+        with self._lock:
+            event = self._events.get(session)
+        if event is None:
+            return False
+        event.set()
+        return True
+
+    def end(self, session: str, event: threading.Event) -> None:
+        with self._lock:
+            if self._events.get(session) is event:
+                del self._events[session]
+
+
 def preset_text(preset: str | None) -> str:
     return "\n".join(C.preset_classnames(preset)) if preset else ""
 
@@ -96,7 +139,12 @@ def preset_choices() -> list[tuple[str, str]]:
 
 
 def strategy_choices() -> list[tuple[str, str]]:
-    return [(f"{s.label}: {s.description}", s.id) for s in STRATEGIES.values()]
+    return [(s.label, s.id) for s in STRATEGIES.values()]
+
+
+def strategy_legend() -> str:
+    """What each strategy does, one line each (the check boxes show only the names)."""
+    return "\n".join(f"- **{md(s.label)}**: {md(s.description)}" for s in STRATEGIES.values())
 
 
 def model_choices(config: AppConfig) -> list[tuple[str, str]]:
@@ -155,16 +203,16 @@ def pick_model(config: AppConfig, choice: str | None) -> M.LoadedModel:
     tag = tag.strip() or None
     names_a_file = name.startswith("local-dir:") or (not name.startswith("hf-hub:") and M.looks_like_path(name))
     if names_a_file or (tag is not None and M.looks_like_path(tag)):
-        raise ModelLoadError("Models from files on the server can only be chosen when the server starts "
-                             "(python app.py --model ... --pretrained ...). Pick a preset or an open_clip "
-                             "name with a pretrained tag, e.g. 'ViT-B-32 laion2b_s34b_b79k'.")
+        raise ModelLoadError("Models from files on the server can only be chosen by whoever starts the server. "
+                             "Pick a preset or an open_clip name with a pretrained tag, e.g. "
+                             "'ViT-B-32 laion2b_s34b_b79k'.")
     if name.startswith("hf-hub:"):
         M.hub_repo_id(name)
     elif name not in M.PRESETS and tag is None and not config.allow_random:
         raise ModelLoadError(
             f"{name[:80]!r} has no pretrained tag: it would run with random weights and predict nothing "
-            "useful. Pick a preset, or add a tag such as 'ViT-B-32 laion2b_s34b_b79k' "
-            "(python -m zsdemo models; open_clip.list_pretrained() lists the tags).")
+            "useful. Pick a preset, or add a pretrained tag such as 'ViT-B-32 laion2b_s34b_b79k' "
+            "(open_clip's list of pretrained models names the tags).")
     return M.get_model(name, tag, config.device)
 
 
@@ -198,11 +246,16 @@ def run(
     tpt_steps: int | float | None = None,
     tpt_views: int | float | None = None,
     progress: Progress | None = None,
+    stop: threading.Event | None = None,
+    announce: Callable[[str], None] | None = None,
 ) -> Run:
     """Validate everything (fast, before a model loads), then classify every image.
 
     Every argument may come straight from a hostile API caller: each is checked for its type
     first, and ``paths`` (file paths or Gradio file records) must name files the server was sent.
+    ``progress`` hears each stage with the time left; setting ``stop`` ends the run at the
+    model's next turn (``progress.Stopped``); ``announce`` is told beforehand when a run will be
+    slow, and why.
     """
     items = [p for p in A.items(paths, "images", LIMITS.images) if p]
     if not items:
@@ -217,11 +270,61 @@ def run(
         rerank_all=A.flag(rerank_all, "rerank_all"), senses=A.text_or_mapping(senses, "senses") or None,
         tpt=_tpt_settings(tpt_steps, tpt_views),
     )
-    if progress:
-        progress(0.0, "loading the model")
-    loaded = pick_model(config, model)
-    names = [display_name(f) for f in files]
-    return Run(classify_request(loaded, files, request, names=names, progress=progress), files)
+    with PR.track(progress, stop) as tracker:
+        tracker.stage(0.0, 0.0, "loading the model" if model_is_loaded(config, model) else
+                      "loading the model (its first use on this server: this can take a minute)")
+        loaded = pick_model(config, model)
+        work = estimate(loaded, len(files), request)
+        if announce and work.known and work.total >= PR.SLOW_SECONDS:
+            announce(f"This run will take {work.summary()}.")
+        elif announce and not work.known and work.prompts >= SLOW_PROMPTS:
+            announce(f"This run may take a while: {work.summary()}.")
+        names = [display_name(f) for f in files]
+        return Run(classify_request(loaded, files, request, names=names), files)
+
+
+def done_message(state: dict[str, Any], seconds: float) -> str:
+    """The status line after a run: what was done, and in how long."""
+    images = state["result"]["images"]
+    failed = sum(1 for im in images if im.get("error"))
+    text = f"Classified {PR.count(len(images) - failed, 'image')} in {seconds:.1f} s."
+    if failed:
+        text += f" {PR.count(failed, 'image')} could not be read: see the table."
+    return text
+
+
+def start_warm_up(config: AppConfig, examples: Sequence[Example]) -> WarmUp:
+    """Warm the server's model up in the background (see ``warmup``); its text features are kept
+    on disk beside the image-feature cache, so that a restart reads them."""
+    if config.feature_cache:
+        TEXT_CACHE.attach_disk(Path(config.feature_cache) / TEXT_CACHE_FILE, write_all=False)
+    warm = WarmUp()
+    warm.start(lambda: M.get_model(config.model, config.pretrained, config.device), examples)
+    return warm
+
+
+def model_is_loaded(config: AppConfig, choice: object) -> bool:
+    """Whether a run with this model choice finds the model in memory (else it loads it first)."""
+    choice = choice.strip() if isinstance(choice, str) else ""
+    if not choice or choice == config.model:
+        return M.REGISTRY.has(config.model, config.pretrained, config.device)
+    name, _, tag = choice.partition(" ")
+    return M.REGISTRY.has(name, tag.strip() or None, config.device)
+
+
+def check_uploads(config: AppConfig, items: Sequence[object]) -> tuple[list[str], list[str]]:
+    """The uploaded files that are images, and a message for each one that is not (the page
+    drops those at upload, instead of showing a blank tile until a run says why)."""
+    kept, refused = [], []
+    for item in A.items(items, "images", LIMITS.images * 4):
+        path = item[0] if isinstance(item, (list, tuple)) and item else item
+        try:
+            path = config.uploads.check(path)
+            load_image(path, name=display_name(path))       # the visitor's file name, not the server's path
+            kept.append(path)
+        except (ImageError, InputError) as e:
+            refused.append(e.for_page())
+    return kept, refused
 
 
 def panels(config: AppConfig, state: Run | None, index: int | None) -> ImagePanels | None:
@@ -266,9 +369,9 @@ def eval_strategy_choices() -> list[tuple[str, str]]:
     return [c for c in strategy_choices() if c[1] != "tpt"]
 
 
-def evaluate_upload(config: AppConfig, upload: object, strategies: str | Sequence[str] | None,
+def evaluate_upload(config: AppConfig, upload: object, strategies: str | Sequence[str] | None, *,
                     views: str = "all", rerank_all: bool = False, model: str | None = None,
-                    progress: Progress | None = None) -> E.EvaluationReport:
+                    progress: Progress | None = None, stop: threading.Event | None = None) -> E.EvaluationReport:
     """Evaluate an uploaded zip of labelled images (the tab and the ``/evaluate`` API)."""
     if not upload:
         raise InputError("Upload a .zip of labelled images first: one folder per class (ImageFolder), "
@@ -282,23 +385,35 @@ def evaluate_upload(config: AppConfig, upload: object, strategies: str | Sequenc
     if not strategies:
         raise InputError("No strategy selected: tick at least one.")
     if "tpt" in strategies:
-        raise InputError("TPT is not offered here (it tunes a prompt per image); use python -m zsdemo evaluate.")
+        raise InputError("TPT is not offered here: it tunes a prompt per image, too slow for a shared server. "
+                         "Evaluate TPT on your own machine with the command line (zsdemo evaluate).")
     if views not in EVAL_VIEWS:
         raise InputError(f"Unknown view set {views!r}; choose one of {', '.join(EVAL_VIEWS)}.")
-    loaded = pick_model(config, model)
+    with PR.track(progress, stop) as tracker:
+        tracker.stage(0.0, 0.0, "loading the model" if model_is_loaded(config, model) else
+                      "loading the model (its first use on this server: this can take a minute)")
+        loaded = pick_model(config, model)
+        tracker.stage(0.0, 0.0, "unpacking the zip")
+        return _evaluate_zip(config, upload, loaded, list(strategies), views, rerank_all, progress)
+
+
+def _evaluate_zip(config: AppConfig, upload: str, loaded: M.LoadedModel, strategies: list[str], views: str,
+                  rerank_all: bool, progress: Progress | None) -> E.EvaluationReport:
     with tempfile.TemporaryDirectory(prefix="zsdemo-upload-") as tmp:
         data = open_zip(upload, tmp, confine=True, max_images=LIMITS.eval_images)
         data.root = Path(Path(upload).name)          # what the report shows, not the server's temp path
         store = FeatureStore(config.feature_cache, loaded) if config.feature_cache else None
-        return E.evaluate(loaded, data, list(strategies), views=EVAL_VIEWS[views], rerank_all=rerank_all,
+        return E.evaluate(loaded, data, strategies, views=EVAL_VIEWS[views], rerank_all=rerank_all,
                           store=store, progress=progress)
 
 
-def evaluate_zip(config: AppConfig, upload: object, strategies: str | Sequence[str] | None,
+def evaluate_zip(config: AppConfig, upload: object, strategies: str | Sequence[str] | None, *,
                  views: str = "all", rerank_all: bool = False, model: str | None = None,
-                 progress: Progress | None = None) -> tuple[EvaluationPanels, list[str]]:
+                 progress: Progress | None = None,
+                 stop: threading.Event | None = None) -> tuple[EvaluationPanels, list[str]]:
     """The evaluation tab: the panels and the report files to download."""
-    report = evaluate_upload(config, upload, strategies, views, rerank_all, model, progress)
+    report = evaluate_upload(config, upload, strategies, views=views, rerank_all=rerank_all, model=model,
+                             progress=progress, stop=stop)
     files = E.write_report(report, _report_dir())
     return evaluation_panels(report), [str(f) for f in files]
 

@@ -1,8 +1,26 @@
-"""Errors whose message is meant for the person using the tool, not for a developer."""
+"""Errors whose message is meant for the person using the tool, not for a developer.
+
+A message says what was wrong and what to do. Where "what to do" differs between the command
+line (a flag) and the web page (a box to fill in), the error carries both hints: the CLI shows
+``for_cli()``, the page ``for_page()``, and ``str()`` is the message without either.
+"""
+
+from __future__ import annotations
 
 
 class ZsdemoError(Exception):
     """Base class: the message says what was wrong and what to do about it."""
+
+    def __init__(self, message: str = "", *, cli: str = "", page: str = ""):
+        super().__init__(message)
+        self.cli_hint = cli
+        self.page_hint = page
+
+    def for_cli(self) -> str:
+        return str(self) + self.cli_hint
+
+    def for_page(self) -> str:
+        return str(self) + self.page_hint
 
 
 class InputError(ZsdemoError):

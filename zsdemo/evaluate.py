@@ -18,6 +18,7 @@ Choices where the specification is silent, also in the README:
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import time
@@ -32,8 +33,10 @@ from . import consistency as K
 from . import hierarchy as H
 from . import metrics as M
 from . import plots
+from . import progress as PR
 from . import strategies as S
 from . import tpt as P
+from .constants import EVAL_BATCH_SIZE
 from .errors import ImageError, InputError
 from .feature_store import ORIGINAL, FeatureStore, file_digest
 from .files import read_bytes
@@ -41,14 +44,23 @@ from .images import LoadedImage, load_image
 from .labelled import LabelledSet
 from .limits import LIMITS
 from .models import LoadedModel
-from .pipeline import (TEXT_CACHE, Progress, Request, hierarchy_result, no_progress, prepare_request,
-                       request_senses, template_logits, tpt_result)
+from .pipeline import (
+    TEXT_CACHE,
+    Progress,
+    Request,
+    hierarchy_result,
+    prepare_request,
+    request_senses,
+    template_logits,
+    tpt_result,
+)
+from .strategies import DEFAULT_STRATEGIES
 from .text import TextFeatureCache
 
-DEFAULT_STRATEGIES = ("name", "photo", "clip80", "hierarchy")
 ALWAYS = ("name", "clip80")        # computed for the consistency scores and the baselines anyway
 TOP_K = 5
-BATCH_SIZE = 32
+BATCH_SIZE = EVAL_BATCH_SIZE
+UNIT = "labelled image"            # the progress line's unit (embedding an image's views counts as one)
 CONFUSIONS = 10                    # most confused pairs reported per strategy
 
 # Confidence scores: id -> label. Higher means more confident.
@@ -130,7 +142,6 @@ def evaluate(
                          "distinct ones: rename (or map) the classes so that no two differ only in case.")
     if not isinstance(batch_size, int) or batch_size < 1:
         raise InputError(f"The batch size must be a whole number of at least 1 (got {batch_size!r}).")
-    report = progress or no_progress
     evaluated = list(dict.fromkeys([*ALWAYS, *request.strategies]))
     senses_found, missing = request_senses(request) if any(s in H.VARIANTS for s in evaluated) else ([], None)
     out = EvaluationReport(
@@ -143,17 +154,19 @@ def evaluate(
         warnings=list(request.warnings) + ([missing] if missing else []),
     )
     stats = {"encoded": 0, "from_cache": 0}
-    start = time.perf_counter()
     items = data.items
-    for first in range(0, len(items), batch_size):
-        batch = items[first:first + batch_size]
-        found = _batch_features(loaded, batch, request.views, store, stats, out.corrupt,
-                                decode="tpt" in evaluated)
-        if found:
-            out.records += _records(loaded, found, request, evaluated, senses_found, cache)
-        done = first + len(batch)
-        report(done / len(items), f"{done} of {len(items)} images ({stats['from_cache']} features from the cache)")
-    seconds = time.perf_counter() - start
+    with PR.track(progress) if progress is not None else contextlib.nullcontext():
+        # One clock for the progress line and the report: both count from the first batch on.
+        start = time.perf_counter()
+        PR.stage(0.0, 1.0, "evaluating", len(items), UNIT)
+        for first in range(0, len(items), batch_size):
+            batch = items[first:first + batch_size]
+            found = _batch_features(loaded, batch, request.views, store, stats, out.corrupt,
+                                    decode="tpt" in evaluated)
+            if found:
+                out.records += _records(loaded, found, request, evaluated, senses_found, cache)
+            PR.advance(len(batch), UNIT)
+        seconds = time.perf_counter() - start
     if not out.records:
         first = f" (the first: {out.corrupt[0][1]})" if out.corrupt else ""
         raise InputError(f"None of the {len(items)} images could be read{first}.")

@@ -23,8 +23,8 @@ from . import classnames as C
 from . import templates as T
 from . import wordnet as W
 from .models import LoadedModel
-from .strategies import class_vectors
 from .text import TextFeatureCache, encode_prompts
+from .zero_shot_classifier import class_vectors
 
 CANDIDATES = 5
 PARENT_SUFFIX = "{} which is a kind of {}"

@@ -13,6 +13,7 @@ import os
 import re
 import socket
 import threading
+import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,41 +22,19 @@ from urllib.parse import urlparse
 
 import torch
 
-from .errors import ModelLoadError
+from . import progress
+from .errors import ModelLoadError, ZsdemoError
+from .model_presets import (  # noqa: F401
+    DEFAULT_PRESET,
+    PRESETS,
+    TINY_ARCH,
+    TINY_PRESET,
+    TINY_SEED,
+    ModelPreset,
+)
+from .progress import Throughput
 
 TINY_CONFIG_DIR = Path(__file__).parent / "model_configs"
-TINY_ARCH = "zsdemo-tiny"
-TINY_SEED = 0
-
-
-@dataclass(frozen=True)
-class ModelPreset:
-    id: str
-    label: str
-    arch: str
-    pretrained: str | None
-    note: str = ""
-
-
-# OpenAI weights must run as -quickgelu architectures, otherwise accuracy drops silently (SPEC §1).
-PRESETS: dict[str, ModelPreset] = {
-    p.id: p
-    for p in (
-        ModelPreset("openai-b32", "CLIP ViT-B/32 (OpenAI)", "ViT-B-32-quickgelu", "openai",
-                    "fast on CPU; the default"),
-        ModelPreset("openai-b16", "CLIP ViT-B/16 (OpenAI)", "ViT-B-16-quickgelu", "openai",
-                    "the papers' model; about 4x slower than B/32"),
-        ModelPreset("laion-b32", "ViT-B/32 (LAION-2B)", "ViT-B-32", "laion2b_s34b_b79k",
-                    "open weights trained on LAION-2B"),
-        ModelPreset("openai-l14", "CLIP ViT-L/14 (OpenAI)", "ViT-L-14-quickgelu", "openai",
-                    "most accurate here; use a GPU"),
-        ModelPreset("tiny-random", "tiny model, RANDOM weights (tests only)", TINY_ARCH, None,
-                    "untrained: predictions are meaningless; for tests and offline UI work"),
-    )
-}
-DEFAULT_PRESET = "openai-b32"
-TINY_PRESET = "tiny-random"
-
 PRECISIONS = ("fp32", "amp")
 _WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt", ".npz")
 
@@ -140,6 +119,9 @@ class FairLock:
             if self._owner == me:
                 self._depth += 1
                 return True
+        # Every turn of the model starts here: a request its user stopped ends at its next turn.
+        progress.check()
+        with self._cond:
             ticket = object()
             self._queue.append(ticket)
             while self._owner is not None or self._queue[0] is not ticket:
@@ -183,6 +165,7 @@ class LoadedModel:
     context_length: int
     # Held for one short turn of model work at a time (see FairLock), never for a whole request.
     lock: FairLock = field(default_factory=FairLock, repr=False)
+    speed: Throughput = field(default_factory=Throughput, repr=False)   # "prompt" and "image" per second
 
     @property
     def random_weights(self) -> bool:
@@ -205,7 +188,10 @@ class LoadedModel:
         for start in range(0, len(batch), batch_size):
             chunk = batch[start:start + batch_size].to(self.device)
             with self.lock, torch.no_grad(), self.autocast():
+                began = time.perf_counter()
                 feats.append(torch.nn.functional.normalize(self.model.encode_image(chunk).float(), dim=-1))
+                self.speed.record("image", len(chunk), time.perf_counter() - began)
+            progress.advance(len(chunk), "image")
         return torch.cat(feats) if feats else torch.empty(0)
 
     def describe(self) -> dict[str, Any]:
@@ -311,7 +297,11 @@ def _open_clip_arguments(spec: ModelSpec) -> tuple[str, str | None, dict[str, An
     cache, or failing at once when the hub cannot be reached, keeps loading errors to seconds.
     """
     import open_clip
-    from open_clip.constants import HF_CONFIG_NAME, HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME
+    from open_clip.constants import (
+        HF_CONFIG_NAME,
+        HF_SAFE_WEIGHTS_NAME,
+        HF_WEIGHTS_NAME,
+    )
 
     name, pretrained = spec.name, spec.pretrained
     if name.startswith("local-dir:"):
@@ -344,8 +334,10 @@ def _open_clip_arguments(spec: ModelSpec) -> tuple[str, str | None, dict[str, An
     arch = name.replace("/", "-")
     if arch not in open_clip.list_models():
         close = [m for m in open_clip.list_models() if arch.lower() in m.lower()][:8]
-        hint = f" Did you mean: {', '.join(close)}?" if close else " Run `python -m zsdemo models` for the list."
-        raise ModelLoadError(f"Unknown model architecture {name!r}.{hint}")
+        if close:
+            raise ModelLoadError(f"Unknown model architecture {name!r}. Did you mean: {', '.join(close)}?")
+        raise ModelLoadError(f"Unknown model architecture {name!r}.", cli=" Run `zsdemo models` for the list.",
+                             page=" Pick one of the model presets.")
     if pretrained is None:
         return arch, None, {}
     tag_cfg = open_clip.get_pretrained_cfg(arch, pretrained)
@@ -465,8 +457,8 @@ def check_fits(name: str, label: str, dev: torch.device) -> None:
     if need > free:
         raise ModelLoadError(
             f"Model {label!r} needs about {need / 2**30:.1f} GB of memory to load and only "
-            f"{free / 2**30:.1f} GB is free on {dev}: choose a smaller model (python -m zsdemo models "
-            "lists the presets) or free memory first."
+            f"{free / 2**30:.1f} GB is free on {dev}: choose a smaller model or free memory first.",
+            cli=" (`zsdemo models` lists the presets)", page=" (a preset, for example)",
         )
 
 
@@ -569,6 +561,16 @@ class ModelRegistry:
                 for old in evictable[:max(0, len(evictable) - self.max_models)]:
                     del self._models[old]
             return loaded
+
+    def has(self, model: str | None = None, pretrained: str | None = None,
+            device: str | None = None, precision: str | None = None) -> bool:
+        """Whether ``get`` would return at once (the model is in memory); never raises."""
+        try:
+            key = self._key(model, pretrained, device, precision)
+        except ZsdemoError:
+            return False
+        with self._guard:
+            return key in self._models
 
     def loaded(self) -> list[tuple]:
         with self._guard:

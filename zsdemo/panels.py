@@ -6,7 +6,9 @@ glosses come from users or data files and must show as text, never as markup.
 
 from __future__ import annotations
 
+import base64
 import html as _html
+import io
 import re
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -18,7 +20,7 @@ from . import consistency as K
 from . import hierarchy as H
 from . import plots
 from .evaluate import SCORES, EvaluationReport
-from .results import ClassificationResult, ImageResult, summary_rows
+from .results import ClassificationResult, ImageResult, StrategyResult, verdict
 from .strategies import STRATEGIES
 
 THUMBNAIL = 160
@@ -42,6 +44,15 @@ def code(text: Any) -> str:
     return "`" + _html.escape(str(text), quote=False).replace("`", "'") + "`"
 
 
+STATUS_ICONS = {"done": "✔", "error": "✗", "stopped": "■"}
+
+
+def status_html(kind: str, text: str) -> str:
+    """The line above the results: a run's progress, outcome or problem (``kind`` picks the colour)."""
+    return (f'<div class="zs-status zs-status-{html(kind)}" role="status">'
+            f'{STATUS_ICONS.get(kind, "")} {html(text)}</div>')
+
+
 def model_notice(model: dict[str, Any]) -> str:
     """A line about the model; loud when its weights are random."""
     where = f"{md(model['label'])} on {md(model['device'])} ({md(model['precision'])})"
@@ -51,10 +62,50 @@ def model_notice(model: dict[str, Any]) -> str:
     return f"Model: {where}."
 
 
-def summary_table(result: ClassificationResult) -> tuple[list[str], list[list[str]]]:
-    """The table over all images, with strategy labels as headers."""
-    headers, rows = summary_rows(result)
-    return [STRATEGIES[h].label if h in STRATEGIES else h for h in headers], rows
+SELECTED_MARK = "▶ "
+VERDICTS = {"confident": "✔ confident", "low confidence": "⚠ uncertain", "": "not checked"}
+SUMMARY_HEADERS = ["image", "verdict", "top-1 of each strategy"]
+
+
+def summary_table(result: ClassificationResult, selected: int | None = 0) -> tuple[list[str], list[list[str]]]:
+    """The table over all images: one row each, the verdict first, every strategy's top-1 in one
+    cell that wraps (so no width of page scrolls sideways). The image being inspected is marked."""
+    rows = []
+    for k, im in enumerate(result.images):
+        name = (SELECTED_MARK if k == selected else "") + im.source
+        if im.error:
+            rows.append([name, "✗ not read", im.error])
+            continue
+        tops = [f"{r.label}: {r.top1.class_name} {100 * r.top1.prob:.0f}%"
+                for r in (im.strategies[s] for s in result.strategies)]
+        rows.append([name, VERDICTS.get(verdict(im), verdict(im)), " · ".join(tops)])
+    return list(SUMMARY_HEADERS), rows
+
+
+def summary_html(result: ClassificationResult, selected: int | None = 0) -> str:
+    """``summary_table`` as the page shows it: a row per image (click one to inspect it), the
+    verdict as a badge, each strategy's top-1 as a chip; rows and chips wrap between words, so
+    nothing scrolls sideways on a phone and no word is cut."""
+    rows = []
+    for k, im in enumerate(result.images):
+        mark = " zs-selected" if k == selected else ""
+        name = f'<span class="zs-mark">{SELECTED_MARK.strip()}</span> ' if k == selected else ""
+        if im.error:
+            cells = f'<span class="zs-badge zs-bad">✗ not read</span></div><div class="zs-tops">{html(im.error)}'
+        else:
+            v = verdict(im)
+            badge = {"confident": "zs-ok", "low confidence": "zs-warn"}.get(v, "zs-none")
+            chips = "".join(f'<span class="zs-chip"><b>{html(r.label)}</b>: {html(r.top1.class_name)} '
+                            f'{100 * r.top1.prob:.0f}%</span>'
+                            for r in (im.strategies[s] for s in result.strategies))
+            cells = (f'<span class="zs-badge {badge}">{html(VERDICTS.get(v, v))}</span></div>'
+                     f'<div class="zs-tops">{chips}')
+        rows.append(f'<div class="zs-row{mark}" data-index="{k}" role="button" tabindex="0" '
+                    f'aria-pressed="{"true" if mark else "false"}"><div class="zs-row-head">'
+                    f'<span class="zs-file">{name}{html(im.source)}</span> {cells}</div></div>')
+    return ('<div class="zs-caption">Every image: its verdict and each strategy\'s top-1. '
+            'Click a row (or an image) to inspect it below.</div>'
+            f'<div class="zs-summary">{"".join(rows)}</div>')
 
 
 def verdict_html(check: dict[str, Any] | None) -> str:
@@ -111,6 +162,82 @@ def view_thumbnails(image: Image.Image | None, check: dict[str, Any] | None,
         mark = "✓" if top == base else "✗"
         out.append((_fit(K.make_view(small, view), size), f"{K.VIEW_LABELS.get(view, view)} → {top} {mark}"))
     return out
+
+
+def views_html(views: Sequence[tuple[Image.Image, str]]) -> str:
+    """The thumbnails as a grid, each with its whole caption under it (a gallery's caption is one
+    clipped line, and the caption's top-1 and ✓/✗ are the lesson)."""
+    if not views:
+        return ""
+    cells = []
+    for k, (im, caption) in enumerate(views):
+        name, _, verdict_text = caption.partition(" → ")
+        agrees = "" if k == 0 else (" zs-agree" if verdict_text.endswith("✓") else " zs-disagree")
+        cells.append(f'<figure class="zs-view{agrees}"><img src="{_data_url(im)}" alt="{html(name)}">'
+                     f'<figcaption>{html(name)}<br><b>→ {html(verdict_text)}</b></figcaption></figure>')
+    return ('<div class="zs-caption">The original and each view, with its name-only top-1 '
+            '(✓ agrees with the original, ✗ does not)</div>'
+            f'<div class="zs-views">{"".join(cells)}</div>')
+
+
+def _data_url(image: Image.Image) -> str:
+    buf = io.BytesIO()
+    image.convert("RGB").save(buf, format="JPEG", quality=80)
+    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _colour(k: int) -> str:
+    return plots.PALETTE[k % len(plots.PALETTE)]
+
+
+def bars_html(image: ImageResult, classes: Sequence[str], strategies: Sequence[str], top_k: int) -> str:
+    """Every strategy's probabilities as a card of bars: the same classes, order and colours in
+    each card, the card's top-1 in bold with a frame, "other" only when classes are hidden.
+
+    HTML rather than a figure: the text stays at the page's font size on a phone and a projector
+    alike (a figure's labels shrink with its width), and the cards wrap to the width there is."""
+    results = [image.strategies[s] for s in strategies if s in image.strategies]
+    order = plots.shown_classes(results, top_k)
+    hidden = len(order) < len(classes)
+    cards = []
+    for r in results:
+        probs = [r.probs[c] for c in order]
+        rows = [_bar_row(classes[c], p, _colour(k), c == r.top1.index) for k, (c, p) in enumerate(zip(order, probs))]
+        if hidden:
+            rows.append(_bar_row(plots.OTHER, max(0.0, 1.0 - sum(probs)), plots.OTHER_COLOUR, False))
+        note = " (kept: confident)" if r.details.get("applied") is False else ""
+        cards.append(f'<div class="zs-card"><div class="zs-card-title">{html(r.label)}</div>'
+                     f'<div class="zs-card-top">top-1: <b>{html(r.top1.class_name)}</b>{html(note)}</div>'
+                     f'{"".join(rows)}</div>')
+    return f'<div class="zs-cards">{"".join(cards)}</div>'
+
+
+def _bar_row(label: str, p: float, colour: str, top: bool) -> str:
+    width = max(0.0, min(100.0, 100 * p))
+    return (f'<div class="zs-bar{" zs-top1" if top else ""}" title="{html(label)}: {100 * p:.1f}%">'
+            f'<span class="zs-label">{html(label)}</span>'
+            f'<span class="zs-track"><span class="zs-fill" style="width:{width:.1f}%;background:{colour}"></span></span>'
+            f'<span class="zs-pct">{100 * p:.0f}%</span></div>')
+
+
+def tpt_bars_html(result: StrategyResult, classes: Sequence[str], top_k: int) -> str:
+    """TPT: each class's probability before (light) and after (dark) tuning."""
+    before, after = result.details["probs_before"], result.probs
+    best = {i: max(before[i], after[i]) for i in range(len(classes))}
+    order = sorted(best, key=lambda i: (-best[i], i))[:max(top_k, 1)]
+    rows = []
+    for i in order:
+        top = " zs-top1" if i == result.top1.index else ""
+        rows.append(f'<div class="zs-tpt-row{top}"><span class="zs-label">{html(classes[i])}</span><span>'
+                    + "".join(f'<span class="zs-bar" title="{what}: {100 * p:.1f}%"><span class="zs-track">'
+                              f'<span class="zs-fill" style="width:{100 * p:.1f}%;background:{colour}"></span>'
+                              f'</span><span class="zs-pct">{100 * p:.0f}%</span></span>'
+                              for what, p, colour in (("before", before[i], "#9ecae1"), ("after", after[i], "#08519c")))
+                    + "</span></div>")
+    return ('<div class="zs-card zs-tpt"><div class="zs-card-top">'
+            '<span class="zs-key" style="background:#9ecae1"></span> before tuning '
+            '<span class="zs-key" style="background:#08519c"></span> after tuning</div>'
+            f'{"".join(rows)}</div>')
 
 
 def _fit(image: Image.Image, size: int) -> Image.Image:
@@ -210,15 +337,19 @@ class ImagePanels:
     """Everything the page shows for one selected image."""
 
     title: str
-    bars: Figure | None
+    bars: str                                   # HTML: a card of bars per strategy
     verdict: str
     consistency: str
     views: list[tuple[Image.Image, str]]
     wordnet: str
     tree: str
     tpt: str
-    tpt_bars: Figure | None
+    tpt_bars: str                               # HTML; "" without TPT
     warnings: list[str] = field(default_factory=list)
+
+    @property
+    def views_html(self) -> str:
+        return views_html(self.views)
 
 
 def image_panels(result: ClassificationResult, index: int, image: Image.Image | None) -> ImagePanels:
@@ -226,20 +357,20 @@ def image_panels(result: ClassificationResult, index: int, image: Image.Image | 
     im = result.images[index]
     title = f"### {md(im.source)}" + (f" ({im.width}×{im.height})" if im.width else "")
     if im.error:
-        return ImagePanels(title, None, "", f"**This image could not be used:** {md(im.error)}", [], "",
-                           "", "", None, list(im.warnings))
+        return ImagePanels(title, "", "", f"**This image could not be used:** {md(im.error)}", [], "",
+                           "", "", "", list(im.warnings))
     check = im.analyses.get("consistency")
     tpt = im.strategies.get("tpt")
     return ImagePanels(
         title=title,
-        bars=plots.probability_bars(im, result.classes, result.strategies, result.top_k),
+        bars=bars_html(im, result.classes, result.strategies, result.top_k),
         verdict=verdict_html(check),
         consistency=consistency_markdown(check),
         views=view_thumbnails(image, check),
         wordnet=wordnet_markdown(im, result.senses),
         tree=hierarchy_tree(im),
         tpt=tpt_markdown(im),
-        tpt_bars=plots.tpt_bars(tpt, result.classes, result.top_k) if tpt else None,
+        tpt_bars=tpt_bars_html(tpt, result.classes, result.top_k) if tpt else "",
         warnings=list(im.warnings),
     )
 
@@ -276,7 +407,8 @@ def evaluation_panels(report: EvaluationReport, listed: int = 5) -> EvaluationPa
     lines = [model_notice(report.model), "",
              f"**{count(s['n_images'], 'image')}** in **{count(len(report.classes), 'class', 'classes')}** "
              f"evaluated in {t['seconds']:.1f} s "
-             f"({t['images_per_second']:.1f} images/s; {t['from_cache']} of them from the feature cache)."]
+             f"({t['images_per_second']:.1f} images/s from the first image to the last; "
+             f"{t['from_cache']} of them from the feature cache)."]
     skipped = report.dataset["skipped_non_images"]
     if skipped:
         lines.append(f"- {count(skipped, 'file')} skipped: not images.")
@@ -292,6 +424,9 @@ def evaluation_panels(report: EvaluationReport, listed: int = 5) -> EvaluationPa
     accuracy = (["strategy", "top-1 %", "top-5 %", "note"],
                 [[a["label"], _pct(a["top1"]), _pct(a["top5"]), "" if a["selected"] else "computed for the baselines"]
                  for a in s["accuracy"].values()])
+    if len(report.classes) <= 5:
+        lines.append(f"- Top-5 accuracy is 100% by definition with {count(len(report.classes), 'class', 'classes')}: "
+                     "read top-1.")
     share = _pct(low["share"])
     low_rows = [[f"{STRATEGIES[sid].label} (vs {STRATEGIES[r['baseline']].label})", f"{low['size']} ({share}%)",
                  _pct(r["low_before"]), _pct(r["low_after"]), _pct(r["full_before"]), _pct(r["full_after"])]

@@ -6,37 +6,42 @@ strategies: images are decoded and embedded once, and class vectors come from th
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Sequence
 
 import torch
 
 from . import classnames as C
 from . import consistency as K
 from . import hierarchy as H
+from . import progress as PR
 from . import strategies as S
 from . import templates as T
 from . import tpt as P
 from . import wordnet as W
+from .constants import DEFAULT_TOP_K
 from .errors import ImageError, InputError
-from .limits import LIMITS
 from .images import ImageSource, LoadedImage, describe_source, load_image
+from .limits import LIMITS
 from .models import LoadedModel
 from .results import ClassificationResult, ImageResult, Prediction, StrategyResult
 from .text import TextFeatureCache, prompt_token_count
+from .zero_shot_classifier import class_vectors
 
-DEFAULT_TOP_K = 5
 IMAGE_BATCH_SIZE = 32
 
 # One process-wide cache: every request and every user shares the text features.
 TEXT_CACHE = TextFeatureCache()
 
-# progress(fraction done in [0, 1], what is happening); the app turns it into a progress bar.
-Progress = Callable[[float, str], None]
-
-
-def no_progress(fraction: float, message: str) -> None:
-    pass
+Progress = PR.Progress
+no_progress = PR.no_progress
+# Speeds assumed before a model has run here (prompts and images per second of a ViT-B/32 on
+# 2 CPU cores): they only shape the progress bar's stages; no time is promised from them.
+ASSUMED_RATES = {"prompt": 150.0, "image": 15.0}
+# TPT per image: its views once through the image tower, then per step one forward and one
+# backward pass of the text tower over every class (a backward costs about two forwards).
+TPT_PASSES_PER_STEP = 3
 
 
 @dataclass
@@ -173,7 +178,7 @@ def template_logits(
     templates: Sequence[str], cache: TextFeatureCache | None,
 ) -> torch.Tensor:
     """Logits [N, C] = logit_scale * cos(image, class vector) (SPEC §1)."""
-    weights = S.class_vectors(loaded, classnames, templates, cache).to(image_features.device)
+    weights = class_vectors(loaded, classnames, templates, cache).to(image_features.device)
     return loaded.logit_scale * image_features @ weights.T
 
 
@@ -250,6 +255,65 @@ def tpt_result(loaded: LoadedModel, image: LoadedImage, parts: P.PromptParts | N
     return result
 
 
+@dataclass
+class Estimate:
+    """How much model work a request needs, and (once the model's speed is known) how long."""
+
+    seconds: dict[str, float]          # stage -> seconds: "images", "prompts", "tpt"
+    images: int                        # images and views to embed
+    prompts: int                       # prompts to encode (not cached)
+    known: bool                        # the model's speed was measured here (else assumed rates)
+    why: list[str]                     # the work, in words
+
+    @property
+    def total(self) -> float:
+        return sum(self.seconds.values())
+
+    def summary(self) -> str:
+        """'about 2 min: 80,000 prompts to encode (...)', or only the work when the speed is unknown."""
+        work = "; ".join(self.why) or "little work"
+        return f"{PR.duration(self.total)}: {work}" if self.known else work
+
+
+def estimate(loaded: LoadedModel, n_images: int, request: Request,
+             cache: TextFeatureCache | None = TEXT_CACHE) -> Estimate:
+    """The model work of ``classify_request``: images (and views) to embed, prompts not in the
+    cache, TPT's passes. Hierarchy prompts (parents, children) are left out: they are few."""
+    sets: dict[tuple[str, ...], str] = {}
+    for s in request.strategies:
+        if S.is_template_strategy(s):
+            sets.setdefault(S.strategy_templates(s, request.custom_templates), S.STRATEGIES[s].label)
+        elif s in H.VARIANTS:
+            fallback = H.VARIANTS[s].fallback
+            sets.setdefault(S.strategy_templates(fallback, ()), S.STRATEGIES[fallback].label)
+    if request.needs_consistency:
+        sets.setdefault(T.NAME_ONLY, S.STRATEGIES["name"].label)
+        sets.setdefault(T.CLIP80, "the consistency check's 80 templates")
+    prompts = list(dict.fromkeys(T.fill(t, c) for templates in sets for c in request.classnames for t in templates))
+    cached = cache.count_cached(loaded.identity, prompts) if cache is not None else 0
+    todo = len(prompts) - cached
+    views = len(request.views) if request.needs_consistency else 0
+    rates = {k: loaded.speed.rate(k) for k in ASSUMED_RATES}
+    known = all(r is not None for r in rates.values())
+    rate = {k: r or ASSUMED_RATES[k] for k, r in rates.items()}
+    why = []
+    seconds = {"images": n_images * (1 + views) / rate["image"], "prompts": todo / rate["prompt"], "tpt": 0.0}
+    if views:
+        why.append(f"{PR.count(n_images, 'image')} and {PR.count(n_images * views, 'view')} to embed")
+    if todo:
+        how = " + ".join(f"{len(t)} {'template' if len(t) == 1 else 'templates'} ({label})"
+                         for t, label in sets.items())
+        why.append(f"{todo:,} prompts to encode ({PR.count(len(request.classnames), 'class', 'classes')} x {how}"
+                   + (f"; {cached:,} already cached)" if cached else ")"))
+    if "tpt" in request.strategies:
+        steps, tpt_views = request.tpt.steps, request.tpt.views
+        seconds["tpt"] = n_images * (tpt_views / rate["image"]
+                                     + len(request.classnames) * (1 + TPT_PASSES_PER_STEP * steps) / rate["prompt"])
+        why.append(f"TPT: {PR.count(n_images, 'image')} x {tpt_views} views, {PR.count(steps, 'step')} over "
+                   f"{PR.count(len(request.classnames), 'class', 'classes')}")
+    return Estimate(seconds, n_images * (1 + views), todo, known, why)
+
+
 def classify_request(
     loaded: LoadedModel,
     images: Sequence[ImageSource],
@@ -269,9 +333,21 @@ def classify_request(
             f"TPT on {len(images)} images x {len(request.classnames)} classes: at most {LIMITS.tpt_class_images:,} "
             "image-classes per request (each class is a forward and backward pass per image). Send fewer images "
             "or classes with TPT, or untick it.")
-    report = progress or no_progress
+    with PR.track(progress) if progress is not None else contextlib.nullcontext():
+        return _classify(loaded, images, request, cache, names)
+
+
+def _classify(loaded: LoadedModel, images: Sequence[ImageSource], request: Request,
+              cache: TextFeatureCache | None, names: Sequence[str | None] | None) -> ClassificationResult:
+    # The progress bar's stages, in proportion to the work each one does.
+    work = estimate(loaded, len(images), request, cache)
+    total = max(work.total, 1e-9)
+    bounds, at = {}, 0.02
+    for stage in ("images", "prompts", "tpt"):
+        share = 0.96 * work.seconds[stage] / total
+        bounds[stage], at = (at, at + share), at + share
+    PR.stage(0.0, 0.02, "decoding images")
     warnings = request.warnings + context_warnings(loaded, request)
-    report(0.0, "decoding images")
     decoded = load_images(images, names)
     good = [d for d in decoded if isinstance(d, LoadedImage)]
     hierarchy = [s for s in request.strategies if s in H.VARIANTS]
@@ -282,15 +358,15 @@ def classify_request(
             warnings.append(missing)
     results: dict[int, ImageResult] = {}
     if good:
-        report(0.05, "waiting for the model" if loaded.lock.locked() else "embedding images")
         # The model's lock is taken per batch of images or prompts and per TPT image, not for
         # the whole request: other users' requests get their turns in between.
         if request.needs_consistency:
-            report(0.1, "embedding the images and their views (consistency check)")
+            PR.stage(*bounds["images"], "embedding the images and their views", work.images, "image")
             feats, view_feats = K.embed_with_views(loaded, [im.image for im in good], request.views)
         else:
-            report(0.1, "embedding images")
+            PR.stage(*bounds["images"], "embedding images", work.images, "image")
             feats, view_feats = embed_images(loaded, good), None
+        PR.stage(*bounds["prompts"], "encoding prompts", work.prompts, "prompt")
         needed = [s for s in request.strategies if S.is_template_strategy(s)]
         needed += [H.VARIANTS[s].fallback for s in hierarchy]
         needed += ["name"] if request.needs_consistency else []
@@ -303,9 +379,11 @@ def classify_request(
                   if request.needs_consistency else [])
         parts = P.prompt_parts(loaded, list(request.classnames)) if "tpt" in request.strategies else None
         per_image = []
+        lo, hi = bounds["tpt"]
         for row, im in enumerate(good):
-            report(0.5 + 0.5 * row / len(good), f"image {row + 1} of {len(good)}"
-                   + (": test-time prompt tuning" if parts is not None else ""))
+            if parts is not None:
+                PR.stage(lo + (hi - lo) * row / len(good), lo + (hi - lo) * (row + 1) / len(good),
+                         f"test-time prompt tuning, image {row + 1} of {len(good)}")
             strategies: dict[str, StrategyResult] = {}
             for s in request.strategies:
                 if s == "tpt":

@@ -1,7 +1,7 @@
-"""Prompt strategies and their class vectors (SPEC §1).
+"""The prompt strategies a user can pick, as data: id, label, description, templates (SPEC §1).
 
-A class vector is normalise(mean over templates of normalise(encode(template(class)))):
-averaging in embedding space means any number of templates costs one matrix product per image.
+Their class vectors are built in ``zero_shot_classifier``; this module needs no model, so the
+command line lists strategies without loading torch.
 """
 
 from __future__ import annotations
@@ -9,13 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-import torch
-import torch.nn.functional as F
-
 from . import templates as T
 from .errors import InputError
-from .models import LoadedModel
-from .text import TextFeatureCache, encode_prompts
 
 
 @dataclass(frozen=True)
@@ -52,6 +47,10 @@ STRATEGIES: dict[str, StrategyInfo] = {
     )
 }
 ALL = "all"
+# The app's and the evaluation's default choice; the CLI's classify and the API default to
+# CLASSIFY_DEFAULT (no WordNet needed).
+DEFAULT_STRATEGIES: tuple[str, ...] = ("name", "photo", "clip80", "hierarchy")
+CLASSIFY_DEFAULT: tuple[str, ...] = ("name", "photo", "clip80")
 
 
 def parse_strategies(value: str | Sequence[str] | None, has_custom_templates: bool) -> tuple[str, ...]:
@@ -82,8 +81,8 @@ def parse_strategies(value: str | Sequence[str] | None, has_custom_templates: bo
         chosen.extend(s for s in expanded if s not in chosen)
     if "custom" in chosen and not has_custom_templates:
         raise InputError(
-            "The 'custom' strategy needs templates: give at least one, each with one '{}' "
-            "(CLI: --templates 'a photo of a {}.')."
+            "The 'custom' strategy needs templates: give at least one, each with one '{}'",
+            cli=" (--templates 'a photo of a {}.').", page=", in the 'Custom templates' box (e.g. 'a sketch of a {}.').",
         )
     return tuple(chosen)
 
@@ -98,33 +97,3 @@ def strategy_templates(strategy: str, custom_templates: tuple[str, ...]) -> tupl
     if info.kind != "templates":
         return ()
     return info.templates if info.templates is not None else custom_templates
-
-
-def template_features(
-    loaded: LoadedModel, classnames: Sequence[str], templates: Sequence[str], cache: TextFeatureCache | None,
-) -> torch.Tensor:
-    """Unit features of every (class, template) prompt, [C, T, D] (float32, CPU)."""
-    prompts = [T.fill(t, c) for c in classnames for t in templates]
-    return encode_prompts(loaded, prompts, cache).view(len(classnames), len(templates), -1)
-
-
-def class_vectors(
-    loaded: LoadedModel,
-    classnames: Sequence[str],
-    templates: Sequence[str],
-    cache: TextFeatureCache | None = None,
-) -> torch.Tensor:
-    """Unit class vectors [C, D] (float32, CPU): per-template features averaged per class.
-
-    The returned tensor may be shared through the cache: treat it as read-only.
-    """
-    if not templates:
-        raise InputError("A template strategy needs at least one template.")
-    key = (loaded.identity, tuple(templates), tuple(classnames))
-    classifiers = cache.classifiers if cache is not None else None
-    if classifiers is not None and (hit := classifiers.get(key)) is not None:
-        return hit
-    vectors = F.normalize(template_features(loaded, classnames, templates, cache).mean(dim=1), dim=-1)
-    if classifiers is not None:
-        classifiers.put(key, vectors)
-    return vectors

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from open_clip import OPENAI_IMAGENET_TEMPLATES, SIMPLE_IMAGENET_TEMPLATES
-
 from .errors import InputError
 from .limits import LIMITS
+from .open_clip_data import OPENAI_IMAGENET_TEMPLATES, SIMPLE_IMAGENET_TEMPLATES
 
 PLACEHOLDER = "{}"
 

@@ -8,17 +8,21 @@ cost of all 77 positions.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import sqlite3
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from . import progress
 from .models import LoadedModel
 
 # Prompts per forward pass: small batches keep CPU caches warm; a GPU wants big matrices.
@@ -111,12 +115,16 @@ def encode_tokens(loaded: LoadedModel, tokens: torch.Tensor) -> torch.Tensor:
     # One batch is one turn of the model's lock: a request of 10,000 classes lets others in
     # between its batches instead of holding the model for minutes.
     with loaded.lock, torch.no_grad(), loaded.autocast():
+        began = time.perf_counter()
         if tower is None:
-            return loaded.model.encode_text(tokens)
-        eot = eot_positions(tower, tokens)
-        length = int(eot.max().item()) + 1
-        x = tower.token_embedding(tokens[:, :length]).to(tower.cast_dtype())
-        return encode_embeddings(tower, x, eot)
+            out = loaded.model.encode_text(tokens)
+        else:
+            eot = eot_positions(tower, tokens)
+            length = int(eot.max().item()) + 1
+            x = tower.token_embedding(tokens[:, :length]).to(tower.cast_dtype())
+            out = encode_embeddings(tower, x, eot)
+        loaded.speed.record("prompt", len(tokens), time.perf_counter() - began)
+        return out
 
 
 # What an entry costs besides its tensor's data: the tensor object, its storage, the key tuple
@@ -182,6 +190,10 @@ class TensorLRU:
                 self._bytes -= size
                 self.evictions += 1
 
+    def count(self, keys: Sequence[tuple]) -> int:
+        with self._lock:
+            return sum(k in self._items for k in keys)
+
     def get(self, key: tuple) -> torch.Tensor | None:
         return self.get_many([key])[0]
 
@@ -194,6 +206,9 @@ class TensorLRU:
             self._bytes = 0
 
 
+_PERSIST: contextvars.ContextVar[bool] = contextvars.ContextVar("zsdemo_persist_text", default=False)
+
+
 class TextFeatureCache:
     """Normalised prompt features keyed by (model identity, prompt), least recently used evicted.
 
@@ -204,19 +219,35 @@ class TextFeatureCache:
     """
 
     def __init__(self, max_bytes: int = DEFAULT_CACHE_BYTES, disk_path: str | Path | None = None):
-        self.disk_path = Path(disk_path) if disk_path else None
+        self.disk_path: Path | None = None
+        self.write_all = True
         self._memory = TensorLRU(max_bytes)
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
         self.classifiers = TensorLRU(CLASSIFIER_CACHE_BYTES)
-        if self.disk_path is not None:
-            self.disk_path.parent.mkdir(parents=True, exist_ok=True)
-            with self._connect() as db:
-                db.execute(
-                    "CREATE TABLE IF NOT EXISTS features (model TEXT, prompt TEXT, vec BLOB,"
-                    " PRIMARY KEY (model, prompt))"
-                )
+        if disk_path:
+            self.attach_disk(disk_path)
+
+    def attach_disk(self, path: str | Path, write_all: bool = True) -> None:
+        """Back the cache with an SQLite file. ``write_all=False`` (a public server) writes only
+        inside ``persisting()``: the server's own warm-up, not every visitor's prompts, which
+        could fill the disk."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with sqlite3.connect(path, timeout=30) as db:
+            db.execute("CREATE TABLE IF NOT EXISTS features (model TEXT, prompt TEXT, vec BLOB,"
+                       " PRIMARY KEY (model, prompt))")
+        self.disk_path, self.write_all = path, write_all
+
+    @contextlib.contextmanager
+    def persisting(self) -> Iterator[None]:
+        """Features computed inside (in this thread) are written to the disk file."""
+        token = _PERSIST.set(True)
+        try:
+            yield
+        finally:
+            _PERSIST.reset(token)
 
     def __len__(self) -> int:
         return len(self._memory)
@@ -256,12 +287,16 @@ class TextFeatureCache:
         # alive long after its neighbours were evicted.
         rows = [f.detach().to("cpu", torch.float32).clone() for f in features]
         self._memory.put_many([(model_id, p) for p in prompts], rows)
-        if self.disk_path is not None:
+        if self.disk_path is not None and (self.write_all or _PERSIST.get()):
             with self._connect() as db:
                 db.executemany(
                     "INSERT OR REPLACE INTO features VALUES (?, ?, ?)",
                     [(model_id, p, r.numpy().tobytes()) for p, r in zip(prompts, rows)],
                 )
+
+    def count_cached(self, model_id: str, prompts: Sequence[str]) -> int:
+        """How many of ``prompts`` are in memory (the disk is not read: this is for estimates)."""
+        return self._memory.count([(model_id, p) for p in prompts])
 
     def _read_disk(self, model_id: str, prompts: list[str]) -> dict[str, torch.Tensor]:
         out: dict[str, torch.Tensor] = {}
@@ -295,7 +330,7 @@ def encode_prompts(
     computed: dict[str, torch.Tensor] = {}
     if todo:
         batch_size = batch_size or (CUDA_BATCH_SIZE if loaded.device.type == "cuda" else CPU_BATCH_SIZE)
-        tokens = loaded.tokenizer(todo)
+        tokens = tokenize(loaded, todo)
         tower = text_tower(loaded.model)
         # Sorting by length puts prompts of similar length in one batch, so each batch is cut
         # to about its own length instead of the longest prompt of the request.
@@ -310,6 +345,7 @@ def encode_prompts(
             if feats.numel() == 0:
                 feats = torch.empty(len(todo), out.shape[1])
             feats[idx] = out
+            progress.advance(len(idx), "prompt")
         if cache is not None:
             cache.put(loaded.identity, todo, feats)
         computed = dict(zip(todo, feats))
@@ -320,6 +356,19 @@ def encode_prompts(
         return torch.stack(rows)
     by_prompt = dict(zip(unique, rows))
     return torch.stack([by_prompt[p] for p in prompts])
+
+
+TOKENIZE_CHUNK = 4096          # prompts tokenized between two checks for a stop
+
+
+def tokenize(loaded: LoadedModel, prompts: Sequence[str]) -> torch.Tensor:
+    """Token ids [N, context length] of ``prompts``, in chunks: tokenizing 80,000 prompts takes
+    seconds, and a request its user stopped should not finish doing it."""
+    chunks = []
+    for start in range(0, len(prompts), TOKENIZE_CHUNK):
+        progress.check()
+        chunks.append(loaded.tokenizer(list(prompts[start:start + TOKENIZE_CHUNK])))
+    return torch.cat(chunks) if len(chunks) > 1 else chunks[0]
 
 
 def length_batches(order: torch.Tensor, lengths: torch.Tensor, max_prompts: int,

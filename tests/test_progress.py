@@ -1,0 +1,144 @@
+"""Progress, time left, Stop, the estimate of a slow request, the warm-up, and a light command line."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from zsdemo import cli
+from zsdemo import demo as D
+from zsdemo import progress as PR
+from zsdemo.pipeline import classify_request, estimate, prepare_request
+from zsdemo.text import TextFeatureCache, encode_prompts
+from zsdemo.warmup import Example, WarmUp
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = D.AppConfig("tiny-random", None, "cpu", None)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_stages_advance_and_say_the_time_left():
+    clock, seen = Clock(), []
+    tracker = PR.Tracker(lambda f, m: seen.append((f, m)), clock=clock)
+    tracker.stage(0.0, 0.5, "encoding prompts", 1000, "prompt")
+    clock.now = 10.0
+    tracker.advance(500, "prompt")                     # half the stage: a quarter of the whole
+    assert seen[-1][0] == pytest.approx(0.25)
+    assert seen[-1][1] == "encoding prompts: 500 of 1,000 prompts · about 30 s left"
+    tracker.advance(64, "image")                       # another unit: no report, the bar stays
+    assert len(seen) == 2
+    tracker.stage(0.1, 0.2, "an earlier stage")        # the bar never goes back
+    assert seen[-1][0] == pytest.approx(0.25)
+    assert PR.duration(150) == "about 2 min" and PR.count(1, "image") == "1 image"
+
+
+def test_a_stopped_request_ends_at_the_next_model_turn(tiny):
+    stop = threading.Event()
+    turns = []
+    original = tiny.lock.acquire
+
+    def counting() -> bool:
+        turns.append(1)
+        if len(turns) == 2:
+            stop.set()                                 # the user presses Stop after the first batch
+        return original()
+
+    tiny.lock.acquire = counting
+    try:
+        names = [f"stop test class {k}" for k in range(600)]
+        with pytest.raises(PR.Stopped), PR.track(None, stop):
+            encode_prompts(tiny, names, TextFeatureCache(), batch_size=100)
+    finally:
+        del tiny.lock.acquire
+    assert len(turns) == 2                             # the next turn saw the stop: 5 of 6 batches never ran
+
+
+def test_run_control_stops_the_right_session():
+    control = D.RunControl(max_sessions=2)
+    mine, theirs = control.begin("me"), control.begin("them")
+    assert control.current("me") is mine
+    assert control.stop("me") and mine.is_set() and not theirs.is_set()
+    control.end("me", mine)
+    assert not control.stop("me")                      # nothing running any more
+    control.begin("a third")
+    control.begin("a fourth")                          # beyond the bound, the oldest entry goes
+    assert control.current("them") is not theirs
+
+
+def test_the_estimate_counts_the_prompts_not_cached_and_names_the_work(tiny):
+    cache = TextFeatureCache()
+    request = prepare_request(["estimate a", "estimate b", "estimate c"], ["name", "clip80"], None, 3,
+                              consistency=True)
+    work = estimate(tiny, 2, request, cache)
+    assert work.prompts == 3 * 81 and work.images == 2 * 11
+    assert "243 prompts to encode" in work.summary() and "2 images and 20 views" in work.summary()
+    classify_request(tiny, [str(ROOT / "assets/images/cat.png")], request, cache)
+    again = estimate(tiny, 2, request, cache)
+    assert again.prompts == 0 and again.known           # all cached now, and the model's speed measured
+    assert again.total < work.total or not work.known
+
+
+def test_the_page_is_told_before_a_slow_run(monkeypatch, cat_path):
+    told = []
+    monkeypatch.setattr(PR, "SLOW_SECONDS", 0.0)       # every run is "slow"
+    D.run(CONFIG, [str(cat_path)], "cat, dog", ["name"], announce=told.append)      # measures the speed
+    D.run(CONFIG, [str(cat_path)], "slow cat, slow dog", ["name", "clip80"], announce=told.append)
+    assert told and told[-1].startswith("This run will take about") and "prompts to encode" in told[-1]
+
+
+def test_a_non_image_upload_is_refused_with_its_name_not_its_path(tmp_path, cat_path):
+    notes = tmp_path / "notes.png"
+    notes.write_text("not a picture")
+    kept, refused = D.check_uploads(CONFIG.with_uploads(tmp_path), [str(notes), str(cat_path), "/etc/passwd"])
+    assert kept == [str(cat_path)]
+    assert refused[0].startswith("notes.png: not an image") and str(tmp_path) not in refused[0]
+    assert "was not uploaded" in refused[1]
+
+
+def test_warm_up_computes_the_examples_and_presets_and_keeps_them_on_disk(tmp_path, cat_path, tiny):
+    cache = TextFeatureCache()
+    cache.attach_disk(tmp_path / "text.sqlite", write_all=False)
+    warm = WarmUp()
+    warm.start(lambda: tiny, [Example((str(cat_path),), "warm cat, warm dog", ("name", "photo"))],
+               presets=["cifar10"], cache=cache)
+    warm.join(120)
+    assert warm.finished and not warm.failed and warm.done == len(warm.steps) == 3
+    assert warm.status() == ""
+    fresh = TextFeatureCache(disk_path=tmp_path / "text.sqlite")     # a restarted server
+    assert all(v is not None for v in fresh.get(tiny.identity, ["warm cat", "a photo of a warm dog.",
+                                                                 "a photo of a airplane."]))
+    # A visitor's own prompts stay in memory only: nobody fills the server's disk.
+    encode_prompts(tiny, ["a visitor's prompt"], cache)
+    assert TextFeatureCache(disk_path=tmp_path / "text.sqlite").get(tiny.identity, ["a visitor's prompt"]) == [None]
+
+
+def test_the_command_line_loads_no_torch_to_answer_help():
+    code = "import sys, zsdemo.cli as c; c.build_parser(); assert 'torch' not in sys.modules, 'torch'; " \
+           "assert 'open_clip' not in sys.modules, 'open_clip'"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_long_cli_work_prints_progress_on_stderr(monkeypatch):
+    monkeypatch.setattr(cli, "PROGRESS_AFTER_S", 0.0)
+    stream = io.StringIO()
+    report = cli.progress_printer(False, stream)
+    report(0.0, "decoding images")
+    report(0.3, "encoding prompts: 100 of 300 prompts")
+    report(0.31, "encoding prompts: 110 of 300 prompts")      # same stage, within 5 s: not repeated
+    report(1.0, "done")
+    assert stream.getvalue().splitlines() == ["  0% decoding images", " 30% encoding prompts: 100 of 300 prompts",
+                                              "100% done"]
+    assert cli.progress_printer(True) is None

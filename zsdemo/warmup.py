@@ -1,0 +1,107 @@
+"""Warming a server up after launch: the first visitor should not pay for loading the model,
+WordNet and the text features of what the page offers (its examples and class presets).
+
+Runs in a background thread and works like any visitor: it takes the model in the same short
+turns, so a visitor arriving meanwhile waits at most one batch. Text features go to the on-disk
+cache too, so a restarted server (a Space waking up) reads them instead of computing them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+from . import classnames as C
+from . import templates as T
+from .errors import ZsdemoError
+from .models import LoadedModel
+from .pipeline import TEXT_CACHE, classify_request, prepare_request
+from .progress import count
+from .text import TextFeatureCache
+from .zero_shot_classifier import class_vectors
+
+log = logging.getLogger("zsdemo.warmup")
+
+# The template sets of the page's default strategies (the hierarchy's fallback and the
+# consistency check use CLIP-80 and the bare name).
+PRESET_TEMPLATES: tuple[tuple[str, ...], ...] = (T.NAME_ONLY, T.SINGLE, T.CLIP80)
+
+
+@dataclass(frozen=True)
+class Example:
+    """A page example: its images, class names and strategies, classified once while warming."""
+
+    images: tuple[str, ...]
+    classes: str
+    strategies: tuple[str, ...]
+
+
+@dataclass
+class WarmUp:
+    """The state of a warm-up, read by the page every second while it runs."""
+
+    steps: list[str] = field(default_factory=list)
+    done: int = 0
+    running: bool = False
+    finished: bool = False
+    failed: str = ""
+    seconds: float = 0.0
+    _thread: threading.Thread | None = field(default=None, repr=False)
+
+    def status(self) -> str:
+        """One line for the page; "" once there is nothing to say."""
+        if self.failed:
+            return ""            # a visitor's request says what is wrong; the log has the details
+        if self.finished or not self.running:
+            return ""
+        step = self.steps[self.done] if self.done < len(self.steps) else "finishing"
+        return (f"Warming up ({self.done + 1} of {len(self.steps)}: {step}). You can already classify; "
+                "the first runs may be slower until this ends.")
+
+    def start(self, load: Callable[[], LoadedModel], examples: Sequence[Example],
+              presets: Sequence[str] = tuple(C.PRESETS), cache: TextFeatureCache = TEXT_CACHE) -> None:
+        self.steps = (["loading the model"] + [f"example {k + 1} of {len(examples)}" for k in range(len(examples))]
+                      + [f"class preset '{p}' ({count(len(C.preset_classnames(p)), 'class', 'classes')})"
+                         for p in _smallest_first(presets)])
+        self.running = True
+        self._thread = threading.Thread(target=self._run, args=(load, list(examples), list(presets), cache),
+                                        name="zsdemo-warmup", daemon=True)
+        self._thread.start()
+
+    def join(self, timeout: float | None = None) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self, load: Callable[[], LoadedModel], examples: list[Example], presets: list[str],
+             cache: TextFeatureCache) -> None:
+        began = time.perf_counter()
+        try:
+            loaded = load()
+            self.done += 1
+            with cache.persisting():
+                for ex in examples:
+                    request = prepare_request(ex.classes, list(ex.strategies), None, 5)
+                    classify_request(loaded, list(ex.images), request, cache)
+                    self.done += 1
+                for preset in _smallest_first(presets):
+                    names = C.preset_classnames(preset)
+                    for templates in PRESET_TEMPLATES:
+                        class_vectors(loaded, names, templates, cache)
+                    self.done += 1
+        except ZsdemoError as e:
+            self.failed = e.for_cli()
+            log.warning("warm-up stopped: %s", self.failed)
+        except Exception as e:       # a warm-up must never take the server down with it
+            self.failed = f"{type(e).__name__}: {e}"
+            log.exception("warm-up failed")
+        finally:
+            self.seconds = time.perf_counter() - began
+            self.running, self.finished = False, True
+            log.info("warm-up ended after %.1f s (%d of %d steps)", self.seconds, self.done, len(self.steps))
+
+
+def _smallest_first(presets: Sequence[str]) -> list[str]:
+    return sorted(presets, key=lambda p: len(C.preset_classnames(p)))
