@@ -70,7 +70,8 @@ You get top-1 and top-5 accuracy per strategy, the low-confidence set before and
 re-ranking, how well each confidence score separates right from wrong predictions (AUROC, coverage
 curve), per-class accuracy, the most confused pairs, and CSV/JSON downloads. Limits: the upload
 size limit of this server, at most {max_images} images, {max_files} zip entries, {max_mb} MB
-unzipped; links and paths leaving the zip are refused. Larger sets: `python -m zsdemo evaluate`."""
+unzipped; links and paths leaving the zip are refused. Larger sets: the command line on your own machine
+(`zsdemo evaluate`)."""
 
 EXAMPLES = [
     [[str(PHOTOS / "cat.png")], "tabby cat\ntiger cat\nPersian cat\nSiamese cat\nEgyptian Mau\nlynx\ntiger",
@@ -82,11 +83,12 @@ EXAMPLES = [
     [[str(PHOTOS / "astronaut.png")], "astronaut\npilot\nscuba diver\nfirefighter\nnurse\nrobot",
      ["name", "photo", "tpt"]],
 ]
+# Whole labels: the page cuts longer ones with "..." (the strategies show once an example is picked).
 EXAMPLE_LABELS = [
-    "Chelsea the cat vs fine-grained cat breeds (name, CLIP-80, WordNet)",
-    "A coffee cup: mug, espresso or cup? (name, photo, CLIP-80, WordNet)",
-    "A rocket launch, with 'crane' among the classes (name, photo, CLIP-80, WordNet)",
-    "Eileen Collins in a flight suit: astronaut or pilot? (name, photo, TPT)",
+    "Chelsea the cat vs fine-grained cat breeds",
+    "A coffee cup: mug, espresso or cup?",
+    "A rocket launch, with 'crane' among the classes",
+    "Eileen Collins in a flight suit: astronaut or pilot?",
 ]
 
 
@@ -223,18 +225,19 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
             if not isinstance(e, Stopped):
                 gr.Warning(e.for_page())
             return (D.status_html("stopped" if isinstance(e, Stopped) else "error", e.for_page()),
-                    *([None] * 7))
+                    *([gr.update(value=None, visible=False)] * 7))
         except Exception:
             log.exception("unexpected error in evaluate")
-            return (D.status_html("error", GENERIC_ERROR), *([None] * 7))
+            return (D.status_html("error", GENERIC_ERROR), *([gr.update(value=None, visible=False)] * 7))
         finally:
             CONTROL.end(session, stop)
 
         def table(t: tuple) -> dict:
-            return {"headers": t[0], "data": t[1]}
+            return gr.update(value={"headers": t[0], "data": t[1]}, visible=True)
 
-        return (p.summary, table(p.accuracy), table(p.low_confidence), table(p.auroc), p.coverage,
-                table(p.per_class), table(p.confusions), files)
+        return (p.summary, table(p.accuracy), table(p.low_confidence), table(p.auroc),
+                gr.update(value=p.coverage, visible=True), table(p.per_class), table(p.confusions),
+                gr.update(value=files, visible=True))
 
     def begin_eval(request: gr.Request) -> tuple:
         CONTROL.begin(_session(request))
@@ -401,19 +404,24 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
                         eval_run = gr.Button("Evaluate", variant="primary", elem_id="eval-run", scale=3)
                         eval_stop = gr.Button("Stop", variant="stop", elem_id="eval-stop", visible=False, scale=1)
                 with gr.Column(scale=3, min_width=340, elem_id="eval-results"):
-                    eval_summary = gr.Markdown(elem_id="eval-summary")
-                    eval_accuracy = gr.Dataframe(label="Accuracy per strategy", interactive=False, wrap=True,
-                                                 elem_id="eval-accuracy")
+                    eval_summary = gr.Markdown("*The results appear here: upload a zip and press Evaluate.*",
+                                               elem_id="eval-summary")
+                    # Hidden until there is something to show (no empty placeholder grids).
+                    eval_accuracy = gr.Dataframe(label="Accuracy per strategy", visible=False, interactive=False,
+                                                 wrap=True, elem_id="eval-accuracy")
                     eval_low = gr.Dataframe(label="Low-confidence set (binary rule) before and after WordNet "
-                                                  "re-ranking (Ge et al., Table 1)", interactive=False, wrap=True)
+                                                  "re-ranking (Ge et al., Table 1)", visible=False, interactive=False,
+                                            wrap=True)
                     eval_auroc = gr.Dataframe(label="Selective prediction: AUROC of each confidence score",
-                                              interactive=False, wrap=True)
-            eval_coverage = gr.Plot(label="Accuracy against coverage", show_label=False, format="png")
+                                              visible=False, interactive=False, wrap=True)
+            eval_coverage = gr.Plot(label="Accuracy against coverage", show_label=False, format="png", visible=False)
             with gr.Row():
-                eval_per_class = gr.Dataframe(label="Per-class top-1 accuracy", interactive=False, max_height=400)
-                eval_confusions = gr.Dataframe(label="Most confused class pairs", interactive=False, max_height=400)
+                eval_per_class = gr.Dataframe(label="Per-class top-1 accuracy", visible=False, interactive=False,
+                                              max_height=400)
+                eval_confusions = gr.Dataframe(label="Most confused class pairs", visible=False, interactive=False,
+                                               max_height=400)
             eval_files = gr.File(label="Downloads: report.json and the CSV tables", file_count="multiple",
-                                 interactive=False, elem_id="eval-files")
+                                 interactive=False, elem_id="eval-files", visible=False)
         eval_started = eval_run.click(begin_eval, None, [eval_run, eval_stop], js=SHOW_EVAL_JS, queue=False,
                                       api_visibility="private")
         eval_event = eval_started.then(

@@ -216,7 +216,8 @@ def _bar_row(label: str, p: float, colour: str, top: bool) -> str:
     width = max(0.0, min(100.0, 100 * p))
     return (f'<div class="zs-bar{" zs-top1" if top else ""}" title="{html(label)}: {100 * p:.1f}%">'
             f'<span class="zs-label">{html(label)}</span>'
-            f'<span class="zs-track"><span class="zs-fill" style="width:{width:.1f}%;background:{colour}"></span></span>'
+            f'<span class="zs-track"><span class="zs-fill" style="width:{width:.1f}%;background:{colour}">'
+            f'</span></span>'
             f'<span class="zs-pct">{100 * p:.0f}%</span></div>')
 
 

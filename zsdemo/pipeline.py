@@ -39,6 +39,7 @@ no_progress = PR.no_progress
 # Speeds assumed before a model has run here (prompts and images per second of a ViT-B/32 on
 # 2 CPU cores): they only shape the progress bar's stages; no time is promised from them.
 ASSUMED_RATES = {"prompt": 150.0, "image": 15.0}
+WORDNET_LOAD_SECONDS = 8.0   # NLTK reading WordNet 3.0 on 2 CPU cores, once per process
 # TPT per image: its views once through the image tower, then per step one forward and one
 # backward pass of the text tower over every class (a backward costs about two forwards).
 TPT_PASSES_PER_STEP = 3
@@ -259,7 +260,7 @@ def tpt_result(loaded: LoadedModel, image: LoadedImage, parts: P.PromptParts | N
 class Estimate:
     """How much model work a request needs, and (once the model's speed is known) how long."""
 
-    seconds: dict[str, float]          # stage -> seconds: "images", "prompts", "tpt"
+    seconds: dict[str, float]          # stage -> seconds: "wordnet", "images", "prompts", "tpt"
     images: int                        # images and views to embed
     prompts: int                       # prompts to encode (not cached)
     known: bool                        # the model's speed was measured here (else assumed rates)
@@ -297,7 +298,11 @@ def estimate(loaded: LoadedModel, n_images: int, request: Request,
     known = all(r is not None for r in rates.values())
     rate = {k: r or ASSUMED_RATES[k] for k, r in rates.items()}
     why = []
-    seconds = {"images": n_images * (1 + views) / rate["image"], "prompts": todo / rate["prompt"], "tpt": 0.0}
+    hierarchy = any(s in H.VARIANTS for s in request.strategies)
+    seconds = {"wordnet": WORDNET_LOAD_SECONDS if hierarchy and not W.is_loaded() else 0.0,
+               "images": n_images * (1 + views) / rate["image"], "prompts": todo / rate["prompt"], "tpt": 0.0}
+    if seconds["wordnet"]:
+        why.append("loading WordNet (once per server)")
     if views:
         why.append(f"{PR.count(n_images, 'image')} and {PR.count(n_images * views, 'view')} to embed")
     if todo:
@@ -343,7 +348,7 @@ def _classify(loaded: LoadedModel, images: Sequence[ImageSource], request: Reque
     work = estimate(loaded, len(images), request, cache)
     total = max(work.total, 1e-9)
     bounds, at = {}, 0.02
-    for stage in ("images", "prompts", "tpt"):
+    for stage in ("wordnet", "images", "prompts", "tpt"):
         share = 0.96 * work.seconds[stage] / total
         bounds[stage], at = (at, at + share), at + share
     PR.stage(0.0, 0.02, "decoding images")
@@ -353,6 +358,8 @@ def _classify(loaded: LoadedModel, images: Sequence[ImageSource], request: Reque
     hierarchy = [s for s in request.strategies if s in H.VARIANTS]
     senses: list[W.ClassSense] = []
     if hierarchy:
+        PR.stage(*bounds["wordnet"], "looking up the classes in WordNet" if W.is_loaded()
+                 else "loading WordNet (once per server)")
         senses, missing = request_senses(request)
         if missing:
             warnings.append(missing)

@@ -87,7 +87,8 @@ class Tracker:
         self.done += units
         lo, hi = self.span
         share = min(1.0, self.done / self.total)
-        self._emit(lo + (hi - lo) * share, f"{self.message}: {min(self.done, self.total):,} of {count(self.total, unit)}")
+        done = min(self.done, self.total)
+        self._emit(lo + (hi - lo) * share, f"{self.message}: {done:,} of {count(self.total, unit)}")
 
     def time_left(self) -> float | None:
         elapsed = self.clock() - self.started

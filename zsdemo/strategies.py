@@ -82,7 +82,8 @@ def parse_strategies(value: str | Sequence[str] | None, has_custom_templates: bo
     if "custom" in chosen and not has_custom_templates:
         raise InputError(
             "The 'custom' strategy needs templates: give at least one, each with one '{}'",
-            cli=" (--templates 'a photo of a {}.').", page=", in the 'Custom templates' box (e.g. 'a sketch of a {}.').",
+            cli=" (--templates 'a photo of a {}.').",
+            page=", in the 'Custom templates' box (e.g. 'a sketch of a {}.').",
         )
     return tuple(chosen)
 

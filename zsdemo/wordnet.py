@@ -219,6 +219,11 @@ def ensure_wordnet(download: bool | None = None) -> Any:
         raise WordNetUnavailable(_failure)
 
 
+def is_loaded() -> bool:
+    """Whether WordNet is in memory (loading it takes seconds, once per process)."""
+    return _reader is not None
+
+
 def reset() -> None:
     """Forget the loaded reader and any failure (tests; after installing the data)."""
     global _reader, _failure
