@@ -142,3 +142,24 @@ def test_long_cli_work_prints_progress_on_stderr(monkeypatch):
     assert stream.getvalue().splitlines() == ["  0% decoding images", " 30% encoding prompts: 100 of 300 prompts",
                                               "100% done"]
     assert cli.progress_printer(True) is None
+
+
+def test_stop_reaches_an_evaluation(tmp_path, cat_path):
+    import zipfile
+
+    archive = tmp_path / "set.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for k in range(4):
+            z.write(cat_path, f"cat/{k}.png")
+            z.write(cat_path, f"dog/{k}.png")
+    stop, stages = threading.Event(), []
+
+    def report(fraction: float, message: str) -> None:
+        stages.append(message)
+        if message.startswith("evaluating"):
+            stop.set()                                 # Stop pressed once the evaluation started
+
+    with pytest.raises(PR.Stopped):
+        D.evaluate_upload(CONFIG.with_uploads(tmp_path), str(archive), "name", views="flip", progress=report,
+                          stop=stop)
+    assert any(s.startswith("evaluating") for s in stages)

@@ -289,7 +289,7 @@ def done_message(state: dict[str, Any], seconds: float) -> str:
     failed = sum(1 for im in images if im.get("error"))
     text = f"Classified {PR.count(len(images) - failed, 'image')} in {seconds:.1f} s."
     if failed:
-        text += f" {PR.count(failed, 'image')} could not be read: see the table."
+        text += f" {PR.count(failed, 'image')} could not be read: see the summary."
     return text
 
 

@@ -108,8 +108,10 @@ _CURRENT: contextvars.ContextVar[Tracker | None] = contextvars.ContextVar("zsdem
 
 @contextlib.contextmanager
 def track(report: Progress | None = None, stop: threading.Event | None = None) -> Iterator[Tracker]:
-    """Make a tracker current for the work done inside (in this thread)."""
-    tracker = Tracker(report or no_progress, stop)
+    """Make a tracker current for the work done inside (in this thread). A tracker made inside
+    another keeps the outer one's stop: a Stop reaches the work however deep it is nested."""
+    outer = _CURRENT.get()
+    tracker = Tracker(report or no_progress, stop if stop is not None else (outer.stop if outer else None))
     token = _CURRENT.set(tracker)
     try:
         yield tracker
