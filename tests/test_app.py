@@ -237,6 +237,7 @@ def test_evaluation_tab_backend(labelled_zip, tmp_path):
     config = D.AppConfig("tiny-random", None, "cpu", str(tmp_path / "features")).with_uploads(labelled_zip.parent)
     p, files = D.evaluate_zip(config, str(labelled_zip), ["name", "hierarchy"], views="flip")
     assert "**4 images** in **2 classes**" in p.summary and "1 file skipped" in p.summary
+    assert "Top-5 accuracy is 100% by definition with 2 classes" in p.summary   # with 5 or fewer classes
     assert [panels.count(n, "class", "classes") for n in (0, 1, 2)] == ["0 classes", "1 class", "2 classes"]
     assert "&lt;b&gt;bad&lt;/b&gt;" in p.summary and "<b>" not in p.summary       # names shown as text
     assert [row[0] for row in p.accuracy[1]] == ["Name only", "CLIP-80 ensemble", "WordNet re-ranking"]
