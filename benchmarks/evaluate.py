@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from zsdemo import consistency as K  # noqa: E402
-from zsdemo import evaluate as E  # noqa: E402
+from zsdemo import evaluation as E  # noqa: E402
 from zsdemo.feature_store import FeatureStore  # noqa: E402
 from zsdemo.images import load_image  # noqa: E402
 from zsdemo.labelled import open_labelled  # noqa: E402

@@ -19,7 +19,7 @@ from zsdemo import demo as D
 from zsdemo import consistency as K
 from zsdemo import panels, plots
 from zsdemo.errors import InputError, ModelLoadError
-from zsdemo.evaluate import SCORES
+from zsdemo.evaluation import SCORES
 from zsdemo.strategies import STRATEGIES
 
 CONFIG = D.AppConfig("tiny-random", None, "cpu")

@@ -13,10 +13,11 @@ from conftest import make_zip
 from PIL import Image
 
 from zsdemo import cli
-from zsdemo import evaluate as E
+from zsdemo import evaluation as E
 from zsdemo.archive import ArchiveLimits, UnsafeArchive, extract_zip
 from zsdemo.errors import InputError
 from zsdemo.feature_store import FeatureStore
+from zsdemo.report import write_report
 from zsdemo.labelled import open_labelled, read_class_map
 from zsdemo.limits import LIMITS
 
@@ -188,7 +189,7 @@ def test_end_to_end_report(first_run, tmp_path):
     assert set(s["selective"]["auroc"]) == set(E.SCORES)
     assert all(0 < c <= 1 for curve in s["selective"]["coverage"].values() for c, _ in curve)
     assert sum(row["images"] for row in s["per_class"]) == 6
-    files = E.write_report(report, tmp_path / "out")
+    files = write_report(report, tmp_path / "out")
     names = {f.name for f in files}
     assert {"report.json", "accuracy.csv", "auroc.csv", "coverage.csv", "per_class.csv", "confusions.csv",
             "predictions.csv", "low_confidence.csv", "skipped_images.csv", "coverage.png"} <= names

@@ -163,3 +163,4 @@ def test_stop_reaches_an_evaluation(tmp_path, cat_path):
         D.evaluate_upload(CONFIG.with_uploads(tmp_path), str(archive), "name", views="flip", progress=report,
                           stop=stop)
     assert any(s.startswith("evaluating") for s in stages)
+

@@ -25,7 +25,7 @@ from .strategies import CLASSIFY_DEFAULT, DEFAULT_STRATEGIES, STRATEGIES
 from .views import VIEWS
 
 if TYPE_CHECKING:
-    from .evaluate import EvaluationReport
+    from .evaluation import EvaluationReport
     from .results import ClassificationResult
     from .wordnet import ClassSense
 
@@ -226,7 +226,7 @@ def _percent(x: float | None) -> str:
 
 
 def format_evaluation(report: EvaluationReport, files: Sequence[Path]) -> str:
-    from .evaluate import SCORES
+    from .evaluation import SCORES
 
     s = report.summary()
     model = report.model
@@ -267,11 +267,12 @@ def format_evaluation(report: EvaluationReport, files: Sequence[Path]) -> str:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from . import evaluate as E
+    from . import evaluation as E
     from .feature_store import DEFAULT_DIR, FeatureStore
     from .labelled import open_labelled, open_zip, read_class_map
     from .models import get_model
     from .pipeline import prepare_request
+    from .report import write_report
 
     mapping = read_class_map(args.class_map) if args.class_map else None
     candidates = None
@@ -290,7 +291,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         report = E.evaluate(loaded, data, args.strategies, args.templates, args.views, args.rerank_all,
                             args.sense, _tpt_settings(args), batch_size=args.batch_size, store=store,
                             progress=progress_printer(args.quiet))
-        files = E.write_report(report, args.out)
+        files = write_report(report, args.out)
     if args.json:
         print(json.dumps(report.to_dict(), indent=1, ensure_ascii=False))
     else:

@@ -19,7 +19,7 @@ from typing import Any, Callable, Sequence
 from . import arguments as A
 from . import classnames as C
 from . import consistency as K
-from . import evaluate as E
+from . import evaluation as E
 from . import hierarchy as H
 from . import models as M
 from . import progress as PR
@@ -37,6 +37,7 @@ from .panels import (EvaluationPanels, ImagePanels, evaluation_panels, image_pan
                      model_notice, status_html, summary_html, summary_table)
 from .panels import sense_choices as _sense_choices
 from .pipeline import DEFAULT_TOP_K, TEXT_CACHE, Progress, classify_request, estimate, prepare_request
+from .report import write_report
 from .results import ClassificationResult
 from .strategies import DEFAULT_STRATEGIES, STRATEGIES  # noqa: F401 (the page's default choice)
 from .tpt import MAX_STEPS
@@ -414,7 +415,7 @@ def evaluate_zip(config: AppConfig, upload: object, strategies: str | Sequence[s
     """The evaluation tab: the panels and the report files to download."""
     report = evaluate_upload(config, upload, strategies, views=views, rerank_all=rerank_all, model=model,
                              progress=progress, stop=stop)
-    files = E.write_report(report, _report_dir())
+    files = write_report(report, _report_dir())
     return evaluation_panels(report), [str(f) for f in files]
 
 

@@ -19,7 +19,7 @@ from PIL import Image
 from . import consistency as K
 from . import hierarchy as H
 from . import plots
-from .evaluate import SCORES, EvaluationReport
+from .evaluation import SCORES, EvaluationReport
 from .results import ClassificationResult, ImageResult, StrategyResult, verdict
 from .strategies import STRATEGIES
 

@@ -1,0 +1,77 @@
+"""An evaluation's report as files: report.json, the CSV tables and coverage.png.
+
+Apart from the evaluation loop (``evaluate.py``): the loop produces an ``EvaluationReport``; the
+command line and the app's downloads write it here.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+from . import plots
+from .errors import InputError
+from .evaluation import SCORES, EvaluationReport
+
+
+def write_report(report: EvaluationReport, out_dir: str | Path) -> list[Path]:
+    """report.json, CSV tables and coverage.png in ``out_dir``; returns the files written."""
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:      # an existing file of that name, no permission, a full disk...
+        raise InputError(f"Cannot write the report to {str(out)!r}: {e.strerror or e}.",
+                         cli=" Give a folder (--out) that can be created or already exists.") from None
+    data = report.to_dict()
+    files = []
+
+    def table(name: str, header: list[str], rows: list[list[Any]]) -> None:
+        path = out / name
+        with open(path, "w", newline="", encoding="utf-8") as f:
+            w = csv.writer(f)
+            w.writerow(header)
+            w.writerows([[_cell(v) for v in row] for row in rows])
+        files.append(path)
+
+    path = out / "report.json"
+    path.write_text(json.dumps(data, indent=1, ensure_ascii=False), encoding="utf-8")
+    files.append(path)
+    acc = data["accuracy"]
+    table("accuracy.csv", ["strategy", "label", "selected", "top1", "top5"],
+          [[s, a["label"], a["selected"], a["top1"], a["top5"]] for s, a in acc.items()])
+    low = data["low_confidence"]
+    table("low_confidence.csv",
+          ["strategy", "baseline", "low_set_size", "low_set_share", "low_before", "low_after", "full_before",
+           "full_after"],
+          [[s, r["baseline"], low["size"], low["share"], r["low_before"], r["low_after"], r["full_before"],
+            r["full_after"]] for s, r in low["reranking"].items()])
+    sel = data["selective"]
+    table("auroc.csv", ["score", "label", "auroc_vs_name_only_correct", "auroc_vs_own_classifier"],
+          [[k, SCORES[k], sel["auroc"][k], sel["auroc_own"].get(k)] for k in SCORES])
+    table("coverage.csv", ["score", "coverage", "accuracy"],
+          [[k, c, a] for k, curve in sel["coverage"].items() for c, a in curve])
+    table("per_class.csv", ["class", "images", *report.strategies],
+          [[r["class"], r["images"], *[r[s] for s in report.strategies]] for r in data["per_class"]])
+    table("confusions.csv", ["strategy", "true", "predicted", "count"],
+          [[s, c["true"], c["predicted"], c["count"]] for s, cs in data["confusions"].items() for c in cs])
+    classes = report.classes
+    table("predictions.csv",
+          ["file", "label", *[f"{s}_top1" for s in report.strategies], "low_confidence", *SCORES],
+          [[r.file, classes[r.label], *[classes[r.top5[s][0]] for s in report.strategies], r.low_confidence,
+            *[r.scores[k] for k in SCORES]] for r in report.records])
+    if report.corrupt:
+        table("skipped_images.csv", ["file", "error"], [list(c) for c in report.corrupt])
+    fig = plots.coverage_curves({SCORES[k]: v for k, v in sel["coverage"].items()},
+                                {SCORES[k]: sel["auroc"][k] for k in SCORES})
+    path = out / "coverage.png"
+    fig.savefig(path, dpi=plots.DPI)
+    files.append(path)
+    return files
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return "" if value is None else value
