@@ -22,6 +22,12 @@ from zsdemo.labelled import open_labelled, read_class_map
 from zsdemo.limits import LIMITS
 
 
+def evaluate_set(loaded, data, strategies, store=None, batch_size=E.BATCH_SIZE, progress=None, **options):
+    """``evaluate`` of a request made from these options (as the CLI does)."""
+    return E.evaluate(loaded, data, E.evaluation_request(data, strategies, **options), store=store,
+                      batch_size=batch_size, progress=progress)
+
+
 def _photo(path: Path, source: Path, shift: int) -> None:
     """A distinct file per call (shifted crop) so that content hashes differ."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -163,8 +169,8 @@ def test_safe_zip_of_a_wrapped_folder_is_read(tmp_path, labelled):
 def first_run(tiny, labelled, tmp_path_factory):
     store = FeatureStore(tmp_path_factory.mktemp("cache"), tiny)
     seen = []
-    report = E.evaluate(tiny, open_labelled(labelled), ["name", "photo", "hierarchy"], views="hflip,rot90",
-                        batch_size=4, store=store, progress=lambda f, m: seen.append(f))
+    report = evaluate_set(tiny, open_labelled(labelled), ["name", "photo", "hierarchy"], views="hflip,rot90",
+                          batch_size=4, store=store, progress=lambda f, m: seen.append(f))
     return report, store, seen
 
 
@@ -206,8 +212,8 @@ def test_second_run_skips_the_encoder(first_run, tiny, labelled, monkeypatch):
         raise AssertionError("the image encoder ran although every feature is cached")
 
     monkeypatch.setattr(type(tiny), "encode_images", no_encoder)
-    again = E.evaluate(tiny, open_labelled(labelled), ["name", "photo", "hierarchy"], views="hflip,rot90",
-                       batch_size=4, store=store)
+    again = evaluate_set(tiny, open_labelled(labelled), ["name", "photo", "hierarchy"], views="hflip,rot90",
+                         batch_size=4, store=store)
     assert again.timing["encoded"] == 0 and again.timing["from_cache"] == 6
     assert [r.top5 for r in again.records] == [r.top5 for r in report.records]
     assert [r.scores for r in again.records] == [r.scores for r in report.records]
@@ -215,12 +221,12 @@ def test_second_run_skips_the_encoder(first_run, tiny, labelled, monkeypatch):
 
 def test_a_run_asking_for_more_views_encodes_again(first_run, tiny, labelled):
     _, store, _ = first_run
-    more = E.evaluate(tiny, open_labelled(labelled), ["name"], views="hflip,rot90,vflip", store=store)
+    more = evaluate_set(tiny, open_labelled(labelled), ["name"], views="hflip,rot90,vflip", store=store)
     assert more.timing["encoded"] == 6
 
 
 def test_tpt_is_optional_in_evaluation(tiny, labelled):
-    report = E.evaluate(tiny, open_labelled(labelled), ["name", "tpt"], views="hflip", tpt={"views": 8})
+    report = evaluate_set(tiny, open_labelled(labelled), ["name", "tpt"], views="hflip", tpt={"views": 8})
     assert report.strategies == ["name", "clip80", "tpt"]
     assert all(len(r.top5["tpt"]) == 2 for r in report.records)
     assert report.summary()["accuracy"]["tpt"]["selected"]
@@ -230,7 +236,7 @@ def test_nothing_readable_is_a_clear_error(tiny, tmp_path):
     (tmp_path / "cls").mkdir()
     (tmp_path / "cls" / "a.png").write_bytes(b"broken")
     with pytest.raises(InputError, match="None of the 1 images could be read"):
-        E.evaluate(tiny, open_labelled(tmp_path), ["name"], views="hflip")
+        evaluate_set(tiny, open_labelled(tmp_path), ["name"], views="hflip")
 
 
 def test_cli_evaluate_folder_andmake_zip(labelled, tmp_path, capsys):

@@ -7,7 +7,8 @@ The public API (everything else is the app's and the command line's machinery)::
     model = zsdemo.load_model("openai-b32")     # a preset, or an open_clip name with a tag
     result = zsdemo.classify(model, ["cat.jpg"], "cat, dog, lynx", strategies="name,clip80,hierarchy")
     best = result.images[0].strategies["clip80"].top1           # a Prediction: class_name, prob
-    report = zsdemo.evaluate(model, zsdemo.open_labelled("my_images/"), ["name", "clip80"])
+    data = zsdemo.open_labelled("my_images/")
+    report = zsdemo.evaluate(model, data, zsdemo.evaluation_request(data, ["name", "clip80"]))
 
 Names are loaded on first use, so ``import zsdemo`` (and ``zsdemo --help``) does not import
 PyTorch.
@@ -25,6 +26,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "load_model": ("models", "get_model"),
     "classify": ("pipeline", "classify"),
     "evaluate": ("evaluation", "evaluate"),
+    "evaluation_request": ("evaluation", "evaluation_request"),
     "open_labelled": ("labelled", "open_labelled"),
     "write_report": ("report", "write_report"),
     "STRATEGIES": ("strategies", "STRATEGIES"),

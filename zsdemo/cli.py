@@ -271,7 +271,6 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from .feature_store import DEFAULT_DIR, FeatureStore
     from .labelled import open_labelled, open_zip, read_class_map
     from .models import get_model
-    from .pipeline import prepare_request
     from .report import write_report
 
     mapping = read_class_map(args.class_map) if args.class_map else None
@@ -283,13 +282,12 @@ def run_evaluate(args: argparse.Namespace) -> int:
         is_zip = is_regular_file(source) and source.suffix.lower() == ".zip"
         data = (open_zip(source, tmp, mapping, candidates) if is_zip
                 else open_labelled(source, mapping, candidates))
-        # Check the cheap input before loading a model (evaluate checks it again, with the model).
-        prepare_request(data.classes, args.strategies, args.templates, E.TOP_K, consistency=True,
-                        views=args.views, rerank_all=args.rerank_all, senses=args.sense, tpt=_tpt_settings(args))
+        # The request is checked once, before a model loads: a typo does not wait for it.
+        request = E.evaluation_request(data, args.strategies, args.templates, args.views, args.rerank_all,
+                                       args.sense, _tpt_settings(args))
         loaded = get_model(args.model, args.pretrained, args.device, args.precision)
         store = None if args.no_cache else FeatureStore(args.cache or DEFAULT_DIR, loaded)
-        report = E.evaluate(loaded, data, args.strategies, args.templates, args.views, args.rerank_all,
-                            args.sense, _tpt_settings(args), batch_size=args.batch_size, store=store,
+        report = E.evaluate(loaded, data, request, batch_size=args.batch_size, store=store,
                             progress=progress_printer(args.quiet))
         files = write_report(report, args.out)
     if args.json:

@@ -24,7 +24,7 @@ from . import hierarchy as H
 from . import models as M
 from . import progress as PR
 from . import wordnet as W
-from .constants import MAX_TOP_K
+from .constants import MAX_TOP_K  # noqa: F401 (the page's top-k slider)
 from .errors import ImageError, InputError, ModelLoadError
 from .feature_store import DEFAULT_DIR as DEFAULT_FEATURE_CACHE
 from .feature_store import FeatureStore
@@ -32,11 +32,28 @@ from .files import UploadPolicy, display_name
 from .images import load_image
 from .labelled import open_zip
 from .limits import LIMITS
+
 # The page's text helpers and tables, re-exported for app.py (which imports only this module).
-from .panels import (EvaluationPanels, ImagePanels, evaluation_panels, image_panels, md,  # noqa: F401
-                     model_notice, status_html, summary_html, summary_table)
+from .panels import (  # noqa: F401
+    EvaluationPanels,
+    ImagePanels,
+    evaluation_panels,
+    image_panels,
+    md,
+    model_notice,
+    status_html,
+    summary_html,
+    summary_table,
+)
 from .panels import sense_choices as _sense_choices
-from .pipeline import DEFAULT_TOP_K, TEXT_CACHE, Progress, classify_request, estimate, prepare_request
+from .pipeline import (
+    DEFAULT_TOP_K,
+    TEXT_CACHE,
+    Progress,
+    classify_request,
+    estimate,
+    prepare_request,
+)
 from .report import write_report
 from .results import ClassificationResult
 from .strategies import DEFAULT_STRATEGIES, STRATEGIES  # noqa: F401 (the page's default choice)
@@ -228,10 +245,6 @@ def _tpt_settings(steps: object, views: object) -> dict[str, Any]:
     return out
 
 
-def _check_top_k(top_k: object) -> int:
-    return A.whole_number(top_k, "top-k", 1, MAX_TOP_K, DEFAULT_TOP_K) or DEFAULT_TOP_K
-
-
 def run(
     config: AppConfig,
     paths: Sequence[object],
@@ -266,7 +279,7 @@ def run(
     if not strategies:
         raise InputError("No strategy selected: tick at least one strategy.")
     request = prepare_request(
-        A.text(classes, "classes"), strategies, A.text_or_list(templates, "templates") or None, _check_top_k(top_k),
+        A.text(classes, "classes"), strategies, A.text_or_list(templates, "templates") or None, top_k,
         consistency=A.flag(consistency, "consistency"), views=A.text_or_list(views, "views") or None,
         rerank_all=A.flag(rerank_all, "rerank_all"), senses=A.text_or_mapping(senses, "senses") or None,
         tpt=_tpt_settings(tpt_steps, tpt_views),
@@ -404,8 +417,8 @@ def _evaluate_zip(config: AppConfig, upload: str, loaded: M.LoadedModel, strateg
         data = open_zip(upload, tmp, confine=True, max_images=LIMITS.eval_images)
         data.root = Path(Path(upload).name)          # what the report shows, not the server's temp path
         store = FeatureStore(config.feature_cache, loaded) if config.feature_cache else None
-        return E.evaluate(loaded, data, strategies, views=EVAL_VIEWS[views], rerank_all=rerank_all,
-                          store=store, progress=progress)
+        request = E.evaluation_request(data, strategies, views=EVAL_VIEWS[views], rerank_all=rerank_all)
+        return E.evaluate(loaded, data, request, store=store, progress=progress)
 
 
 def evaluate_zip(config: AppConfig, upload: object, strategies: str | Sequence[str] | None, *,

@@ -112,8 +112,7 @@ class EvaluationReport:
         }
 
 
-def evaluate(
-    loaded: LoadedModel,
+def evaluation_request(
     data: LabelledSet,
     strategies: str | Sequence[str] | None = None,
     templates: str | Sequence[str] | None = None,
@@ -121,12 +120,9 @@ def evaluate(
     rerank_all: bool = False,
     senses: str | Sequence[str] | dict[str, str] | None = None,
     tpt: P.TPTSettings | dict[str, object] | None = None,
-    batch_size: int = BATCH_SIZE,
-    store: FeatureStore | None = None,
-    cache: TextFeatureCache | None = TEXT_CACHE,
-    progress: Progress | None = None,
-) -> EvaluationReport:
-    """Evaluate every strategy on ``data``; bad input raises InputError, a bad image is skipped."""
+) -> Request:
+    """The request that evaluates ``data``: its classes, the consistency check always on, top-5;
+    checked once here (before a model loads), then handed to ``evaluate``."""
     request = prepare_request(data.classes, strategies or DEFAULT_STRATEGIES, templates, TOP_K,
                               consistency=True, views=views, rerank_all=rerank_all, senses=senses, tpt=tpt)
     if any(s in H.VARIANTS for s in request.strategies):
@@ -136,6 +132,22 @@ def evaluate(
     if len(request.classnames) != len(data.classes):
         raise InputError(f"The labels give {len(data.classes)} class names but only {len(request.classnames)} "
                          "distinct ones: rename (or map) the classes so that no two differ only in case.")
+    return request
+
+
+def evaluate(
+    loaded: LoadedModel,
+    data: LabelledSet,
+    request: Request | None = None,
+    *,
+    batch_size: int = BATCH_SIZE,
+    store: FeatureStore | None = None,
+    cache: TextFeatureCache | None = TEXT_CACHE,
+    progress: Progress | None = None,
+) -> EvaluationReport:
+    """Evaluate every strategy of ``request`` (``evaluation_request``; by default the default
+    strategies) on ``data``; a bad image is skipped and reported."""
+    request = request if request is not None else evaluation_request(data)
     if not isinstance(batch_size, int) or batch_size < 1:
         raise InputError(f"The batch size must be a whole number of at least 1 (got {batch_size!r}).")
     evaluated = list(dict.fromkeys([*ALWAYS, *request.strategies]))

@@ -20,6 +20,7 @@ from . import strategies as S
 from . import templates as T
 from . import tpt as P
 from . import wordnet as W
+from .arguments import whole_number
 from .constants import DEFAULT_TOP_K
 from .errors import ImageError, InputError
 from .images import ImageSource, LoadedImage, describe_source, load_image
@@ -69,19 +70,21 @@ def prepare_request(
     classnames: str | Sequence[str],
     strategies: str | Sequence[str] | None = None,
     templates: str | Sequence[str] | None = None,
-    top_k: int = DEFAULT_TOP_K,
+    top_k: int | float | None = DEFAULT_TOP_K,
     consistency: bool = False,
     views: str | Sequence[str] | None = None,
     rerank_all: bool = False,
     senses: str | Sequence[str] | dict[str, str] | None = None,
     tpt: P.TPTSettings | dict[str, object] | None = None,
 ) -> Request:
-    """Validate everything but the images; raise InputError with a message for the user."""
+    """Validate everything but the images; raise InputError with a message for the user.
+
+    The one check of top-k for the CLI, the app and the API: a whole number (2.0 is 2; None is
+    the default), at most the class limit; more than the classes given lists them all."""
     parsed = C.parse_classnames(classnames)
     custom = T.parse_templates(templates)
     ids = S.parse_strategies(strategies, has_custom_templates=bool(custom))
-    if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
-        raise InputError(f"top-k must be a whole number of at least 1 (got {top_k!r}).")
+    top_k = whole_number(top_k, "top-k", 1, LIMITS.classes, DEFAULT_TOP_K)
     warnings = list(parsed.warnings)
     if custom and "custom" not in ids:
         warnings.append("Custom templates were given but the 'custom' strategy is not selected; they are unused.")
