@@ -9,6 +9,7 @@ from zsdemo import consistency as K
 from zsdemo import hierarchy as H
 from zsdemo import templates as T
 from zsdemo import wordnet as W
+from zsdemo import wordnet_data
 from zsdemo.images import load_image
 from zsdemo.pipeline import classify, embed_images, hierarchy_result, prepare_request
 from zsdemo.text import TextFeatureCache, encode_prompts
@@ -115,9 +116,9 @@ def test_sense_choice_changes_the_phrases(tiny, cat_path):
 
 
 def test_without_wordnet_hierarchy_says_so_and_the_rest_works(tiny, cat_path, monkeypatch):
-    monkeypatch.setattr(W, "_load_reader", lambda: (_ for _ in ()).throw(LookupError("none")))
-    monkeypatch.setattr(W, "system_wordnet_dir", lambda: None)
-    monkeypatch.setattr(W, "_download", lambda: False)
+    monkeypatch.setattr(wordnet_data, "_load_reader", lambda: (_ for _ in ()).throw(LookupError("none")))
+    monkeypatch.setattr(wordnet_data, "system_wordnet_dir", lambda: None)
+    monkeypatch.setattr(wordnet_data, "_download", lambda: False)
     W.reset()
     try:
         result = classify(tiny, [cat_path], "cat, dog, cup", strategies="name,clip80,hierarchy", rerank_all=True)

@@ -13,6 +13,7 @@ import pytest
 from zsdemo import classnames as C
 from zsdemo import hierarchy as H
 from zsdemo import wordnet as W
+from zsdemo import wordnet_data
 from zsdemo.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -154,16 +155,16 @@ def test_system_wordnet_is_copied_with_lexnames(tmp_path, monkeypatch):
     assert not any(p.is_symlink() for p in target.iterdir())
     import nltk
     monkeypatch.setattr(nltk.data, "path", [str(tmp_path)])  # NLTK reads only under its data paths
-    reader = W._load_reader()
+    reader = wordnet_data._load_reader()
     assert Path(str(reader.root)) == target
     assert reader.synset("crane.n.05").lexname() == "noun.animal"
 
 
 def test_missing_wordnet_is_reported_once(monkeypatch):
-    monkeypatch.setattr(W, "_load_reader", lambda: (_ for _ in ()).throw(LookupError("none")))
-    monkeypatch.setattr(W, "system_wordnet_dir", lambda: None)
+    monkeypatch.setattr(wordnet_data, "_load_reader", lambda: (_ for _ in ()).throw(LookupError("none")))
+    monkeypatch.setattr(wordnet_data, "system_wordnet_dir", lambda: None)
     calls = []
-    monkeypatch.setattr(W, "_download", lambda: calls.append(1) or False)
+    monkeypatch.setattr(wordnet_data, "_download", lambda: calls.append(1) or False)
     W.reset()
     try:
         for _ in range(2):
@@ -180,7 +181,7 @@ def test_without_nltk_wordnet_is_unavailable_not_a_crash(monkeypatch):
     for name in [m for m in sys.modules if m == "nltk" or m.startswith("nltk.")]:
         monkeypatch.setitem(sys.modules, name, None)
     monkeypatch.setitem(sys.modules, "nltk", None)
-    monkeypatch.setattr(W, "system_wordnet_dir", lambda: None)
+    monkeypatch.setattr(wordnet_data, "system_wordnet_dir", lambda: None)
     W.reset()
     try:
         with pytest.raises(W.WordNetUnavailable):
