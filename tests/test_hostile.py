@@ -24,7 +24,7 @@ from gradio_client import Client, handle_file
 from PIL import Image
 
 from zsdemo import classnames as C
-from zsdemo import cli, pipeline
+from zsdemo import cli, pipeline, weights
 from zsdemo import demo as D
 from zsdemo import images as I
 from zsdemo import models as M
@@ -501,9 +501,9 @@ def test_a_sense_of_another_word_is_explained(cat_path):
 
 def test_local_dir_without_weights_is_refused(tmp_path, tiny):
     folder = save_local_dir(tiny.model, tmp_path / "model",
-                            json.loads((M.TINY_CONFIG_DIR / "zsdemo-tiny.json").read_text()))
-    for weights in folder.glob("*.safetensors"):
-        weights.unlink()
+                            json.loads((weights.TINY_CONFIG_DIR / "zsdemo-tiny.json").read_text()))
+    for file in folder.glob("*.safetensors"):
+        file.unlink()
     with pytest.raises(ModelLoadError, match="has a config but no weights"):
         M.load_model(M.resolve_spec(f"local-dir:{folder}"), device="cpu")
 

@@ -286,7 +286,7 @@ def test_malformed_checkpoints_are_refused_and_never_unpickled(kind, expect, doo
     else:
         folder = tmp_path / "model"
         folder.mkdir()
-        from zsdemo.models import TINY_CONFIG_DIR
+        from zsdemo.weights import TINY_CONFIG_DIR
         cfg = (TINY_CONFIG_DIR / "zsdemo-tiny.json").read_text()
         (folder / "open_clip_config.json").write_text('{"model_cfg": ' + cfg + ', "preprocess_cfg": {}}')
         _pickle_bomb(folder / "open_clip_pytorch_model.bin", marker)

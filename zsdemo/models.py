@@ -1,4 +1,5 @@
-"""Model presets, open_clip loading, device choice and clear loading errors (SPEC §1).
+"""Loaded models: open_clip loading, device and precision, the memory check, the fair lock and
+the process-wide registry (SPEC §1). Which weights a name means is ``weights``' concern.
 
 A model is named either by a preset id (``openai-b32``), or by any open_clip spec: an
 architecture with a pretrained tag or checkpoint path, ``hf-hub:org/repo`` or ``local-dir:/path``.
@@ -11,14 +12,11 @@ import contextlib
 import logging
 import os
 import re
-import socket
 import threading
 import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Iterator
-from urllib.parse import urlparse
 
 import torch
 
@@ -33,41 +31,10 @@ from .model_presets import (  # noqa: F401
     ModelPreset,
 )
 from .progress import Throughput
+from .weights import (ModelSpec, hub_repo_id, looks_like_path, open_clip_arguments,  # noqa: F401
+                      register_tiny_config, resolve_spec, weights_identity)
 
-TINY_CONFIG_DIR = Path(__file__).parent / "model_configs"
 PRECISIONS = ("fp32", "amp")
-_WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt", ".npz")
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """What to load: an open_clip model name (maybe with a schema) and its weights."""
-
-    name: str
-    pretrained: str | None = None
-    label: str = ""
-
-    @property
-    def random_weights(self) -> bool:
-        return self.pretrained is None and not self.name.startswith(("hf-hub:", "local-dir:"))
-
-    @property
-    def display(self) -> str:
-        if self.label:
-            return self.label
-        return f"{self.name} ({self.pretrained})" if self.pretrained else self.name
-
-
-def resolve_spec(model: str | None = None, pretrained: str | None = None) -> ModelSpec:
-    """Turn a preset id or an open_clip name (+ optional tag or checkpoint path) into a spec."""
-    model = (model or DEFAULT_PRESET).strip()
-    pretrained = (pretrained or "").strip() or None
-    if not model:
-        raise ModelLoadError("No model given: choose a preset such as " + ", ".join(PRESETS) + ".")
-    preset = PRESETS.get(model)
-    if preset is not None and pretrained is None:
-        return ModelSpec(preset.arch, preset.pretrained, preset.label)
-    return ModelSpec(model, pretrained)
 
 
 # open_clip's tokenizer caches the BPE of every word it has seen, forever: on a public server
@@ -229,156 +196,6 @@ def pick_precision(device: torch.device, precision: str | None = None) -> str:
     return precision
 
 
-def _register_tiny_config() -> None:
-    import open_clip
-
-    if TINY_ARCH not in open_clip.list_models():
-        open_clip.add_model_config(TINY_CONFIG_DIR / f"{TINY_ARCH}.json")
-
-
-def looks_like_path(value: str) -> bool:
-    return os.sep in value or value.startswith(".") or value.lower().endswith(_WEIGHT_SUFFIXES)
-
-
-# The Hugging Face Hub's own rule for repository ids: ORG/NAME, letters, digits, "-", "_", ".".
-_HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95}$")
-
-
-def hub_repo_id(name: str) -> str:
-    """The ``ORG/REPO`` of an ``hf-hub:`` name, or ModelLoadError for anything else."""
-    repo_id = name[len("hf-hub:"):].strip()
-    if not _HUB_ID.match(repo_id) or ".." in repo_id or repo_id.endswith((".", "-")):
-        raise ModelLoadError(f"{name[:120]!r} is not a Hugging Face model id: write hf-hub:ORG/REPO, for example "
-                             "hf-hub:timm/vit_base_patch16_clip_224.openai.")
-    return repo_id
-
-
-def _file_fingerprint(path: str) -> str:
-    st = os.stat(path)
-    return f"{os.path.abspath(path)}:{st.st_size}:{st.st_mtime_ns}"
-
-
-def _hub_reachable(timeout: float = 3.0) -> bool:
-    from huggingface_hub import constants
-
-    if constants.HF_HUB_OFFLINE:
-        return False
-    url = urlparse(constants.ENDPOINT)
-    try:
-        with socket.create_connection((url.hostname, url.port or 443), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-def _cached_hub_file(repo_id: str, filenames: tuple[str, ...]) -> str | None:
-    from huggingface_hub import try_to_load_from_cache
-
-    for filename in filenames:
-        path = try_to_load_from_cache(repo_id, filename)
-        if isinstance(path, str) and os.path.isfile(path):
-            return path
-    return None
-
-
-def _offline_message(what: str) -> str:
-    return (
-        f"Cannot download {what}: the Hugging Face Hub is not reachable (offline, or HF_HUB_OFFLINE is set) "
-        "and the weights are not in the local cache. Connect to the internet once to cache them, "
-        "point HF_HOME at a cache that holds them, or load a local checkpoint with "
-        "--model ARCH --pretrained /path/to/weights.safetensors (or local-dir:/path/to/folder)."
-    )
-
-
-def _open_clip_arguments(spec: ModelSpec) -> tuple[str, str | None, dict[str, Any]]:
-    """Check the spec and find cached weights before open_clip runs.
-
-    open_clip retries unreachable downloads with back-off for half a minute; answering from the
-    cache, or failing at once when the hub cannot be reached, keeps loading errors to seconds.
-    """
-    import open_clip
-    from open_clip.constants import (
-        HF_CONFIG_NAME,
-        HF_SAFE_WEIGHTS_NAME,
-        HF_WEIGHTS_NAME,
-    )
-
-    name, pretrained = spec.name, spec.pretrained
-    if name.startswith("local-dir:"):
-        folder = Path(name[len("local-dir:"):]).expanduser()
-        if not folder.is_dir():
-            raise ModelLoadError(f"Model folder {str(folder)!r} does not exist (from {name!r}).")
-        if not (folder / HF_CONFIG_NAME).is_file():
-            raise ModelLoadError(
-                f"Model folder {str(folder)!r} has no {HF_CONFIG_NAME}: a local-dir: model needs the "
-                "config and weights saved by open_clip (push_to_hf_hub / save_pretrained layout)."
-            )
-        weights = (HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME)
-        if not any((folder / w).is_file() for w in weights):
-            # open_clip would build the architecture with random, unseeded weights and say nothing.
-            raise ModelLoadError(
-                f"Model folder {str(folder)!r} has a config but no weights ({' or '.join(weights)}): "
-                "save the weights beside the config, or use the tiny-random preset for random weights."
-            )
-        return f"local-dir:{folder}", None, {}
-    if name.startswith("hf-hub:"):
-        repo_id = hub_repo_id(name)
-        cached_config = _cached_hub_file(repo_id, (HF_CONFIG_NAME,))
-        cached_weights = _cached_hub_file(repo_id, (HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME))
-        if cached_config and cached_weights and Path(cached_config).parent == Path(cached_weights).parent:
-            return f"local-dir:{Path(cached_config).parent}", None, {}
-        if not _hub_reachable():
-            raise ModelLoadError(_offline_message(f"model {name!r}"))
-        return name, None, {}
-
-    arch = name.replace("/", "-")
-    if arch not in open_clip.list_models():
-        close = [m for m in open_clip.list_models() if arch.lower() in m.lower()][:8]
-        if close:
-            raise ModelLoadError(f"Unknown model architecture {name!r}. Did you mean: {', '.join(close)}?")
-        raise ModelLoadError(f"Unknown model architecture {name!r}.", cli=" Run `zsdemo models` for the list.",
-                             page=" Pick one of the model presets.")
-    if pretrained is None:
-        return arch, None, {}
-    tag_cfg = open_clip.get_pretrained_cfg(arch, pretrained)
-    if tag_cfg:
-        # Preprocess settings (mean, std, interpolation) belong to the tag; keep them when we
-        # hand open_clip the cached file instead of the tag.
-        overrides = {
-            "image_mean": tag_cfg.get("mean"),
-            "image_std": tag_cfg.get("std"),
-            "image_interpolation": tag_cfg.get("interpolation"),
-            "image_resize_mode": tag_cfg.get("resize_mode"),
-        }
-        overrides = {k: v for k, v in overrides.items() if v is not None}
-        hub = tag_cfg.get("hf_hub", "")
-        if hub:
-            repo_id, filename = os.path.split(hub)
-            candidates = (filename,) if filename else (HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME)
-            if filename.endswith((".bin", ".pth")):
-                candidates = (filename[:-4] + ".safetensors", filename)
-            cached = _cached_hub_file(repo_id, candidates)
-            if cached:
-                return arch, cached, overrides
-        if not _hub_reachable():
-            raise ModelLoadError(_offline_message(f"weights {pretrained!r} for {arch}"))
-        return arch, pretrained, {}
-    if os.path.isdir(pretrained):
-        raise ModelLoadError(
-            f"Checkpoint {pretrained!r} is a directory, not a file: give the weights file itself, "
-            "or use --model local-dir:FOLDER for a folder holding open_clip_config.json and weights."
-        )
-    if os.path.isfile(pretrained):
-        return arch, pretrained, {}
-    if looks_like_path(pretrained):
-        raise ModelLoadError(f"Checkpoint file {pretrained!r} not found: check the path.")
-    tags = open_clip.list_pretrained_tags_by_model(arch)
-    raise ModelLoadError(
-        f"Unknown pretrained tag {pretrained!r} for {arch}. Known tags: {', '.join(tags) or 'none'}; "
-        "or give a checkpoint file path."
-    )
-
-
 @contextlib.contextmanager
 def _quiet_open_clip() -> Iterator[None]:
     # open_clip logs its own errors on the root logger before raising; we report one message instead.
@@ -468,19 +285,10 @@ def load_model(spec: ModelSpec, device: str | None = None, precision: str | None
 
     dev = pick_device(device)
     precision = pick_precision(dev, precision)
-    _register_tiny_config()
-    name, pretrained, overrides = _open_clip_arguments(spec)
+    register_tiny_config()
+    name, pretrained, overrides = open_clip_arguments(spec)
     check_fits(name, spec.display, dev)
-    if spec.random_weights:
-        identity = f"{name}|random-seed{TINY_SEED}"
-    elif pretrained and os.path.isfile(pretrained):
-        identity = f"{name}|{_file_fingerprint(pretrained)}"
-    elif name.startswith("local-dir:"):
-        folder = Path(name[len("local-dir:"):])
-        files = sorted(p for p in folder.iterdir() if p.is_file())
-        identity = f"{name}|" + ";".join(_file_fingerprint(str(p)) for p in files)
-    else:
-        identity = f"{name}|{pretrained}"
+    identity = weights_identity(spec, name, pretrained)
     try:
         with _quiet_open_clip():
             # Random weights must be identical in every process so that cache keys stay valid.
