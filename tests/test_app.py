@@ -89,13 +89,15 @@ def test_bars_sum_to_one_with_other(run):
     assert sum(w for _, w, _, _ in bars) == pytest.approx(100.0, abs=0.2)     # rounded to 0.1 each
 
 
-def test_summary_table_has_the_verdict_first_and_marks_the_selected_image(run):
-    headers, rows = D.summary_table(run.result, 1)
-    assert headers == ["image", "verdict", "top-1 of each strategy"] and len(rows) == 2
-    assert rows[1][0].startswith(panels.SELECTED_MARK) and not rows[0][0].startswith(panels.SELECTED_MARK)
-    assert rows[0][1] in ("✔ confident", "⚠ uncertain")
+def test_summary_has_the_verdict_first_and_marks_the_selected_image(run):
+    rows = re.findall(r'<div class="zs-row( zs-selected)?" data-index="(\d)".*?<span class="zs-file">(.*?)</span> '
+                      r'<span class="zs-badge [^"]*">(.*?)</span></div><div class="zs-tops">(.*?)</div></div>',
+                      D.summary_html(run.result, 1))
+    assert [(bool(sel), k) for sel, k, *_ in rows] == [(False, "0"), (True, "1")]
+    assert rows[1][2].startswith('<span class="zs-mark">') and rows[0][2] == "cat.png"
+    assert rows[0][3] in ("✔ confident", "⚠ uncertain")
     top = run.result.images[0].strategies["clip80"].top1
-    assert f"CLIP-80 ensemble: {top.class_name} {100 * top.prob:.0f}%" in rows[0][2]
+    assert f"<b>CLIP-80 ensemble</b>: {top.class_name} {100 * top.prob:.0f}%" in rows[0][4]
 
 
 def test_wordnet_tree_shows_markup_in_names_as_text(cat_path):

@@ -43,7 +43,6 @@ from .panels import (  # noqa: F401
     model_notice,
     status_html,
     summary_html,
-    summary_table,
 )
 from .panels import sense_choices as _sense_choices
 from .pipeline import (
@@ -294,7 +293,7 @@ def run(
         elif announce and not work.known and work.prompts >= SLOW_PROMPTS:
             announce(f"This run may take a while: {work.summary()}.")
         names = [display_name(f) for f in files]
-        return Run(classify_request(loaded, files, request, names=names), files)
+        return Run(classify_request(loaded, files, request, names=names, work=work), files)
 
 
 def done_message(state: dict[str, Any], seconds: float) -> str:

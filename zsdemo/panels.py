@@ -64,28 +64,10 @@ def model_notice(model: dict[str, Any]) -> str:
 
 SELECTED_MARK = "▶ "
 VERDICTS = {"confident": "✔ confident", "low confidence": "⚠ uncertain", "": "not checked"}
-SUMMARY_HEADERS = ["image", "verdict", "top-1 of each strategy"]
-
-
-def summary_table(result: ClassificationResult, selected: int | None = 0) -> tuple[list[str], list[list[str]]]:
-    """The table over all images: one row each, the verdict first, every strategy's top-1 in one
-    cell that wraps (so no width of page scrolls sideways). The image being inspected is marked."""
-    rows = []
-    for k, im in enumerate(result.images):
-        name = (SELECTED_MARK if k == selected else "") + im.source
-        if im.error:
-            rows.append([name, "✗ not read", im.error])
-            continue
-        tops = [f"{r.label}: {r.top1.class_name} {100 * r.top1.prob:.0f}%"
-                for r in (im.strategies[s] for s in result.strategies)]
-        rows.append([name, VERDICTS.get(verdict(im), verdict(im)), " · ".join(tops)])
-    return list(SUMMARY_HEADERS), rows
-
-
 def summary_html(result: ClassificationResult, selected: int | None = 0) -> str:
-    """``summary_table`` as the page shows it: a row per image (click one to inspect it), the
-    verdict as a badge, each strategy's top-1 as a chip; rows and chips wrap between words, so
-    nothing scrolls sideways on a phone and no word is cut."""
+    """The summary over all images: a row per image (click one to inspect it; ``selected`` is
+    framed and marked), the verdict first as a badge, then each strategy's top-1 as a chip; rows
+    and chips wrap between words, so nothing scrolls sideways on a phone and no word is cut."""
     rows = []
     for k, im in enumerate(result.images):
         mark = " zs-selected" if k == selected else ""

@@ -329,8 +329,11 @@ def classify_request(
     cache: TextFeatureCache | None = TEXT_CACHE,
     names: Sequence[str | None] | None = None,
     progress: Progress | None = None,
+    work: Estimate | None = None,
 ) -> ClassificationResult:
-    """``classify`` for a request validated beforehand (callers that check input before loading)."""
+    """``classify`` for a request validated beforehand (callers that check input before loading).
+    ``work``: the request's ``estimate``, when the caller made it already (it shapes the progress
+    bar's stages)."""
     if not images:
         raise InputError("No image given: add at least one image.")
     if len(images) > LIMITS.images:
@@ -341,14 +344,15 @@ def classify_request(
             f"TPT on {len(images)} images x {len(request.classnames)} classes: at most {LIMITS.tpt_class_images:,} "
             "image-classes per request (each class is a forward and backward pass per image). Send fewer images "
             "or classes with TPT, or untick it.")
+    work = work or estimate(loaded, len(images), request, cache)
     with PR.track(progress) if progress is not None else contextlib.nullcontext():
-        return _classify(loaded, images, request, cache, names)
+        return _classify(loaded, images, request, cache, names, work)
 
 
 def _classify(loaded: LoadedModel, images: Sequence[ImageSource], request: Request,
-              cache: TextFeatureCache | None, names: Sequence[str | None] | None) -> ClassificationResult:
+              cache: TextFeatureCache | None, names: Sequence[str | None] | None,
+              work: Estimate) -> ClassificationResult:
     # The progress bar's stages, in proportion to the work each one does.
-    work = estimate(loaded, len(images), request, cache)
     total = max(work.total, 1e-9)
     bounds, at = {}, 0.02
     for stage in ("wordnet", "images", "prompts", "tpt"):

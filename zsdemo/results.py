@@ -94,18 +94,3 @@ def verdict(image: ImageResult) -> str:
     """The consistency verdict of one image, or "" when the analysis was not run."""
     check = image.analyses.get("consistency")
     return check["verdict"] if check else ""
-
-
-def summary_rows(result: ClassificationResult) -> tuple[list[str], list[list[str]]]:
-    """One row per image: file, "class (prob)" of each strategy's top-1, the confidence verdict."""
-    with_verdict = any(im.analyses.get("consistency") for im in result.images)
-    headers = ["image", *result.strategies] + (["confidence"] if with_verdict else [])
-    rows = []
-    for im in result.images:
-        if im.error:
-            cells = [f"error: {im.error}"] + [""] * (len(headers) - 2)
-        else:
-            cells = [f"{im.strategies[s].top1.class_name} ({im.strategies[s].top1.prob:.2f})"
-                     for s in result.strategies] + ([verdict(im)] if with_verdict else [])
-        rows.append([im.source, *cells])
-    return headers, rows
