@@ -21,7 +21,7 @@ from . import classnames as C
 from . import consistency as K
 from . import evaluation as E
 from . import hierarchy as H
-from . import models as M
+from . import models
 from . import progress as PR
 from . import wordnet as W
 from .constants import MAX_TOP_K  # noqa: F401 (the page's top-k slider)
@@ -76,7 +76,7 @@ class AppConfig:
     open_clip architecture, which runs with random weights (an operator's flag, off by default).
     """
 
-    model: str = M.DEFAULT_PRESET
+    model: str = models.DEFAULT_PRESET
     pretrained: str | None = None
     device: str = "auto"
     feature_cache: str | None = str(DEFAULT_FEATURE_CACHE)   # None: evaluations keep no image features
@@ -165,8 +165,8 @@ def strategy_legend() -> str:
 
 
 def model_choices(config: AppConfig) -> list[tuple[str, str]]:
-    choices = [(p.label, p.id) for p in M.PRESETS.values()]
-    if config.model not in M.PRESETS:
+    choices = [(p.label, p.id) for p in models.PRESETS.values()]
+    if config.model not in models.PRESETS:
         choices.insert(0, (f"{config.model} (server default)", config.model))
     return choices
 
@@ -179,7 +179,7 @@ def options(config: AppConfig) -> dict[str, Any]:
     """What a client may choose from (the API's ``options`` endpoint)."""
     return {
         "default_model": config.model,
-        "models": {p.id: p.label for p in M.PRESETS.values()},
+        "models": {p.id: p.label for p in models.PRESETS.values()},
         "strategies": {s.id: s.description for s in STRATEGIES.values()},
         "class_presets": {p: C.PRESET_LABELS.get(p, p) for p in C.PRESETS},
         "views": dict(K.VIEW_LABELS),
@@ -204,7 +204,7 @@ def keep_classes(preset: str | None, current: str | None) -> str:
     return preset_text(preset) if preset else (current or "")
 
 
-def pick_model(config: AppConfig, choice: str | None) -> M.LoadedModel:
+def pick_model(config: AppConfig, choice: str | None) -> models.LoadedModel:
     """The server's model, a preset, or an open_clip spec typed as ``ARCH TAG`` / ``hf-hub:ORG/REPO``.
 
     Files on the server (checkpoints, ``local-dir:``) can be named only when starting the server:
@@ -213,24 +213,24 @@ def pick_model(config: AppConfig, choice: str | None) -> M.LoadedModel:
     """
     choice = A.text(choice, "model").strip()
     if not choice or choice == config.model:
-        return M.get_model(config.model, config.pretrained, config.device)
+        return models.get_model(config.model, config.pretrained, config.device)
     if len(choice) > 300:
         raise ModelLoadError("A model name is at most 300 characters: pick a preset or 'ARCH TAG'.")
     name, _, tag = choice.partition(" ")
     tag = tag.strip() or None
-    names_a_file = name.startswith("local-dir:") or (not name.startswith("hf-hub:") and M.looks_like_path(name))
-    if names_a_file or (tag is not None and M.looks_like_path(tag)):
+    names_a_file = name.startswith("local-dir:") or (not name.startswith("hf-hub:") and models.looks_like_path(name))
+    if names_a_file or (tag is not None and models.looks_like_path(tag)):
         raise ModelLoadError("Models from files on the server can only be chosen by whoever starts the server. "
                              "Pick a preset or an open_clip name with a pretrained tag, e.g. "
                              "'ViT-B-32 laion2b_s34b_b79k'.")
     if name.startswith("hf-hub:"):
-        M.hub_repo_id(name)
-    elif name not in M.PRESETS and tag is None and not config.allow_random:
+        models.hub_repo_id(name)
+    elif name not in models.PRESETS and tag is None and not config.allow_random:
         raise ModelLoadError(
             f"{name[:80]!r} has no pretrained tag: it would run with random weights and predict nothing "
             "useful. Pick a preset, or add a pretrained tag such as 'ViT-B-32 laion2b_s34b_b79k' "
             "(open_clip's list of pretrained models names the tags).")
-    return M.get_model(name, tag, config.device)
+    return models.get_model(name, tag, config.device)
 
 
 def _tpt_settings(steps: object, views: object) -> dict[str, Any]:
@@ -312,7 +312,7 @@ def start_warm_up(config: AppConfig, examples: Sequence[Example]) -> WarmUp:
     if config.feature_cache:
         TEXT_CACHE.attach_disk(Path(config.feature_cache) / TEXT_CACHE_FILE, write_all=False)
     warm = WarmUp()
-    warm.start(lambda: M.get_model(config.model, config.pretrained, config.device), examples)
+    warm.start(lambda: models.get_model(config.model, config.pretrained, config.device), examples)
     return warm
 
 
@@ -320,9 +320,9 @@ def model_is_loaded(config: AppConfig, choice: object) -> bool:
     """Whether a run with this model choice finds the model in memory (else it loads it first)."""
     choice = choice.strip() if isinstance(choice, str) else ""
     if not choice or choice == config.model:
-        return M.REGISTRY.has(config.model, config.pretrained, config.device)
+        return models.REGISTRY.has(config.model, config.pretrained, config.device)
     name, _, tag = choice.partition(" ")
-    return M.REGISTRY.has(name, tag.strip() or None, config.device)
+    return models.REGISTRY.has(name, tag.strip() or None, config.device)
 
 
 def check_uploads(config: AppConfig, items: Sequence[object]) -> tuple[list[str], list[str]]:
@@ -410,7 +410,7 @@ def evaluate_upload(config: AppConfig, upload: object, strategies: str | Sequenc
         return _evaluate_zip(config, upload, loaded, list(strategies), views, rerank_all, progress)
 
 
-def _evaluate_zip(config: AppConfig, upload: str, loaded: M.LoadedModel, strategies: list[str], views: str,
+def _evaluate_zip(config: AppConfig, upload: str, loaded: models.LoadedModel, strategies: list[str], views: str,
                   rerank_all: bool, progress: Progress | None) -> E.EvaluationReport:
     with tempfile.TemporaryDirectory(prefix="zsdemo-upload-") as tmp:
         data = open_zip(upload, tmp, confine=True, max_images=LIMITS.eval_images)

@@ -28,7 +28,7 @@ import torch
 
 from . import consistency as K
 from . import hierarchy as H
-from . import metrics as M
+from . import metrics
 from . import progress as PR
 from . import strategies as S
 from . import tpt as P
@@ -285,7 +285,7 @@ def summarize(report: EvaluationReport) -> dict[str, Any]:
 
     strategies = {
         s: {"label": S.STRATEGIES[s].label, "selected": s in report.settings["strategies"],
-            "top1": M.topk_accuracy(top5[s], labels, 1), "top5": M.topk_accuracy(top5[s], labels, TOP_K)}
+            "top1": metrics.topk_accuracy(top5[s], labels, 1), "top5": metrics.topk_accuracy(top5[s], labels, TOP_K)}
         for s in report.strategies
     }
     reranking = {}
@@ -298,16 +298,17 @@ def summarize(report: EvaluationReport) -> dict[str, Any]:
     scores = {k: np.array([r.scores[k] for r in records], dtype=np.float64) for k in SCORES}
     selective = {
         "target": "the name-only prediction is correct",
-        "auroc": {k: M.auroc(v, target) for k, v in scores.items()},
-        "auroc_own": {k: M.auroc(scores[k], correct["clip80"]) for k in ("max_logit_clip80", "max_softmax_clip80")},
-        "coverage": {k: M.coverage_curve(v, target) for k, v in scores.items()},
+        "auroc": {k: metrics.auroc(v, target) for k, v in scores.items()},
+        "auroc_own": {k: metrics.auroc(scores[k], correct["clip80"])
+                      for k in ("max_logit_clip80", "max_softmax_clip80")},
+        "coverage": {k: metrics.coverage_curve(v, target) for k, v in scores.items()},
     }
-    by_class = {s: M.per_class_accuracy(top5[s][:, 0], labels, len(classes)) for s in report.strategies}
+    by_class = {s: metrics.per_class_accuracy(top5[s][:, 0], labels, len(classes)) for s in report.strategies}
     per_class = [{"class": name, "images": by_class["name"][c][0], **{s: by_class[s][c][1] for s in by_class}}
                  for c, name in enumerate(classes)]
     confusions = {
         s: [{"true": classes[t], "predicted": classes[p], "count": k}
-            for t, p, k in M.confused_pairs(top5[s][:, 0], labels, CONFUSIONS)]
+            for t, p, k in metrics.confused_pairs(top5[s][:, 0], labels, CONFUSIONS)]
         for s in report.strategies
     }
     return {
