@@ -92,6 +92,18 @@ EXAMPLE_LABELS = [
 ]
 
 
+def problem(e: Exception, where: str) -> str:
+    """The status line of a page action that failed (the page's outputs keep what they had): a
+    stop says so, our errors say what to do (and show a toast), anything else is logged."""
+    if isinstance(e, Stopped):
+        return D.status_html("stopped", e.for_page())
+    if isinstance(e, ZsdemoError):
+        gr.Warning(e.for_page())
+        return D.status_html("error", e.for_page())
+    log.exception("unexpected error in %s", where)
+    return D.status_html("error", GENERIC_ERROR)
+
+
 def user_errors(fn: Callable) -> Callable:
     """Our errors become a short message on the page; anything else too, without a traceback."""
     @functools.wraps(fn)
@@ -104,8 +116,7 @@ def user_errors(fn: Callable) -> Callable:
             raise
         except Exception:
             log.exception("unexpected error in %s", fn.__name__)
-            raise gr.Error("Something went wrong on the server while doing this. Please try again; "
-                           "if it keeps happening, try fewer images or classes.", print_exception=False) from None
+            raise gr.Error(GENERIC_ERROR, print_exception=False) from None
     return wrapped
 
 
@@ -147,29 +158,26 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
             state = run_state(gallery, classes, strategies, templates, model_choice, top_k, consistency, views,
                               rerank_all, tpt_steps, tpt_views, senses, stop=stop, announce=gr.Info,
                               progress=lambda f, msg: progress(f, desc=msg))
-        except Stopped as e:
-            return gr.skip(), D.status_html("stopped", e.for_page())
-        except ZsdemoError as e:
-            gr.Warning(e.for_page())
-            return gr.skip(), D.status_html("error", e.for_page())
-        except Exception:
-            log.exception("unexpected error in classify")
-            return gr.skip(), D.status_html("error", GENERIC_ERROR)
+        except Exception as e:
+            return gr.skip(), problem(e, "classify")
         finally:
             CONTROL.end(session, stop)
         return state, D.status_html("done", D.done_message(state, time.perf_counter() - began))
 
-    def begin(request: gr.Request) -> tuple:
+    # Both tabs' buttons: busy while a run goes (its Stop shown), idle again after it.
+    def busy(request: gr.Request) -> tuple:
         CONTROL.begin(_session(request))
-        return (gr.update(interactive=False, value="Working…"), gr.update(visible=True),
-                D.status_html("running", "Working… (Stop ends the run)"))
+        return gr.update(interactive=False, value="Working…"), gr.update(visible=True)
 
-    def end() -> tuple:
-        return gr.update(interactive=True, value="Classify"), gr.update(visible=False)
+    def busy_classify(request: gr.Request) -> tuple:
+        return *busy(request), D.status_html("running", "Working… (Stop ends the run)")
 
-    def stop_run(request: gr.Request) -> tuple:
-        # The run ends at the model's next turn and says so in the status line; until then the
-        # button stays disabled (a new run would wait behind the stopping one anyway).
+    def idle(label: str) -> Callable[[], tuple]:
+        return lambda: (gr.update(interactive=True, value=label), gr.update(visible=False))
+
+    def stop_session(request: gr.Request) -> tuple:
+        # The run ends at the model's next turn and says so; until then the button stays
+        # disabled (a new run would wait behind the stopping one anyway).
         CONTROL.stop(_session(request))
         return gr.update(value="Stopping…"), gr.update(visible=False)
 
@@ -220,15 +228,9 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
         try:
             p, files = D.evaluate_zip(config, upload, strategies, views=views, rerank_all=rerank_all,
                                       model=model_choice, progress=lambda f, msg: progress(f, desc=msg), stop=stop)
-        except ZsdemoError as e:
+        except Exception as e:
             # One message where the summary goes, not an "Error" badge on every table.
-            if not isinstance(e, Stopped):
-                gr.Warning(e.for_page())
-            return (D.status_html("stopped" if isinstance(e, Stopped) else "error", e.for_page()),
-                    *([gr.update(value=None, visible=False)] * 7))
-        except Exception:
-            log.exception("unexpected error in evaluate")
-            return (D.status_html("error", GENERIC_ERROR), *([gr.update(value=None, visible=False)] * 7))
+            return problem(e, "evaluate"), *([gr.update(value=None, visible=False)] * 7)
         finally:
             CONTROL.end(session, stop)
 
@@ -238,17 +240,6 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
         return (p.summary, table(p.accuracy), table(p.low_confidence), table(p.auroc),
                 gr.update(value=p.coverage, visible=True), table(p.per_class), table(p.confusions),
                 gr.update(value=files, visible=True))
-
-    def begin_eval(request: gr.Request) -> tuple:
-        CONTROL.begin(_session(request))
-        return gr.update(interactive=False, value="Working…"), gr.update(visible=True)
-
-    def end_eval() -> tuple:
-        return gr.update(interactive=True, value="Evaluate"), gr.update(visible=False)
-
-    def stop_eval(request: gr.Request) -> tuple:
-        CONTROL.stop(_session(request))
-        return gr.update(value="Stopping…"), gr.update(visible=False)
 
     def reset_sense_choices() -> dict:
         gr.Info("Sense choices cleared: the next Classify uses the default senses.")
@@ -350,17 +341,17 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
             # whether the run came from the button, the sense picker or a cached example.
             # Page events are private (api_name set so that they do not take the API's names).
             running = [run, stop, status]
-            started = run.click(begin, None, running, js=SHOW_RESULTS_JS, queue=False, api_visibility="private")
+            started = run.click(busy_classify, None, running, js=SHOW_RESULTS_JS, queue=False, api_visibility="private")
             classify_event = started.then(classify, run_inputs, [state, status], api_name="ui_run",
                                           api_visibility="private", concurrency_id="model")
-            classify_event.then(end, None, [run, stop], js=FRESH_JS, queue=False, api_visibility="private")
+            classify_event.then(idle("Classify"), None, [run, stop], js=FRESH_JS, queue=False, api_visibility="private")
             rerun_started = apply_sense.click(user_errors(D.choose_sense), [senses, sense_class, sense], senses,
                                               api_visibility="private").success(
-                begin, None, running, js=SHOW_RESULTS_JS, queue=False, api_visibility="private")
+                busy_classify, None, running, js=SHOW_RESULTS_JS, queue=False, api_visibility="private")
             rerun_event = rerun_started.then(classify, run_inputs, [state, status], api_name="ui_rerun_sense",
                                              api_visibility="private", concurrency_id="model")
-            rerun_event.then(end, None, [run, stop], js=FRESH_JS, queue=False, api_visibility="private")
-            stop.click(stop_run, None, [run, stop], queue=False, api_visibility="private")
+            rerun_event.then(idle("Classify"), None, [run, stop], js=FRESH_JS, queue=False, api_visibility="private")
+            stop.click(stop_session, None, [run, stop], queue=False, api_visibility="private")
             gallery.upload(check_upload, gallery, gallery, api_visibility="private")
             gallery.select(select_image, [state], [*panel_outputs, selected, summary], api_visibility="private")
             summary.click(select_row, [state], [*panel_outputs, selected, summary], api_visibility="private")
@@ -422,16 +413,16 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
                                                max_height=400)
             eval_files = gr.File(label="Downloads: report.json and the CSV tables", file_count="multiple",
                                  interactive=False, elem_id="eval-files", visible=False)
-        eval_started = eval_run.click(begin_eval, None, [eval_run, eval_stop], js=SHOW_EVAL_JS, queue=False,
+        eval_started = eval_run.click(busy, None, [eval_run, eval_stop], js=SHOW_EVAL_JS, queue=False,
                                       api_visibility="private")
         eval_event = eval_started.then(
             evaluate, [eval_zip, eval_strategies, eval_views, eval_rerank_all, eval_model],
             [eval_summary, eval_accuracy, eval_low, eval_auroc, eval_coverage, eval_per_class, eval_confusions,
              eval_files], api_name="ui_evaluate", api_visibility="private", concurrency_limit=1,
             concurrency_id="evaluate", show_progress_on=[eval_summary])
-        eval_event.then(end_eval, None, [eval_run, eval_stop], js=FRESH_EVAL_JS, queue=False,
+        eval_event.then(idle("Evaluate"), None, [eval_run, eval_stop], js=FRESH_EVAL_JS, queue=False,
                         api_visibility="private")
-        eval_stop.click(stop_eval, None, [eval_run, eval_stop], queue=False, api_visibility="private")
+        eval_stop.click(stop_session, None, [eval_run, eval_stop], queue=False, api_visibility="private")
         page.load(warm_status, None, [warm_banner, warm_timer], api_visibility="private")
         warm_timer.tick(warm_status, None, [warm_banner, warm_timer], api_visibility="private", queue=False)
 
