@@ -85,5 +85,5 @@ def record() -> dict[str, Any]:
 if __name__ == "__main__":
     out = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).parent
     for name, doc in record().items():
-        (out / f"{name}.json").write_text(json.dumps(doc, indent=1, ensure_ascii=False, sort_keys=True) + "\n")
+        (out / f"{name}.json").write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
         print("wrote", out / f"{name}.json")
