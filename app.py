@@ -19,7 +19,7 @@ import gradio as gr
 from gradio.data_classes import FileData
 from gradio.utils import get_upload_folder
 
-from zsdemo import demo as D
+from zsdemo import demo as backend
 from zsdemo.errors import ZsdemoError
 from zsdemo.limits import LIMITS, LIMITS_INFO, check_environment
 from zsdemo.memory import start_trimming
@@ -35,7 +35,7 @@ STATE_SESSIONS = 256          # ... and at most this many sessions keep one
 log = logging.getLogger("zsdemo.app")
 
 CSS = (ASSETS / "app.css").read_text(encoding="utf-8")
-CONTROL = D.RunControl()      # the Stop button of each browser session
+CONTROL = backend.RunControl()      # the Stop button of each browser session
 
 # The click shows the results area (on a phone it is below the inputs) and dims the results of
 # the previous run until the new ones arrive.
@@ -96,12 +96,12 @@ def problem(e: Exception, where: str) -> str:
     """The status line of a page action that failed (the page's outputs keep what they had): a
     stop says so, our errors say what to do (and show a toast), anything else is logged."""
     if isinstance(e, Stopped):
-        return D.status_html("stopped", e.for_page())
+        return backend.status_html("stopped", e.for_page())
     if isinstance(e, ZsdemoError):
         gr.Warning(e.for_page())
-        return D.status_html("error", e.for_page())
+        return backend.status_html("error", e.for_page())
     log.exception("unexpected error in %s", where)
-    return D.status_html("error", GENERIC_ERROR)
+    return backend.status_html("error", GENERIC_ERROR)
 
 
 def user_errors(fn: Callable) -> Callable:
@@ -125,24 +125,24 @@ def _paths(gallery: list | None) -> list[str]:
 
 
 def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device: str = "auto",
-              feature_cache: str | None = str(D.DEFAULT_FEATURE_CACHE), allow_random: bool = False,
+              feature_cache: str | None = str(backend.DEFAULT_FEATURE_CACHE), allow_random: bool = False,
               warm_up: bool = False) -> gr.Blocks:
     # Requests may name only files that Gradio received (its upload folder) or the examples.
-    config = D.AppConfig(model, pretrained, device, feature_cache, allow_random=allow_random).with_uploads(
+    config = backend.AppConfig(model, pretrained, device, feature_cache, allow_random=allow_random).with_uploads(
         get_upload_folder())
     REGISTRY.pin(model, pretrained, device)     # a visitor's model choice never evicts the served one
-    warm = D.start_warm_up(config, [WarmExample(tuple(e[0]), e[1], tuple(e[2])) for e in EXAMPLES]) if warm_up \
+    warm = backend.start_warm_up(config, [WarmExample(tuple(e[0]), e[1], tuple(e[2])) for e in EXAMPLES]) if warm_up \
         else None
 
-    def panel_values(run: D.Run | None, index: int | None) -> tuple:
-        p = D.panels(config, run, index)
+    def panel_values(run: backend.Run | None, index: int | None) -> tuple:
+        p = backend.panels(config, run, index)
         if p is None:
             return ("", "", "", "", "", "", "", "", "")
         return (p.title, p.bars, p.verdict, p.consistency, p.views_html, p.wordnet, p.tree, p.tpt, p.tpt_bars)
 
     def run_state(gallery, classes, strategies, templates, model_choice, top_k, consistency, views,
                   rerank_all, tpt_steps, tpt_views, senses, **control: Any) -> dict:
-        return D.run(config, _paths(gallery), classes, strategies, templates=templates, model=model_choice,
+        return backend.run(config, _paths(gallery), classes, strategies, templates=templates, model=model_choice,
                      top_k=top_k, views=views, consistency=consistency, rerank_all=rerank_all, senses=senses,
                      tpt_steps=tpt_steps, tpt_views=tpt_views, **control).to_state()
 
@@ -162,7 +162,7 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
             return gr.skip(), problem(e, "classify")
         finally:
             CONTROL.end(session, stop)
-        return state, D.status_html("done", D.done_message(state, time.perf_counter() - began))
+        return state, backend.status_html("done", backend.done_message(state, time.perf_counter() - began))
 
     # Both tabs' buttons: busy while a run goes (its Stop shown), idle again after it.
     def busy(request: gr.Request) -> tuple:
@@ -170,7 +170,7 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
         return gr.update(interactive=False, value="Working…"), gr.update(visible=True)
 
     def busy_classify(request: gr.Request) -> tuple:
-        return *busy(request), D.status_html("running", "Working… (Stop ends the run)")
+        return *busy(request), backend.status_html("running", "Working… (Stop ends the run)")
 
     def idle(label: str) -> Callable[[], tuple]:
         return lambda: (gr.update(interactive=True, value=label), gr.update(visible=False))
@@ -185,28 +185,28 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
     def refresh(state: dict | None, selected: int | None, current_class: str | None) -> tuple:
         """Everything drawn from a new run: the table, notes, sense picker and the panels of the image
         being inspected (a re-run with another sense stays on it)."""
-        run = D.Run.from_state(state)
+        run = backend.Run.from_state(state)
         if run is None:
             return ("", "", "", gr.update(choices=[], value=None), gr.update(choices=[], value=None),
                     *panel_values(None, None))
         selected = selected if isinstance(selected, int) and 0 <= selected < len(run.result.images) else 0
-        notes = "\n".join(f"- {D.md(w)}" for w in run.result.warnings)
-        by_class = D.sense_choices(run.result)
+        notes = "\n".join(f"- {backend.md(w)}" for w in run.result.warnings)
+        by_class = backend.sense_choices(run.result)
         name = current_class if current_class in by_class else next(iter(by_class), None)
         senses_here = by_class.get(name or "", [])
-        return (D.summary_html(run.result, selected), D.model_notice(run.result.model), notes,
+        return (backend.summary_html(run.result, selected), backend.model_notice(run.result.model), notes,
                 gr.update(choices=list(by_class), value=name),
-                gr.update(choices=senses_here, value=D.sense_in_use(run.result, name)),
+                gr.update(choices=senses_here, value=backend.sense_in_use(run.result, name)),
                 *panel_values(run, selected))
 
     @user_errors
     def inspect(state: dict | None, index: object) -> tuple:
         """The panels of another image, and the summary with that row marked."""
-        run = D.Run.from_state(state)
+        run = backend.Run.from_state(state)
         if run is None:
             return (*panel_values(None, None), 0, gr.skip())
         index = index if isinstance(index, int) and 0 <= index < len(run.result.images) else 0
-        return (*panel_values(run, index), index, D.summary_html(run.result, index))
+        return (*panel_values(run, index), index, backend.summary_html(run.result, index))
 
     def select_image(state: dict | None, evt: gr.SelectData) -> tuple:
         return inspect(state, evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index)
@@ -216,7 +216,7 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
         return inspect(state, data.get("index") if isinstance(data, dict) else None)
 
     def check_upload(gallery: list | None) -> list[str]:
-        kept, refused = D.check_uploads(config, _paths(gallery))
+        kept, refused = backend.check_uploads(config, _paths(gallery))
         for message in refused[:5]:
             gr.Warning(message)
         return kept
@@ -226,7 +226,7 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
         session = _session(request)
         stop = CONTROL.current(session)
         try:
-            p, files = D.evaluate_zip(config, upload, strategies, views=views, rerank_all=rerank_all,
+            p, files = backend.evaluate_zip(config, upload, strategies, views=views, rerank_all=rerank_all,
                                       model=model_choice, progress=lambda f, msg: progress(f, desc=msg), stop=stop)
         except Exception as e:
             # One message where the summary goes, not an "Error" badge on every table.
@@ -246,13 +246,13 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
         return {}
 
     def senses_of(state: dict | None, classname: str | None):
-        run = D.Run.from_state(state)
-        choices = D.sense_choices(run.result).get(classname or "", []) if run else []
-        return gr.update(choices=choices, value=D.sense_in_use(run.result, classname) if run else None)
+        run = backend.Run.from_state(state)
+        choices = backend.sense_choices(run.result).get(classname or "", []) if run else []
+        return gr.update(choices=choices, value=backend.sense_in_use(run.result, classname) if run else None)
 
     def warm_status() -> tuple:
         text = warm.status() if warm is not None else ""
-        return (D.status_html("warming", text) if text else "",
+        return (backend.status_html("warming", text) if text else "",
                 gr.Timer(active=bool(text)))
 
     with gr.Blocks(title="zsdemo: zero-shot classification lab") as page:
@@ -275,30 +275,30 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
                         value=[str(p) for p in sorted(PHOTOS.glob("*"))], type="filepath", interactive=True,
                         file_types=["image"], sources=["upload", "webcam", "clipboard"], columns=4, height=200,
                         elem_id="images")
-                    preset = gr.Dropdown(label="Class-name preset (fills the box below)", choices=D.preset_choices(),
+                    preset = gr.Dropdown(label="Class-name preset (fills the box below)", choices=backend.preset_choices(),
                                          value=None, elem_id="preset")
                     classes = gr.Textbox(label="Class names, one per line or comma-separated", lines=4, max_lines=12,
-                                         value=D.preset_text("lab-photos"), elem_id="classes")
-                    strategies = gr.CheckboxGroup(label="Strategies", choices=D.strategy_choices(),
-                                                  value=list(D.DEFAULT_STRATEGIES), elem_id="strategies")
+                                         value=backend.preset_text("lab-photos"), elem_id="classes")
+                    strategies = gr.CheckboxGroup(label="Strategies", choices=backend.strategy_choices(),
+                                                  value=list(backend.DEFAULT_STRATEGIES), elem_id="strategies")
                     with gr.Row():
                         run = gr.Button("Classify", variant="primary", elem_id="run", scale=3)
                         stop = gr.Button("Stop", variant="stop", elem_id="stop", visible=False, scale=1)
                     with gr.Accordion("What the strategies do", open=False):
-                        gr.Markdown(D.strategy_legend())
+                        gr.Markdown(backend.strategy_legend())
                     templates = gr.Textbox(label="Custom templates for the 'Custom templates' strategy, one per "
                                                  "line with {}", lines=2,
                                            placeholder="a sketch of a {}.\na close-up photo of a {}.")
                     model_choice = gr.Dropdown(
                         label="Model: a preset, or an open_clip name and tag (e.g. 'ViT-B-32 laion2b_s34b_b79k', "
                               "'hf-hub:ORG/REPO')",
-                        choices=D.model_choices(config), value=model, allow_custom_value=True)
+                        choices=backend.model_choices(config), value=model, allow_custom_value=True)
                     with gr.Accordion("Advanced settings", open=False):
-                        top_k = gr.Slider(1, D.MAX_TOP_K, value=5, step=1, label="Top-k classes shown per strategy")
+                        top_k = gr.Slider(1, backend.MAX_TOP_K, value=5, step=1, label="Top-k classes shown per strategy")
                         consistency = gr.Checkbox(label="Run the consistency check even without a hierarchy strategy",
                                                   value=True)
                         views = gr.CheckboxGroup(label="Image views for S_B (left-right flip always included)",
-                                                 choices=D.view_choices(), value=[v for _, v in D.view_choices()])
+                                                 choices=backend.view_choices(), value=[v for _, v in backend.view_choices()])
                         rerank_all = gr.Checkbox(label="Hierarchy: re-rank every image, not only uncertain ones")
                         tpt_steps = gr.Slider(0, 20, value=1, step=1, label="TPT: tuning steps")
                         tpt_views = gr.Slider(8, LIMITS.tpt_views, value=min(64, LIMITS.tpt_views), step=8,
@@ -345,7 +345,7 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
             classify_event = started.then(classify, run_inputs, [state, status], api_name="ui_run",
                                           api_visibility="private", concurrency_id="model")
             classify_event.then(idle("Classify"), None, [run, stop], js=FRESH_JS, queue=False, api_visibility="private")
-            rerun_started = apply_sense.click(user_errors(D.choose_sense), [senses, sense_class, sense], senses,
+            rerun_started = apply_sense.click(user_errors(backend.choose_sense), [senses, sense_class, sense], senses,
                                               api_visibility="private").success(
                 busy_classify, None, running, js=SHOW_RESULTS_JS, queue=False, api_visibility="private")
             rerun_event = rerun_started.then(classify, run_inputs, [state, status], api_name="ui_rerun_sense",
@@ -355,7 +355,7 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
             gallery.upload(check_upload, gallery, gallery, api_visibility="private")
             gallery.select(select_image, [state], [*panel_outputs, selected, summary], api_visibility="private")
             summary.click(select_row, [state], [*panel_outputs, selected, summary], api_visibility="private")
-            preset.input(user_errors(D.keep_classes), [preset, classes], classes, api_visibility="private")
+            preset.input(user_errors(backend.keep_classes), [preset, classes], classes, api_visibility="private")
             state.change(refresh, [state, selected, sense_class],
                          [summary, model_note, notes, sense_class, sense, *panel_outputs], api_visibility="private")
             sense_class.change(senses_of, [state, sense_class], sense, api_visibility="private")
@@ -382,14 +382,14 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
                                        elem_id="eval-zip")
                     eval_strategies = gr.CheckboxGroup(label="Strategies (name only and CLIP-80 always run: "
                                                              "the baselines need them)",
-                                                       choices=D.eval_strategy_choices(),
-                                                       value=list(D.DEFAULT_STRATEGIES), elem_id="eval-strategies")
+                                                       choices=backend.eval_strategy_choices(),
+                                                       value=list(backend.DEFAULT_STRATEGIES), elem_id="eval-strategies")
                     eval_views = gr.Radio(label="Image views for S_B",
                                           choices=[("all 10 views (S_B as in the paper)", "all"),
                                                    ("left-right flip only (the binary rule's O_B; ~5x faster)", "flip")],
                                           value="all")
                     eval_rerank_all = gr.Checkbox(label="Hierarchy: re-rank every image, not only uncertain ones")
-                    eval_model = gr.Dropdown(label="Model", choices=D.model_choices(config), value=model,
+                    eval_model = gr.Dropdown(label="Model", choices=backend.model_choices(config), value=model,
                                              allow_custom_value=True)
                     with gr.Row():
                         eval_run = gr.Button("Evaluate", variant="primary", elem_id="eval-run", scale=3)
@@ -433,23 +433,23 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
                          model: str = "") -> dict:
             """Classify images against class names; returns the result as JSON (schema zsdemo.classify/1)."""
             # Raw values: the backend checks every one (a string is not an uploaded file).
-            run = D.run(config, images, classes, strategies, templates=templates, model=model, top_k=top_k,
+            run = backend.run(config, images, classes, strategies, templates=templates, model=model, top_k=top_k,
                         views=views or None, consistency=consistency, rerank_all=rerank_all, senses=senses,
                         tpt_steps=tpt_steps, tpt_views=tpt_views)
             return run.result.to_dict()
 
         def wordnet_api(classes: str, senses: str = "") -> list[dict]:
             """The WordNet reading of each class name: senses, the one used and why, parent, children."""
-            return D.wordnet_senses(classes, senses)
+            return backend.wordnet_senses(classes, senses)
 
         def options_api() -> dict:
             """Model presets, strategy ids, class-name presets and view ids."""
-            return D.options(config)
+            return backend.options(config)
 
         def evaluate_api(archive: FileData, strategies: str = "name,photo,clip80,hierarchy", views: str = "all",
                          rerank_all: bool = False, model: str = "") -> dict:
             """Evaluate a .zip of labelled images (ImageFolder or labels.csv); returns the report as JSON."""
-            return D.evaluate_upload(config, archive, strategies, views=views, rerank_all=rerank_all,
+            return backend.evaluate_upload(config, archive, strategies, views=views, rerank_all=rerank_all,
                                      model=model).to_dict()
 
         gr.api(user_errors(classify_api), api_name="classify", concurrency_id="model")
@@ -486,7 +486,7 @@ def main() -> None:
     parser.add_argument("--share", action="store_true", help="also serve on a public gradio.live link")
     parser.add_argument("--concurrency", type=int, default=2, help="requests worked on at once")
     parser.add_argument("--queue-size", type=int, default=64, help="requests that may wait; more are refused")
-    parser.add_argument("--feature-cache", default=str(D.DEFAULT_FEATURE_CACHE),
+    parser.add_argument("--feature-cache", default=str(backend.DEFAULT_FEATURE_CACHE),
                         help="folder of the evaluation tab's image-feature cache ('none': keep none; "
                              "default %(default)s)")
     parser.add_argument("--max-models", type=int, default=1,

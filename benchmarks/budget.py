@@ -44,14 +44,14 @@ CASES = {"baseline": "baseline: 1 photo, 8 classes", "images": "64 images at 50 
 CHILD = r"""
 import json, resource, sys, time
 sys.path.insert(0, sys.argv[1])
-from zsdemo import classnames as C, demo as D, pipeline
+from zsdemo import classnames, demo, pipeline
 from zsdemo.models import get_model
 case, model, scratch = sys.argv[2], sys.argv[3], sys.argv[4]
 tag = format(time.time_ns() % 16**5, "x")        # new names in every run: no cache helps
 loaded = get_model(model, device="cpu")
 cat = sys.argv[1] + "/assets/images/cat.png"
 pipeline.classify(loaded, [cat], "cat, dog", "name,clip80", cache=None)          # warm
-D.wordnet_senses("cat, dog")
+demo.wordnet_senses("cat, dog")
 images, classes, strategies, options = [cat], "cat, dog, coffee mug, rocket, astronaut, crane, heron, teapot", \
     "name,clip80", {}
 if case == "images":
@@ -66,13 +66,13 @@ elif case == "long-names":
 elif case == "tiff":
     images, strategies = [scratch + "/pages.tif"], "name"
 elif case == "tpt":
-    images, classes, strategies = [cat, cat], list(C.PRESETS["imagenet1k"]), "tpt"
+    images, classes, strategies = [cat, cat], list(classnames.PRESETS["imagenet1k"]), "tpt"
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 start = time.perf_counter()
 if case == "wordnet":
     names = sorted({l.replace("_", " ") for s in __import__("zsdemo.wordnet").wordnet.ensure_wordnet()
                     .all_synsets("n") for l in s.lemma_names()})[1000:2000]
-    D.wordnet_senses("\n".join(names))
+    demo.wordnet_senses("\n".join(names))
 else:
     out = pipeline.classify(loaded, images, classes, strategies, cache=None, **options)
     errors = [im.error for im in out.images if im.error]

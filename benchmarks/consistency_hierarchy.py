@@ -51,17 +51,17 @@ COLD_SCRIPT = """
 import json, sys, time
 sys.path.insert(0, {root!r})
 start = time.perf_counter()
-from zsdemo import classnames as C, hierarchy as H, wordnet as W
+from zsdemo import classnames, wordnet
 imports = time.perf_counter() - start
-names = C.preset_classnames("imagenet1k")
+names = classnames.preset_classnames("imagenet1k")
 start = time.perf_counter()
-senses = H.class_senses(names)
+senses = wordnet.class_senses(names)
 cold = time.perf_counter() - start
 start = time.perf_counter()
-W.resolve(list(names), None, H.imagenet_ids(names))  # the reader loaded, not the class-list cache
+wordnet.resolve(list(names), None, wordnet.imagenet_ids(names))  # the reader loaded, not the class-list cache
 warm = time.perf_counter() - start
 start = time.perf_counter()
-free = W.resolve(list(names))
+free = wordnet.resolve(list(names))
 free_s = time.perf_counter() - start
 found = [(f, s) for f, s in zip(free, senses) if f.chosen is not None]
 agree = sum(f.chosen.synset == s.chosen.synset for f, s in found)

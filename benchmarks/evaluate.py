@@ -31,8 +31,8 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from zsdemo import consistency as K  # noqa: E402
-from zsdemo import evaluation as E  # noqa: E402
+from zsdemo import evaluation  # noqa: E402
+from zsdemo.views import DEFAULT_VIEWS, make_view  # noqa: E402
 from zsdemo.feature_store import FeatureStore  # noqa: E402
 from zsdemo.images import load_image  # noqa: E402
 from zsdemo.labelled import open_labelled  # noqa: E402
@@ -59,7 +59,7 @@ def raw_encoder(loaded, data, views) -> float:
     tensors = []
     for item in data.items:
         image = load_image(str(item.path)).image
-        tensors += [loaded.preprocess(image)] + [loaded.preprocess(K.make_view(image, v)) for v in views]
+        tensors += [loaded.preprocess(image)] + [loaded.preprocess(make_view(image, v)) for v in views]
     batch = torch.stack(tensors)
     start = time.perf_counter()
     loaded.encode_images(batch)
@@ -70,7 +70,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--arch", default="ViT-B-32")
     parser.add_argument("--images", type=int, default=32)
-    parser.add_argument("--batch-size", type=int, default=E.BATCH_SIZE)
+    parser.add_argument("--batch-size", type=int, default=evaluation.BATCH_SIZE)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -79,13 +79,13 @@ def main() -> None:
         tmp = Path(tmp)
         data = open_labelled(build_set(tmp / "set", args.images))
         warm = open_labelled(build_set(tmp / "warm", len(PHOTOS)))
-        E.evaluate(loaded, warm, batch_size=args.batch_size)          # text features, WordNet
+        evaluation.evaluate(loaded, warm, batch_size=args.batch_size)          # text features, WordNet
         store = FeatureStore(tmp / "cache", loaded)
-        cold = E.evaluate(loaded, data, batch_size=args.batch_size, store=store)
-        again = E.evaluate(loaded, data, batch_size=args.batch_size, store=store)
-        raw_s = raw_encoder(loaded, data, K.DEFAULT_VIEWS)
+        cold = evaluation.evaluate(loaded, data, batch_size=args.batch_size, store=store)
+        again = evaluation.evaluate(loaded, data, batch_size=args.batch_size, store=store)
+        raw_s = raw_encoder(loaded, data, DEFAULT_VIEWS)
     n = len(data.items)
-    views = len(K.DEFAULT_VIEWS)
+    views = len(DEFAULT_VIEWS)
     raw = n / raw_s
     print(f"{args.arch}, random weights, CPU, {args.threads} threads; {n} images x (1 + {views} views), "
           f"{len(data.classes)} classes, strategies {','.join(cold.strategies)}, batch {args.batch_size}")

@@ -12,19 +12,18 @@ import pytest
 from conftest import make_zip
 from PIL import Image
 
-from zsdemo import cli
-from zsdemo import evaluation as E
+from zsdemo import cli, evaluation
 from zsdemo.archive import ArchiveLimits, UnsafeArchive, extract_zip
 from zsdemo.errors import InputError
 from zsdemo.feature_store import FeatureStore
-from zsdemo.report import write_report
 from zsdemo.labelled import open_labelled, read_class_map
 from zsdemo.limits import LIMITS
+from zsdemo.report import write_report
 
 
-def evaluate_set(loaded, data, strategies, store=None, batch_size=E.BATCH_SIZE, progress=None, **options):
+def evaluate_set(loaded, data, strategies, store=None, batch_size=evaluation.BATCH_SIZE, progress=None, **options):
     """``evaluate`` of a request made from these options (as the CLI does)."""
-    return E.evaluate(loaded, data, E.evaluation_request(data, strategies, **options), store=store,
+    return evaluation.evaluate(loaded, data, evaluation.evaluation_request(data, strategies, **options), store=store,
                       batch_size=batch_size, progress=progress)
 
 
@@ -192,7 +191,7 @@ def test_end_to_end_report(first_run, tmp_path):
     assert s["low_confidence"]["size"] == int(low.sum())
     r = s["low_confidence"]["reranking"]["hierarchy"]
     assert r["baseline"] == "name" and r["full_before"] == s["accuracy"]["name"]["top1"]
-    assert set(s["selective"]["auroc"]) == set(E.SCORES)
+    assert set(s["selective"]["auroc"]) == set(evaluation.SCORES)
     assert all(0 < c <= 1 for curve in s["selective"]["coverage"].values() for c, _ in curve)
     assert sum(row["images"] for row in s["per_class"]) == 6
     files = write_report(report, tmp_path / "out")

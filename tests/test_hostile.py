@@ -23,19 +23,14 @@ from conftest import save_local_dir
 from gradio_client import Client, handle_file
 from PIL import Image
 
-from zsdemo import classnames as C
-from zsdemo import cli, pipeline, weights
-from zsdemo import demo as D
-from zsdemo import images as I
-from zsdemo import models as M
-from zsdemo import text as TXT
-from zsdemo import tpt as P
-from zsdemo import wordnet as W
+from zsdemo import classnames, cli, demo, images, models, pipeline, weights, wordnet
+from zsdemo import text as text_encoding
 from zsdemo.errors import ImageError, InputError, ModelLoadError
 from zsdemo.files import NOT_SENT, UploadPolicy, read_bytes
 from zsdemo.limits import LIMITS
+from zsdemo.strategies import tpt
 
-CONFIG = D.AppConfig("tiny-random", None, "cpu", None)
+CONFIG = demo.AppConfig("tiny-random", None, "cpu", None)
 
 
 @pytest.fixture(scope="module")
@@ -116,10 +111,10 @@ def test_raw_http_file_record_naming_a_server_path_is_refused(live_app, tmp_path
 
 
 def test_panels_never_open_a_path_that_came_back_from_the_browser(cat_path):
-    run = D.run(CONFIG, [str(cat_path)], "cat, dog", ["name"], consistency=True)
-    forged = D.Run(run.result, ["/etc/passwd"])
-    assert D.panels(CONFIG, forged, 0).views == []       # drawn without thumbnails; nothing read
-    assert D.panels(CONFIG, run, 0).views                # the real upload still has them
+    run = demo.run(CONFIG, [str(cat_path)], "cat, dog", ["name"], consistency=True)
+    forged = demo.Run(run.result, ["/etc/passwd"])
+    assert demo.panels(CONFIG, forged, 0).views == []       # drawn without thumbnails; nothing read
+    assert demo.panels(CONFIG, run, 0).views                # the real upload still has them
 
 
 def test_upload_policy_accepts_only_regular_files_inside_its_folders(tmp_path, fifo):
@@ -142,7 +137,7 @@ def test_cli_and_library_read_only_regular_files(tmp_path, fifo, capsys, cat_pat
     for path, expect in (("/dev/zero", "not a regular file"), (str(fifo), "not a regular file"),
                          (str(tmp_path), "folder")):
         with pytest.raises(ImageError, match=expect):
-            finishes(lambda: I.load_image(path))
+            finishes(lambda: images.load_image(path))
         code = finishes(lambda: cli.main(["classify", path, "--classes", "cat, dog", "--model", "tiny-random"]))
         err = capsys.readouterr().err
         assert code == cli.EXIT_IMAGE_FAILED and expect in err and "Traceback" not in err
@@ -168,28 +163,28 @@ def test_size_is_checked_before_reading(tmp_path):
     ("x" * 400, "at most 300"),
 ])
 def test_visitors_cannot_pick_random_weights_or_files(choice, expect):
-    before = M.REGISTRY.loaded()
+    before = models.REGISTRY.loaded()
     with pytest.raises(ModelLoadError, match=expect):
-        D.pick_model(CONFIG, choice)
-    assert M.REGISTRY.loaded() == before          # nothing was built
+        demo.pick_model(CONFIG, choice)
+    assert models.REGISTRY.loaded() == before          # nothing was built
 
 
 def test_operator_flag_allows_bare_architectures(monkeypatch):
     seen = []
-    monkeypatch.setattr(M, "get_model", lambda *a, **k: seen.append(a))
-    D.pick_model(D.AppConfig("tiny-random", None, "cpu", None, allow_random=True), "zsdemo-tiny")
+    monkeypatch.setattr(models, "get_model", lambda *a, **k: seen.append(a))
+    demo.pick_model(demo.AppConfig("tiny-random", None, "cpu", None, allow_random=True), "zsdemo-tiny")
     assert seen == [("zsdemo-tiny", None, "cpu")]
 
 
 def test_a_model_that_does_not_fit_is_refused_before_it_is_built(monkeypatch):
-    monkeypatch.setattr(M, "free_memory", lambda dev: 2**20)
+    monkeypatch.setattr(models, "free_memory", lambda dev: 2**20)
     with pytest.raises(ModelLoadError, match="needs about .* GB of memory"):
-        M.load_model(M.resolve_spec("zsdemo-tiny"), device="cpu")
-    assert M.parameter_bytes("ViT-bigG-14") > 9 * 2**30        # known from the config, built on "meta"
+        models.load_model(models.resolve_spec("zsdemo-tiny"), device="cpu")
+    assert models.parameter_bytes("ViT-bigG-14") > 9 * 2**30        # known from the config, built on "meta"
 
 
 def test_the_served_model_is_never_evicted(tiny):
-    registry = M.ModelRegistry(max_models=0)
+    registry = models.ModelRegistry(max_models=0)
     registry.pin("tiny-random", device="cpu")
     served = registry.get("tiny-random", device="cpu")
     other = registry.get("tiny-random", device="cpu", precision="amp")    # a visitor's other choice
@@ -204,19 +199,19 @@ def test_large_images_are_decoded_small(tmp_path):
     Image.new("RGB", (4000, 3000), (200, 30, 30)).save(tmp_path / "big.png")
     Image.new("RGB", (4000, 3000), (30, 200, 30)).save(tmp_path / "big.jpg", quality=80)
     for name in ("big.png", "big.jpg"):
-        loaded = I.load_image(tmp_path / name)
-        assert loaded.image.width * loaded.image.height <= I.WORKING_PIXELS
+        loaded = images.load_image(tmp_path / name)
+        assert loaded.image.width * loaded.image.height <= images.WORKING_PIXELS
         assert (loaded.width, loaded.height) == (4000, 3000)           # the file's size is reported
         assert loaded.image.width / loaded.image.height == pytest.approx(4 / 3, rel=0.01)
         assert any("decoded at" in n for n in loaded.warnings)
-    small = I.load_image(Path(__file__).parents[1] / "assets" / "images" / "cat.png")
+    small = images.load_image(Path(__file__).parents[1] / "assets" / "images" / "cat.png")
     assert small.image.size == (451, 300) and not small.warnings             # untouched
 
 
 def test_many_page_tiff_is_not_walked(tmp_path):
     frames = [Image.new("L", (1, 1), i % 256) for i in range(3000)]
     frames[0].save(tmp_path / "pages.tif", save_all=True, append_images=frames[1:])
-    loaded = finishes(lambda: I.load_image(tmp_path / "pages.tif"), 10)
+    loaded = finishes(lambda: images.load_image(tmp_path / "pages.tif"), 10)
     assert loaded.image.size == (1, 1) and "multi-page" in loaded.warnings[0]
 
 
@@ -254,13 +249,13 @@ def test_long_names_of_short_words_are_fine():
 def test_wordnet_endpoint_has_the_class_limits(monkeypatch):
     monkeypatch.setattr(LIMITS, "wordnet_classes", 3)
     with pytest.raises(InputError, match="at most 3 are read in WordNet"):
-        D.wordnet_senses("cat, dog, crane, heron")
+        demo.wordnet_senses("cat, dog, crane, heron")
     with pytest.raises(InputError, match="at most 1000"):
-        D.wordnet_senses("cat, " + "x" * 1001)
+        demo.wordnet_senses("cat, " + "x" * 1001)
 
 
 def test_fair_lock_gives_a_waiting_request_the_next_turn():
-    lock = M.FairLock()
+    lock = models.FairLock()
     order: list[str] = []
     big_has_lock = threading.Event()
 
@@ -294,13 +289,13 @@ def test_text_encoding_takes_the_model_in_turns(tiny, monkeypatch):
     turns = []
     real = tiny.lock.acquire
     monkeypatch.setattr(tiny.lock, "acquire", lambda: turns.append(1) or real())
-    TXT.encode_prompts(tiny, [f"class {i}" for i in range(10)], cache=None, batch_size=3)
+    text_encoding.encode_prompts(tiny, [f"class {i}" for i in range(10)], cache=None, batch_size=3)
     assert len(turns) == 4      # one turn per batch of prompts, none held across batches
 
 
 def test_a_batch_of_long_prompts_is_a_short_turn():
     lengths = torch.tensor([5] * 300 + [77] * 100)
-    batches = TXT.length_batches(torch.argsort(lengths, stable=True), lengths, 256, 256 * 24)
+    batches = text_encoding.length_batches(torch.argsort(lengths, stable=True), lengths, 256, 256 * 24)
     assert [len(b) for b in batches] == [256, 79, 65]     # a batch holding 77-token prompts: 79 at most
     assert torch.equal(torch.cat(batches), torch.arange(400))
     assert all(len(b) * int(lengths[b].max()) <= 256 * 24 for b in batches)
@@ -308,7 +303,7 @@ def test_a_batch_of_long_prompts_is_a_short_turn():
 
 def test_a_small_request_is_served_during_a_large_one(tiny, cat_path):
     names = [f"thing number {i}" for i in range(6000)]
-    big = threading.Thread(target=lambda: TXT.encode_prompts(tiny, names, cache=None, batch_size=64))
+    big = threading.Thread(target=lambda: text_encoding.encode_prompts(tiny, names, cache=None, batch_size=64))
     big.start()
     while not tiny.lock.locked():
         time.sleep(0.001)
@@ -320,32 +315,32 @@ def test_a_small_request_is_served_during_a_large_one(tiny, cat_path):
 
 def test_tpt_gradient_in_class_chunks_is_the_one_pass_gradient(tiny, cat_path, monkeypatch):
     classes = ["cat", "dog", "rocket", "astronaut", "mug", "crane", "heron"]
-    image = I.load_image(cat_path).image
-    parts = P.prompt_parts(tiny, classes)
-    whole = P.tune(tiny, image, parts, P.TPTSettings(steps=2))
-    monkeypatch.setattr(P, "CPU_CLASS_CHUNK", 2)
-    chunked = P.tune(tiny, image, parts, P.TPTSettings(steps=2))
+    image = images.load_image(cat_path).image
+    parts = tpt.prompt_parts(tiny, classes)
+    whole = tpt.tune(tiny, image, parts, tpt.TPTSettings(steps=2))
+    monkeypatch.setattr(tpt, "CPU_CLASS_CHUNK", 2)
+    chunked = tpt.tune(tiny, image, parts, tpt.TPTSettings(steps=2))
     assert torch.allclose(whole.ctx_after, chunked.ctx_after, atol=1e-6)
     assert torch.allclose(whole.logits_after, chunked.logits_after, atol=1e-4)
 
 
 def test_prompt_cache_counts_what_it_holds(tiny):
-    cache = TXT.TextFeatureCache(max_bytes=10 * 2**20)
-    TXT.encode_prompts(tiny, [f"prompt {i}" for i in range(300)], cache, batch_size=64)
+    cache = text_encoding.TextFeatureCache(max_bytes=10 * 2**20)
+    text_encoding.encode_prompts(tiny, [f"prompt {i}" for i in range(300)], cache, batch_size=64)
     row = cache.get(tiny.identity, ["prompt 5"])[0]
     assert row.untyped_storage().nbytes() == row.numel() * 4     # owns its numbers: no shared matrix
     view = torch.zeros(1000, 32)[3]
-    assert TXT.entry_bytes(("m", "p"), view) >= 1000 * 32 * 4      # a view is charged its whole storage
-    assert cache.nbytes >= 300 * (32 * 4 + TXT.ENTRY_OVERHEAD_BYTES)
+    assert text_encoding.entry_bytes(("m", "p"), view) >= 1000 * 32 * 4      # a view is charged its whole storage
+    assert cache.nbytes >= 300 * (32 * 4 + text_encoding.ENTRY_OVERHEAD_BYTES)
 
 
 def test_tokenizer_cache_is_bounded(tiny, monkeypatch):
     cache = tiny.tokenizer.cache
-    assert isinstance(cache, M.BoundedCache)
-    monkeypatch.setattr(M, "TOKENIZER_CACHE_CHARS", cache.chars + 500)
+    assert isinstance(cache, models.BoundedCache)
+    monkeypatch.setattr(models, "TOKENIZER_CACHE_CHARS", cache.chars + 500)
     before = dict(cache)
-    TXT.encode_prompts(tiny, [f"unseenword{i}x" for i in range(300)], cache=None)
-    assert cache.chars <= M.TOKENIZER_CACHE_CHARS and len(cache) < len(before) + 300
+    text_encoding.encode_prompts(tiny, [f"unseenword{i}x" for i in range(300)], cache=None)
+    assert cache.chars <= models.TOKENIZER_CACHE_CHARS and len(cache) < len(before) + 300
     assert all(cache[k] == v for k, v in before.items())           # nothing learnt was dropped
 
 
@@ -486,7 +481,7 @@ def _raw_call(live_app: str, cat_path: Path, raw: dict[str, str], expect: str) -
 
 @pytest.mark.parametrize("space", ["\u00a0", "\t", "\u3000", "\u2009", "  \u00a0 "])
 def test_any_whitespace_inside_a_name_is_one_space(space):
-    assert C.parse_classnames([f"ice{space}cream", "dog"]).names == ("ice cream", "dog")
+    assert classnames.parse_classnames([f"ice{space}cream", "dog"]).names == ("ice cream", "dog")
 
 
 def test_a_sense_of_another_word_is_explained(cat_path):
@@ -496,7 +491,7 @@ def test_a_sense_of_another_word_is_explained(cat_path):
     assert not any("not one of" in w for w in own.warnings)
     for bad in ("crane.n.0", "crane.n.-1", "crane.n.x", "crane.n.01; rm", "crane.v.01"):
         with pytest.raises(InputError):
-            W.synset_by_id(bad)
+            wordnet.synset_by_id(bad)
 
 
 def test_local_dir_without_weights_is_refused(tmp_path, tiny):
@@ -505,13 +500,13 @@ def test_local_dir_without_weights_is_refused(tmp_path, tiny):
     for file in folder.glob("*.safetensors"):
         file.unlink()
     with pytest.raises(ModelLoadError, match="has a config but no weights"):
-        M.load_model(M.resolve_spec(f"local-dir:{folder}"), device="cpu")
+        models.load_model(models.resolve_spec(f"local-dir:{folder}"), device="cpu")
 
 
 def test_float_counts_are_refused_like_top_k(cat_path):
     for kwargs, expect in (({"tpt_views": 2.5}, "TPT views"), ({"tpt_steps": 1.5}, "TPT steps"),
                            ({"top_k": 2.5}, "top-k")):
         with pytest.raises(InputError, match=expect):
-            D.run(CONFIG, [str(cat_path)], "cat, dog", ["name", "tpt"], **kwargs)
-    ok = D.run(CONFIG, [str(cat_path)], "cat, dog", ["name"], top_k=2.0, tpt_views=16.0)
+            demo.run(CONFIG, [str(cat_path)], "cat, dog", ["name", "tpt"], **kwargs)
+    ok = demo.run(CONFIG, [str(cat_path)], "cat, dog", ["name"], top_k=2.0, tpt_views=16.0)
     assert ok.result.top_k == 2

@@ -55,7 +55,7 @@ def test_app_flag_with_a_bad_value_stops_at_start():
 def test_uploads_over_the_evaluation_limit_are_refused(monkeypatch, tmp_path, cat_path):
     import zipfile
 
-    from zsdemo import demo as D
+    from zsdemo import demo
     from zsdemo.errors import InputError
 
     archive = tmp_path / "set.zip"
@@ -64,7 +64,7 @@ def test_uploads_over_the_evaluation_limit_are_refused(monkeypatch, tmp_path, ca
             z.write(cat_path, f"cat/{k}.png")
     monkeypatch.setattr(LIMITS, "eval_images", 2)
     with pytest.raises(InputError, match="3 images found; at most 2"):
-        D.evaluate_upload(D.AppConfig("tiny-random", None, "cpu", None).with_uploads(archive.parent), str(archive),
+        demo.evaluate_upload(demo.AppConfig("tiny-random", None, "cpu", None).with_uploads(archive.parent), str(archive),
                           "name", views="flip")
 
 

@@ -10,15 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from zsdemo import cli
-from zsdemo import demo as D
-from zsdemo import progress as PR
+from zsdemo import cli, demo, progress
 from zsdemo.pipeline import classify_request, estimate, prepare_request
 from zsdemo.text import TextFeatureCache, encode_prompts
 from zsdemo.warmup import Example, WarmUp
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIG = D.AppConfig("tiny-random", None, "cpu", None)
+CONFIG = demo.AppConfig("tiny-random", None, "cpu", None)
 
 
 class Clock:
@@ -31,7 +29,7 @@ class Clock:
 
 def test_stages_advance_and_say_the_time_left():
     clock, seen = Clock(), []
-    tracker = PR.Tracker(lambda f, m: seen.append((f, m)), clock=clock)
+    tracker = progress.Tracker(lambda f, m: seen.append((f, m)), clock=clock)
     tracker.stage(0.0, 0.5, "encoding prompts", 1000, "prompt")
     clock.now = 10.0
     tracker.advance(500, "prompt")                     # half the stage: a quarter of the whole
@@ -41,7 +39,7 @@ def test_stages_advance_and_say_the_time_left():
     assert len(seen) == 2
     tracker.stage(0.1, 0.2, "an earlier stage")        # the bar never goes back
     assert seen[-1][0] == pytest.approx(0.25)
-    assert PR.duration(150) == "about 2 min" and PR.count(1, "image") == "1 image"
+    assert progress.duration(150) == "about 2 min" and progress.count(1, "image") == "1 image"
 
 
 def test_a_stopped_request_ends_at_the_next_model_turn(tiny):
@@ -58,7 +56,7 @@ def test_a_stopped_request_ends_at_the_next_model_turn(tiny):
     tiny.lock.acquire = counting
     try:
         names = [f"stop test class {k}" for k in range(600)]
-        with pytest.raises(PR.Stopped), PR.track(None, stop):
+        with pytest.raises(progress.Stopped), progress.track(None, stop):
             encode_prompts(tiny, names, TextFeatureCache(), batch_size=100)
     finally:
         del tiny.lock.acquire
@@ -66,7 +64,7 @@ def test_a_stopped_request_ends_at_the_next_model_turn(tiny):
 
 
 def test_run_control_stops_the_right_session():
-    control = D.RunControl(max_sessions=2)
+    control = demo.RunControl(max_sessions=2)
     mine, theirs = control.begin("me"), control.begin("them")
     assert control.current("me") is mine
     assert control.stop("me") and mine.is_set() and not theirs.is_set()
@@ -92,16 +90,16 @@ def test_the_estimate_counts_the_prompts_not_cached_and_names_the_work(tiny):
 
 def test_the_page_is_told_before_a_slow_run(monkeypatch, cat_path):
     told = []
-    monkeypatch.setattr(PR, "SLOW_SECONDS", 0.0)       # every run is "slow"
-    D.run(CONFIG, [str(cat_path)], "cat, dog", ["name"], announce=told.append)      # measures the speed
-    D.run(CONFIG, [str(cat_path)], "slow cat, slow dog", ["name", "clip80"], announce=told.append)
+    monkeypatch.setattr(demo, "SLOW_SECONDS", 0.0)       # every run is "slow"
+    demo.run(CONFIG, [str(cat_path)], "cat, dog", ["name"], announce=told.append)      # measures the speed
+    demo.run(CONFIG, [str(cat_path)], "slow cat, slow dog", ["name", "clip80"], announce=told.append)
     assert told and told[-1].startswith("This run will take about") and "prompts to encode" in told[-1]
 
 
 def test_a_non_image_upload_is_refused_with_its_name_not_its_path(tmp_path, cat_path):
     notes = tmp_path / "notes.png"
     notes.write_text("not a picture")
-    kept, refused = D.check_uploads(CONFIG.with_uploads(tmp_path), [str(notes), str(cat_path), "/etc/passwd"])
+    kept, refused = demo.check_uploads(CONFIG.with_uploads(tmp_path), [str(notes), str(cat_path), "/etc/passwd"])
     assert kept == [str(cat_path)]
     assert refused[0].startswith("notes.png: not an image") and str(tmp_path) not in refused[0]
     assert "was not uploaded" in refused[1]
@@ -159,8 +157,8 @@ def test_stop_reaches_an_evaluation(tmp_path, cat_path):
         if message.startswith("evaluating"):
             stop.set()                                 # Stop pressed once the evaluation started
 
-    with pytest.raises(PR.Stopped):
-        D.evaluate_upload(CONFIG.with_uploads(tmp_path), str(archive), "name", views="flip", progress=report,
+    with pytest.raises(progress.Stopped):
+        demo.evaluate_upload(CONFIG.with_uploads(tmp_path), str(archive), "name", views="flip", progress=report,
                           stop=stop)
     assert any(s.startswith("evaluating") for s in stages)
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from zsdemo import tpt as P
 from zsdemo.errors import InputError
 from zsdemo.images import load_image
 from zsdemo.models import load_model, resolve_spec
 from zsdemo.pipeline import classify
+from zsdemo.strategies import tpt
 
 CLASSES = ["cat", "dog", "coffee mug", "rocket", "astronaut"]
 
@@ -20,11 +20,11 @@ def image(cat_path):
 
 
 def test_views_are_seeded_and_inside_the_image():
-    s = P.TPTSettings()
-    views = P.sample_views(451, 300, s)
-    assert len(views) == 64 and views[0] == P.View(None, False)
-    assert views == P.sample_views(451, 300, s)
-    assert views != P.sample_views(451, 300, P.TPTSettings(seed=1))
+    s = tpt.TPTSettings()
+    views = tpt.sample_views(451, 300, s)
+    assert len(views) == 64 and views[0] == tpt.View(None, False)
+    assert views == tpt.sample_views(451, 300, s)
+    assert views != tpt.sample_views(451, 300, tpt.TPTSettings(seed=1))
     for v in views[1:]:
         left, top, right, bottom = v.box
         assert 0 <= left < right <= 451 and 0 <= top < bottom <= 300
@@ -33,14 +33,14 @@ def test_views_are_seeded_and_inside_the_image():
 
 
 def test_one_step_is_a_hand_written_adamw_step(tiny, image):
-    s = P.TPTSettings()
-    parts = P.prompt_parts(tiny, CLASSES)
-    out = P.tune(tiny, image, parts, s)
+    s = tpt.TPTSettings()
+    parts = tpt.prompt_parts(tiny, CLASSES)
+    out = tpt.tune(tiny, image, parts, s)
 
-    feats = P.embed_views(tiny, image, P.sample_views(image.width, image.height, s))
+    feats = tpt.embed_views(tiny, image, tpt.sample_views(image.width, image.height, s))
     ctx = parts.init.clone().requires_grad_(True)
-    logits = tiny.logit_scale * feats @ P.text_features(tiny, parts, ctx).T
-    ent = P.entropy(logits.detach())
+    logits = tiny.logit_scale * feats @ tpt.text_features(tiny, parts, ctx).T
+    ent = tpt.entropy(logits.detach())
     kept = torch.argsort(ent, stable=True)[:6]
     assert out.kept == kept.tolist()
     probs = logits[kept].softmax(-1).mean(0)
@@ -56,25 +56,25 @@ def test_one_step_is_a_hand_written_adamw_step(tiny, image):
 
 def test_loss_on_kept_views_decreases(tiny, image):
     for steps in (1, 3):
-        out = P.tune(tiny, image, P.prompt_parts(tiny, CLASSES), P.TPTSettings(steps=steps))
+        out = tpt.tune(tiny, image, tpt.prompt_parts(tiny, CLASSES), tpt.TPTSettings(steps=steps))
         assert out.loss_after < out.loss_before
 
 
 def test_context_starts_from_a_photo_of_a(tiny):
-    parts = P.prompt_parts(tiny, CLASSES)
+    parts = tpt.prompt_parts(tiny, CLASSES)
     words = tiny.tokenizer(["a photo of a"])[0, 1:5]
     assert torch.equal(parts.init, parts.tower.token_embedding(words).float())
     # With the initial context the prompts are exactly "a photo of a {class}.".
     from zsdemo.text import encode_prompts
-    direct = encode_prompts(tiny, [P.TEMPLATE.replace("{}", c) for c in CLASSES])
-    assert torch.allclose(P.text_features(tiny, parts, parts.init), direct, atol=1e-6)
+    direct = encode_prompts(tiny, [tpt.TEMPLATE.replace("{}", c) for c in CLASSES])
+    assert torch.allclose(tpt.text_features(tiny, parts, parts.init), direct, atol=1e-6)
 
 
 def test_every_image_starts_from_scratch(tiny, image, astronaut_path):
-    parts = P.prompt_parts(tiny, CLASSES)
-    first = P.tune(tiny, image, parts, P.TPTSettings())
-    P.tune(tiny, load_image(astronaut_path).image, parts, P.TPTSettings())
-    again = P.tune(tiny, image, parts, P.TPTSettings())
+    parts = tpt.prompt_parts(tiny, CLASSES)
+    first = tpt.tune(tiny, image, parts, tpt.TPTSettings())
+    tpt.tune(tiny, load_image(astronaut_path).image, parts, tpt.TPTSettings())
+    again = tpt.tune(tiny, image, parts, tpt.TPTSettings())
     assert torch.equal(first.ctx_after, again.ctx_after)
     assert torch.equal(first.logits_after, again.logits_after)
     result = classify(tiny, [image, astronaut_path, image], CLASSES, "tpt")
@@ -82,17 +82,17 @@ def test_every_image_starts_from_scratch(tiny, image, astronaut_path):
 
 
 def test_settings_are_respected(tiny, image):
-    parts = P.prompt_parts(tiny, CLASSES)
-    small = P.tune(tiny, image, parts, P.TPTSettings(views=16, select_fraction=0.25))
+    parts = tpt.prompt_parts(tiny, CLASSES)
+    small = tpt.tune(tiny, image, parts, tpt.TPTSettings(views=16, select_fraction=0.25))
     assert len(small.views) == 16 and len(small.view_entropy) == 16 and len(small.kept) == 4
-    assert P.TPTSettings(views=16).kept == 1
-    none = P.tune(tiny, image, parts, P.TPTSettings(steps=0))
+    assert tpt.TPTSettings(views=16).kept == 1
+    none = tpt.tune(tiny, image, parts, tpt.TPTSettings(steps=0))
     assert torch.equal(none.logits_after, none.logits_before) and torch.equal(none.ctx_after, none.ctx_before)
     for lr in (1e-3, 2e-2):
-        out = P.tune(tiny, image, parts, P.TPTSettings(lr=lr))
+        out = tpt.tune(tiny, image, parts, tpt.TPTSettings(lr=lr))
         moved = (out.ctx_after - out.ctx_before * (1 - lr * 0.01)).abs().max()
         assert float(moved) == pytest.approx(lr, rel=1e-3)  # Adam's first step moves by lr
-    other_seed = P.tune(tiny, image, parts, P.TPTSettings(seed=7))
+    other_seed = tpt.tune(tiny, image, parts, tpt.TPTSettings(seed=7))
     assert other_seed.views != small.views
 
 
@@ -102,7 +102,7 @@ def test_settings_are_respected(tiny, image):
 ])
 def test_bad_settings_get_messages(kwargs, message):
     with pytest.raises(InputError, match=message):
-        P.parse_settings(**kwargs)
+        tpt.parse_settings(**kwargs)
 
 
 def test_gradients_reach_only_the_context(image):
@@ -111,7 +111,7 @@ def test_gradients_reach_only_the_context(image):
         p.requires_grad_(True)  # even trainable weights must get no gradient
     seen = []
     model.model.visual.register_forward_hook(lambda *_: seen.append(torch.is_grad_enabled()))
-    out = P.tune(model, image, P.prompt_parts(model, CLASSES), P.TPTSettings(views=8, steps=2))
+    out = tpt.tune(model, image, tpt.prompt_parts(model, CLASSES), tpt.TPTSettings(views=8, steps=2))
     assert seen and not any(seen)
     assert all(p.grad is None for p in model.model.parameters())
     assert out.loss_after < out.loss_before
@@ -121,23 +121,27 @@ def test_result_records_before_and_after(tiny, cat_path):
     result = classify(tiny, [cat_path], CLASSES, "photo,tpt", tpt={"views": 32})
     res = result.images[0].strategies["tpt"]
     d = res.details
-    for key in ("probs_before", "entropy_before", "entropy_after", "loss_before", "loss_after", "kept_views",
-                "views", "view_entropy", "settings", "top1_before"):
-        assert key in d
-    assert d["settings"]["views"] == 32 and len(d["views"]) == 32 and len(d["kept_views"]) == 3
-    assert d["probs_before"] == pytest.approx(result.images[0].strategies["photo"].probs, abs=1e-5)
-    assert res.probs != d["probs_before"]
+    assert isinstance(d, tpt.TPTDetails)
+    assert d.settings.views == 32 and len(d.views) == 32 and len(d.kept_views) == 3
+    assert d.probs_before == pytest.approx(result.images[0].strategies["photo"].probs, abs=1e-5)
+    assert res.probs != d.probs_before
+    assert d.top1_before == result.images[0].strategies["photo"].top1.class_name
+    # The JSON keys, and the typed details back from them.
+    doc = result.to_dict()["images"][0]["strategies"]["tpt"]["details"]
+    assert list(doc) == ["probs_before", "entropy_before", "entropy_after", "loss_before", "loss_after",
+                         "kept_views", "view_entropy", "views", "settings", "top1_before"]
+    assert type(result).from_dict(result.to_dict()).images[0].strategies["tpt"].details == d
 
 
 def test_tensor_crops_match_pillow_crops(tiny, image):
-    views = P.sample_views(image.width, image.height, P.TPTSettings(views=8))
-    batch = P.view_batch(tiny, image, views)
+    views = tpt.sample_views(image.width, image.height, tpt.TPTSettings(views=8))
+    batch = tpt.view_batch(tiny, image, views)
     size = tiny.image_size
     for v, got in zip(views, batch):
         if v.box is None:
             ref = tiny.preprocess(image)
         else:
-            crop = image.crop(v.box).resize((size, size), P.Image.Resampling.BICUBIC)
-            ref = tiny.preprocess(crop.transpose(P.Image.Transpose.FLIP_LEFT_RIGHT) if v.flip else crop)
+            crop = image.crop(v.box).resize((size, size), tpt.Image.Resampling.BICUBIC)
+            ref = tiny.preprocess(crop.transpose(tpt.Image.Transpose.FLIP_LEFT_RIGHT) if v.flip else crop)
         # Pillow rounds to 8 bits and its bicubic filter differs slightly: compare on the pixel scale.
         assert (got - ref).abs().mean() < 0.02

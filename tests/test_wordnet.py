@@ -10,30 +10,28 @@ from pathlib import Path
 
 import pytest
 
-from zsdemo import classnames as C
-from zsdemo import hierarchy as H
-from zsdemo import wordnet as W
-from zsdemo import wordnet_data
+from zsdemo import classnames, wordnet, wordnet_data
 from zsdemo.errors import InputError
+from zsdemo.strategies import hierarchy
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def chosen(names, **kw):
-    return [c.chosen.synset if c.chosen else None for c in W.resolve(names, **kw)]
+    return [c.chosen.synset if c.chosen else None for c in wordnet.resolve(names, **kw)]
 
 
 def test_dog_has_parent_canine_and_sorted_children():
-    dog = W.resolve(["dog"])[0]
+    dog = wordnet.resolve(["dog"])[0]
     assert dog.chosen.synset == "dog.n.01"
     assert dog.parent == "canine" and dog.parent_synset == "canine.n.02"  # deeper than domestic animal
-    assert 0 < len(dog.children) <= W.MAX_CHILDREN
+    assert 0 < len(dog.children) <= wordnet.MAX_CHILDREN
     assert list(dog.children) == sorted(dog.children, key=str.lower)
     assert "corgi" in dog.children and all("_" not in k for k in dog.children)
 
 
 def test_crane_lists_its_senses_with_glosses():
-    crane = W.resolve(["crane"])[0]
+    crane = wordnet.resolve(["crane"])[0]
     names = [s.synset for s in crane.senses]
     assert names[:5] == ["crane.n.01", "crane.n.02", "grus.n.01", "crane.n.04", "crane.n.05"]
     assert all(s.gloss for s in crane.senses)
@@ -57,9 +55,9 @@ def test_default_sense_fits_the_request(names, expected):
 
 
 def test_default_sense_rule_is_reported():
-    crane = W.resolve(["crane", "heron", "stork"])[0]
+    crane = wordnet.resolve(["crane", "heron", "stork"])[0]
     assert crane.rule == "context" and "fits the other class names" in crane.reason
-    tiger = W.resolve(["tiger"])[0]
+    tiger = wordnet.resolve(["tiger"])[0]
     assert tiger.rule == "kind" and tiger.chosen.lexname == "noun.animal"
 
 
@@ -74,16 +72,16 @@ def test_plurals_and_multiword_names_resolve(name, expected):
 
 
 def test_made_up_word_keeps_its_bare_name():
-    c = W.resolve(["qwzzyxian"])[0]
+    c = wordnet.resolve(["qwzzyxian"])[0]
     assert c.chosen is None and c.senses == () and c.rule == "none"
     assert c.parent is None and c.children == ()
-    assert H.phrases("qwzzyxian", c) == ["qwzzyxian"]
+    assert hierarchy.phrases("qwzzyxian", c) == ["qwzzyxian"]
 
 
 def test_user_choice_by_synset_name_or_imagenet_id():
     assert chosen(["crane", "heron"], overrides={"crane": "crane.n.04"})[0] == "crane.n.04"
     assert chosen(["Crane"], overrides={"crane": "n02012849"})[0] == "crane.n.05"
-    c = W.resolve(["crane"], overrides={"crane": "crane.n.04"})[0]
+    c = wordnet.resolve(["crane"], overrides={"crane": "crane.n.04"})[0]
     assert c.rule == "user" and c.parent == "lifting device"
 
 
@@ -94,19 +92,19 @@ def test_user_choice_by_synset_name_or_imagenet_id():
 ])
 def test_bad_user_choice_is_refused_with_a_message(overrides, message):
     with pytest.raises(InputError, match=message):
-        W.resolve(["crane"], overrides=overrides)
+        wordnet.resolve(["crane"], overrides=overrides)
 
 
 def test_parse_overrides():
-    assert W.parse_overrides("crane=crane.n.04, seal = seal.n.09") == {"crane": "crane.n.04", "seal": "seal.n.09"}
-    assert W.parse_overrides(["crane=n03126707"]) == {"crane": "n03126707"}
+    assert wordnet.parse_overrides("crane=crane.n.04, seal = seal.n.09") == {"crane": "crane.n.04", "seal": "seal.n.09"}
+    assert wordnet.parse_overrides(["crane=n03126707"]) == {"crane": "n03126707"}
     with pytest.raises(InputError, match="crane=crane.n.04"):
-        W.parse_overrides("crane crane.n.04")
+        wordnet.parse_overrides("crane crane.n.04")
 
 
 def test_imagenet_preset_resolves_exactly_through_wordnet_ids():
-    names = C.preset_classnames("imagenet1k")
-    senses = H.class_senses(names)
+    names = classnames.preset_classnames("imagenet1k")
+    senses = wordnet.class_senses(names)
     wnids = (ROOT / "assets" / "imagenet_wnids.txt").read_text().split()
     assert [s.chosen.wnid for s in senses] == wnids
     assert all(s.rule == "imagenet-id" for s in senses)
@@ -114,7 +112,7 @@ def test_imagenet_preset_resolves_exactly_through_wordnet_ids():
 
 
 def test_imagenet_names_unknown_to_wordnet_use_their_id_in_mixed_requests():
-    senses = H.class_senses(["crane bird", "construction crane", "kite surfer"])
+    senses = wordnet.class_senses(["crane bird", "construction crane", "kite surfer"])
     assert senses[0].chosen.synset == "crane.n.05" and senses[0].rule == "imagenet-id"
     assert senses[1].chosen.synset == "crane.n.04"
     assert senses[2].chosen is None
@@ -122,10 +120,10 @@ def test_imagenet_names_unknown_to_wordnet_use_their_id_in_mixed_requests():
 
 def test_parents_drop_abstract_nodes():
     # rock.n.01's only parent is natural object, but some synsets hang right under "artifact".
-    s = W.synset_by_id("instrumentality.n.03")
-    assert W.parent_of(s, drop_abstract=False).name() == "artifact.n.01"
-    assert W.parent_of(s) is None
-    assert H.phrases("tool kit", W.describe("tool kit", s, "user", "", [s]))[0] == "tool kit"
+    s = wordnet.synset_by_id("instrumentality.n.03")
+    assert wordnet.parent_of(s, drop_abstract=False).name() == "artifact.n.01"
+    assert wordnet.parent_of(s) is None
+    assert hierarchy.phrases("tool kit", wordnet.describe("tool kit", s, "user", "", [s]))[0] == "tool kit"
 
 
 def test_same_output_whatever_the_hash_seed():
@@ -146,10 +144,10 @@ def test_same_output_whatever_the_hash_seed():
 
 
 def test_system_wordnet_is_copied_with_lexnames(tmp_path, monkeypatch):
-    source = W.system_wordnet_dir()
+    source = wordnet.system_wordnet_dir()
     if source is None:
         pytest.skip("no system WordNet here (Debian's wordnet-base); NLTK's download route is used")
-    target = W.install_from_system(source, tmp_path)
+    target = wordnet.install_from_system(source, tmp_path)
     lexnames = (target / "lexnames").read_text().splitlines()
     assert len(lexnames) == 45 and lexnames[5] == "05\tnoun.animal\t1"
     assert not any(p.is_symlink() for p in target.iterdir())
@@ -165,16 +163,16 @@ def test_missing_wordnet_is_reported_once(monkeypatch):
     monkeypatch.setattr(wordnet_data, "system_wordnet_dir", lambda: None)
     calls = []
     monkeypatch.setattr(wordnet_data, "_download", lambda: calls.append(1) or False)
-    W.reset()
+    wordnet.reset()
     try:
         for _ in range(2):
-            with pytest.raises(W.WordNetUnavailable, match="setup-wordnet"):
-                W.ensure_wordnet()
+            with pytest.raises(wordnet.WordNetUnavailable, match="setup-wordnet"):
+                wordnet.ensure_wordnet()
         assert calls == [1]
-        assert "every other strategy works" in W.wordnet_status()
+        assert "every other strategy works" in wordnet.wordnet_status()
     finally:
         monkeypatch.undo()
-        W.reset()
+        wordnet.reset()
 
 
 def test_without_nltk_wordnet_is_unavailable_not_a_crash(monkeypatch):
@@ -182,10 +180,10 @@ def test_without_nltk_wordnet_is_unavailable_not_a_crash(monkeypatch):
         monkeypatch.setitem(sys.modules, name, None)
     monkeypatch.setitem(sys.modules, "nltk", None)
     monkeypatch.setattr(wordnet_data, "system_wordnet_dir", lambda: None)
-    W.reset()
+    wordnet.reset()
     try:
-        with pytest.raises(W.WordNetUnavailable):
-            W.ensure_wordnet()
+        with pytest.raises(wordnet.WordNetUnavailable):
+            wordnet.ensure_wordnet()
     finally:
         monkeypatch.undo()
-        W.reset()
+        wordnet.reset()

@@ -15,13 +15,19 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
-from . import classnames as C
-from .constants import DEFAULT_TOP_K, EVAL_BATCH_SIZE
+from .classnames import PRESETS as CLASS_PRESETS
+from .classnames import parse_classnames, preset_classnames
+from .constants import (
+    CLASSIFY_DEFAULT,
+    DEFAULT_STRATEGIES,
+    DEFAULT_TOP_K,
+    EVAL_BATCH_SIZE,
+)
 from .errors import ZsdemoError
 from .files import is_regular_file, read_text
 from .limits import LIMITS, check_environment
-from .model_presets import DEFAULT_PRESET, PRESETS
-from .strategies import CLASSIFY_DEFAULT, DEFAULT_STRATEGIES, STRATEGIES
+from .model_presets import DEFAULT_PRESET
+from .model_presets import PRESETS as MODEL_PRESETS
 from .views import VIEWS
 
 if TYPE_CHECKING:
@@ -63,7 +69,7 @@ def progress_printer(quiet: bool, stream=None) -> Callable[[float, str], None] |
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=DEFAULT_PRESET,
-                   help=f"preset ({', '.join(PRESETS)}), an open_clip architecture, hf-hub:ORG/REPO "
+                   help=f"preset ({', '.join(MODEL_PRESETS)}), an open_clip architecture, hf-hub:ORG/REPO "
                         f"or local-dir:PATH (default {DEFAULT_PRESET})")
     p.add_argument("--pretrained", default=None,
                    help="pretrained tag or checkpoint file for an architecture name")
@@ -96,9 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     group = c.add_mutually_exclusive_group(required=True)
     group.add_argument("--classes", help="class names, separated by commas or new lines")
     group.add_argument("--classes-file", help="a text file of class names, one per line")
-    group.add_argument("--preset", choices=sorted(C.PRESETS), help="a class-name preset")
+    group.add_argument("--preset", choices=sorted(CLASS_PRESETS), help="a class-name preset")
     c.add_argument("--strategies", default=",".join(CLASSIFY_DEFAULT),
-                   help=f"comma-separated ids: {', '.join(STRATEGIES)}, or all (default %(default)s)")
+                   help="comma-separated strategy ids (zsdemo strategies lists them), or all (default %(default)s)")
     c.add_argument("--templates", action="append", default=None, metavar="T",
                    help="a custom template with one {} (repeat the flag for several)")
     c.add_argument("--top-k", type=int, default=DEFAULT_TOP_K)
@@ -134,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     candidates = e.add_mutually_exclusive_group()
     candidates.add_argument("--classes", help="candidate classes (default: the labels found)")
     candidates.add_argument("--classes-file", help="a text file of candidate classes, one per line")
-    candidates.add_argument("--preset", choices=sorted(C.PRESETS), help="candidate classes from a preset")
+    candidates.add_argument("--preset", choices=sorted(CLASS_PRESETS), help="candidate classes from a preset")
     e.add_argument("--views", default=None,
                    help=f"image views for S_B (default all: {', '.join(VIEWS)}); 'hflip' alone is "
                         "about 5x faster but S_B then has one view")
@@ -165,6 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def format_table(result: ClassificationResult) -> str:
+    from .strategies import STRATEGIES
+
     lines = [f"model: {result.model['label']} on {result.model['device']}"
              + ("  [RANDOM WEIGHTS: predictions are meaningless]" if result.model["random_weights"] else "")]
     lines += [f"warning: {w}" for w in result.warnings]
@@ -178,27 +186,22 @@ def format_table(result: ClassificationResult) -> str:
         lines += [f"  note: {w}" for w in im.warnings]
         for sid, res in im.strategies.items():
             top = "  ".join(f"{p.class_name} {p.prob:.3f}" for p in res.top_k)
-            note = ""
-            if "applied" in res.details:
-                note = "  [re-ranked]" if res.details["applied"] else "  [kept: confident]"
-            elif "entropy_before" in res.details:
-                note = (f"  [before tuning: {res.details['top1_before']}, entropy "
-                        f"{res.details['entropy_before']:.3f} -> {res.details['entropy_after']:.3f}]")
-            lines.append(f"  {sid:<{width}}  {top}{note}")
+            note = STRATEGIES[sid].note(res)
+            lines.append(f"  {sid:<{width}}  {top}" + (f"  [{note}]" if note else ""))
         check = im.analyses.get("consistency")
         if check:
             lines.append(
-                f"  consistency: {check['verdict'].upper()}  S_T={check['s_t']:.2f}  S_B={check['s_b']:.2f}  "
-                f"O_T={'yes' if check['o_t'] else 'no'}  O_B={'yes' if check['o_b'] else 'no'}"
+                f"  consistency: {check.verdict.upper()}  S_T={check.s_t:.2f}  S_B={check.s_b:.2f}  "
+                f"O_T={'yes' if check.o_t else 'no'}  O_B={'yes' if check.o_b else 'no'}"
             )
-            lines.append("    prompt groups: " + ", ".join(f"{g}={c}" for g, c in check["groups"].items()))
-            lines.append("    views: " + ", ".join(f"{v}={c}" for v, c in check["views"].items()))
+            lines.append("    prompt groups: " + ", ".join(f"{g}={c}" for g, c in check.groups.items()))
+            lines.append("    views: " + ", ".join(f"{v}={c}" for v, c in check.views.items()))
     return "\n".join(lines)
 
 
 def _read_classes(args: argparse.Namespace) -> str | tuple[str, ...]:
     if args.preset:
-        return C.preset_classnames(args.preset)
+        return preset_classnames(args.preset)
     if args.classes_file:
         return read_text(args.classes_file, f"Cannot read class file {args.classes_file!r}", LIMITS.upload_bytes)
     return args.classes
@@ -267,7 +270,7 @@ def format_evaluation(report: EvaluationReport, files: Sequence[Path]) -> str:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from . import evaluation as E
+    from .evaluation import evaluate, evaluation_request
     from .feature_store import DEFAULT_DIR, FeatureStore
     from .labelled import open_labelled, open_zip, read_class_map
     from .models import get_model
@@ -276,19 +279,19 @@ def run_evaluate(args: argparse.Namespace) -> int:
     mapping = read_class_map(args.class_map) if args.class_map else None
     candidates = None
     if args.classes or args.classes_file or args.preset:
-        candidates = C.parse_classnames(_read_classes(args)).names
+        candidates = parse_classnames(_read_classes(args)).names
     with tempfile.TemporaryDirectory(prefix="zsdemo-eval-") as tmp:
         source = Path(args.data)
         is_zip = is_regular_file(source) and source.suffix.lower() == ".zip"
         data = (open_zip(source, tmp, mapping, candidates) if is_zip
                 else open_labelled(source, mapping, candidates))
         # The request is checked once, before a model loads: a typo does not wait for it.
-        request = E.evaluation_request(data, args.strategies, args.templates, args.views, args.rerank_all,
-                                       args.sense, _tpt_settings(args))
+        request = evaluation_request(data, args.strategies, args.templates, args.views, args.rerank_all,
+                                     args.sense, _tpt_settings(args))
         loaded = get_model(args.model, args.pretrained, args.device, args.precision)
         store = None if args.no_cache else FeatureStore(args.cache or DEFAULT_DIR, loaded)
-        report = E.evaluate(loaded, data, request, batch_size=args.batch_size, store=store,
-                            progress=progress_printer(args.quiet))
+        report = evaluate(loaded, data, request, batch_size=args.batch_size, store=store,
+                          progress=progress_printer(args.quiet))
         files = write_report(report, args.out)
     if args.json:
         print(json.dumps(report.to_dict(), indent=1, ensure_ascii=False))
@@ -318,11 +321,10 @@ def format_senses(senses: Sequence[ClassSense]) -> str:
 
 
 def run_wordnet(args: argparse.Namespace) -> int:
-    names = C.parse_classnames(list(args.names)).names
-    from . import hierarchy as H
-    from . import wordnet as W
+    from .wordnet import class_senses, parse_overrides
 
-    senses = H.class_senses(names, W.parse_overrides(args.sense))
+    names = parse_classnames(list(args.names)).names
+    senses = class_senses(names, parse_overrides(args.sense))
     if args.json:
         print(json.dumps([s.to_dict() for s in senses], indent=2, ensure_ascii=False))
     else:
@@ -331,16 +333,16 @@ def run_wordnet(args: argparse.Namespace) -> int:
 
 
 def run_setup_wordnet() -> int:
-    from . import wordnet as W
+    from .wordnet import ensure_wordnet, reset
 
-    W.reset()
-    reader = W.ensure_wordnet()
+    reset()
+    reader = ensure_wordnet()
     print(f"WordNet {reader.get_version()} is ready (found under {reader.root}).")
     return 0
 
 
 def run_models() -> int:
-    for p in PRESETS.values():
+    for p in MODEL_PRESETS.values():
         weights = f"{p.arch} / {p.pretrained}" if p.pretrained else f"{p.arch} / random weights"
         default = "  (default)" if p.id == DEFAULT_PRESET else ""
         print(f"{p.id:<12} {p.label:<40} {weights:<36} {p.note}{default}")
@@ -349,6 +351,8 @@ def run_models() -> int:
 
 
 def run_strategies() -> int:
+    from .strategies import STRATEGIES
+
     for s in STRATEGIES.values():
         print(f"{s.id:<12} {s.label:<30} {s.description}")
     return 0

@@ -12,25 +12,25 @@ so crops keep the original resolution.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from . import templates as T
 from .models import LoadedModel
+from .templates import CLIP80, NAME_ONLY
 from .text import TextFeatureCache
-from .views import DEFAULT_VIEWS, FLIP_VIEW, VIEW_LABELS, VIEWS, make_view, parse_views  # noqa: F401 (K.VIEWS...)
+from .views import DEFAULT_VIEWS, FLIP_VIEW, make_view, parse_views
 from .zero_shot_classifier import class_vectors, template_features
 
 # The four classifiers of O_T, in the paper's order.
 PROMPT_GROUPS: dict[str, tuple[str, ...]] = {
-    "name": T.NAME_ONLY,
-    "clip80[1-40]": T.CLIP80[:40],
-    "clip80[41-80]": T.CLIP80[40:],
-    "clip80": T.CLIP80,
+    "name": NAME_ONLY,
+    "clip80[1-40]": CLIP80[:40],
+    "clip80[41-80]": CLIP80[40:],
+    "clip80": CLIP80,
 }
 GROUP_LABELS: dict[str, str] = {
     "name": "name only", "clip80[1-40]": "CLIP-80 templates 1-40",
@@ -55,16 +55,37 @@ class Consistency:
     def low_confidence(self) -> bool:
         return self.o_t or self.o_b
 
-    def to_dict(self, classnames: Sequence[str]) -> dict[str, Any]:
-        """JSON form: class names instead of indices, the verdict spelled out."""
-        d = asdict(self)
-        d["base"] = classnames[self.base]
-        d["groups"] = {g: classnames[i] for g, i in self.groups.items()}
-        d["views"] = {v: classnames[i] for v, i in self.views.items()}
-        d["single_template"] = [classnames[i] for i in self.single_template]
-        d["low_confidence"] = self.low_confidence
-        d["verdict"] = "low confidence" if self.low_confidence else "confident"
-        return d
+    def details(self, classnames: Sequence[str]) -> ConsistencyDetails:
+        """What a result records: class names instead of indices, the verdict spelled out."""
+        return ConsistencyDetails(
+            base=classnames[self.base],
+            groups={g: classnames[i] for g, i in self.groups.items()},
+            views={v: classnames[i] for v, i in self.views.items()},
+            single_template=[classnames[i] for i in self.single_template],
+            s_t=self.s_t, s_b=self.s_b, o_t=self.o_t, o_b=self.o_b,
+            low_confidence=self.low_confidence,
+            verdict="low confidence" if self.low_confidence else "confident",
+        )
+
+
+@dataclass
+class ConsistencyDetails:
+    """One image's consistency analysis as a result records it (``ImageResult.analyses``)."""
+
+    base: str                        # the name-only top-1 on the original image
+    groups: dict[str, str]           # PROMPT_GROUPS id -> its top-1
+    views: dict[str, str]            # view id -> the name-only top-1 of that view
+    single_template: list[str]       # the top-1 of each of the 80 single-template classifiers
+    s_t: float
+    s_b: float
+    o_t: bool
+    o_b: bool
+    low_confidence: bool
+    verdict: str                     # "confident" or "low confidence"
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ConsistencyDetails":
+        return cls(**d)
 
 
 def consistency_from_logits(
@@ -143,11 +164,11 @@ def analyse_features(
     device = image_features.device
     # The name-only classifier is the one the pipeline just used (class-matrix cache); the
     # per-template features give the other groups and the 80 single-template classifiers.
-    name = class_vectors(loaded, classnames, T.NAME_ONLY, cache).to(device)
-    feats = template_features(loaded, classnames, T.CLIP80, cache).to(device)
-    position = {t: i for i, t in enumerate(T.CLIP80)}
+    name = class_vectors(loaded, classnames, NAME_ONLY, cache).to(device)
+    feats = template_features(loaded, classnames, CLIP80, cache).to(device)
+    position = {t: i for i, t in enumerate(CLIP80)}
     group_vectors = {
-        g: name if templates == T.NAME_ONLY
+        g: name if templates == NAME_ONLY
         else F.normalize(feats[:, [position[t] for t in templates]].mean(dim=1), dim=-1)
         for g, templates in PROMPT_GROUPS.items()
     }

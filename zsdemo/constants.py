@@ -3,3 +3,7 @@
 DEFAULT_TOP_K = 5                  # classes listed per strategy
 MAX_TOP_K = 20
 EVAL_BATCH_SIZE = 32               # images per encoder step of an evaluation, each with its views
+# Strategies picked when none are named: the app's and the evaluation's (with WordNet re-ranking),
+# and the command line's classify and the API's (no WordNet needed).
+DEFAULT_STRATEGIES: tuple[str, ...] = ("name", "photo", "clip80", "hierarchy")
+CLASSIFY_DEFAULT: tuple[str, ...] = ("name", "photo", "clip80")

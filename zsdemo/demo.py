@@ -16,16 +16,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from . import arguments as A
-from . import classnames as C
-from . import consistency as K
-from . import evaluation as E
-from . import hierarchy as H
-from . import models
-from . import progress as PR
-from . import wordnet as W
-from .constants import MAX_TOP_K  # noqa: F401 (the page's top-k slider)
+from . import arguments, models
+from .classnames import PRESET_LABELS, parse_classnames, preset_classnames
+from .classnames import PRESETS as CLASS_PRESETS
+from .constants import (
+    DEFAULT_STRATEGIES,  # noqa: F401 (the page's default choice)
+    MAX_TOP_K,  # noqa: F401 (the page's top-k slider)
+)
 from .errors import ImageError, InputError, ModelLoadError
+from .evaluation import EvaluationReport, evaluate, evaluation_request
 from .feature_store import DEFAULT_DIR as DEFAULT_FEATURE_CACHE
 from .feature_store import FeatureStore
 from .files import UploadPolicy, display_name
@@ -53,15 +52,18 @@ from .pipeline import (
     estimate,
     prepare_request,
 )
+from .progress import SLOW_SECONDS, count, track
 from .report import write_report
 from .results import ClassificationResult
-from .strategies import DEFAULT_STRATEGIES, STRATEGIES  # noqa: F401 (the page's default choice)
-from .tpt import MAX_STEPS
+from .strategies import STRATEGIES, chosen, parse_strategies
+from .strategies.tpt import MAX_STEPS
+from .views import DEFAULT_VIEWS, FLIP_VIEW, VIEW_LABELS, VIEWS
 from .warmup import Example, WarmUp
+from .wordnet import check_count, check_overrides, class_senses, parse_overrides
 
 TEXT_CACHE_FILE = "text-features.sqlite"    # in the feature-cache folder: the warm-up's text features
 SLOW_PROMPTS = 20_000       # a model whose speed is unknown: this many new prompts is announced as slow
-EVAL_VIEWS: dict[str, tuple[str, ...]] = {"all": K.DEFAULT_VIEWS, "flip": (K.FLIP_VIEW,)}
+EVAL_VIEWS: dict[str, tuple[str, ...]] = {"all": DEFAULT_VIEWS, "flip": (FLIP_VIEW,)}
 REPORTS_DIR = Path(tempfile.gettempdir()) / "zsdemo-reports"
 REPORT_TTL_S = 3600              # downloads of an evaluation are kept this long
 EXAMPLE_IMAGES = Path(__file__).resolve().parent.parent / "assets" / "images"
@@ -148,11 +150,11 @@ class RunControl:
 
 
 def preset_text(preset: str | None) -> str:
-    return "\n".join(C.preset_classnames(preset)) if preset else ""
+    return "\n".join(preset_classnames(preset)) if preset else ""
 
 
 def preset_choices() -> list[tuple[str, str]]:
-    return [(C.PRESET_LABELS.get(p, p), p) for p in C.PRESETS]
+    return [(PRESET_LABELS.get(p, p), p) for p in CLASS_PRESETS]
 
 
 def strategy_choices() -> list[tuple[str, str]]:
@@ -172,7 +174,7 @@ def model_choices(config: AppConfig) -> list[tuple[str, str]]:
 
 
 def view_choices() -> list[tuple[str, str]]:
-    return [(K.VIEW_LABELS[v], v) for v in K.VIEWS]
+    return [(VIEW_LABELS[v], v) for v in VIEWS]
 
 
 def options(config: AppConfig) -> dict[str, Any]:
@@ -181,8 +183,8 @@ def options(config: AppConfig) -> dict[str, Any]:
         "default_model": config.model,
         "models": {p.id: p.label for p in models.PRESETS.values()},
         "strategies": {s.id: s.description for s in STRATEGIES.values()},
-        "class_presets": {p: C.PRESET_LABELS.get(p, p) for p in C.PRESETS},
-        "views": dict(K.VIEW_LABELS),
+        "class_presets": {p: PRESET_LABELS.get(p, p) for p in CLASS_PRESETS},
+        "views": dict(VIEW_LABELS),
     }
 
 
@@ -211,7 +213,7 @@ def pick_model(config: AppConfig, choice: str | None) -> models.LoadedModel:
     a page visitor must not make the server read arbitrary paths. A bare architecture would run
     with random weights (and may be huge): refused unless the operator allowed it.
     """
-    choice = A.text(choice, "model").strip()
+    choice = arguments.text(choice, "model").strip()
     if not choice or choice == config.model:
         return models.get_model(config.model, config.pretrained, config.device)
     if len(choice) > 300:
@@ -235,8 +237,8 @@ def pick_model(config: AppConfig, choice: str | None) -> models.LoadedModel:
 
 def _tpt_settings(steps: object, views: object) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    steps = A.whole_number(steps, "TPT steps", 0, MAX_STEPS)
-    views = A.whole_number(views, "TPT views", 2, LIMITS.tpt_views)
+    steps = arguments.whole_number(steps, "TPT steps", 0, MAX_STEPS)
+    views = arguments.whole_number(views, "TPT views", 2, LIMITS.tpt_views)
     if steps is not None:
         out["steps"] = steps
     if views is not None:
@@ -270,25 +272,25 @@ def run(
     model's next turn (``progress.Stopped``); ``announce`` is told beforehand when a run will be
     slow, and why.
     """
-    items = [p for p in A.items(paths, "images", LIMITS.images) if p]
+    items = [p for p in arguments.items(paths, "images", LIMITS.images) if p]
     if not items:
         raise InputError("No image yet: upload, drop, paste or photograph at least one image, then run.")
     files = config.uploads.check_all(items)
-    strategies = A.text_or_list(strategies, "strategies")
+    strategies = arguments.text_or_list(strategies, "strategies")
     if not strategies:
         raise InputError("No strategy selected: tick at least one strategy.")
     request = prepare_request(
-        A.text(classes, "classes"), strategies, A.text_or_list(templates, "templates") or None, top_k,
-        consistency=A.flag(consistency, "consistency"), views=A.text_or_list(views, "views") or None,
-        rerank_all=A.flag(rerank_all, "rerank_all"), senses=A.text_or_mapping(senses, "senses") or None,
+        arguments.text(classes, "classes"), strategies, arguments.text_or_list(templates, "templates") or None, top_k,
+        consistency=arguments.flag(consistency, "consistency"), views=arguments.text_or_list(views, "views") or None,
+        rerank_all=arguments.flag(rerank_all, "rerank_all"), senses=arguments.text_or_mapping(senses, "senses") or None,
         tpt=_tpt_settings(tpt_steps, tpt_views),
     )
-    with PR.track(progress, stop) as tracker:
+    with track(progress, stop) as tracker:
         tracker.stage(0.0, 0.0, "loading the model" if model_is_loaded(config, model) else
                       "loading the model (its first use on this server: this can take a minute)")
         loaded = pick_model(config, model)
         work = estimate(loaded, len(files), request)
-        if announce and work.known and work.total >= PR.SLOW_SECONDS:
+        if announce and work.known and work.total >= SLOW_SECONDS:
             announce(f"This run will take {work.summary()}.")
         elif announce and not work.known and work.prompts >= SLOW_PROMPTS:
             announce(f"This run may take a while: {work.summary()}.")
@@ -300,9 +302,9 @@ def done_message(state: dict[str, Any], seconds: float) -> str:
     """The status line after a run: what was done, and in how long."""
     images = state["result"]["images"]
     failed = sum(1 for im in images if im.get("error"))
-    text = f"Classified {PR.count(len(images) - failed, 'image')} in {seconds:.1f} s."
+    text = f"Classified {count(len(images) - failed, 'image')} in {seconds:.1f} s."
     if failed:
-        text += f" {PR.count(failed, 'image')} could not be read: see the summary."
+        text += f" {count(failed, 'image')} could not be read: see the summary."
     return text
 
 
@@ -329,7 +331,7 @@ def check_uploads(config: AppConfig, items: Sequence[object]) -> tuple[list[str]
     """The uploaded files that are images, and a message for each one that is not (the page
     drops those at upload, instead of showing a blank tile until a run says why)."""
     kept, refused = [], []
-    for item in A.items(items, "images", LIMITS.images * 4):
+    for item in arguments.items(items, "images", LIMITS.images * 4):
         path = item[0] if isinstance(item, (list, tuple)) and item else item
         try:
             path = config.uploads.check(path)
@@ -370,39 +372,40 @@ def choose_sense(chosen: dict[str, str] | None, classname: str | None, synset: s
 
 def wordnet_senses(names: str, senses: str | dict[str, str] | None = None) -> list[dict[str, Any]]:
     """Senses, parent and children of each class name, as the hierarchy strategies read them."""
-    parsed = C.parse_classnames(A.text(names, "classes")).names
-    W.check_count(parsed)
-    senses = A.text_or_mapping(senses, "senses")
-    chosen = W.check_overrides(W.parse_overrides(senses), parsed) if senses else {}
-    return [c.to_dict() for c in H.class_senses(parsed, chosen)]
+    parsed = parse_classnames(arguments.text(names, "classes")).names
+    check_count(parsed)
+    senses = arguments.text_or_mapping(senses, "senses")
+    chosen = check_overrides(parse_overrides(senses), parsed) if senses else {}
+    return [c.to_dict() for c in class_senses(parsed, chosen)]
 
 
 def eval_strategy_choices() -> list[tuple[str, str]]:
-    """The evaluation tab's strategies: all but TPT, which tunes per image (the CLI offers it)."""
-    return [c for c in strategy_choices() if c[1] != "tpt"]
+    """The evaluation tab's strategies: all but those that learn per image (TPT; the CLI offers them)."""
+    return [(s.label, s.id) for s in STRATEGIES.values() if not s.tunes_per_image]
 
 
 def evaluate_upload(config: AppConfig, upload: object, strategies: str | Sequence[str] | None, *,
                     views: str = "all", rerank_all: bool = False, model: str | None = None,
-                    progress: Progress | None = None, stop: threading.Event | None = None) -> E.EvaluationReport:
+                    progress: Progress | None = None, stop: threading.Event | None = None) -> EvaluationReport:
     """Evaluate an uploaded zip of labelled images (the tab and the ``/evaluate`` API)."""
     if not upload:
         raise InputError("Upload a .zip of labelled images first: one folder per class (ImageFolder), "
                          "or images with a labels.csv of path,label.")
     upload = config.uploads.check(upload, "the zip")
-    strategies = A.text_or_list(strategies, "strategies")
+    strategies = arguments.text_or_list(strategies, "strategies")
     if isinstance(strategies, str):
         strategies = [x.strip() for x in strategies.split(",") if x.strip()]
-    views = A.text(views, "views", "all")
-    rerank_all = A.flag(rerank_all, "rerank_all")
+    views = arguments.text(views, "views", "all")
+    rerank_all = arguments.flag(rerank_all, "rerank_all")
     if not strategies:
         raise InputError("No strategy selected: tick at least one.")
-    if "tpt" in strategies:
-        raise InputError("TPT is not offered here: it tunes a prompt per image, too slow for a shared server. "
-                         "Evaluate TPT on your own machine with the command line (zsdemo evaluate).")
+    for s in chosen(parse_strategies(strategies, has_custom_templates=False)):
+        if s.tunes_per_image:
+            raise InputError(f"{s.label} is not offered here: it learns per image, too slow for a shared server. "
+                             f"Evaluate it on your own machine with the command line (zsdemo evaluate).")
     if views not in EVAL_VIEWS:
         raise InputError(f"Unknown view set {views!r}; choose one of {', '.join(EVAL_VIEWS)}.")
-    with PR.track(progress, stop) as tracker:
+    with track(progress, stop) as tracker:
         tracker.stage(0.0, 0.0, "loading the model" if model_is_loaded(config, model) else
                       "loading the model (its first use on this server: this can take a minute)")
         loaded = pick_model(config, model)
@@ -411,13 +414,13 @@ def evaluate_upload(config: AppConfig, upload: object, strategies: str | Sequenc
 
 
 def _evaluate_zip(config: AppConfig, upload: str, loaded: models.LoadedModel, strategies: list[str], views: str,
-                  rerank_all: bool, progress: Progress | None) -> E.EvaluationReport:
+                  rerank_all: bool, progress: Progress | None) -> EvaluationReport:
     with tempfile.TemporaryDirectory(prefix="zsdemo-upload-") as tmp:
         data = open_zip(upload, tmp, confine=True, max_images=LIMITS.eval_images)
         data.root = Path(Path(upload).name)          # what the report shows, not the server's temp path
         store = FeatureStore(config.feature_cache, loaded) if config.feature_cache else None
-        request = E.evaluation_request(data, strategies, views=EVAL_VIEWS[views], rerank_all=rerank_all)
-        return E.evaluate(loaded, data, request, store=store, progress=progress)
+        request = evaluation_request(data, strategies, views=EVAL_VIEWS[views], rerank_all=rerank_all)
+        return evaluate(loaded, data, request, store=store, progress=progress)
 
 
 def evaluate_zip(config: AppConfig, upload: object, strategies: str | Sequence[str] | None, *,

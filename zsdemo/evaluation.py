@@ -26,31 +26,21 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from . import consistency as K
-from . import hierarchy as H
 from . import metrics
-from . import progress as PR
-from . import strategies as S
-from . import tpt as P
-from .constants import EVAL_BATCH_SIZE
+from .consistency import embed_with_views
+from .constants import DEFAULT_STRATEGIES, EVAL_BATCH_SIZE
 from .errors import ImageError, InputError
 from .feature_store import ORIGINAL, FeatureStore, file_digest
 from .files import read_bytes
-from .images import LoadedImage, load_image
+from .images import load_image
 from .labelled import LabelledSet
 from .limits import LIMITS
 from .models import LoadedModel
-from .pipeline import (
-    TEXT_CACHE,
-    Progress,
-    Request,
-    hierarchy_result,
-    prepare_request,
-    request_senses,
-    template_logits,
-    tpt_result,
-)
-from .strategies import DEFAULT_STRATEGIES
+from .pipeline import TEXT_CACHE, request_senses, score_batch
+from .progress import Progress, advance, stage, track
+from .request import Request, prepare_request
+from .strategies import STRATEGIES, Run
+from .strategies.tpt import TPTSettings
 from .text import TextFeatureCache
 
 ALWAYS = ("name", "clip80")        # computed for the consistency scores and the baselines anyway
@@ -119,13 +109,13 @@ def evaluation_request(
     views: str | Sequence[str] | None = None,
     rerank_all: bool = False,
     senses: str | Sequence[str] | dict[str, str] | None = None,
-    tpt: P.TPTSettings | dict[str, object] | None = None,
+    tpt: TPTSettings | dict[str, object] | None = None,
 ) -> Request:
     """The request that evaluates ``data``: its classes, the consistency check always on, top-5;
     checked once here (before a model loads), then handed to ``evaluate``."""
     request = prepare_request(data.classes, strategies or DEFAULT_STRATEGIES, templates, TOP_K,
                               consistency=True, views=views, rerank_all=rerank_all, senses=senses, tpt=tpt)
-    if any(s in H.VARIANTS for s in request.strategies):
+    if request.needs_wordnet:
         # Classes read from WordNet ids use exactly those senses (the user's choices still win).
         # Added after the checks: without WordNet the hierarchy falls back to bare names and says so.
         request.senses = {**data.senses, **request.senses}
@@ -151,7 +141,8 @@ def evaluate(
     if not isinstance(batch_size, int) or batch_size < 1:
         raise InputError(f"The batch size must be a whole number of at least 1 (got {batch_size!r}).")
     evaluated = list(dict.fromkeys([*ALWAYS, *request.strategies]))
-    senses_found, missing = request_senses(request) if any(s in H.VARIANTS for s in evaluated) else ([], None)
+    senses, missing = request_senses(request) if request.needs_wordnet else ([], None)
+    run = Run(loaded, request, cache, senses)
     out = EvaluationReport(
         dataset=data.describe(), model=loaded.describe(),
         settings={"strategies": list(request.strategies), "views": list(request.views),
@@ -163,17 +154,17 @@ def evaluate(
     )
     stats = {"encoded": 0, "from_cache": 0}
     items = data.items
-    with PR.track(progress) if progress is not None else contextlib.nullcontext():
+    with track(progress) if progress is not None else contextlib.nullcontext():
         # One clock for the progress line and the report: both count from the first batch on.
         start = time.perf_counter()
-        PR.stage(0.0, 1.0, "evaluating", len(items), UNIT)
+        stage(0.0, 1.0, "evaluating", len(items), UNIT)
         for first in range(0, len(items), batch_size):
             batch = items[first:first + batch_size]
             found = _batch_features(loaded, batch, request.views, store, stats, out.corrupt,
-                                    decode="tpt" in evaluated)
+                                    decode=any(STRATEGIES[s].needs_pixels for s in evaluated))
             if found:
-                out.records += _records(loaded, found, request, evaluated, senses_found, cache)
-            PR.advance(len(batch), UNIT)
+                out.records += _records(run, found, evaluated)
+            advance(len(batch), UNIT)
         seconds = time.perf_counter() - start
     if not out.records:
         first = f" (the first: {out.corrupt[0][1]})" if out.corrupt else ""
@@ -220,7 +211,7 @@ def _batch_features(loaded: LoadedModel, batch: Sequence[Any], views: Sequence[s
         else:
             stats["from_cache"] += 1
     if todo:
-        orig, views_feats = K.embed_with_views(loaded, [e.image for e, _ in todo], views)
+        orig, views_feats = embed_with_views(loaded, [e.image for e, _ in todo], views)
         orig = orig.cpu().numpy().astype(np.float16)
         views_feats = views_feats.cpu().numpy().astype(np.float16)
         for row, (entry, digest) in enumerate(todo):
@@ -233,42 +224,26 @@ def _batch_features(loaded: LoadedModel, batch: Sequence[Any], views: Sequence[s
     return found
 
 
-def _records(loaded: LoadedModel, found: Sequence[_Found], request: Request, evaluated: Sequence[str],
-             senses: Sequence[Any], cache: TextFeatureCache | None) -> list[ImageRecord]:
-    device = loaded.device
+def _records(run: Run, found: Sequence[_Found], evaluated: Sequence[str]) -> list[ImageRecord]:
+    request, device = run.request, run.loaded.device
     feats = torch.from_numpy(np.stack([f.features[ORIGINAL] for f in found]).astype(np.float32)).to(device)
     view_feats = torch.from_numpy(np.stack([np.stack([f.features[v] for v in request.views]) for f in found])
                                   .astype(np.float32)).to(device)
-    needed = [s for s in evaluated if S.is_template_strategy(s)]
-    needed += [H.VARIANTS[s].fallback for s in evaluated if s in H.VARIANTS]
-    logits = {s: template_logits(loaded, feats, request.classnames,
-                                 S.strategy_templates(s, request.custom_templates), cache).float()
-              for s in dict.fromkeys(needed)}
-    checks = K.analyse_features(loaded, feats, view_feats, request.classnames, cache, request.views)
-    parts = P.prompt_parts(loaded, list(request.classnames)) if "tpt" in evaluated else None
+    batch, scores = score_batch(run, feats, view_feats, [f.image for f in found],
+                                [STRATEGIES[s] for s in evaluated])
     k = min(TOP_K, len(request.classnames))
-    tops = {s: torch.topk(l, k, dim=-1).indices.tolist() for s, l in logits.items()}
+    tops = {s: torch.topk(scores[s].logits, k, dim=-1).indices.tolist() for s in evaluated}
     baselines = {f"{stat}_{s}": values.tolist()
-                 for s in ("name", "clip80")
-                 for stat, values in (("max_logit", logits[s].max(dim=-1).values),
-                                      ("max_softmax", logits[s].softmax(dim=-1).max(dim=-1).values))}
+                 for s in ALWAYS
+                 for stat, values in (("max_logit", scores[s].logits.max(dim=-1).values),
+                                      ("max_softmax", scores[s].logits.softmax(dim=-1).max(dim=-1).values))}
     records = []
     for row, f in enumerate(found):
-        top5: dict[str, list[int]] = {}
-        for s in evaluated:
-            if s in logits:
-                top5[s] = tops[s][row]
-            elif s in H.VARIANTS:
-                r = hierarchy_result(loaded, s, feats[row], logits["name"][row],
-                                     logits[H.VARIANTS[s].fallback][row], checks[row], senses, request, cache)
-                top5[s] = [p.index for p in r.top_k]
-            elif s == "tpt":
-                image = LoadedImage(image=f.image, source=f.file, width=f.image.width, height=f.image.height)
-                top5[s] = [p.index for p in tpt_result(loaded, image, parts, request).top_k]
-        check = checks[row]
-        scores = {"s_t": check.s_t, "s_b": check.s_b, "consistency": 0.0 if check.low_confidence else 1.0,
-                  **{key: values[row] for key, values in baselines.items()}}
-        records.append(ImageRecord(f.file, f.label, top5, scores, check.low_confidence))
+        check = batch.checks[row]
+        scores_of_image = {"s_t": check.s_t, "s_b": check.s_b, "consistency": 0.0 if check.low_confidence else 1.0,
+                           **{key: values[row] for key, values in baselines.items()}}
+        records.append(ImageRecord(f.file, f.label, {s: tops[s][row] for s in evaluated}, scores_of_image,
+                                   check.low_confidence))
     return records
 
 
@@ -284,14 +259,14 @@ def summarize(report: EvaluationReport) -> dict[str, Any]:
         return float(chosen.mean()) if len(chosen) else None
 
     strategies = {
-        s: {"label": S.STRATEGIES[s].label, "selected": s in report.settings["strategies"],
+        s: {"label": STRATEGIES[s].label, "selected": s in report.settings["strategies"],
             "top1": metrics.topk_accuracy(top5[s], labels, 1), "top5": metrics.topk_accuracy(top5[s], labels, TOP_K)}
         for s in report.strategies
     }
     reranking = {}
     for s in report.strategies:
-        if s in H.VARIANTS:
-            fb = H.VARIANTS[s].fallback
+        fb = STRATEGIES[s].fallback
+        if fb is not None:
             reranking[s] = {"baseline": fb, "low_before": acc(correct[fb], low), "low_after": acc(correct[s], low),
                             "full_before": acc(correct[fb]), "full_after": acc(correct[s])}
     target = correct["name"]

@@ -26,12 +26,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from . import classnames as C
-from . import wordnet as W
 from .archive import extract_zip
+from .classnames import clean_name, imagenet_names_by_wnid
 from .errors import InputError
 from .files import MAX_PATH_CHARS, is_folder, is_regular_file, read_text
 from .limits import LIMITS
+from .wordnet import WordNetUnavailable, synset_by_id
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".jfif", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
 LABELS_CSV = "labels.csv"
@@ -91,12 +91,12 @@ def read_class_map(path: str | Path) -> dict[str, str]:
 
 
 def _wnid_name(wnid: str) -> str:
-    imagenet = C.imagenet_names_by_wnid()
+    imagenet = imagenet_names_by_wnid()
     if wnid in imagenet:
         return imagenet[wnid]
     try:
-        return W.synset_by_id(wnid).lemmas()[0].name().replace("_", " ")
-    except (InputError, W.WordNetUnavailable):
+        return synset_by_id(wnid).lemmas()[0].name().replace("_", " ")
+    except (InputError, WordNetUnavailable):
         return wnid
 
 
@@ -104,10 +104,10 @@ def _class_name(raw: str, mapping: dict[str, str]) -> str:
     """The class name of a raw label, cleaned as the classifier reads names ("" when none is left)."""
     raw = raw.strip()
     if raw in mapping:
-        return C.clean_name(mapping[raw])
+        return clean_name(mapping[raw])
     if WNID.match(raw):
         return _wnid_name(raw)
-    return C.clean_name(raw.replace("_", " "))
+    return clean_name(raw.replace("_", " "))
 
 
 def is_image_file(path: Path) -> bool:

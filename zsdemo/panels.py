@@ -16,12 +16,15 @@ from typing import Any, Sequence
 from matplotlib.figure import Figure
 from PIL import Image
 
-from . import consistency as K
-from . import hierarchy as H
 from . import plots
+from .consistency import GROUP_LABELS, ConsistencyDetails
 from .evaluation import SCORES, EvaluationReport
+from .progress import count
 from .results import ClassificationResult, ImageResult, StrategyResult, verdict
 from .strategies import STRATEGIES
+from .strategies.hierarchy import HierarchyDetails
+from .strategies.tpt import TPTDetails
+from .views import VIEW_LABELS, make_view
 
 THUMBNAIL = 160
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>])")
@@ -90,59 +93,59 @@ def summary_html(result: ClassificationResult, selected: int | None = 0) -> str:
             f'<div class="zs-summary">{"".join(rows)}</div>')
 
 
-def verdict_html(check: dict[str, Any] | None) -> str:
+def verdict_html(check: ConsistencyDetails | None) -> str:
     """The confident / uncertain verdict as a coloured badge with the rule that fired."""
     if not check:
         return ""
-    if not check["low_confidence"]:
+    if not check.low_confidence:
         return ('<div class="zs-verdict zs-confident">✔ <b>Confident.</b> The prediction stays the same '
                 "across the four prompt groups and when the image is flipped left-right.</div>")
     reasons = []
-    if check["o_t"]:
+    if check.o_t:
         reasons.append("the prompt groups disagree")
-    if check["o_b"]:
+    if check.o_b:
         reasons.append("flipping the image left-right changes the prediction")
     return ('<div class="zs-verdict zs-uncertain">⚠ <b>Uncertain (low confidence).</b> '
             f"{html(' and '.join(reasons)).capitalize()}. The hierarchy strategies re-rank such "
             "images with WordNet parents and children.</div>")
 
 
-def consistency_markdown(check: dict[str, Any] | None) -> str:
+def consistency_markdown(check: ConsistencyDetails | None) -> str:
     """Prompt groups with their top-1, S_T and S_B in words."""
     if not check:
         return ("*The consistency check was not run. Tick \"consistency check\" or a hierarchy strategy "
                 "to see it.*")
-    base = check["base"]
+    base = check.base
     lines = [f"**Name-only prediction:** {md(base)}", "",
              "| prompt group | top-1 | agrees |", "|---|---|---|"]
-    for g, top in check["groups"].items():
-        lines.append(f"| {md(K.GROUP_LABELS.get(g, g))} | {md(top)} | {'✓' if top == base else '✗'} |")
-    singles = check["single_template"]
+    for g, top in check.groups.items():
+        lines.append(f"| {md(GROUP_LABELS.get(g, g))} | {md(top)} | {'✓' if top == base else '✗'} |")
+    singles = check.single_template
     agree_t = sum(t == base for t in singles)
-    agree_b = sum(v == base for v in check["views"].values())
+    agree_b = sum(v == base for v in check.views.values())
     lines += ["",
-              f"**S_T = {check['s_t']:.2f}**: {agree_t} of the {len(singles)} single-template classifiers "
+              f"**S_T = {check.s_t:.2f}**: {agree_t} of the {len(singles)} single-template classifiers "
               "agree with the name-only prediction.",
               "",
-              f"**S_B = {check['s_b']:.2f}**: {agree_b} of the {len(check['views'])} image views agree.",
+              f"**S_B = {check.s_b:.2f}**: {agree_b} of the {len(check.views)} image views agree.",
               "",
-              f"O_T (prompt groups disagree): **{'yes' if check['o_t'] else 'no'}** · "
-              f"O_B (left-right flip changes the prediction): **{'yes' if check['o_b'] else 'no'}**"]
+              f"O_T (prompt groups disagree): **{'yes' if check.o_t else 'no'}** · "
+              f"O_B (left-right flip changes the prediction): **{'yes' if check.o_b else 'no'}**"]
     return "\n".join(lines)
 
 
-def view_thumbnails(image: Image.Image | None, check: dict[str, Any] | None,
+def view_thumbnails(image: Image.Image | None, check: ConsistencyDetails | None,
                     size: int = THUMBNAIL) -> list[tuple[Image.Image, str]]:
     """The original and every view of the check as thumbnails, each captioned with its top-1."""
     if image is None or not check:
         return []
     small = image.copy()
     small.thumbnail((size * 2, size * 2))
-    base = check["base"]
+    base = check.base
     out = [(_fit(small, size), f"original → {base}")]
-    for view, top in check["views"].items():
+    for view, top in check.views.items():
         mark = "✓" if top == base else "✗"
-        out.append((_fit(K.make_view(small, view), size), f"{K.VIEW_LABELS.get(view, view)} → {top} {mark}"))
+        out.append((_fit(make_view(small, view), size), f"{VIEW_LABELS.get(view, view)} → {top} {mark}"))
     return out
 
 
@@ -187,7 +190,8 @@ def bars_html(image: ImageResult, classes: Sequence[str], strategies: Sequence[s
         rows = [_bar_row(classes[c], p, _colour(k), c == r.top1.index) for k, (c, p) in enumerate(zip(order, probs))]
         if hidden:
             rows.append(_bar_row(plots.OTHER, max(0.0, 1.0 - sum(probs)), plots.OTHER_COLOUR, False))
-        note = " (kept: confident)" if r.details.get("applied") is False else ""
+        note = STRATEGIES[r.strategy].card_note(r)
+        note = f" ({note})" if note else ""
         cards.append(f'<div class="zs-card"><div class="zs-card-title">{html(r.label)}</div>'
                      f'<div class="zs-card-top">top-1: <b>{html(r.top1.class_name)}</b>{html(note)}</div>'
                      f'{"".join(rows)}</div>')
@@ -205,7 +209,7 @@ def _bar_row(label: str, p: float, colour: str, top: bool) -> str:
 
 def tpt_bars_html(result: StrategyResult, classes: Sequence[str], top_k: int) -> str:
     """TPT: each class's probability before (light) and after (dark) tuning."""
-    before, after = result.details["probs_before"], result.probs
+    before, after = result.details.probs_before, result.probs
     best = {i: max(before[i], after[i]) for i in range(len(classes))}
     order = sorted(best, key=lambda i: (-best[i], i))[:max(top_k, 1)]
     rows = []
@@ -229,33 +233,29 @@ def _fit(image: Image.Image, size: int) -> Image.Image:
     return im
 
 
-def hierarchy_details(image: ImageResult) -> tuple[str, dict[str, Any]] | None:
-    """The first hierarchy strategy of the image with its details, or None."""
-    for s, r in image.strategies.items():
-        if s in H.VARIANTS:
-            return r.label, r.details
-    return None
+def details_of(image: ImageResult, kind: type) -> StrategyResult | None:
+    """The image's first strategy result whose details are of ``kind``, or None."""
+    return next((r for r in image.strategies.values() if isinstance(r.details, kind)), None)
 
 
 def wordnet_markdown(image: ImageResult, senses: Sequence[dict[str, Any]]) -> str:
     """Each re-ranking candidate: its sense, gloss, why that sense, parent, children, prompts."""
-    found = hierarchy_details(image)
+    found = details_of(image, HierarchyDetails)
     if found is None:
         return "*Select a hierarchy strategy to see what WordNet adds.*"
-    label, d = found
+    d: HierarchyDetails = found.details
     rule_reason = {s["name"]: s["reason"] for s in senses}
-    lines = [f"**{md(label)}**: {md(d['reason'])}. Name-only prediction: {md(d['base_prediction'])}.", ""]
-    for rank, c in enumerate(d["candidates"], 1):
-        sense = code(c["sense"]) if c["sense"] else "not in WordNet (bare name kept)"
-        lines.append(f"{rank}. **{md(c['class_name'])}**: {sense}"
-                     + (f", {md(c['gloss'])}" if c.get("gloss") else ""))
-        if c["class_name"] in rule_reason:
-            lines.append(f"   - sense chosen by: {md(rule_reason[c['class_name']])}")
-        lines.append(f"   - parent: {md(c['parent']) if c['parent'] else '(none)'}; children: "
-                     + (", ".join(md(k) for k in c["children"]) if c["children"] else "(none)"))
-        if c["score"] is not None:
-            prompts = "; ".join(f"“{md(p['text'])}” {p['cosine']:.3f}" for p in c["prompts"])
-            lines.append(f"   - score {c['score']:.3f} (max cosine of: {prompts})")
+    lines = [f"**{md(found.label)}**: {md(d.reason)}. Name-only prediction: {md(d.base_prediction)}.", ""]
+    for rank, c in enumerate(d.candidates, 1):
+        sense = code(c.sense) if c.sense else "not in WordNet (bare name kept)"
+        lines.append(f"{rank}. **{md(c.class_name)}**: {sense}" + (f", {md(c.gloss)}" if c.gloss else ""))
+        if c.class_name in rule_reason:
+            lines.append(f"   - sense chosen by: {md(rule_reason[c.class_name])}")
+        lines.append(f"   - parent: {md(c.parent) if c.parent else '(none)'}; children: "
+                     + (", ".join(md(k) for k in c.children) if c.children else "(none)"))
+        if c.score is not None:
+            prompts = "; ".join(f"“{md(p.text)}” {p.cosine:.3f}" for p in c.prompts)
+            lines.append(f"   - score {c.score:.3f} (max cosine of: {prompts})")
     return "\n".join(lines)
 
 
@@ -266,22 +266,22 @@ def hierarchy_tree(image: ImageResult, limit: int = 3, max_children: int = 6) ->
     being clipped, the text can be searched and copied, and the server draws nothing (a matplotlib
     tree cost about 70 ms of every page request). The ``zs-*`` classes are styled by the app.
     """
-    found = hierarchy_details(image)
+    found = details_of(image, HierarchyDetails)
     if found is None:
         return ""
     trees = []
-    for c in found[1]["candidates"][:limit]:
-        parent = (f'<div class="zs-node zs-parent" title="parent (hypernym)">{html(c["parent"])}</div>'
-                  if c.get("parent") else '<div class="zs-node zs-none">no parent in WordNet</div>')
-        sense = f'<br><code>{html(c["sense"])}</code>' if c.get("sense") else "<br><i>not in WordNet</i>"
-        kids = list(c.get("children") or [])
+    for c in found.details.candidates[:limit]:
+        parent = (f'<div class="zs-node zs-parent" title="parent (hypernym)">{html(c.parent)}</div>'
+                  if c.parent else '<div class="zs-node zs-none">no parent in WordNet</div>')
+        sense = f'<br><code>{html(c.sense)}</code>' if c.sense else "<br><i>not in WordNet</i>"
+        kids = list(c.children)
         chips = "".join(f'<span class="zs-node zs-kid">{html(k)}</span>' for k in kids[:max_children])
         if len(kids) > max_children:
             chips += f'<span class="zs-more">+{len(kids) - max_children} more</span>'
         below = (f'<div class="zs-edge"></div><div class="zs-kids" title="children (hyponyms)">{chips}</div>'
                  if kids else '<div class="zs-edge"></div><div class="zs-node zs-none">no children</div>')
         trees.append(f'<div class="zs-tree">{parent}<div class="zs-edge"></div>'
-                     f'<div class="zs-node zs-class"><span class="zs-name">{html(c["class_name"])}</span>{sense}'
+                     f'<div class="zs-node zs-class"><span class="zs-name">{html(c.class_name)}</span>{sense}'
                      f'</div>{below}</div>')
     return ('<div class="zs-caption">WordNet neighbourhood of the top candidates: parent (top), '
             'the class and its sense (middle), children (bottom)</div>'
@@ -298,20 +298,18 @@ def sense_choices(senses: Sequence[dict[str, Any]]) -> dict[str, list[tuple[str,
 
 
 def tpt_markdown(image: ImageResult) -> str:
-    r = image.strategies.get("tpt")
+    r = details_of(image, TPTDetails)
     if r is None:
         return "*Tick the TPT strategy to tune the prompt on this image and compare before and after.*"
-    d = r.details
-    s = d["settings"]
-    steps = f"{s['steps']} step{'s' if s['steps'] != 1 else ''}"
+    d: TPTDetails = r.details
     return "\n".join([
-        f"**Before tuning** (\"a photo of a {{}}.\"): top-1 {md(d['top1_before'])}, "
-        f"entropy {d['entropy_before']:.3f} nats.",
+        f"**Before tuning** (\"a photo of a {{}}.\"): top-1 {md(d.top1_before)}, "
+        f"entropy {d.entropy_before:.3f} nats.",
         "",
-        f"**After {steps}** on the {len(d['kept_views'])} most confident of {len(d['views'])} views: "
-        f"top-1 {md(r.top1.class_name)} ({100 * r.top1.prob:.1f}%), entropy {d['entropy_after']:.3f} nats.",
+        f"**After {count(d.settings.steps, 'step')}** on the {len(d.kept_views)} most confident of {len(d.views)} "
+        f"views: top-1 {md(r.top1.class_name)} ({100 * r.top1.prob:.1f}%), entropy {d.entropy_after:.3f} nats.",
         "",
-        f"Loss (entropy of the kept views' mean prediction): {d['loss_before']:.3f} → {d['loss_after']:.3f}.",
+        f"Loss (entropy of the kept views' mean prediction): {d.loss_before:.3f} → {d.loss_after:.3f}.",
     ])
 
 
@@ -343,7 +341,7 @@ def image_panels(result: ClassificationResult, index: int, image: Image.Image | 
         return ImagePanels(title, "", "", f"**This image could not be used:** {md(im.error)}", [], "",
                            "", "", "", list(im.warnings))
     check = im.analyses.get("consistency")
-    tpt = im.strategies.get("tpt")
+    tpt = details_of(im, TPTDetails)
     return ImagePanels(
         title=title,
         bars=bars_html(im, result.classes, result.strategies, result.top_k),
@@ -376,11 +374,6 @@ class EvaluationPanels:
     coverage: Figure
     per_class: Table
     confusions: Table
-
-
-def count(n: int, word: str, plural: str | None = None) -> str:
-    """"1 image", "2 images": a count with its noun in the right number."""
-    return f"{n} {word}" if n == 1 else f"{n} {plural or word + 's'}"
 
 
 def evaluation_panels(report: EvaluationReport, listed: int = 5) -> EvaluationPanels:

@@ -1,9 +1,10 @@
 """The result objects: what the CLI prints as JSON and the UI draws.
 
-One ``ImageResult`` per image holds one ``StrategyResult`` per strategy. Strategies that need
-more than probabilities (WordNet re-ranking, TPT) put their extra data in ``details``; analyses
-that are not strategies (the consistency check) go in ``ImageResult.analyses``. New methods add
-keys there; the shape of the object does not change.
+One ``ImageResult`` per image holds one ``StrategyResult`` per strategy. A strategy that says
+more than probabilities (WordNet re-ranking, TPT) puts a dataclass of its own module in
+``details`` (``{}`` for a plain classifier); analyses that are not strategies (the consistency
+check) go in ``ImageResult.analyses``. New methods bring their own details; the shape of the
+object, and its JSON (``SCHEMA``), do not change.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ class StrategyResult:
     probs: list[float]
     logits: list[float | None]   # None: a class the strategy did not score
     top_k: list[Prediction]
-    details: dict[str, Any] = field(default_factory=dict)
+    # The strategy's typed details (hierarchy.HierarchyDetails, tpt.TPTDetails, ...) or {}.
+    details: Any = field(default_factory=dict)
 
     @property
     def top1(self) -> Prediction:
@@ -43,7 +45,7 @@ class ImageResult:
     width: int | None = None
     height: int | None = None
     strategies: dict[str, StrategyResult] = field(default_factory=dict)
-    analyses: dict[str, Any] = field(default_factory=dict)
+    analyses: dict[str, Any] = field(default_factory=dict)     # "consistency": ConsistencyDetails
     warnings: list[str] = field(default_factory=list)
     error: str | None = None
 
@@ -74,15 +76,22 @@ class ClassificationResult:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ClassificationResult":
         """The inverse of ``to_dict`` (results saved as JSON, or kept as JSON by the app)."""
+        # Here, not at the top: the strategies need PyTorch, the result types do not.
+        from .consistency import ConsistencyDetails
+        from .strategies import STRATEGIES
+
         if d.get("schema") != SCHEMA:
             raise ValueError(f"not a {SCHEMA} result (schema {d.get('schema')!r})")
         images = [
             ImageResult(
                 source=im["source"], width=im["width"], height=im["height"],
                 strategies={k: StrategyResult(s["strategy"], s["label"], s["probs"], s["logits"],
-                                              [Prediction(**p) for p in s["top_k"]], s["details"])
+                                              [Prediction(**p) for p in s["top_k"]],
+                                              STRATEGIES[k].details_from_dict(s["details"]) if s["details"] else {})
                             for k, s in im["strategies"].items()},
-                analyses=im["analyses"], warnings=im["warnings"], error=im["error"],
+                analyses={k: ConsistencyDetails.from_dict(v) if k == "consistency" else v
+                          for k, v in im["analyses"].items()},
+                warnings=im["warnings"], error=im["error"],
             )
             for im in d["images"]
         ]
@@ -93,4 +102,4 @@ class ClassificationResult:
 def verdict(image: ImageResult) -> str:
     """The consistency verdict of one image, or "" when the analysis was not run."""
     check = image.analyses.get("consistency")
-    return check["verdict"] if check else ""
+    return check.verdict if check else ""

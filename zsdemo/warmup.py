@@ -14,12 +14,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
-from . import classnames as C
-from . import templates as T
+from .classnames import PRESETS as CLASS_PRESETS
+from .classnames import preset_classnames
 from .errors import ZsdemoError
 from .models import LoadedModel
 from .pipeline import TEXT_CACHE, classify_request, prepare_request
 from .progress import count
+from .templates import CLIP80, NAME_ONLY, SINGLE
 from .text import TextFeatureCache
 from .zero_shot_classifier import class_vectors
 
@@ -27,7 +28,7 @@ log = logging.getLogger("zsdemo.warmup")
 
 # The template sets of the page's default strategies (the hierarchy's fallback and the
 # consistency check use CLIP-80 and the bare name).
-PRESET_TEMPLATES: tuple[tuple[str, ...], ...] = (T.NAME_ONLY, T.SINGLE, T.CLIP80)
+PRESET_TEMPLATES: tuple[tuple[str, ...], ...] = (NAME_ONLY, SINGLE, CLIP80)
 
 
 @dataclass(frozen=True)
@@ -62,9 +63,9 @@ class WarmUp:
                 "the first runs may be slower until this ends.")
 
     def start(self, load: Callable[[], LoadedModel], examples: Sequence[Example],
-              presets: Sequence[str] = tuple(C.PRESETS), cache: TextFeatureCache = TEXT_CACHE) -> None:
+              presets: Sequence[str] = tuple(CLASS_PRESETS), cache: TextFeatureCache = TEXT_CACHE) -> None:
         self.steps = (["loading the model"] + [f"example {k + 1} of {len(examples)}" for k in range(len(examples))]
-                      + [f"class preset '{p}' ({count(len(C.preset_classnames(p)), 'class', 'classes')})"
+                      + [f"class preset '{p}' ({count(len(preset_classnames(p)), 'class', 'classes')})"
                          for p in _smallest_first(presets)])
         self.running = True
         self._thread = threading.Thread(target=self._run, args=(load, list(examples), list(presets), cache),
@@ -87,7 +88,7 @@ class WarmUp:
                     classify_request(loaded, list(ex.images), request, cache)
                     self.done += 1
                 for preset in _smallest_first(presets):
-                    names = C.preset_classnames(preset)
+                    names = preset_classnames(preset)
                     for templates in PRESET_TEMPLATES:
                         class_vectors(loaded, names, templates, cache)
                     self.done += 1
@@ -104,4 +105,4 @@ class WarmUp:
 
 
 def _smallest_first(presets: Sequence[str]) -> list[str]:
-    return sorted(presets, key=lambda p: len(C.preset_classnames(p)))
+    return sorted(presets, key=lambda p: len(preset_classnames(p)))

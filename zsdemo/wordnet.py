@@ -27,12 +27,21 @@ from functools import lru_cache
 from typing import Any, Iterable, Mapping, Sequence
 
 from . import wordnet_data
+from .classnames import imagenet_wnids
 from .errors import InputError
 from .limits import LIMITS
-# Finding and installing the data lives in wordnet_data; these names stay reachable from here.
-from .wordnet_data import (LEXNAMES, WordNetUnavailable, ensure_wordnet, install_from_system,  # noqa: F401
-                           is_loaded, nltk_target_dir, system_wordnet_dir, wordnet_status)
 
+# Finding and installing the data lives in wordnet_data; these names stay reachable from here.
+from .wordnet_data import (  # noqa: F401
+    LEXNAMES,
+    WordNetUnavailable,
+    ensure_wordnet,
+    install_from_system,
+    is_loaded,
+    nltk_target_dir,
+    system_wordnet_dir,
+    wordnet_status,
+)
 
 # Senses that can be photographed win near-ties against people and places, which win against
 # abstractions. The bonus is small next to a real difference in fit with the other class names:
@@ -400,3 +409,40 @@ def parse_overrides(value: str | Iterable[str] | Mapping[str, str] | None) -> di
             raise InputError("A sense choice needs a class name and a sense, like 'crane=crane.n.04'.")
         out[k] = v
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# A request's classes
+
+
+def imagenet_ids(classnames: Sequence[str]) -> dict[str, str]:
+    """The class names that resolve exactly through ImageNet ids.
+
+    When every name is an ImageNet-1k preset name (the preset, or a pick from it) all of them
+    do. Otherwise only the preset names WordNet cannot find as typed (``crane bird``,
+    ``construction crane``) do, so that a name like ``bow`` is still read in its request's context.
+    """
+    wnids = imagenet_wnids()
+    if all(n in wnids for n in classnames):
+        return {n: wnids[n] for n in classnames}
+    return {n: wnids[n] for n in classnames if n in wnids and not noun_senses(n)}
+
+
+def class_senses(classnames: Sequence[str], overrides: Mapping[str, str] | None = None) -> list[ClassSense]:
+    """The WordNet reading of every class of a request (raises WordNetUnavailable without data).
+
+    Cached per class list: reading 1000 free-text names in context takes seconds.
+    """
+    ensure_wordnet()
+    return list(_class_senses(tuple(classnames), tuple(sorted((overrides or {}).items()))))
+
+
+@lru_cache(maxsize=64)
+def _class_senses(classnames: tuple[str, ...], overrides: tuple[tuple[str, str], ...]) -> tuple[ClassSense, ...]:
+    return tuple(resolve(list(classnames), dict(overrides), imagenet_ids(classnames)))
+
+
+def bare_sense(name: str) -> ClassSense:
+    """What a class contributes without WordNet: its bare name."""
+    return ClassSense(name, (), None, "none", "WordNet unavailable: the bare name is used",
+                      None, None, (), ())

@@ -11,9 +11,9 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-from . import templates as T
 from .errors import InputError
 from .models import LoadedModel
+from .templates import fill
 from .text import TextFeatureCache, encode_prompts
 
 
@@ -21,7 +21,7 @@ def template_features(
     loaded: LoadedModel, classnames: Sequence[str], templates: Sequence[str], cache: TextFeatureCache | None,
 ) -> torch.Tensor:
     """Unit features of every (class, template) prompt, [C, T, D] (float32, CPU)."""
-    prompts = [T.fill(t, c) for c in classnames for t in templates]
+    prompts = [fill(t, c) for c in classnames for t in templates]
     return encode_prompts(loaded, prompts, cache).view(len(classnames), len(templates), -1)
 
 

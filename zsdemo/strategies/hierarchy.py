@@ -86,8 +86,9 @@ class HierarchyStrategy(Strategy):
         self.fallback = fallback
         self.fallback_templates = fallback_templates
 
-    def templates(self, request: Request) -> tuple[str, ...]:
-        return self.fallback_templates
+    def classifiers(self, request: Request) -> tuple[tuple[str, ...], ...]:
+        # The fallback's classifier for confident images, the name-only one for the candidates.
+        return self.fallback_templates, NAME_ONLY
 
     def score(self, batch: Batch) -> Scores:
         request, run = batch.request, batch.run

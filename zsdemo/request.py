@@ -1,0 +1,119 @@
+"""A request, checked once: class names, strategies, templates and every option, before any model work.
+
+The command line, the app, the API and the evaluation all build one with ``prepare_request`` (the
+evaluation through ``evaluation.evaluation_request``), so every input is checked in one place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from .arguments import whole_number
+from .classnames import parse_classnames
+from .constants import DEFAULT_TOP_K
+from .errors import InputError
+from .limits import LIMITS
+from .strategies import STRATEGIES, Strategy, parse_strategies
+from .strategies.tpt import TPTSettings, parse_settings
+from .templates import CLIP80, NAME_ONLY, parse_templates
+from .views import DEFAULT_VIEWS, parse_views
+from .wordnet import (
+    WordNetUnavailable,
+    check_count,
+    check_overrides,
+    foreign_senses,
+    parse_overrides,
+)
+
+
+@dataclass
+class Request:
+    """A validated request: what every strategy reads."""
+
+    classnames: tuple[str, ...]
+    strategies: tuple[str, ...]
+    custom_templates: tuple[str, ...]
+    top_k: int
+    warnings: list[str] = field(default_factory=list)
+    consistency: bool = False          # attach the consistency analysis to every image
+    views: tuple[str, ...] = DEFAULT_VIEWS
+    rerank_all: bool = False           # hierarchy: re-rank confident images too
+    senses: dict[str, str] = field(default_factory=dict)   # class name -> chosen WordNet sense
+    tpt: TPTSettings = field(default_factory=TPTSettings)
+
+    @property
+    def chosen(self) -> list[Strategy]:
+        return [STRATEGIES[s] for s in self.strategies]
+
+    @property
+    def needs_consistency(self) -> bool:
+        return self.consistency or any(s.needs_consistency for s in self.chosen)
+
+    @property
+    def needs_wordnet(self) -> bool:
+        return any(s.needs_wordnet for s in self.chosen)
+
+
+def prepare_request(
+    classnames: str | Sequence[str],
+    strategies: str | Sequence[str] | None = None,
+    templates: str | Sequence[str] | None = None,
+    top_k: int | float | None = DEFAULT_TOP_K,
+    consistency: bool = False,
+    views: str | Sequence[str] | None = None,
+    rerank_all: bool = False,
+    senses: str | Sequence[str] | dict[str, str] | None = None,
+    tpt: TPTSettings | dict[str, object] | None = None,
+) -> Request:
+    """Validate everything but the images; raise InputError with a message for the user.
+
+    The one check of top-k for the CLI, the app and the API: a whole number (2.0 is 2; None is
+    the default), at most the class limit; more than the classes given lists them all."""
+    parsed = parse_classnames(classnames)
+    custom = parse_templates(templates)
+    ids = parse_strategies(strategies, has_custom_templates=bool(custom))
+    top_k = whole_number(top_k, "top-k", 1, LIMITS.classes, DEFAULT_TOP_K)
+    warnings = list(parsed.warnings)
+    if custom and "custom" not in ids:
+        warnings.append("Custom templates were given but the 'custom' strategy is not selected; they are unused.")
+    if any(STRATEGIES[s].needs_wordnet for s in ids) or senses:
+        check_count(parsed.names)
+    tpt_settings = tpt if isinstance(tpt, TPTSettings) else parse_settings(**(tpt or {}))  # type: ignore[arg-type]
+    request = Request(parsed.names, ids, custom, min(top_k, len(parsed.names)), warnings,
+                      consistency=bool(consistency), views=parse_views(views), rerank_all=bool(rerank_all),
+                      tpt=tpt_settings)
+    check_prompts(request)
+    request.senses = _check_senses(parse_overrides(senses), parsed.names, request.warnings)
+    return request
+
+
+def request_templates(request: Request) -> set[str]:
+    """Every template the request's prompts are made of (one prompt per class each)."""
+    templates = {t for s in request.chosen for t in s.prompt_templates(request)}
+    if request.needs_consistency:   # S_T's 80 single-template classifiers and the name-only one
+        templates.update(CLIP80, NAME_ONLY)
+    return templates
+
+
+def check_prompts(request: Request) -> None:
+    """Classes x templates is what text encoding costs; refuse a request past the prompt limit."""
+    templates = request_templates(request)
+    count = len(request.classnames) * len(templates)
+    if count > LIMITS.prompts:
+        why = " (the consistency check and the hierarchy use CLIP-80)" if request.needs_consistency else ""
+        raise InputError(
+            f"{len(request.classnames):,} classes x {len(templates)} templates{why} = {count:,} text prompts; at most "
+            f"{LIMITS.prompts:,} are allowed per request. Use fewer classes or a smaller template set "
+            "(for example CLIP-7 instead of CLIP-80, or no consistency check).")
+
+
+def _check_senses(chosen: dict[str, str], classnames: Sequence[str], warnings: list[str]) -> dict[str, str]:
+    if not chosen:
+        return {}
+    try:
+        checked = check_overrides(chosen, classnames)
+        warnings.extend(foreign_senses(checked))
+        return checked
+    except WordNetUnavailable as e:
+        raise InputError(str(e)) from None

@@ -1,0 +1,150 @@
+"""The strategy protocol: what a method declares, what it is given, and what it returns.
+
+A strategy is one object in the registry (``strategies/__init__.py``). It declares what it needs
+(class vectors of some template sets, the consistency check, WordNet, the decoded pixels), the
+pipeline and the evaluation prepare that once per batch of images (a ``Batch``), and the strategy
+turns it into logits over the request's classes plus, per image, its typed details. Everything
+else (probabilities, top-k, JSON, evaluation records) is done by the callers the same way for
+every strategy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+import torch
+from PIL import Image
+
+from ..consistency import Consistency
+from ..models import LoadedModel
+from ..text import TextFeatureCache
+from ..zero_shot_classifier import class_vectors
+
+if TYPE_CHECKING:                                   # request.py imports the registry
+    from ..request import Request
+    from ..results import StrategyResult
+    from ..wordnet import ClassSense
+
+
+@dataclass
+class Run:
+    """One request, shared by all its batches of images (the evaluation has many)."""
+
+    loaded: LoadedModel
+    request: Request
+    cache: TextFeatureCache | None
+    senses: Sequence[ClassSense] = ()              # every class's WordNet reading (needs_wordnet)
+    _memo: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def once(self, key: str, make: Callable[[], Any]) -> Any:
+        """What a strategy computes once per request (TPT's prompt embeddings, say), under ``key``."""
+        if key not in self._memo:
+            self._memo[key] = make()
+        return self._memo[key]
+
+
+@dataclass
+class Batch:
+    """A batch of images as every strategy sees it."""
+
+    run: Run
+    features: torch.Tensor                          # [N, D] unit features of the originals
+    view_features: torch.Tensor | None = None       # [N, V, D] the consistency check's views
+    checks: list[Consistency] = field(default_factory=list)   # per image, when needed
+    images: Sequence[Image.Image | None] = ()       # decoded pixels, for strategies with needs_pixels
+    # The share of the progress bar this strategy's scoring fills, when it reports its own steps.
+    span: tuple[float, float] | None = None
+    _logits: dict[tuple[str, ...], torch.Tensor] = field(default_factory=dict, repr=False)
+
+    @property
+    def loaded(self) -> LoadedModel:
+        return self.run.loaded
+
+    @property
+    def request(self) -> Request:
+        return self.run.request
+
+    @property
+    def classnames(self) -> tuple[str, ...]:
+        return self.run.request.classnames
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+    def logits(self, templates: Sequence[str]) -> torch.Tensor:
+        """[N, C] = logit_scale x cos(image, class vector of ``templates``) (SPEC §1), once per batch."""
+        key = tuple(templates)
+        if key not in self._logits:
+            run = self.run
+            weights = class_vectors(run.loaded, self.classnames, key, run.cache).to(self.features.device)
+            self._logits[key] = (run.loaded.logit_scale * self.features @ weights.T).float()
+        return self._logits[key]
+
+
+@dataclass
+class Scores:
+    """A strategy's output for a batch: logits [N, C] (-inf: a class it did not score) and, per
+    image, its details (a dataclass of the strategy's module), or None for a plain classifier."""
+
+    logits: torch.Tensor
+    details: Sequence[Any] | None = None
+
+    def details_of(self, row: int) -> Any:
+        return {} if self.details is None else self.details[row]
+
+
+@dataclass(frozen=True)
+class Rates:
+    """The model's speed on this server (measured, or assumed before its first use)."""
+
+    prompts_per_second: float
+    images_per_second: float
+
+
+class Strategy:
+    """The protocol. A method subclasses it, sets its card and needs, and implements ``score``."""
+
+    id: str = ""
+    label: str = ""
+    description: str = ""
+    needs_consistency: bool = False  # the low-confidence rule on every image (its views get embedded)
+    needs_wordnet: bool = False      # Run.senses holds every class's WordNet reading
+    needs_pixels: bool = False       # Batch.images holds the decoded images
+    tunes_per_image: bool = False    # learns per image: too slow for the shared server's evaluation
+    fallback: str | None = None      # the strategy whose prediction it keeps for confident images
+
+    def classifiers(self, request: Request) -> tuple[tuple[str, ...], ...]:
+        """The template sets whose class vectors it reads through ``Batch.logits``."""
+        return ()
+
+    def prompt_templates(self, request: Request) -> tuple[str, ...]:
+        """Every template it encodes once per class: what the request's prompt budget counts."""
+        return tuple(t for templates in self.classifiers(request) for t in templates)
+
+    def shown_templates(self, request: Request) -> tuple[str, ...] | None:
+        """The templates that *are* the method, which the result lists (None: not a template set)."""
+        return None
+
+    def check(self, request: Request, n_images: int) -> None:
+        """Refuse (InputError) a request this method cannot serve within the limits."""
+
+    def cost(self, request: Request, n_images: int, rates: Rates) -> tuple[float, str] | None:
+        """Seconds of model work beyond its class vectors, and that work in words (None: none)."""
+        return None
+
+    def score(self, batch: Batch) -> Scores:
+        raise NotImplementedError
+
+    def note(self, result: StrategyResult) -> str:
+        """A short remark on one image's result for the command line's table ("" for none)."""
+        return ""
+
+    def card_note(self, result: StrategyResult) -> str:
+        """A remark under the top-1 of the page's bar card ("" for none)."""
+        return ""
+
+    def details_from_dict(self, d: dict[str, Any]) -> Any:
+        """The details back from their JSON form (a result saved by the page or the CLI)."""
+        return d
+
