@@ -1,10 +1,17 @@
+from pathlib import Path
+
 import open_clip
 import pytest
 import torch
 
+from zsdemo import cli
 from zsdemo.errors import InputError
-from zsdemo.strategies import STRATEGIES, parse_strategies
-from zsdemo.templates import CLIP7, CLIP80, SINGLE, parse_templates
+from zsdemo.evaluation import evaluate, evaluation_request
+from zsdemo.labelled import open_labelled
+from zsdemo.pipeline import classify
+from zsdemo.results import ClassificationResult
+from zsdemo.strategies import STRATEGIES, Batch, Scores, Strategy, parse_strategies
+from zsdemo.templates import CLIP7, CLIP80, NAME_ONLY, SINGLE, parse_templates
 from zsdemo.text import TextFeatureCache
 from zsdemo.zero_shot_classifier import class_vectors
 
@@ -65,3 +72,41 @@ def test_templates_keep_commas_and_other_braces():
     assert parse_templates(["a photo of a {}, taken at night", "", "{x} {}"]) == (
         "a photo of a {}, taken at night", "{x} {}")
     assert parse_templates("one {}\ntwo {}\n") == ("one {}", "two {}")
+
+
+class Mix(Strategy):
+    """The README's toy strategy: the mean of the name-only and the single-template logits."""
+
+    id = "mix"
+    label = "Name + photo"
+    description = "the name-only and single-template logits, averaged"
+
+    def classifiers(self, request):
+        return NAME_ONLY, SINGLE
+
+    def score(self, batch: Batch) -> Scores:
+        return Scores((batch.logits(NAME_ONLY) + batch.logits(SINGLE)) / 2)
+
+
+def test_a_new_strategy_is_one_class_and_one_registry_line(tiny, cat_path, astronaut_path, tmp_path, monkeypatch):
+    monkeypatch.setitem(STRATEGIES, "mix", Mix())
+    result = classify(tiny, [cat_path, astronaut_path], CLASSES, "name,photo,mix", top_k=2)
+    for im in result.images:
+        expected = (torch.tensor(im.strategies["name"].logits) + torch.tensor(im.strategies["photo"].logits)) / 2
+        mix = im.strategies["mix"]
+        assert torch.allclose(torch.tensor(mix.probs), expected.softmax(-1), atol=1e-6)
+        assert mix.label == "Name + photo" and len(mix.top_k) == 2 and mix.details == {}
+    assert "  mix " in cli.format_table(result)
+    assert ClassificationResult.from_dict(result.to_dict()).to_dict() == result.to_dict()
+    # The evaluation scores it through the same dispatch.
+    for label, photo in (("cat", cat_path), ("astronaut", astronaut_path)):
+        (tmp_path / label).mkdir()
+        (tmp_path / label / photo.name).write_bytes(photo.read_bytes())
+    data = open_labelled(tmp_path)
+    report = evaluate(tiny, data, evaluation_request(data, "name,photo,mix"), cache=None)
+    by_file = {r.file: r for r in report.records}
+    for im in classify(tiny, [tmp_path / "cat" / cat_path.name, tmp_path / "astronaut" / astronaut_path.name],
+                       data.classes, "mix").images:
+        assert by_file[Path(im.source).relative_to(tmp_path).as_posix()].top5["mix"][0] == \
+            im.strategies["mix"].top1.index
+    assert report.summary()["accuracy"]["mix"]["label"] == "Name + photo"
