@@ -143,8 +143,8 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
     def run_state(gallery, classes, strategies, templates, model_choice, top_k, consistency, views,
                   rerank_all, tpt_steps, tpt_views, senses, **control: Any) -> dict:
         return backend.run(config, _paths(gallery), classes, strategies, templates=templates, model=model_choice,
-                     top_k=top_k, views=views, consistency=consistency, rerank_all=rerank_all, senses=senses,
-                     tpt_steps=tpt_steps, tpt_views=tpt_views, **control).to_state()
+                           top_k=top_k, views=views, consistency=consistency, rerank_all=rerank_all, senses=senses,
+                           tpt_steps=tpt_steps, tpt_views=tpt_views, **control).to_state()
 
     def classify(gallery, classes, strategies, templates, model_choice, top_k, consistency, views,
                  rerank_all, tpt_steps, tpt_views, senses, request: gr.Request,
@@ -227,7 +227,8 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
         stop = CONTROL.current(session)
         try:
             p, files = backend.evaluate_zip(config, upload, strategies, views=views, rerank_all=rerank_all,
-                                      model=model_choice, progress=lambda f, msg: progress(f, desc=msg), stop=stop)
+                                            model=model_choice, progress=lambda f, msg: progress(f, desc=msg),
+                                            stop=stop)
         except Exception as e:
             # One message where the summary goes, not an "Error" badge on every table.
             return problem(e, "evaluate"), *([gr.update(value=None, visible=False)] * 7)
@@ -275,7 +276,8 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
                         value=[str(p) for p in sorted(PHOTOS.glob("*"))], type="filepath", interactive=True,
                         file_types=["image"], sources=["upload", "webcam", "clipboard"], columns=4, height=200,
                         elem_id="images")
-                    preset = gr.Dropdown(label="Class-name preset (fills the box below)", choices=backend.preset_choices(),
+                    preset = gr.Dropdown(label="Class-name preset (fills the box below)",
+                                         choices=backend.preset_choices(),
                                          value=None, elem_id="preset")
                     classes = gr.Textbox(label="Class names, one per line or comma-separated", lines=4, max_lines=12,
                                          value=backend.preset_text("lab-photos"), elem_id="classes")
@@ -294,11 +296,13 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
                               "'hf-hub:ORG/REPO')",
                         choices=backend.model_choices(config), value=model, allow_custom_value=True)
                     with gr.Accordion("Advanced settings", open=False):
-                        top_k = gr.Slider(1, backend.MAX_TOP_K, value=5, step=1, label="Top-k classes shown per strategy")
+                        top_k = gr.Slider(1, backend.MAX_TOP_K, value=5, step=1,
+                                          label="Top-k classes shown per strategy")
                         consistency = gr.Checkbox(label="Run the consistency check even without a hierarchy strategy",
                                                   value=True)
                         views = gr.CheckboxGroup(label="Image views for S_B (left-right flip always included)",
-                                                 choices=backend.view_choices(), value=[v for _, v in backend.view_choices()])
+                                                 choices=backend.view_choices(),
+                                                 value=[v for _, v in backend.view_choices()])
                         rerank_all = gr.Checkbox(label="Hierarchy: re-rank every image, not only uncertain ones")
                         tpt_steps = gr.Slider(0, 20, value=1, step=1, label="TPT: tuning steps")
                         tpt_views = gr.Slider(8, LIMITS.tpt_views, value=min(64, LIMITS.tpt_views), step=8,
@@ -383,7 +387,8 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
                     eval_strategies = gr.CheckboxGroup(label="Strategies (name only and CLIP-80 always run: "
                                                              "the baselines need them)",
                                                        choices=backend.eval_strategy_choices(),
-                                                       value=list(backend.DEFAULT_STRATEGIES), elem_id="eval-strategies")
+                                                       value=list(backend.DEFAULT_STRATEGIES),
+                                                       elem_id="eval-strategies")
                     eval_views = gr.Radio(label="Image views for S_B",
                                           choices=[("all 10 views (S_B as in the paper)", "all"),
                                                    ("left-right flip only (the binary rule's O_B; ~5x faster)", "flip")],
@@ -434,8 +439,8 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
             """Classify images against class names; returns the result as JSON (schema zsdemo.classify/1)."""
             # Raw values: the backend checks every one (a string is not an uploaded file).
             run = backend.run(config, images, classes, strategies, templates=templates, model=model, top_k=top_k,
-                        views=views or None, consistency=consistency, rerank_all=rerank_all, senses=senses,
-                        tpt_steps=tpt_steps, tpt_views=tpt_views)
+                              views=views or None, consistency=consistency, rerank_all=rerank_all, senses=senses,
+                              tpt_steps=tpt_steps, tpt_views=tpt_views)
             return run.result.to_dict()
 
         def wordnet_api(classes: str, senses: str = "") -> list[dict]:
@@ -450,7 +455,7 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
                          rerank_all: bool = False, model: str = "") -> dict:
             """Evaluate a .zip of labelled images (ImageFolder or labels.csv); returns the report as JSON."""
             return backend.evaluate_upload(config, archive, strategies, views=views, rerank_all=rerank_all,
-                                     model=model).to_dict()
+                                           model=model).to_dict()
 
         gr.api(user_errors(classify_api), api_name="classify", concurrency_id="model")
         gr.api(user_errors(evaluate_api), api_name="evaluate", concurrency_limit=1, concurrency_id="evaluate")

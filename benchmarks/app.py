@@ -45,7 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from zsdemo import demo  # noqa: E402
-from zsdemo.consistency import VIEWS, make_view  # noqa: E402
+from zsdemo.views import VIEWS, make_view  # noqa: E402
 from zsdemo.images import load_image  # noqa: E402
 from zsdemo.models import get_model  # noqa: E402
 

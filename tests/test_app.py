@@ -35,7 +35,7 @@ def test_app_builds_with_named_api_endpoints():
 @pytest.fixture(scope="module")
 def run(cat_path, astronaut_path):
     return demo.run(CONFIG, [str(cat_path), str(astronaut_path)], "cat, crane, heron, astronaut, rocket",
-                 ["name", "clip80", "hierarchy", "tpt"], consistency=True, tpt_views=8, top_k=3)
+                    ["name", "clip80", "hierarchy", "tpt"], consistency=True, tpt_views=8, top_k=3)
 
 
 CARD = re.compile(r'<div class="zs-card"><div class="zs-card-title">(.*?)</div>(.*?)</div></div>(?=<div class="zs-card">|</div>$)')
@@ -129,7 +129,7 @@ def test_sense_picker_reruns_with_the_chosen_sense(cat_path):
     default = demo.run(CONFIG, [str(cat_path)], names, ["hierarchy"], rerank_all=True)
     assert demo.sense_choices(default.result)["crane"]
     picked = demo.run(CONFIG, [str(cat_path)], names, ["hierarchy"], rerank_all=True,
-                   senses=demo.choose_sense({}, "crane", "crane.n.04"))
+                      senses=demo.choose_sense({}, "crane", "crane.n.04"))
     crane = next(s for s in picked.result.senses if s["name"] == "crane")
     assert crane["chosen"]["synset"] == "crane.n.04" and crane["rule"] == "user"
 

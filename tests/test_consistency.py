@@ -36,7 +36,8 @@ def test_rule_on_constructed_logits():
     assert prompt_split.o_t and not prompt_split.o_b and prompt_split.low_confidence
 
     flip_split = consistency.consistency_from_logits(
-        one_hot(0), {g: one_hot(0) for g in consistency.PROMPT_GROUPS}, torch.stack([one_hot(0)]), {"hflip": one_hot(2)},
+        one_hot(0), {g: one_hot(0) for g in consistency.PROMPT_GROUPS}, torch.stack([one_hot(0)]),
+        {"hflip": one_hot(2)},
     )
     assert flip_split.o_b and not flip_split.o_t and flip_split.low_confidence
     d = flip_split.details(["a", "b", "c"])
@@ -47,7 +48,8 @@ def set_class_vectors(cache: TextFeatureCache, loaded, vectors: dict[str, tuple[
     """Fix each class's text features by hand: (name-only vector, [80, D] template vectors)."""
     for name, (name_vec, template_vecs) in vectors.items():
         cache.put(loaded.identity, [name], F.normalize(name_vec, dim=-1)[None])
-        cache.put(loaded.identity, [templates.fill(t, name) for t in templates.CLIP80], F.normalize(template_vecs, dim=-1))
+        cache.put(loaded.identity, [templates.fill(t, name) for t in templates.CLIP80],
+                  F.normalize(template_vecs, dim=-1))
 
 
 @pytest.fixture()
@@ -105,7 +107,8 @@ def test_one_pass_embedding_matches_originals_then_views(tiny, cat_path, astrona
     feats, views = consistency.embed_with_views(tiny, [im.image for im in images], ["rot90"])
     assert feats.shape[0] == 2 and views.shape[:2] == (2, 2)      # the flip is always added
     assert torch.allclose(feats, embed_images(tiny, images), atol=1e-5)
-    assert torch.allclose(views, consistency.embed_views(tiny, [im.image for im in images], ["hflip", "rot90"]), atol=1e-5)
+    expected = consistency.embed_views(tiny, [im.image for im in images], ["hflip", "rot90"])
+    assert torch.allclose(views, expected, atol=1e-5)
 
 
 def test_views_are_deterministic_and_shaped():

@@ -24,7 +24,7 @@ from zsdemo.report import write_report
 def evaluate_set(loaded, data, strategies, store=None, batch_size=evaluation.BATCH_SIZE, progress=None, **options):
     """``evaluate`` of a request made from these options (as the CLI does)."""
     return evaluation.evaluate(loaded, data, evaluation.evaluation_request(data, strategies, **options), store=store,
-                      batch_size=batch_size, progress=progress)
+                               batch_size=batch_size, progress=progress)
 
 
 def _photo(path: Path, source: Path, shift: int) -> None:

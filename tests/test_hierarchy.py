@@ -25,7 +25,7 @@ def sense(name: str, parent: str | None, children: tuple[str, ...]) -> wordnet.C
 def test_phrases_follow_the_spec():
     s = sense("crane", "wading bird", ("whooping crane",))
     assert hierarchy.phrases("crane", s) == ["crane which is a kind of wading bird",
-                                     "whooping crane which is a kind of wading bird"]
+                                             "whooping crane which is a kind of wading bird"]
     assert hierarchy.phrases("thing", sense("thing", None, ("part",))) == ["thing", "part"]
 
 
@@ -60,7 +60,7 @@ def test_hierarchy80_scores_phrases_as_clip80_ensembles(tiny, cat_path):
 
 def check(low: bool, base: int = 0) -> Consistency:
     return Consistency(base=base, groups={"name": base}, views={"hflip": base}, single_template=[base],
-                         s_t=1.0, s_b=1.0, o_t=low, o_b=False)
+                       s_t=1.0, s_b=1.0, o_t=low, o_b=False)
 
 
 def hierarchy_result(loaded, image_feature, name_logits, fallback_logits, check: Consistency, senses, request,

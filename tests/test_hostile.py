@@ -384,10 +384,10 @@ CLI_CASES = {
                                    "crane=crane.n.-1"], 2, "numbered from 01"),
     "zip: a file and a folder of one name": (
         lambda t, png: ["evaluate", str(_zip(t / "clash.zip", {"cat/a.png": png, "dog/b.png": png,
-                                                                "dog/b.png/c.png": png}))], 0, "written"),
+                                                               "dog/b.png/c.png": png}))], 0, "written"),
     "zip: over-long entry name": (
         lambda t, png: ["evaluate", str(_zip(t / "long.zip", {"cat/a.png": png, "dog/" + "y" * 300 + ".png": png,
-                                                               "dog/b.png": png}))], 0, "written"),
+                                                              "dog/b.png": png}))], 0, "written"),
     "zip: entry names not UTF-8": (
         lambda t, png: ["evaluate", str(_zip(t / "bad.zip", {"cat/aQQ.png": png}, (b"aQQ", b"a\xff\xfe")))],
         2, "not valid UTF-8"),

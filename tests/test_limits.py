@@ -65,7 +65,7 @@ def test_uploads_over_the_evaluation_limit_are_refused(monkeypatch, tmp_path, ca
     monkeypatch.setattr(LIMITS, "eval_images", 2)
     with pytest.raises(InputError, match="3 images found; at most 2"):
         demo.evaluate_upload(demo.AppConfig("tiny-random", None, "cpu", None).with_uploads(archive.parent), str(archive),
-                          "name", views="flip")
+                             "name", views="flip")
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="malloc_trim is glibc's")

@@ -116,7 +116,7 @@ def test_warm_up_computes_the_examples_and_presets_and_keeps_them_on_disk(tmp_pa
     assert warm.status() == ""
     fresh = TextFeatureCache(disk_path=tmp_path / "text.sqlite")     # a restarted server
     assert all(v is not None for v in fresh.get(tiny.identity, ["warm cat", "a photo of a warm dog.",
-                                                                 "a photo of a airplane."]))
+                                                                "a photo of a airplane."]))
     # A visitor's own prompts stay in memory only: nobody fills the server's disk.
     encode_prompts(tiny, ["a visitor's prompt"], cache)
     assert TextFeatureCache(disk_path=tmp_path / "text.sqlite").get(tiny.identity, ["a visitor's prompt"]) == [None]
@@ -159,6 +159,6 @@ def test_stop_reaches_an_evaluation(tmp_path, cat_path):
 
     with pytest.raises(progress.Stopped):
         demo.evaluate_upload(CONFIG.with_uploads(tmp_path), str(archive), "name", views="flip", progress=report,
-                          stop=stop)
+                             stop=stop)
     assert any(s.startswith("evaluating") for s in stages)
 

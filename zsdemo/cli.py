@@ -129,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "either.")
     e.add_argument("data", help="ImageFolder folder, folder with labels.csv, CSV file, or .zip")
     e.add_argument("--out", default="evaluation", help="folder for report.json, the CSV tables and "
-                                                      "coverage.png (default ./evaluation)")
+                   "coverage.png (default ./evaluation)")
     e.add_argument("--strategies", default=",".join(DEFAULT_STRATEGIES),
                    help="comma-separated ids (default %(default)s); name and clip80 "
                         "are always computed; tpt is slow (off by default)")

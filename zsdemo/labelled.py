@@ -260,7 +260,7 @@ def _from_csv(path: Path, mapping: dict[str, str], confine: bool) -> LabelledSet
     except csv.Error as e:   # a field over the csv module's size limit, a stray quote...
         raise InputError(f"{path.name} is not a readable CSV ({e}); each row should read path,label.") from None
     if rows and [c.strip().casefold() for c in rows[0][:2]] in (["path", "label"], ["file", "label"],
-                                                                 ["filename", "label"], ["image", "label"]):
+                                                                ["filename", "label"], ["image", "label"]):
         rows = rows[1:]
     found: list[tuple[str, Path, str]] = []
     out = LabelledSet(base, "csv", [], [])

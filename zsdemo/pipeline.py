@@ -128,7 +128,8 @@ def request_senses(request: Request) -> tuple[list[ClassSense], str | None]:
 class Estimate:
     """How much model work a request needs, and (once the model's speed is known) how long."""
 
-    seconds: dict[str, float]          # stage -> seconds: "wordnet", "images", "prompts", and a strategy's own work (its id)
+    # stage -> seconds: "wordnet", "images", "prompts", and a strategy's own work (under its id)
+    seconds: dict[str, float]
     images: int                        # images and views to embed
     prompts: int                       # prompts to encode (not cached)
     known: bool                        # the model's speed was measured here (else assumed rates)
