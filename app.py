@@ -120,6 +120,22 @@ def user_errors(fn: Callable) -> Callable:
     return wrapped
 
 
+def hierarchy_settings() -> tuple[gr.Slider, gr.Dropdown, gr.Radio]:
+    """The WordNet re-ranking's variants (Ge et al.): the sparse hierarchy, the low-confidence rule
+    and how many candidates are re-ranked."""
+    keep = gr.Slider(0.05, 1.0, value=0.4, step=0.05,
+                     label="Hierarchy: share of WordNet kept (sparse hierarchy; 0.4 as in the paper, 1 = all)")
+    rule = gr.Dropdown(label="Hierarchy: which images are uncertain (re-ranked)",
+                       choices=[("binary rule: prompt groups or flip disagree (the paper's)", "binary"),
+                                ("S_T below 0.6 (share of the 80 templates agreeing)", "s_t<0.6"),
+                                ("S_B below 0.5 (share of the views agreeing)", "s_b<0.5")],
+                       value="binary", allow_custom_value=True,
+                       info="or type a rule such as s_t<0.7")
+    top = gr.Radio(label="Hierarchy: candidates re-ranked", choices=[("top 5 (the paper's)", 5), ("top 10", 10)],
+                   value=5)
+    return keep, rule, top
+
+
 def _paths(gallery: list | None) -> list[str]:
     return [item[0] if isinstance(item, (list, tuple)) else item for item in (gallery or [])]
 
@@ -131,6 +147,7 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
     config = backend.AppConfig(model, pretrained, device, feature_cache, allow_random=allow_random).with_uploads(
         get_upload_folder())
     REGISTRY.pin(model, pretrained, device)     # a visitor's model choice never evicts the served one
+    backend.attach_caches(config)
     warm = backend.start_warm_up(config, [WarmExample(tuple(e[0]), e[1], tuple(e[2])) for e in EXAMPLES]) if warm_up \
         else None
 
@@ -141,14 +158,16 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
         return (p.title, p.bars, p.verdict, p.consistency, p.views_html, p.wordnet, p.tree, p.tpt, p.tpt_bars)
 
     def run_state(gallery, classes, strategies, templates, model_choice, top_k, consistency, views,
-                  rerank_all, tpt_steps, tpt_views, senses, **control: Any) -> dict:
+                  rerank_all, wordnet_keep, low_confidence, rerank_top, tpt_steps, tpt_views, senses,
+                  **control: Any) -> dict:
         return backend.run(config, _paths(gallery), classes, strategies, templates=templates, model=model_choice,
                            top_k=top_k, views=views, consistency=consistency, rerank_all=rerank_all, senses=senses,
-                           tpt_steps=tpt_steps, tpt_views=tpt_views, **control).to_state()
+                           tpt_steps=tpt_steps, tpt_views=tpt_views, wordnet_keep=wordnet_keep,
+                           low_confidence=low_confidence, rerank_top=rerank_top, **control).to_state()
 
     def classify(gallery, classes, strategies, templates, model_choice, top_k, consistency, views,
-                 rerank_all, tpt_steps, tpt_views, senses, request: gr.Request,
-                 progress=gr.Progress()) -> tuple:
+                 rerank_all, wordnet_keep, low_confidence, rerank_top, tpt_steps, tpt_views, senses,
+                 request: gr.Request, progress=gr.Progress()) -> tuple:
         """A run from the page: progress with the time left, a Stop that ends it, and problems
         said in the status line (the page's outputs keep the last good result)."""
         session = _session(request)
@@ -156,7 +175,8 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
         began = time.perf_counter()
         try:
             state = run_state(gallery, classes, strategies, templates, model_choice, top_k, consistency, views,
-                              rerank_all, tpt_steps, tpt_views, senses, stop=stop, announce=gr.Info,
+                              rerank_all, wordnet_keep, low_confidence, rerank_top, tpt_steps, tpt_views, senses,
+                              stop=stop, announce=gr.Info,
                               progress=lambda f, msg: progress(f, desc=msg))
         except Exception as e:
             return gr.skip(), problem(e, "classify")
@@ -221,14 +241,15 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
             gr.Warning(message)
         return kept
 
-    def evaluate(upload, strategies, views, rerank_all, model_choice, request: gr.Request,
-                 progress=gr.Progress()) -> tuple:
+    def evaluate(upload, strategies, views, rerank_all, wordnet_keep, low_confidence, rerank_top, model_choice,
+                 request: gr.Request, progress=gr.Progress()) -> tuple:
         session = _session(request)
         stop = CONTROL.current(session)
         try:
             p, files = backend.evaluate_zip(config, upload, strategies, views=views, rerank_all=rerank_all,
                                             model=model_choice, progress=lambda f, msg: progress(f, desc=msg),
-                                            stop=stop)
+                                            stop=stop, wordnet_keep=wordnet_keep, low_confidence=low_confidence,
+                                            rerank_top=rerank_top)
         except Exception as e:
             # One message where the summary goes, not an "Error" badge on every table.
             return problem(e, "evaluate"), *([gr.update(value=None, visible=False)] * 7)
@@ -304,6 +325,7 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
                                                  choices=backend.view_choices(),
                                                  value=[v for _, v in backend.view_choices()])
                         rerank_all = gr.Checkbox(label="Hierarchy: re-rank every image, not only uncertain ones")
+                        wordnet_keep, low_confidence, rerank_top = hierarchy_settings()
                         tpt_steps = gr.Slider(0, 20, value=1, step=1, label="TPT: tuning steps")
                         tpt_views = gr.Slider(8, LIMITS.tpt_views, value=min(64, LIMITS.tpt_views), step=8,
                                               label="TPT: views (random crops + the original)")
@@ -340,7 +362,7 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
 
             panel_outputs = [title, bars, verdict, consistency_md, view_grid, wordnet_md, tree, tpt_md, tpt_bars]
             run_inputs = [gallery, classes, strategies, templates, model_choice, top_k, consistency, views,
-                          rerank_all, tpt_steps, tpt_views, senses]
+                          rerank_all, wordnet_keep, low_confidence, rerank_top, tpt_steps, tpt_views, senses]
             # Runs only set the state (and say how they went); its change event draws everything,
             # whether the run came from the button, the sense picker or a cached example.
             # Page events are private (api_name set so that they do not take the API's names).
@@ -394,6 +416,8 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
                                                    ("left-right flip only (the binary rule's O_B; ~5x faster)", "flip")],
                                           value="all")
                     eval_rerank_all = gr.Checkbox(label="Hierarchy: re-rank every image, not only uncertain ones")
+                    with gr.Accordion("Hierarchy settings", open=False):
+                        eval_keep, eval_rule, eval_top = hierarchy_settings()
                     eval_model = gr.Dropdown(label="Model", choices=backend.model_choices(config), value=model,
                                              allow_custom_value=True)
                     with gr.Row():
@@ -405,7 +429,7 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
                     # Hidden until there is something to show (no empty placeholder grids).
                     eval_accuracy = gr.Dataframe(label="Accuracy per strategy", visible=False, interactive=False,
                                                  wrap=True, elem_id="eval-accuracy")
-                    eval_low = gr.Dataframe(label="Low-confidence set (binary rule) before and after WordNet "
+                    eval_low = gr.Dataframe(label="Low-confidence set (by the chosen rule) before and after WordNet "
                                                   "re-ranking (Ge et al., Table 1)", visible=False, interactive=False,
                                             wrap=True)
                     eval_auroc = gr.Dataframe(label="Selective prediction: AUROC of each confidence score",
@@ -421,7 +445,8 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
         eval_started = eval_run.click(busy, None, [eval_run, eval_stop], js=SHOW_EVAL_JS, queue=False,
                                       api_visibility="private")
         eval_event = eval_started.then(
-            evaluate, [eval_zip, eval_strategies, eval_views, eval_rerank_all, eval_model],
+            evaluate, [eval_zip, eval_strategies, eval_views, eval_rerank_all, eval_keep, eval_rule, eval_top,
+                       eval_model],
             [eval_summary, eval_accuracy, eval_low, eval_auroc, eval_coverage, eval_per_class, eval_confusions,
              eval_files], api_name="ui_evaluate", api_visibility="private", concurrency_limit=1,
             concurrency_id="evaluate", show_progress_on=[eval_summary])
@@ -435,12 +460,14 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
         def classify_api(images: list[FileData], classes: str, strategies: str = "name,photo,clip80",
                          templates: str = "", top_k: int = 5, consistency: bool = False, views: str = "",
                          rerank_all: bool = False, senses: str = "", tpt_steps: int = 1, tpt_views: int = 64,
-                         model: str = "") -> dict:
+                         model: str = "", wordnet_keep: float = 0.4, low_confidence: str = "binary",
+                         rerank_top: int = 5) -> dict:
             """Classify images against class names; returns the result as JSON (schema zsdemo.classify/1)."""
             # Raw values: the backend checks every one (a string is not an uploaded file).
             run = backend.run(config, images, classes, strategies, templates=templates, model=model, top_k=top_k,
                               views=views or None, consistency=consistency, rerank_all=rerank_all, senses=senses,
-                              tpt_steps=tpt_steps, tpt_views=tpt_views)
+                              tpt_steps=tpt_steps, tpt_views=tpt_views, wordnet_keep=wordnet_keep,
+                              low_confidence=low_confidence, rerank_top=rerank_top)
             return run.result.to_dict()
 
         def wordnet_api(classes: str, senses: str = "") -> list[dict]:
@@ -452,10 +479,12 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
             return backend.options(config)
 
         def evaluate_api(archive: FileData, strategies: str = "name,photo,clip80,hierarchy", views: str = "all",
-                         rerank_all: bool = False, model: str = "") -> dict:
+                         rerank_all: bool = False, model: str = "", wordnet_keep: float = 0.4,
+                         low_confidence: str = "binary", rerank_top: int = 5) -> dict:
             """Evaluate a .zip of labelled images (ImageFolder or labels.csv); returns the report as JSON."""
             return backend.evaluate_upload(config, archive, strategies, views=views, rerank_all=rerank_all,
-                                           model=model).to_dict()
+                                           model=model, wordnet_keep=wordnet_keep, low_confidence=low_confidence,
+                                           rerank_top=rerank_top).to_dict()
 
         gr.api(user_errors(classify_api), api_name="classify", concurrency_id="model")
         gr.api(user_errors(evaluate_api), api_name="evaluate", concurrency_limit=1, concurrency_id="evaluate")

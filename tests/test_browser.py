@@ -94,6 +94,17 @@ def test_upload_type_run_and_see_every_panel(page, cat_path, tmp_path):
     page.screenshot(path=str(SHOTS / "2_second_image.png"), full_page=True)
 
 
+def test_the_wordnet_panel_shows_what_the_sparse_hierarchy_pruned(page):
+    _classify(page, "coral, cat, stork, heron, rocket")
+    page.wait_for_selector("#run-status .zs-status-done")
+    pruned = page.locator("#wordnet-tree .zs-pruned").first
+    pruned.scroll_into_view_if_needed()
+    assert pruned.is_visible()
+    text = pruned.inner_text()
+    assert "<" in text and pruned.locator("s").count() == 1       # struck out, with its score < threshold
+    assert "Sparse WordNet" in page.inner_text("#wordnet") and "pruned:" in page.inner_text("#wordnet")
+
+
 def test_bad_input_gets_a_message_not_a_traceback_and_the_page_keeps_working(page):
     _classify(page, "  ,  ")
     page.get_by_text("No class names given").first.wait_for()

@@ -34,7 +34,7 @@ def test_json_schema(capsys, cat_path):
     doc = json.loads(out)
     assert doc["schema"] == SCHEMA
     assert set(doc) == {"schema", "model", "classes", "strategies", "templates", "top_k", "images", "warnings",
-                        "senses"}
+                        "senses", "wordnet_nodes", "wordnet_sparsity"}
     assert doc["templates"]["custom"] == ["a {}, seen from above", "a {} at night"]
     assert doc["model"]["random_weights"] is True
     image = doc["images"][0]

@@ -76,6 +76,21 @@ def whole_number(value: Any, name: str, low: int, high: int, default: int | None
     return int(value)
 
 
+def number(value: Any, name: str, default: float) -> float:
+    """A finite number; text that reads as one ("0.4", from a command line or a form) is taken,
+    while NaN, infinities, booleans and other text are refused (``None`` gives ``default``)."""
+    if value is None:
+        return default
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            raise InputError(f"{name} must be a number (got {_shown(value)}).") from None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise InputError(f"{name} must be a finite number (got {_shown(value)}).")
+    return float(value)
+
+
 def items(value: Any, name: str, limit: int) -> Sequence[Any]:
     """A list of at most ``limit`` items (``None`` is an empty list), counted before it is read."""
     if value is None:

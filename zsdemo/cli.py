@@ -23,7 +23,8 @@ from .constants import (
     DEFAULT_TOP_K,
     EVAL_BATCH_SIZE,
 )
-from .errors import ZsdemoError
+from .datasets import DATASETS, open_dataset, parse_dataset
+from .errors import InputError, ZsdemoError
 from .files import is_regular_file, read_text
 from .limits import LIMITS, check_environment
 from .model_presets import DEFAULT_PRESET
@@ -86,6 +87,21 @@ def _add_tpt_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tpt-seed", type=int, default=None, help="TPT: seed of the view sampling (0)")
 
 
+def _add_hierarchy_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--wordnet-keep", default=None, metavar="F",
+                   help="hierarchy: the sparse WordNet keeps this fraction of nodes, those whose text-feature "
+                        "norm varies most over the 80 templates (default 0.4, the paper's; 1 keeps all of WordNet)")
+    p.add_argument("--low-confidence", default=None, metavar="RULE",
+                   help="hierarchy: which images are re-ranked: 'binary' (O_T or O_B, default) or a score below a "
+                        "threshold, 's_t<0.6' or 's_b<0.5' (the paper's Table 5)")
+    p.add_argument("--rerank-top", type=int, default=None, metavar="K",
+                   help="hierarchy: re-rank the name-only top-K (default 5; the paper's appendix also uses 10)")
+
+
+def _hierarchy_options(args: argparse.Namespace) -> dict[str, object]:
+    return dict(wordnet_keep=args.wordnet_keep, low_confidence=args.low_confidence, rerank_top=args.rerank_top)
+
+
 def _tpt_settings(args: argparse.Namespace) -> dict[str, object]:
     return dict(views=args.tpt_views, select_fraction=args.tpt_select, steps=args.tpt_steps, lr=args.tpt_lr,
                 seed=args.tpt_seed)
@@ -117,6 +133,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="hierarchy strategies re-rank every image, not only low-confidence ones")
     c.add_argument("--sense", action="append", default=None, metavar="CLASS=SENSE",
                    help="the WordNet sense of a class, e.g. crane=crane.n.04 or crane=n03126707 (repeatable)")
+    _add_hierarchy_args(c)
+    c.add_argument("--cache", default=None,
+                   help="cache folder for the sparse WordNet's node scores, per model "
+                        "(default $ZSDEMO_FEATURE_CACHE or ~/.cache/zsdemo/features)")
+    c.add_argument("--no-cache", action="store_true", help="keep no node scores on disk")
     _add_tpt_args(c)
     c.add_argument("--json", action="store_true", help="print the full result as JSON")
     c.add_argument("--quiet", action="store_true", help="no progress line on stderr")
@@ -128,6 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "n01440764), a folder with labels.csv, a CSV of path,label, or a zip of "
                                    "either.")
     e.add_argument("data", help="ImageFolder folder, folder with labels.csv, CSV file, or .zip")
+    e.add_argument("--dataset", default=None, choices=list(DATASETS),
+                   help="read DATA as one of Ge et al.'s datasets (its label mapping, its classes; R and A "
+                        "scored 200-way) and compare the hierarchy's accuracy with the paper's")
     e.add_argument("--out", default="evaluation", help="folder for report.json, the CSV tables and "
                    "coverage.png (default ./evaluation)")
     e.add_argument("--strategies", default=",".join(DEFAULT_STRATEGIES),
@@ -147,11 +171,13 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--rerank-all", action="store_true", help="hierarchy strategies re-rank every image")
     e.add_argument("--sense", action="append", default=None, metavar="CLASS=SENSE",
                    help="the WordNet sense of a class (repeatable)")
+    _add_hierarchy_args(e)
     e.add_argument("--batch-size", type=int, default=EVAL_BATCH_SIZE,
                    help="images per encoder step, each with its views (default %(default)s)")
     e.add_argument("--cache", default=None,
                    help="image-feature cache folder, keyed by file content and model; a second run skips "
-                        "the encoder (default $ZSDEMO_FEATURE_CACHE or ~/.cache/zsdemo/features)")
+                        "the encoder; also keeps the sparse WordNet's node scores "
+                        "(default $ZSDEMO_FEATURE_CACHE or ~/.cache/zsdemo/features)")
     e.add_argument("--no-cache", action="store_true", help="neither read nor write the feature cache")
     _add_tpt_args(e)
     e.add_argument("--quiet", action="store_true", help="no progress line on stderr")
@@ -209,12 +235,15 @@ def _read_classes(args: argparse.Namespace) -> str | tuple[str, ...]:
 
 def run_classify(args: argparse.Namespace) -> int:
     # Validate the cheap input first: a typo should not wait for a model to load.
+    from .feature_store import DEFAULT_DIR
     from .models import get_model
     from .pipeline import classify_request, prepare_request
+    from .wordnet_sparse import CACHE
 
     request = prepare_request(_read_classes(args), args.strategies, args.templates, args.top_k,
                               consistency=args.consistency, views=args.views, rerank_all=args.rerank_all,
-                              senses=args.sense, tpt=_tpt_settings(args))
+                              senses=args.sense, tpt=_tpt_settings(args), **_hierarchy_options(args))
+    CACHE.attach(None if args.no_cache else args.cache or DEFAULT_DIR)
     loaded = get_model(args.model, args.pretrained, args.device, args.precision)
     result = classify_request(loaded, args.images, request, progress=progress_printer(args.quiet))
     print(result.to_json() if args.json else format_table(result))
@@ -261,6 +290,15 @@ def format_evaluation(report: EvaluationReport, files: Sequence[Path]) -> str:
         lines.append(f"  {label:<46}{'n/a' if v is None else f'{v:.3f}':>7}"
                      + (f"   (vs CLIP-80's own correctness: {'n/a' if own is None else f'{own:.3f}'})"
                         if k in sel["auroc_own"] else ""))
+    comparison = report.paper_comparison()
+    if comparison:
+        lines += ["", f"beside Ge et al. (CLIP ViT-B/16, {report.dataset['dataset']}; top-1 %):",
+                  f"  {'strategy':<13}{'measure':<13}{'ours':>8}{'paper':>8}  source"]
+        lines += [f"  {r['strategy']:<13}{r['measure']:<13}{'n/a' if r['ours'] is None else r['ours']:>8}"
+                  f"{r['paper']:>8}  {r['paper_table']}" for r in comparison]
+        if not comparison[0]["same_model"]:
+            lines.append(f"  note: this model ({model['label']}) is not the paper's CLIP ViT-B/16 (OpenAI): "
+                         "compare trends, not numbers.")
     confused = s["confusions"].get("name", [])[:5]
     if confused:
         lines += ["", "most confused (name only): "
@@ -270,11 +308,13 @@ def format_evaluation(report: EvaluationReport, files: Sequence[Path]) -> str:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    from .archive import extract_zip
     from .evaluation import evaluate, evaluation_request
     from .feature_store import DEFAULT_DIR, FeatureStore
     from .labelled import open_labelled, open_zip, read_class_map
     from .models import get_model
     from .report import write_report
+    from .wordnet_sparse import CACHE
 
     mapping = read_class_map(args.class_map) if args.class_map else None
     candidates = None
@@ -283,13 +323,22 @@ def run_evaluate(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="zsdemo-eval-") as tmp:
         source = Path(args.data)
         is_zip = is_regular_file(source) and source.suffix.lower() == ".zip"
-        data = (open_zip(source, tmp, mapping, candidates) if is_zip
-                else open_labelled(source, mapping, candidates))
+        dataset = parse_dataset(args.dataset)
+        if dataset is not None:
+            if candidates is not None or mapping is not None:
+                raise InputError("--dataset sets the classes and labels itself: leave out --classes, "
+                                 "--classes-file, --preset and --class-map.")
+            root = extract_zip(source, tmp).root if is_zip else source
+            data = open_dataset(root, dataset)
+        else:
+            data = (open_zip(source, tmp, mapping, candidates) if is_zip
+                    else open_labelled(source, mapping, candidates))
         # The request is checked once, before a model loads: a typo does not wait for it.
         request = evaluation_request(data, args.strategies, args.templates, args.views, args.rerank_all,
-                                     args.sense, _tpt_settings(args))
+                                     args.sense, _tpt_settings(args), **_hierarchy_options(args))
         loaded = get_model(args.model, args.pretrained, args.device, args.precision)
         store = None if args.no_cache else FeatureStore(args.cache or DEFAULT_DIR, loaded)
+        CACHE.attach(None if args.no_cache else args.cache or DEFAULT_DIR)
         report = evaluate(loaded, data, request, batch_size=args.batch_size, store=store,
                           progress=progress_printer(args.quiet))
         files = write_report(report, args.out)

@@ -1,4 +1,4 @@
-"""Confidence by self-consistency (Ge et al., CVPR 2023; SPEC §2-§3).
+"""Confidence by self-consistency (Ge et al., CVPR 2023; docs/METHODS.md §2).
 
 Base prediction: the name-only top-1 on the original image. An image is *low-confidence* when
 - O_T: the top-1 of four prompt groups (name only, CLIP-80 templates 1-40, 41-80, all 80) differ, or
@@ -12,6 +12,7 @@ so crops keep the original resolution.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -19,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from .errors import InputError
 from .models import LoadedModel
 from .templates import CLIP80, NAME_ONLY
 from .text import TextFeatureCache
@@ -86,6 +88,46 @@ class ConsistencyDetails:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ConsistencyDetails":
         return cls(**d)
+
+
+# The continuous scores a threshold rule may use (Ge et al., Table 5).
+THRESHOLD_SCORES: dict[str, str] = {"s_t": "S_T (share of the 80 templates agreeing)",
+                                    "s_b": "S_B (share of the views agreeing)"}
+_RULE = re.compile(r"^\s*(s_t|s_b)\s*<\s*([0-9]*\.?[0-9]+)\s*$")
+
+
+@dataclass(frozen=True)
+class LowConfidenceRule:
+    """Which images count as low-confidence: the binary rule (O_T or O_B), or a continuous
+    score below a threshold (Table 5's variant), e.g. ``s_t<0.6``."""
+
+    score: str | None = None         # None: the binary rule
+    threshold: float = 0.0
+
+    def is_low(self, check: Consistency) -> bool:
+        if self.score is None:
+            return check.low_confidence
+        return getattr(check, self.score) < self.threshold
+
+    def __str__(self) -> str:
+        return "binary" if self.score is None else f"{self.score}<{self.threshold:g}"
+
+
+BINARY = LowConfidenceRule()
+
+
+def parse_rule(value: object) -> LowConfidenceRule:
+    """``binary`` (or None), or ``s_t<T`` / ``s_b<T`` with 0 < T <= 1."""
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "binary")):
+        return BINARY
+    if isinstance(value, LowConfidenceRule):
+        return value
+    match = _RULE.match(value.lower()) if isinstance(value, str) else None
+    if match is None or not 0 < float(match.group(2)) <= 1:
+        shown = str(value)[:40]
+        raise InputError(f"Unknown low-confidence rule {shown!r}: write 'binary' (O_T or O_B, the paper's main rule) "
+                         "or a score below a threshold, like 's_t<0.6' or 's_b<0.5' (threshold above 0, at most 1).")
+    return LowConfidenceRule(match.group(1), float(match.group(2)))
 
 
 def consistency_from_logits(

@@ -60,6 +60,7 @@ from .strategies.tpt import MAX_STEPS
 from .views import DEFAULT_VIEWS, FLIP_VIEW, VIEW_LABELS, VIEWS
 from .warmup import Example, WarmUp
 from .wordnet import check_count, check_overrides, class_senses, parse_overrides
+from .wordnet_sparse import CACHE as WORDNET_SCORES
 
 TEXT_CACHE_FILE = "text-features.sqlite"    # in the feature-cache folder: the warm-up's text features
 SLOW_PROMPTS = 20_000       # a model whose speed is unknown: this many new prompts is announced as slow
@@ -263,6 +264,9 @@ def run(
     progress: Progress | None = None,
     stop: threading.Event | None = None,
     announce: Callable[[str], None] | None = None,
+    wordnet_keep: float | str | None = None,
+    low_confidence: str | None = None,
+    rerank_top: int | float | None = None,
 ) -> Run:
     """Validate everything (fast, before a model loads), then classify every image.
 
@@ -283,7 +287,7 @@ def run(
         arguments.text(classes, "classes"), strategies, arguments.text_or_list(templates, "templates") or None, top_k,
         consistency=arguments.flag(consistency, "consistency"), views=arguments.text_or_list(views, "views") or None,
         rerank_all=arguments.flag(rerank_all, "rerank_all"), senses=arguments.text_or_mapping(senses, "senses") or None,
-        tpt=_tpt_settings(tpt_steps, tpt_views),
+        tpt=_tpt_settings(tpt_steps, tpt_views), **_hierarchy_options(wordnet_keep, low_confidence, rerank_top),
     )
     with track(progress, stop) as tracker:
         tracker.stage(0.0, 0.0, "loading the model" if model_is_loaded(config, model) else
@@ -306,6 +310,12 @@ def done_message(state: dict[str, Any], seconds: float) -> str:
     if failed:
         text += f" {count(failed, 'image')} could not be read: see the summary."
     return text
+
+
+def attach_caches(config: AppConfig) -> None:
+    """Keep the sparse WordNet's node scores beside the image-feature cache: a restart reads them
+    (at most one float per WordNet noun and model, so visitors cannot grow it past a few MB)."""
+    WORDNET_SCORES.attach(config.feature_cache)
 
 
 def start_warm_up(config: AppConfig, examples: Sequence[Example]) -> WarmUp:
@@ -379,6 +389,12 @@ def wordnet_senses(names: str, senses: str | dict[str, str] | None = None) -> li
     return [c.to_dict() for c in class_senses(parsed, chosen)]
 
 
+def _hierarchy_options(wordnet_keep: object, low_confidence: object, rerank_top: object) -> dict[str, object]:
+    """The hierarchy's settings from raw page or API values (each checked by ``prepare_request``)."""
+    rule = arguments.text(low_confidence, "low_confidence", "binary") if low_confidence is not None else None
+    return dict(wordnet_keep=wordnet_keep, low_confidence=rule, rerank_top=rerank_top)
+
+
 def eval_strategy_choices() -> list[tuple[str, str]]:
     """The evaluation tab's strategies: all but those that learn per image (TPT; the CLI offers them)."""
     return [(s.label, s.id) for s in STRATEGIES.values() if not s.tunes_per_image]
@@ -386,7 +402,9 @@ def eval_strategy_choices() -> list[tuple[str, str]]:
 
 def evaluate_upload(config: AppConfig, upload: object, strategies: str | Sequence[str] | None, *,
                     views: str = "all", rerank_all: bool = False, model: str | None = None,
-                    progress: Progress | None = None, stop: threading.Event | None = None) -> EvaluationReport:
+                    progress: Progress | None = None, stop: threading.Event | None = None,
+                    wordnet_keep: object = None, low_confidence: object = None,
+                    rerank_top: object = None) -> EvaluationReport:
     """Evaluate an uploaded zip of labelled images (the tab and the ``/evaluate`` API)."""
     if not upload:
         raise InputError("Upload a .zip of labelled images first: one folder per class (ImageFolder), "
@@ -410,26 +428,28 @@ def evaluate_upload(config: AppConfig, upload: object, strategies: str | Sequenc
                       "loading the model (its first use on this server: this can take a minute)")
         loaded = pick_model(config, model)
         tracker.stage(0.0, 0.0, "unpacking the zip")
-        return _evaluate_zip(config, upload, loaded, list(strategies), views, rerank_all, progress)
+        return _evaluate_zip(config, upload, loaded, list(strategies), views, rerank_all, progress,
+                             _hierarchy_options(wordnet_keep, low_confidence, rerank_top))
 
 
 def _evaluate_zip(config: AppConfig, upload: str, loaded: models.LoadedModel, strategies: list[str], views: str,
-                  rerank_all: bool, progress: Progress | None) -> EvaluationReport:
+                  rerank_all: bool, progress: Progress | None, hierarchy: dict[str, object]) -> EvaluationReport:
     with tempfile.TemporaryDirectory(prefix="zsdemo-upload-") as tmp:
         data = open_zip(upload, tmp, confine=True, max_images=LIMITS.eval_images)
         data.root = Path(Path(upload).name)          # what the report shows, not the server's temp path
         store = FeatureStore(config.feature_cache, loaded) if config.feature_cache else None
-        request = evaluation_request(data, strategies, views=EVAL_VIEWS[views], rerank_all=rerank_all)
+        request = evaluation_request(data, strategies, views=EVAL_VIEWS[views], rerank_all=rerank_all, **hierarchy)
         return evaluate(loaded, data, request, store=store, progress=progress)
 
 
 def evaluate_zip(config: AppConfig, upload: object, strategies: str | Sequence[str] | None, *,
                  views: str = "all", rerank_all: bool = False, model: str | None = None,
-                 progress: Progress | None = None,
-                 stop: threading.Event | None = None) -> tuple[EvaluationPanels, list[str]]:
-    """The evaluation tab: the panels and the report files to download."""
+                 progress: Progress | None = None, stop: threading.Event | None = None,
+                 **hierarchy: object) -> tuple[EvaluationPanels, list[str]]:
+    """The evaluation tab: the panels and the report files to download (``hierarchy``: wordnet_keep,
+    low_confidence, rerank_top)."""
     report = evaluate_upload(config, upload, strategies, views=views, rerank_all=rerank_all, model=model,
-                             progress=progress, stop=stop)
+                             progress=progress, stop=stop, **hierarchy)
     files = write_report(report, _report_dir())
     return evaluation_panels(report), [str(f) for f in files]
 

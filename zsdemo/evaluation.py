@@ -1,4 +1,4 @@
-"""Batch evaluation on a labelled set: accuracy and selective prediction (SPEC §3, §4, §7).
+"""Batch evaluation on a labelled set: accuracy and selective prediction (docs/METHODS.md §2, §3, §5).
 
 Data flows one way: labelled files -> image features (original + views, cached on disk by
 content and model) -> every strategy's top-5 and the confidence scores, one small record per
@@ -27,8 +27,9 @@ import numpy as np
 import torch
 
 from . import metrics
-from .consistency import embed_with_views
+from .consistency import LowConfidenceRule, embed_with_views
 from .constants import DEFAULT_STRATEGIES, EVAL_BATCH_SIZE
+from .datasets import paper_comparison
 from .errors import ImageError, InputError
 from .feature_store import ORIGINAL, FeatureStore, file_digest
 from .files import read_bytes
@@ -42,6 +43,7 @@ from .request import Request, prepare_request
 from .strategies import STRATEGIES, Run
 from .strategies.tpt import TPTSettings
 from .text import TextFeatureCache
+from .wordnet_sparse import Sparsity
 
 ALWAYS = ("name", "clip80")        # computed for the consistency scores and the baselines anyway
 TOP_K = 5
@@ -83,6 +85,7 @@ class EvaluationReport:
     corrupt: list[tuple[str, str]] = field(default_factory=list)      # (file, why): not evaluated
     timing: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    sparsity: Sparsity | None = None     # the sparse WordNet hierarchy, with a hierarchy strategy
 
     def correct(self, strategy: str) -> np.ndarray:
         return np.array([r.top5[strategy][0] == r.label for r in self.records], dtype=bool)
@@ -91,6 +94,11 @@ class EvaluationReport:
         """Every metric of the issue, as plain JSON-ready data."""
         return summarize(self)
 
+    def paper_comparison(self) -> list[dict[str, Any]]:
+        """With one of the paper's datasets: the hierarchy's accuracies beside Ge et al.'s."""
+        name = self.dataset.get("dataset")
+        return paper_comparison(self.summary(), name, self.model) if name else []
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "dataset": self.dataset, "model": self.model, "settings": self.settings,
@@ -98,6 +106,9 @@ class EvaluationReport:
             "corrupt": [{"file": f, "error": e} for f, e in self.corrupt],
             "timing": self.timing, "warnings": self.warnings,
             **self.summary(),
+            "paper_comparison": self.paper_comparison(),
+            "wordnet_sparsity": self.sparsity.summary() if self.sparsity else None,
+            "wordnet_nodes": self.sparsity.node_list() if self.sparsity else [],
             "images": [asdict(r) for r in self.records],
         }
 
@@ -110,11 +121,16 @@ def evaluation_request(
     rerank_all: bool = False,
     senses: str | Sequence[str] | dict[str, str] | None = None,
     tpt: TPTSettings | dict[str, object] | None = None,
+    *,
+    wordnet_keep: float | str | None = None,
+    low_confidence: str | LowConfidenceRule | None = None,
+    rerank_top: int | None = None,
 ) -> Request:
     """The request that evaluates ``data``: its classes, the consistency check always on, top-5;
     checked once here (before a model loads), then handed to ``evaluate``."""
     request = prepare_request(data.classes, strategies or DEFAULT_STRATEGIES, templates, TOP_K,
-                              consistency=True, views=views, rerank_all=rerank_all, senses=senses, tpt=tpt)
+                              consistency=True, views=views, rerank_all=rerank_all, senses=senses, tpt=tpt,
+                              wordnet_keep=wordnet_keep, low_confidence=low_confidence, rerank_top=rerank_top)
     if request.needs_wordnet:
         # Classes read from WordNet ids use exactly those senses (the user's choices still win).
         # Added after the checks: without WordNet the hierarchy falls back to bare names and says so.
@@ -141,16 +157,17 @@ def evaluate(
     if not isinstance(batch_size, int) or batch_size < 1:
         raise InputError(f"The batch size must be a whole number of at least 1 (got {batch_size!r}).")
     evaluated = list(dict.fromkeys([*ALWAYS, *request.strategies]))
-    senses, missing = request_senses(request) if request.needs_wordnet else ([], None)
+    senses, sparsity, missing = request_senses(loaded, request) if request.needs_wordnet else ([], None, None)
     run = Run(loaded, request, cache, senses)
     out = EvaluationReport(
         dataset=data.describe(), model=loaded.describe(),
         settings={"strategies": list(request.strategies), "views": list(request.views),
                   "rerank_all": request.rerank_all, "batch_size": batch_size, "top_k": TOP_K,
                   "senses": request.senses, "templates": list(request.custom_templates),
-                  "feature_cache": store is not None},
+                  "feature_cache": store is not None, "wordnet_keep": request.wordnet_keep,
+                  "low_confidence": str(request.low_confidence), "rerank_top": request.rerank_top},
         classes=list(request.classnames), strategies=evaluated, records=[],
-        warnings=list(request.warnings) + ([missing] if missing else []),
+        warnings=list(request.warnings) + ([missing] if missing else []), sparsity=sparsity,
     )
     stats = {"encoded": 0, "from_cache": 0}
     items = data.items
@@ -243,7 +260,7 @@ def _records(run: Run, found: Sequence[_Found], evaluated: Sequence[str]) -> lis
         scores_of_image = {"s_t": check.s_t, "s_b": check.s_b, "consistency": 0.0 if check.low_confidence else 1.0,
                            **{key: values[row] for key, values in baselines.items()}}
         records.append(ImageRecord(f.file, f.label, {s: tops[s][row] for s in evaluated}, scores_of_image,
-                                   check.low_confidence))
+                                   request.low_confidence.is_low(check)))
     return records
 
 

@@ -1,4 +1,4 @@
-"""Decoding user images safely into RGB (SPEC §2).
+"""Decoding user images safely into RGB (docs/METHODS.md §1).
 
 Images in the wild come as palette, RGBA, CMYK, 16-bit, greyscale, animated and EXIF-rotated
 files; each is turned into the RGB picture a person would see, or refused with a message that

@@ -55,11 +55,12 @@ class LabelledSet:
     skipped: list[str] = field(default_factory=list)                 # not image files
     problems: list[tuple[str, str]] = field(default_factory=list)    # (file or row, why)
     senses: dict[str, str] = field(default_factory=dict)             # class -> WordNet id (from wnids)
+    dataset: str | None = None          # one of the paper's datasets (datasets.py), read its way
 
     def describe(self) -> dict[str, object]:
         return {"root": str(self.root), "kind": self.kind, "classes": len(self.classes),
                 "images": len(self.items), "skipped_non_images": len(self.skipped),
-                "problems": [{"file": f, "problem": p} for f, p in self.problems]}
+                "problems": [{"file": f, "problem": p} for f, p in self.problems], "dataset": self.dataset}
 
 
 def read_class_map(path: str | Path) -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""Classification and selective-prediction metrics on plain arrays (SPEC §3).
+"""Classification and selective-prediction metrics on plain arrays (docs/METHODS.md §2).
 
 Pure functions, no model: the evaluation feeds them predictions, labels and confidence scores;
 tests feed them hand-made numbers.

@@ -17,7 +17,7 @@ class ModelPreset:
     note: str = ""
 
 
-# OpenAI weights must run as -quickgelu architectures, otherwise accuracy drops silently (SPEC §1).
+# OpenAI weights must run as -quickgelu architectures, otherwise accuracy drops silently (docs/METHODS.md §1).
 PRESETS: dict[str, ModelPreset] = {
     p.id: p
     for p in (

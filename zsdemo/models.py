@@ -1,5 +1,5 @@
 """Loaded models: open_clip loading, device and precision, the memory check, the fair lock and
-the process-wide registry (SPEC §1). Which weights a name means is ``weights``' concern.
+the process-wide registry (docs/METHODS.md §1). Which weights a name means is ``weights``' concern.
 
 A model is named either by a preset id (``openai-b32``), or by any open_clip spec: an
 architecture with a pretrained tag or checkpoint path, ``hf-hub:org/repo`` or ``local-dir:/path``.

@@ -238,14 +238,49 @@ def details_of(image: ImageResult, kind: type) -> StrategyResult | None:
     return next((r for r in image.strategies.values() if isinstance(r.details, kind)), None)
 
 
-def wordnet_markdown(image: ImageResult, senses: Sequence[dict[str, Any]]) -> str:
-    """Each re-ranking candidate: its sense, gloss, why that sense, parent, children, prompts."""
+@dataclass
+class Pruning:
+    """What the sparse WordNet took out of a result, looked up by class and by synset."""
+
+    by_class: dict[str, dict[str, Any]]       # class name -> its sense (pruned_parents, pruned_children)
+    nodes: dict[str, dict[str, Any]]          # synset -> {"name", "norm_variance", "kept"}
+    threshold: float | None
+    keep: float | None
+
+    @classmethod
+    def of(cls, result: ClassificationResult) -> "Pruning":
+        sparsity = result.wordnet_sparsity or {}
+        return cls({s["name"]: s for s in result.senses}, {n["synset"]: n for n in result.wordnet_nodes},
+                   sparsity.get("threshold"), sparsity.get("keep"))
+
+    def pruned(self, class_name: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """The nodes (with their scores) pruned from a class's parents and from its children."""
+        sense = self.by_class.get(class_name, {})
+        pick = [self.nodes.get(k, {"name": k, "norm_variance": None}) for k in sense.get("pruned_parents", ())]
+        kids = [self.nodes.get(k, {"name": k, "norm_variance": None}) for k in sense.get("pruned_children", ())]
+        return pick, kids
+
+    def why(self, node: dict[str, Any]) -> str:
+        score = node.get("norm_variance")
+        if score is None or self.threshold is None:
+            return ""
+        return f"{score:.3g} < {self.threshold:.3g}"
+
+
+def wordnet_markdown(image: ImageResult, result: ClassificationResult) -> str:
+    """Each re-ranking candidate: its sense, gloss, why that sense, parent, children, prompts, and
+    what the sparse WordNet pruned (each node's score against the threshold)."""
     found = details_of(image, HierarchyDetails)
     if found is None:
         return "*Select a hierarchy strategy to see what WordNet adds.*"
     d: HierarchyDetails = found.details
-    rule_reason = {s["name"]: s["reason"] for s in senses}
+    rule_reason = {s["name"]: s["reason"] for s in result.senses}
+    pruning = Pruning.of(result)
     lines = [f"**{md(found.label)}**: {md(d.reason)}. Name-only prediction: {md(d.base_prediction)}.", ""]
+    if pruning.threshold is not None:
+        lines[-1:] = [f"Sparse WordNet: the {100 * pruning.keep:.0f}% of nodes whose text-feature norm varies most "
+                      f"over the 80 templates are kept (norm variance at least {pruning.threshold:.3g}); rarer words "
+                      "are pruned.", ""]
     for rank, c in enumerate(d.candidates, 1):
         sense = code(c.sense) if c.sense else "not in WordNet (bare name kept)"
         lines.append(f"{rank}. **{md(c.class_name)}**: {sense}" + (f", {md(c.gloss)}" if c.gloss else ""))
@@ -253,13 +288,19 @@ def wordnet_markdown(image: ImageResult, senses: Sequence[dict[str, Any]]) -> st
             lines.append(f"   - sense chosen by: {md(rule_reason[c.class_name])}")
         lines.append(f"   - parent: {md(c.parent) if c.parent else '(none)'}; children: "
                      + (", ".join(md(k) for k in c.children) if c.children else "(none)"))
+        parents, kids = pruning.pruned(c.class_name)
+        if parents or kids:
+            pruned = [f"~~{md(n['name'])}~~ ({pruning.why(n)}, parent)" for n in parents]
+            pruned += [f"~~{md(n['name'])}~~ ({pruning.why(n)}, child)" for n in kids]
+            lines.append("   - pruned: " + ", ".join(pruned))
         if c.score is not None:
             prompts = "; ".join(f"“{md(p.text)}” {p.cosine:.3f}" for p in c.prompts)
             lines.append(f"   - score {c.score:.3f} (max cosine of: {prompts})")
     return "\n".join(lines)
 
 
-def hierarchy_tree(image: ImageResult, limit: int = 3, max_children: int = 6) -> str:
+def hierarchy_tree(image: ImageResult, result: ClassificationResult | None = None, limit: int = 3,
+                   max_children: int = 6) -> str:
     """Each top candidate's WordNet neighbourhood as a small HTML tree: parent, the class, children.
 
     HTML rather than a figure: the browser lays it out at any width, long names wrap instead of
@@ -269,23 +310,36 @@ def hierarchy_tree(image: ImageResult, limit: int = 3, max_children: int = 6) ->
     found = details_of(image, HierarchyDetails)
     if found is None:
         return ""
+    pruning = Pruning.of(result) if result is not None else None
     trees = []
     for c in found.details.candidates[:limit]:
+        skipped, dropped = pruning.pruned(c.class_name) if pruning else ([], [])
         parent = (f'<div class="zs-node zs-parent" title="parent (hypernym)">{html(c.parent)}</div>'
                   if c.parent else '<div class="zs-node zs-none">no parent in WordNet</div>')
+        # Pruned parents sit between the class and the ancestor that replaced them, nearest lowest.
+        parent += "".join(f'<div class="zs-edge"></div>{_pruned_chip(n, pruning)}' for n in reversed(skipped))
         sense = f'<br><code>{html(c.sense)}</code>' if c.sense else "<br><i>not in WordNet</i>"
         kids = list(c.children)
         chips = "".join(f'<span class="zs-node zs-kid">{html(k)}</span>' for k in kids[:max_children])
         if len(kids) > max_children:
             chips += f'<span class="zs-more">+{len(kids) - max_children} more</span>'
+        chips += "".join(_pruned_chip(n, pruning, "span") for n in dropped)
         below = (f'<div class="zs-edge"></div><div class="zs-kids" title="children (hyponyms)">{chips}</div>'
-                 if kids else '<div class="zs-edge"></div><div class="zs-node zs-none">no children</div>')
+                 if chips else '<div class="zs-edge"></div><div class="zs-node zs-none">no children</div>')
         trees.append(f'<div class="zs-tree">{parent}<div class="zs-edge"></div>'
                      f'<div class="zs-node zs-class"><span class="zs-name">{html(c.class_name)}</span>{sense}'
                      f'</div>{below}</div>')
-    return ('<div class="zs-caption">WordNet neighbourhood of the top candidates: parent (top), '
-            'the class and its sense (middle), children (bottom)</div>'
-            f'<div class="zs-trees">{"".join(trees)}</div>')
+    caption = ("WordNet neighbourhood of the top candidates: parent (top), the class and its sense (middle), "
+               "children (bottom)")
+    if pruning is not None and pruning.threshold is not None:
+        caption += "; struck out: pruned by the sparse WordNet (norm variance below the threshold)"
+    return f'<div class="zs-caption">{caption}</div><div class="zs-trees">{"".join(trees)}</div>'
+
+
+def _pruned_chip(node: dict[str, Any], pruning: Pruning, tag: str = "div") -> str:
+    why = pruning.why(node)
+    return (f'<{tag} class="zs-node zs-pruned" title="pruned: norm variance {html(why)}">'
+            f'<s>{html(node["name"])}</s> <small>{html(why)}</small></{tag}>')
 
 
 def sense_choices(senses: Sequence[dict[str, Any]]) -> dict[str, list[tuple[str, str]]]:
@@ -348,8 +402,8 @@ def image_panels(result: ClassificationResult, index: int, image: Image.Image | 
         verdict=verdict_html(check),
         consistency=consistency_markdown(check),
         views=view_thumbnails(image, check),
-        wordnet=wordnet_markdown(im, result.senses),
-        tree=hierarchy_tree(im),
+        wordnet=wordnet_markdown(im, result),
+        tree=hierarchy_tree(im, result),
         tpt=tpt_markdown(im),
         tpt_bars=tpt_bars_html(tpt, result.classes, result.top_k) if tpt else "",
         warnings=list(im.warnings),

@@ -27,6 +27,7 @@ from .strategies import STRATEGIES, Batch, Rates, Run, Scores, Strategy
 from .templates import CLIP80, NAME_ONLY, PLACEHOLDER, fill
 from .text import TextFeatureCache, prompt_token_count
 from .wordnet import ClassSense, WordNetUnavailable, bare_sense, class_senses, is_loaded
+from .wordnet_sparse import Sparsity, sparsify
 
 IMAGE_BATCH_SIZE = 32
 
@@ -116,12 +117,16 @@ def classify(
     return classify_request(loaded, images, request, cache, names, progress)
 
 
-def request_senses(request: Request) -> tuple[list[ClassSense], str | None]:
-    """Senses of every class, or bare names and the reason when WordNet is missing."""
+def request_senses(loaded: LoadedModel, request: Request, limit: int | None = None,
+                   ) -> tuple[list[ClassSense], Sparsity | None, str | None]:
+    """Senses of every class on the request's sparse WordNet hierarchy, with what it kept; or bare
+    names and the reason when WordNet is missing. ``limit``: new prompts its node scores may take."""
     try:
-        return class_senses(request.classnames, request.senses), None
+        senses = class_senses(request.classnames, request.senses)
     except WordNetUnavailable as e:
-        return [bare_sense(n) for n in request.classnames], str(e)
+        return [bare_sense(n) for n in request.classnames], None, str(e)
+    sparse, sparsity = sparsify(loaded, senses, request.wordnet_keep, limit=limit)
+    return sparse, sparsity, None
 
 
 @dataclass
@@ -257,10 +262,11 @@ def _classify(loaded: LoadedModel, images: Sequence[ImageSource], request: Reque
     decoded = load_images(images, names)
     good = [d for d in decoded if isinstance(d, LoadedImage)]
     senses: list[ClassSense] = []
+    sparsity = None
     if request.needs_wordnet:
         stage(*bounds["wordnet"], "looking up the classes in WordNet" if is_loaded()
               else "loading WordNet (once per server)")
-        senses, missing = request_senses(request)
+        senses, sparsity, missing = request_senses(loaded, request, LIMITS.prompts)
         if missing:
             warnings.append(missing)
     strategies = request.chosen
@@ -299,4 +305,6 @@ def _classify(loaded: LoadedModel, images: Sequence[ImageSource], request: Reque
         images=[results[id(d)] if isinstance(d, LoadedImage) else d for d in decoded],
         warnings=warnings,
         senses=[c.to_dict() for c in senses],
+        wordnet_nodes=sparsity.node_list() if sparsity else [],
+        wordnet_sparsity=sparsity.summary() if sparsity else None,
     )

@@ -63,6 +63,11 @@ def write_report(report: EvaluationReport, out_dir: str | Path) -> list[Path]:
             *[r.scores[k] for k in SCORES]] for r in report.records])
     if report.corrupt:
         table("skipped_images.csv", ["file", "error"], [list(c) for c in report.corrupt])
+    if data["paper_comparison"]:
+        table("paper_comparison.csv", ["strategy", "measure", "ours", "paper", "paper_table", "paper_model",
+                                       "same_model"],
+              [[r[k] for k in ("strategy", "measure", "ours", "paper", "paper_table", "paper_model", "same_model")]
+               for r in data["paper_comparison"]])
     fig = plots.coverage_curves({SCORES[k]: v for k, v in sel["coverage"].items()},
                                 {SCORES[k]: sel["auroc"][k] for k in SCORES})
     path = out / "coverage.png"

@@ -11,6 +11,7 @@ from typing import Sequence
 
 from .arguments import whole_number
 from .classnames import parse_classnames
+from .consistency import BINARY, LowConfidenceRule, parse_rule
 from .constants import DEFAULT_TOP_K
 from .errors import InputError
 from .limits import LIMITS
@@ -25,6 +26,10 @@ from .wordnet import (
     foreign_senses,
     parse_overrides,
 )
+from .wordnet_sparse import KEEP_DEFAULT, parse_keep
+
+RERANK_TOP_DEFAULT = 5           # the paper's candidates; its appendix also reports 10
+RERANK_TOP_MAX = 20
 
 
 @dataclass
@@ -41,6 +46,9 @@ class Request:
     rerank_all: bool = False           # hierarchy: re-rank confident images too
     senses: dict[str, str] = field(default_factory=dict)   # class name -> chosen WordNet sense
     tpt: TPTSettings = field(default_factory=TPTSettings)
+    wordnet_keep: float = KEEP_DEFAULT  # hierarchy: the sparse WordNet's kept fraction (1: all of it)
+    low_confidence: LowConfidenceRule = BINARY   # hierarchy: which images are re-ranked
+    rerank_top: int = RERANK_TOP_DEFAULT         # hierarchy: candidates re-ranked
 
     @property
     def chosen(self) -> list[Strategy]:
@@ -65,6 +73,9 @@ def prepare_request(
     rerank_all: bool = False,
     senses: str | Sequence[str] | dict[str, str] | None = None,
     tpt: TPTSettings | dict[str, object] | None = None,
+    wordnet_keep: float | str | None = None,
+    low_confidence: str | LowConfidenceRule | None = None,
+    rerank_top: int | float | None = None,
 ) -> Request:
     """Validate everything but the images; raise InputError with a message for the user.
 
@@ -82,7 +93,9 @@ def prepare_request(
     tpt_settings = tpt if isinstance(tpt, TPTSettings) else parse_settings(**(tpt or {}))  # type: ignore[arg-type]
     request = Request(parsed.names, ids, custom, min(top_k, len(parsed.names)), warnings,
                       consistency=bool(consistency), views=parse_views(views), rerank_all=bool(rerank_all),
-                      tpt=tpt_settings)
+                      tpt=tpt_settings, wordnet_keep=parse_keep(wordnet_keep),
+                      low_confidence=parse_rule(low_confidence),
+                      rerank_top=whole_number(rerank_top, "re-rank top-k", 2, RERANK_TOP_MAX, RERANK_TOP_DEFAULT))
     check_prompts(request)
     request.senses = _check_senses(parse_overrides(senses), parsed.names, request.warnings)
     return request

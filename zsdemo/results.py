@@ -66,6 +66,11 @@ class ClassificationResult:
     # The WordNet reading of every class (wordnet.ClassSense as dicts) when a hierarchy
     # strategy ran: the senses a user can pick from, the one used, its parent and children.
     senses: list[dict[str, Any]] = field(default_factory=list)
+    # With a hierarchy strategy: every WordNet node it considered, {"synset", "name" (the text put
+    # into the templates), "norm_variance", "kept"}, and the sparse hierarchy's keep fraction,
+    # score threshold and counts (wordnet_sparse.Sparsity).
+    wordnet_nodes: list[dict[str, Any]] = field(default_factory=list)
+    wordnet_sparsity: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"schema": SCHEMA, **asdict(self)}
@@ -96,7 +101,8 @@ class ClassificationResult:
             for im in d["images"]
         ]
         return cls(model=d["model"], classes=d["classes"], strategies=d["strategies"], templates=d["templates"],
-                   top_k=d["top_k"], images=images, warnings=d["warnings"], senses=d["senses"])
+                   top_k=d["top_k"], images=images, warnings=d["warnings"], senses=d["senses"],
+                   wordnet_nodes=d.get("wordnet_nodes", []), wordnet_sparsity=d.get("wordnet_sparsity"))
 
 
 def verdict(image: ImageResult) -> str:

@@ -1,4 +1,4 @@
-"""Prompt template sets (SPEC §1) as plain format strings with exactly one ``{}``."""
+"""Prompt template sets (docs/METHODS.md §1) as plain format strings with exactly one ``{}``."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Text features: encoding truncated to the real prompt length, and the feature cache (SPEC §1).
+"""Text features: encoding truncated to the real prompt length, and the feature cache (docs/METHODS.md §1).
 
 The CLIP text transformer is causal, so the feature at the end-of-text token does not depend on
 the padding after it. Cutting each batch to its longest real prompt (and batching prompts of
@@ -356,6 +356,26 @@ def encode_prompts(
         return torch.stack(rows)
     by_prompt = dict(zip(unique, rows))
     return torch.stack([by_prompt[p] for p in prompts])
+
+
+def prompt_norms(loaded: LoadedModel, prompts: Sequence[str], batch_size: int | None = None) -> torch.Tensor:
+    """L2 norms [N] (float32, CPU) of the *unnormalised* text features of ``prompts``, through the
+    same truncated, length-sorted batches as ``encode_prompts`` (not cached: the callers keep
+    what they derive from them)."""
+    if not prompts:
+        return torch.empty(0)
+    batch_size = batch_size or (CUDA_BATCH_SIZE if loaded.device.type == "cuda" else CPU_BATCH_SIZE)
+    tokens = tokenize(loaded, prompts)
+    tower = text_tower(loaded.model)
+    lengths = (eot_positions(tower, tokens) + 1 if tower is not None
+               else torch.full((len(prompts),), loaded.context_length))
+    order = torch.argsort(lengths, stable=True)
+    max_tokens = CUDA_BATCH_TOKENS if loaded.device.type == "cuda" else CPU_BATCH_TOKENS
+    norms = torch.empty(len(prompts))
+    for idx in length_batches(order, lengths, batch_size, max_tokens):
+        norms[idx] = encode_tokens(loaded, tokens[idx]).float().norm(dim=-1).cpu()
+        progress.advance(len(idx), "prompt")
+    return norms
 
 
 TOKENIZE_CHUNK = 4096          # prompts tokenized between two checks for a stop

@@ -1,8 +1,8 @@
-"""WordNet: the senses of a class name, parents and children, and the sense rule (SPEC §4).
+"""WordNet: the senses of a class name, parents and children, and the sense rule (docs/METHODS.md §3).
 
 The data is found and installed by ``wordnet_data``; this module reads it.
 
-Choosing a sense for free text (SPEC leaves the rule open; this is ours, documented in the README):
+Choosing a sense for free text (the paper leaves the rule open; this is ours, documented in docs/METHODS.md §3):
 1. instance synsets (people, places, constellations) are dropped unless nothing else is left;
 2. each remaining sense scores its fit with the other class names of the request plus a small
    bonus for senses that can be photographed (``KIND_BONUS``) plus ``FREQUENCY_WEIGHT`` times its
@@ -104,9 +104,18 @@ class ClassSense:
     parent_synset: str | None
     children: tuple[str, ...]    # readable first lemmas, sorted, at most MAX_CHILDREN
     children_synsets: tuple[str, ...]
+    # Nodes the sparse hierarchy took out (wordnet_sparse.py), as synset names: the parents skipped
+    # on the way to the nearest kept ancestor (nearest first), and the children dropped.
+    pruned_parents: tuple[str, ...] = ()
+    pruned_children: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def readable_name(s: Any) -> str:
+    """The text a synset stands for in prompts: its first lemma, underscores as spaces."""
+    return _readable(s.lemmas()[0].name())
 
 
 def _readable(lemma_name: str) -> str:

@@ -1,4 +1,4 @@
-"""Zero-shot classifiers from templates (SPEC §1), as open_clip's ``zero_shot_classifier`` builds them.
+"""Zero-shot classifiers from templates (docs/METHODS.md §1), as open_clip's ``zero_shot_classifier`` builds them.
 
 A class vector is normalise(mean over templates of normalise(encode(template(class)))):
 averaging in embedding space means any number of templates costs one matrix product per image.

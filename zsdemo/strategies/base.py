@@ -73,7 +73,7 @@ class Batch:
         return len(self.features)
 
     def logits(self, templates: Sequence[str]) -> torch.Tensor:
-        """[N, C] = logit_scale x cos(image, class vector of ``templates``) (SPEC §1), once per batch."""
+        """[N, C] = logit_scale x cos(image, class vector of ``templates``) (docs/METHODS.md §1), once per batch."""
         key = tuple(templates)
         if key not in self._logits:
             run = self.run

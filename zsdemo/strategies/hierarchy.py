@@ -1,13 +1,14 @@
-"""Re-ranking with the WordNet hierarchy (Ge et al., CVPR 2023; SPEC §4).
+"""Re-ranking with the WordNet hierarchy (Ge et al., CVPR 2023; docs/METHODS.md §3).
 
-For an image the consistency check finds low-confidence, the name-only top-5 classes are
-re-scored. Each candidate c with sense s, parent p and children k gets the phrases
+For an image the request's low-confidence rule picks (binary by default), the name-only top-5
+(``rerank_top``) are re-scored. Each candidate c with sense s, parent p and children k, both on
+the sparse WordNet (``wordnet_sparse``), gets the phrases
 ``{c} which is a kind of {p}`` and ``{k} which is a kind of {p}`` (without the suffix when s has
 no parent; the bare name when c is not in WordNet); its score is the highest cosine between the
 image and any phrase, and the new prediction is the candidate with the highest score.
 
-``hierarchy80`` is the paper's Table-4 variant. Choice (SPEC says "put each augmented phrase into
-all 80 templates and ensemble"): each phrase becomes one CLIP-80 ensemble vector, and the score
+``hierarchy80`` is the paper's Table-4 variant. Choice (the paper says to "put each augmented phrase
+into all 80 templates and ensemble"): each phrase becomes one CLIP-80 ensemble vector, and the score
 stays the maximum over a candidate's phrases; confident images keep the CLIP-80 prediction.
 """
 
@@ -95,8 +96,8 @@ class HierarchyStrategy(Strategy):
         name_logits = batch.logits(NAME_ONLY)
         fallback_logits = batch.logits(self.fallback_templates)
         rows = [predict(run.loaded, self, batch.features[row], name_logits[row], fallback_logits[row],
-                        batch.checks[row].low_confidence, request.rerank_all, request.classnames, run.senses,
-                        run.cache)
+                        request.low_confidence.is_low(batch.checks[row]), request.rerank_all, request.classnames,
+                        run.senses, run.cache, request.rerank_top)
                 for row in range(len(batch))]
         logits = torch.stack([logits.detach().float().cpu() for logits, _ in rows])
         return Scores(logits, [details for _, details in rows])
@@ -148,6 +149,7 @@ def predict(
     classnames: Sequence[str],
     senses: Sequence[ClassSense],
     cache: TextFeatureCache | None,
+    top: int = CANDIDATES,
 ) -> tuple[torch.Tensor, HierarchyDetails]:
     """One image: logits [C] and the details the result records.
 
@@ -155,7 +157,7 @@ def predict(
     the model's logit scale and every other class gets -inf (probability 0). Otherwise the
     fallback strategy's logits are kept.
     """
-    candidates = [int(i) for i in torch.topk(name_logits, k=min(CANDIDATES, len(classnames))).indices]
+    candidates = [int(i) for i in torch.topk(name_logits, k=min(top, len(classnames))).indices]
     applied = low_confidence or rerank_all
     if applied:
         scores, details = rerank(loaded, image_feature, candidates, classnames, senses, variant, cache)

@@ -1,4 +1,4 @@
-"""Classifiers from template sets (Radford et al., CLIP; SPEC §1): name, photo, custom, clip7, clip80.
+"""Classifiers from template sets (Radford et al., CLIP; docs/METHODS.md §1): name, photo, custom, clip7, clip80.
 
 A class vector is normalise(mean over the templates of normalise(encode(template(class)))), built
 by ``zero_shot_classifier.class_vectors``; logits are the model's logit scale times the cosine.

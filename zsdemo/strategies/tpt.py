@@ -1,4 +1,4 @@
-"""Test-time prompt tuning (TPT, Shu et al., NeurIPS 2022; SPEC §5).
+"""Test-time prompt tuning (TPT, Shu et al., NeurIPS 2022; docs/METHODS.md §4).
 
 Per image, from scratch: 64 views (the original plus 63 random resized crops with random
 horizontal flips, seeded), embedded once without gradient. A context of 4 token embeddings,
@@ -8,7 +8,7 @@ prompt like every other text path). The 10% of views with the lowest softmax ent
 the loss is the entropy of their mean probabilities; one AdamW step (lr 5e-3); the prediction is
 on the original view with the tuned context. Context and optimiser are new for every image.
 
-Choices SPEC leaves open: the views are sampled once per image with a generator seeded by
+Choices the paper leaves open (docs/METHODS.md §4): the views are sampled once per image with a generator seeded by
 ``settings.seed`` (the same image and seed give the same views); with several steps the kept
 views are chosen at the first step and kept, as in the TPT code; AdamW keeps PyTorch's default
 weight decay (0.01), as the TPT code does.
