@@ -157,7 +157,11 @@ def evaluate(
     if not isinstance(batch_size, int) or batch_size < 1:
         raise InputError(f"The batch size must be a whole number of at least 1 (got {batch_size!r}).")
     evaluated = list(dict.fromkeys([*ALWAYS, *request.strategies]))
-    senses, sparsity, missing = request_senses(loaded, request) if request.needs_wordnet else ([], None, None)
+    senses, sparsity, missing = [], None, None
+    if request.needs_wordnet:
+        with track(progress) if progress is not None else contextlib.nullcontext():
+            stage(0.0, 0.0, "reading the classes in WordNet")      # and scoring its nodes, once per model
+            senses, sparsity, missing = request_senses(loaded, request)
     run = Run(loaded, request, cache, senses)
     out = EvaluationReport(
         dataset=data.describe(), model=loaded.describe(),

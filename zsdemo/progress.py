@@ -129,6 +129,14 @@ def stage(lo: float, hi: float, message: str, total: int = 0, unit: str = "") ->
         t.stage(lo, hi, message, total, unit)
 
 
+def restage(message: str, total: int = 0, unit: str = "") -> None:
+    """A new message and count of work within the current stage's share of the bar (work found
+    only once the stage is under way, such as the WordNet nodes a request needs scored)."""
+    t = _CURRENT.get()
+    if t is not None:
+        t.stage(*t.span, message, total, unit)
+
+
 def advance(units: int, unit: str) -> None:
     t = _CURRENT.get()
     if t is not None:

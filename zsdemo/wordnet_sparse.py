@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
 
+from . import progress
 from .arguments import number
 from .errors import InputError
 from .models import LoadedModel
@@ -162,6 +163,8 @@ def norm_variances(loaded: LoadedModel, names: Sequence[str], cache: VarianceCac
                 f"{len(todo) * len(SCORE_TEMPLATES):,} text prompts, more than the {limit:,} allowed per "
                 "request. Use fewer classes, keep all of WordNet (WordNet keep fraction 1), or score them once "
                 "with the command line's evaluate (no limit; the scores are cached per model).")
+        progress.restage(f"scoring {len(todo):,} WordNet nodes for the sparse hierarchy (once per model)",
+                         len(todo) * len(SCORE_TEMPLATES), "prompt")
         norms = prompt_norms(loaded, [fill(t, n) for n in todo for t in SCORE_TEMPLATES])
         variances = norms.view(len(todo), len(SCORE_TEMPLATES)).double().var(dim=1, unbiased=False)
         computed = {n: float(v) for n, v in zip(todo, variances)}
