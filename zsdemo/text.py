@@ -329,23 +329,12 @@ def encode_prompts(
     todo = [p for p, v in zip(unique, cached) if v is None]
     computed: dict[str, torch.Tensor] = {}
     if todo:
-        batch_size = batch_size or (CUDA_BATCH_SIZE if loaded.device.type == "cuda" else CPU_BATCH_SIZE)
-        tokens = tokenize(loaded, todo)
-        tower = text_tower(loaded.model)
-        # Sorting by length puts prompts of similar length in one batch, so each batch is cut
-        # to about its own length instead of the longest prompt of the request.
-        # A tower that cannot be cut runs every prompt at the full context length.
-        lengths = (eot_positions(tower, tokens) + 1 if tower is not None
-                   else torch.full((len(todo),), loaded.context_length))
-        order = torch.argsort(lengths, stable=True)
-        max_tokens = CUDA_BATCH_TOKENS if loaded.device.type == "cuda" else CPU_BATCH_TOKENS
         feats = torch.empty(0)
-        for idx in length_batches(order, lengths, batch_size, max_tokens):
-            out = F.normalize(encode_tokens(loaded, tokens[idx]).float(), dim=-1).cpu()
+        for idx, out in encoded_batches(loaded, todo, batch_size):
+            out = F.normalize(out.float(), dim=-1).cpu()
             if feats.numel() == 0:
                 feats = torch.empty(len(todo), out.shape[1])
             feats[idx] = out
-            progress.advance(len(idx), "prompt")
         if cache is not None:
             cache.put(loaded.identity, todo, feats)
         computed = dict(zip(todo, feats))
@@ -358,23 +347,33 @@ def encode_prompts(
     return torch.stack([by_prompt[p] for p in prompts])
 
 
-def prompt_norms(loaded: LoadedModel, prompts: Sequence[str], batch_size: int | None = None) -> torch.Tensor:
-    """L2 norms [N] (float32, CPU) of the *unnormalised* text features of ``prompts``, through the
-    same truncated, length-sorted batches as ``encode_prompts`` (not cached: the callers keep
-    what they derive from them)."""
-    if not prompts:
-        return torch.empty(0)
+def encoded_batches(loaded: LoadedModel, prompts: Sequence[str], batch_size: int | None = None,
+                    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """(indices into ``prompts``, their unnormalised features) batch by batch, each advancing the
+    progress bar once it is used."""
     batch_size = batch_size or (CUDA_BATCH_SIZE if loaded.device.type == "cuda" else CPU_BATCH_SIZE)
     tokens = tokenize(loaded, prompts)
     tower = text_tower(loaded.model)
+    # Sorting by length puts prompts of similar length in one batch, so each batch is cut
+    # to about its own length instead of the longest prompt of the request.
+    # A tower that cannot be cut runs every prompt at the full context length.
     lengths = (eot_positions(tower, tokens) + 1 if tower is not None
                else torch.full((len(prompts),), loaded.context_length))
     order = torch.argsort(lengths, stable=True)
     max_tokens = CUDA_BATCH_TOKENS if loaded.device.type == "cuda" else CPU_BATCH_TOKENS
-    norms = torch.empty(len(prompts))
     for idx in length_batches(order, lengths, batch_size, max_tokens):
-        norms[idx] = encode_tokens(loaded, tokens[idx]).float().norm(dim=-1).cpu()
+        yield idx, encode_tokens(loaded, tokens[idx])
         progress.advance(len(idx), "prompt")
+
+
+def prompt_norms(loaded: LoadedModel, prompts: Sequence[str], batch_size: int | None = None) -> torch.Tensor:
+    """L2 norms [N] (float32, CPU) of the *unnormalised* text features of ``prompts``, through the
+    same truncated, length-sorted batches as ``encode_prompts`` (not cached: the callers keep
+    what they derive from them)."""
+    norms = torch.empty(len(prompts))
+    if prompts:
+        for idx, out in encoded_batches(loaded, prompts, batch_size):
+            norms[idx] = out.float().norm(dim=-1).cpu()
     return norms
 
 
