@@ -450,6 +450,11 @@ def evaluation_panels(report: EvaluationReport, listed: int = 5) -> EvaluationPa
         lines.append(f"- {count(len(problems), 'other problem')}: "
                      + _listing([f"{d['file']}: {d['problem']}" for d in problems], listed))
     lines += [f"- {md(w)}" for w in report.warnings]
+    if report.sparsity is not None and report.sparsity.threshold is not None:
+        sparse = report.sparsity.summary()
+        lines.append(f"- Sparse WordNet: {sparse['kept']} of {sparse['population']} nodes kept (norm variance at least "
+                     f"{sparse['threshold']:.3g}; keep {sparse['keep']:g}). Low-confidence rule: "
+                     f"{md(report.settings['low_confidence'])}; top-{report.settings['rerank_top']} re-ranked.")
     low = s["low_confidence"]
     accuracy = (["strategy", "top-1 %", "top-5 %", "note"],
                 [[a["label"], _pct(a["top1"]), _pct(a["top5"]), "" if a["selected"] else "computed for the baselines"]
