@@ -12,7 +12,9 @@ from ..errors import InputError
 from .base import Batch, Rates, Run, Scores, Strategy  # noqa: F401 (the protocol, for method modules)
 from .hierarchy import HIERARCHY, HIERARCHY80
 from .templates import CLIP7_ENSEMBLE, CLIP80_ENSEMBLE, CUSTOM, NAME, PHOTO
+from .perception import PERCEPTION
 from .tpt import TPT
+from .waffle import WAFFLE
 
 STRATEGIES: dict[str, Strategy] = {
     s.id: s
@@ -25,6 +27,8 @@ STRATEGIES: dict[str, Strategy] = {
         HIERARCHY,
         HIERARCHY80,
         TPT,
+        WAFFLE,
+        PERCEPTION,
     )
 }
 ALL = "all"
