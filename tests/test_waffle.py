@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from zsdemo.descriptors import which
 from zsdemo.evaluation import evaluate, evaluation_request
 from zsdemo.images import load_image
 from zsdemo.labelled import open_labelled
@@ -27,8 +28,8 @@ def test_descriptors_are_seeded_shared_and_sized_like_the_class_names():
     assert all(len(c) == 6 and c.isalpha() for c in chars)
     two_words = waffle.descriptors(["golden retriever", "sea lion"], 0)
     assert all(len(c.split(", ")) == 2 for c in two_words[1::2])
-    assert waffle.which("has fur") == "which has fur" and waffle.which("an animal") == "which is an animal"
-    assert waffle.which("fur") == "which has fur"
+    assert which("has fur") == "which has fur" and which("an animal") == "which is an animal"
+    assert which("fur") == "which has fur" and which("used for tea") == "which is used for tea"
 
 
 def test_score_is_the_mean_cosine_over_phrases_then_seeds(tiny, cat_path):

@@ -40,7 +40,7 @@ from .models import LoadedModel
 from .pipeline import TEXT_CACHE, request_senses, score_batch
 from .progress import Progress, advance, stage, track
 from .request import Request, prepare_request
-from .strategies import STRATEGIES, Run
+from .strategies import STRATEGIES, Batch, Run
 from .strategies.tpt import TPTSettings
 from .text import TextFeatureCache
 from .wordnet_sparse import Sparsity
@@ -179,13 +179,21 @@ def evaluate(
         # One clock for the progress line and the report: both count from the first batch on.
         start = time.perf_counter()
         stage(0.0, 1.0, "evaluating", len(items), UNIT)
+        per_batch = [s for s in evaluated if not STRATEGIES[s].whole_set]
+        whole_set = [s for s in evaluated if STRATEGIES[s].whole_set]
+        kept: list[torch.Tensor] = []          # every image's features, for the whole-set strategies
         for first in range(0, len(items), batch_size):
             batch = items[first:first + batch_size]
             found = _batch_features(loaded, batch, request.views, store, stats, out.corrupt,
                                     decode=any(STRATEGIES[s].needs_pixels for s in evaluated))
             if found:
-                out.records += _records(run, found, evaluated)
+                records, feats = _records(run, found, per_batch)
+                out.records += records
+                if whole_set:
+                    kept.append(feats)
             advance(len(batch), UNIT)
+        if whole_set and kept:
+            _whole_set_records(run, out.records, torch.cat(kept), whole_set)
         seconds = time.perf_counter() - start
     if not out.records:
         first = f" (the first: {out.corrupt[0][1]})" if out.corrupt else ""
@@ -245,7 +253,9 @@ def _batch_features(loaded: LoadedModel, batch: Sequence[Any], views: Sequence[s
     return found
 
 
-def _records(run: Run, found: Sequence[_Found], evaluated: Sequence[str]) -> list[ImageRecord]:
+def _records(run: Run, found: Sequence[_Found], evaluated: Sequence[str],
+             ) -> tuple[list[ImageRecord], torch.Tensor]:
+    """The batch's records (their top-5 of ``evaluated``) and its original-image features."""
     request, device = run.request, run.loaded.device
     feats = torch.from_numpy(np.stack([f.features[ORIGINAL] for f in found]).astype(np.float32)).to(device)
     view_feats = torch.from_numpy(np.stack([np.stack([f.features[v] for v in request.views]) for f in found])
@@ -265,7 +275,21 @@ def _records(run: Run, found: Sequence[_Found], evaluated: Sequence[str]) -> lis
                            **{key: values[row] for key, values in baselines.items()}}
         records.append(ImageRecord(f.file, f.label, {s: tops[s][row] for s in evaluated}, scores_of_image,
                                    request.low_confidence.is_low(check)))
-    return records
+    return records, feats
+
+
+def _whole_set_records(run: Run, records: list[ImageRecord], features: torch.Tensor,
+                       strategies: Sequence[str]) -> None:
+    """Adds the top-5 of strategies scored on the whole set at once (ZPE's weights come from every
+    evaluated image, as its paper does), in the records' order. The top-5 join each record's
+    in the evaluation's own strategy order."""
+    order = list(run.request.strategies)
+    k = min(TOP_K, len(run.request.classnames))
+    scores = {s: STRATEGIES[s].score(Batch(run, features)) for s in strategies}
+    tops = {s: torch.topk(scores[s].logits, k, dim=-1).indices.tolist() for s in strategies}
+    for row, record in enumerate(records):
+        merged = {**record.top5, **{s: tops[s][row] for s in strategies}}
+        record.top5 = {s: merged[s] for s in [*ALWAYS, *order] if s in merged}
 
 
 def summarize(report: EvaluationReport) -> dict[str, Any]:

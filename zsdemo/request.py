@@ -112,7 +112,7 @@ def request_templates(request: Request) -> set[str]:
 def check_prompts(request: Request) -> None:
     """Classes x templates is what text encoding costs; refuse a request past the prompt limit."""
     templates = request_templates(request)
-    count = len(request.classnames) * len(templates)
+    count = len(request.classnames) * len(templates) + sum(s.extra_prompts(request) for s in request.chosen)
     if count > LIMITS.prompts:
         why = " (the consistency check and the hierarchy use CLIP-80)" if request.needs_consistency else ""
         raise InputError(

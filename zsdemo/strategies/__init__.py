@@ -15,6 +15,7 @@ from .templates import CLIP7_ENSEMBLE, CLIP80_ENSEMBLE, CUSTOM, NAME, PHOTO
 from .perception import PERCEPTION
 from .tpt import TPT
 from .waffle import WAFFLE
+from .zpe import ZPE
 
 STRATEGIES: dict[str, Strategy] = {
     s.id: s
@@ -29,6 +30,7 @@ STRATEGIES: dict[str, Strategy] = {
         TPT,
         WAFFLE,
         PERCEPTION,
+        ZPE,
     )
 }
 ALL = "all"

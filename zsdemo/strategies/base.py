@@ -112,6 +112,9 @@ class Strategy:
     needs_wordnet: bool = False      # Run.senses holds every class's WordNet reading
     needs_pixels: bool = False       # Batch.images holds the decoded images
     tunes_per_image: bool = False    # learns per image: too slow for the shared server's evaluation
+    whole_set: bool = False          # its scores depend on all the images at hand (the evaluation
+                                     # scores it once every image's features are known)
+    needs_descriptors: bool = False  # reads the request's descriptors per class (descriptors.py)
     fallback: str | None = None      # the strategy whose prediction it keeps for confident images
 
     def classifiers(self, request: Request) -> tuple[tuple[str, ...], ...]:
@@ -121,6 +124,10 @@ class Strategy:
     def prompt_templates(self, request: Request) -> tuple[str, ...]:
         """Every template it encodes once per class: what the request's prompt budget counts."""
         return tuple(t for templates in self.classifiers(request) for t in templates)
+
+    def extra_prompts(self, request: Request) -> int:
+        """Prompts it encodes that are not a template for every class (descriptors): counted too."""
+        return 0
 
     def shown_templates(self, request: Request) -> tuple[str, ...] | None:
         """The templates that *are* the method, which the result lists (None: not a template set)."""

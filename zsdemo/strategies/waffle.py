@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from .. import progress
+from ..descriptors import which
 from ..wordnet import ensure_wordnet
 from ..zero_shot_classifier import template_features
 from .base import Batch, Rates, Scores, Strategy
@@ -46,15 +47,6 @@ def word_list() -> tuple[str, ...]:
     """WordNet's single-word noun lemmas, sorted: the pool random words are drawn from."""
     wn = ensure_wordnet()
     return tuple(sorted({w for w in wn.all_lemma_names(pos="n") if w.isalpha() and w.islower() and len(w) >= 3}))
-
-
-def which(descriptor: str) -> str:
-    """DCLIP's rule for joining a descriptor to a class name."""
-    if descriptor.startswith(("a", "an", "used")):
-        return f"which is {descriptor}"
-    if descriptor.startswith(("has", "often", "typically", "may", "can")):
-        return f"which {descriptor}"
-    return f"which has {descriptor}"
 
 
 def descriptors(classnames: Sequence[str], seed: int) -> list[str]:

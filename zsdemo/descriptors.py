@@ -1,0 +1,121 @@
+"""Descriptors per class, the input of the ``dclip`` and ``cupl`` strategies (docs/METHODS.md §6).
+
+The format DCLIP and CuPL publish, a JSON object ``{"class name": ["descriptor", ...], ...}``, or
+lines ``class name: descriptor; descriptor`` (easier to type in the page). Keys match the
+request's class names case-insensitively, with ``_`` read as a space; descriptors for other
+names are ignored and said, and a class without any is said too (the strategies then use its
+bare name).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+from .classnames import clean_name
+from .errors import InputError
+from .limits import LIMITS
+
+MAX_CHARS = 2_000_000            # of the whole text: DCLIP's ImageNet file is about 1 MB
+MAX_DESCRIPTOR_CHARS = 1_000
+
+
+@dataclass(frozen=True)
+class Descriptors:
+    """class name (as the request spells it) -> its descriptors, and what did not match."""
+
+    by_class: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    unmatched: tuple[str, ...] = ()          # keys that are none of the request's classes
+
+    def of(self, classname: str) -> tuple[str, ...]:
+        return self.by_class.get(classname, ())
+
+    def count(self) -> int:
+        return sum(len(v) for v in self.by_class.values())
+
+
+def which(descriptor: str) -> str:
+    """DCLIP's rule for joining a descriptor to a class name (its official code's, word for word)."""
+    if descriptor.startswith(("a", "an", "used")):
+        return f"which is {descriptor}"
+    if descriptor.startswith(("has", "often", "typically", "may", "can")):
+        return f"which {descriptor}"
+    return f"which has {descriptor}"
+
+
+def _key(name: str) -> str:
+    return " ".join(clean_name(name.replace("_", " ")).casefold().split())
+
+
+def _parse_lines(text: str) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        if ":" not in line:
+            raise InputError(f"Descriptors, line {number}: write 'class name: descriptor; descriptor' "
+                             "(or give the JSON object DCLIP and CuPL publish).")
+        name, rest = line.split(":", 1)
+        out.setdefault(name.strip(), []).extend(d.strip() for d in rest.split(";") if d.strip())
+    return out
+
+
+def parse_descriptors(value: str | Mapping[str, Any] | None, classnames: Sequence[str]) -> Descriptors:
+    """Descriptors from JSON text, ``class: d; d`` lines or a mapping, matched to ``classnames``."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return Descriptors()
+    if isinstance(value, str):
+        if len(value) > MAX_CHARS:
+            raise InputError(f"The descriptors are {len(value):,} characters; at most {MAX_CHARS:,} are allowed.")
+        text = value.strip()
+        if text.startswith("{"):
+            try:
+                raw: Any = json.loads(text)
+            except ValueError as e:
+                raise InputError(f"The descriptors are not valid JSON ({e.msg}, line {e.lineno}).") from None
+        else:
+            raw = _parse_lines(text)
+    else:
+        raw = value
+    if not isinstance(raw, Mapping) or not all(isinstance(k, str) for k in raw):
+        raise InputError("Descriptors must map class names to lists of descriptors, like "
+                         '{"cat": ["whiskers", "pointed ears"]}.')
+    wanted = {_key(c): c for c in classnames}
+    by_class: dict[str, list[str]] = {}
+    unmatched = []
+    for key, items in raw.items():
+        if isinstance(items, str):
+            items = [items]
+        if not isinstance(items, (list, tuple)) or not all(isinstance(d, str) for d in items):
+            raise InputError(f"The descriptors of {key[:60]!r} must be a list of text.")
+        name = wanted.get(_key(key))
+        if name is None:
+            unmatched.append(key)
+            continue
+        for d in items:
+            d = clean_name(d)
+            if len(d) > MAX_DESCRIPTOR_CHARS:
+                raise InputError(f"A descriptor of {name[:60]!r} is {len(d):,} characters; at most "
+                                 f"{MAX_DESCRIPTOR_CHARS:,} are allowed.")
+            if d and d not in by_class.setdefault(name, []):
+                by_class[name].append(d)
+    total = sum(len(v) for v in by_class.values())
+    if total > LIMITS.prompts:
+        raise InputError(f"{total:,} descriptors given; at most {LIMITS.prompts:,} prompts are allowed per request.")
+    return Descriptors({c: tuple(by_class[c]) for c in classnames if by_class.get(c)}, tuple(unmatched))
+
+
+def descriptor_warnings(descriptors: Descriptors, classnames: Sequence[str]) -> list[str]:
+    """What the user should know: classes left without descriptors, and names that matched no class."""
+    notes = []
+    missing = [c for c in classnames if not descriptors.of(c)]
+    if missing:
+        shown = ", ".join(repr(c) for c in missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        notes.append(f"No descriptors for {shown}: the descriptor strategies use the bare class name for "
+                     f"{'it' if len(missing) == 1 else 'them'}.")
+    if descriptors.unmatched:
+        shown = ", ".join(repr(k[:40]) for k in descriptors.unmatched[:5])
+        notes.append(f"Descriptors given for {len(descriptors.unmatched)} name(s) that are not among the classes "
+                     f"(ignored): {shown}.")
+    return notes
