@@ -158,15 +158,16 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
         return (p.title, p.bars, p.verdict, p.consistency, p.views_html, p.wordnet, p.tree, p.tpt, p.tpt_bars)
 
     def run_state(gallery, classes, strategies, templates, model_choice, top_k, consistency, views,
-                  rerank_all, wordnet_keep, low_confidence, rerank_top, tpt_steps, tpt_views, senses,
+                  rerank_all, wordnet_keep, low_confidence, rerank_top, descriptors, tpt_steps, tpt_views, senses,
                   **control: Any) -> dict:
         return backend.run(config, _paths(gallery), classes, strategies, templates=templates, model=model_choice,
                            top_k=top_k, views=views, consistency=consistency, rerank_all=rerank_all, senses=senses,
                            tpt_steps=tpt_steps, tpt_views=tpt_views, wordnet_keep=wordnet_keep,
-                           low_confidence=low_confidence, rerank_top=rerank_top, **control).to_state()
+                           low_confidence=low_confidence, rerank_top=rerank_top, descriptors=descriptors,
+                           **control).to_state()
 
     def classify(gallery, classes, strategies, templates, model_choice, top_k, consistency, views,
-                 rerank_all, wordnet_keep, low_confidence, rerank_top, tpt_steps, tpt_views, senses,
+                 rerank_all, wordnet_keep, low_confidence, rerank_top, descriptors, tpt_steps, tpt_views, senses,
                  request: gr.Request, progress=gr.Progress()) -> tuple:
         """A run from the page: progress with the time left, a Stop that ends it, and problems
         said in the status line (the page's outputs keep the last good result)."""
@@ -175,8 +176,8 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
         began = time.perf_counter()
         try:
             state = run_state(gallery, classes, strategies, templates, model_choice, top_k, consistency, views,
-                              rerank_all, wordnet_keep, low_confidence, rerank_top, tpt_steps, tpt_views, senses,
-                              stop=stop, announce=gr.Info,
+                              rerank_all, wordnet_keep, low_confidence, rerank_top, descriptors, tpt_steps, tpt_views,
+                              senses, stop=stop, announce=gr.Info,
                               progress=lambda f, msg: progress(f, desc=msg))
         except Exception as e:
             return gr.skip(), problem(e, "classify")
@@ -326,6 +327,11 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
                                                  value=[v for _, v in backend.view_choices()])
                         rerank_all = gr.Checkbox(label="Hierarchy: re-rank every image, not only uncertain ones")
                         wordnet_keep, low_confidence, rerank_top = hierarchy_settings()
+                        descriptors = gr.Textbox(
+                            label="Descriptors for DCLIP and CuPL: one line per class, 'class: descriptor; "
+                                  "descriptor', or the JSON object DCLIP and CuPL publish", lines=3,
+                            placeholder="cat: whiskers; pointed ears; a long tail\ndog: a wet nose; floppy ears",
+                            elem_id="descriptors")
                         tpt_steps = gr.Slider(0, 20, value=1, step=1, label="TPT: tuning steps")
                         tpt_views = gr.Slider(8, LIMITS.tpt_views, value=min(64, LIMITS.tpt_views), step=8,
                                               label="TPT: views (random crops + the original)")
@@ -362,7 +368,8 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
 
             panel_outputs = [title, bars, verdict, consistency_md, view_grid, wordnet_md, tree, tpt_md, tpt_bars]
             run_inputs = [gallery, classes, strategies, templates, model_choice, top_k, consistency, views,
-                          rerank_all, wordnet_keep, low_confidence, rerank_top, tpt_steps, tpt_views, senses]
+                          rerank_all, wordnet_keep, low_confidence, rerank_top, descriptors, tpt_steps, tpt_views,
+                          senses]
             # Runs only set the state (and say how they went); its change event draws everything,
             # whether the run came from the button, the sense picker or a cached example.
             # Page events are private (api_name set so that they do not take the API's names).
@@ -461,13 +468,13 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
                          templates: str = "", top_k: int = 5, consistency: bool = False, views: str = "",
                          rerank_all: bool = False, senses: str = "", tpt_steps: int = 1, tpt_views: int = 64,
                          model: str = "", wordnet_keep: float = 0.4, low_confidence: str = "binary",
-                         rerank_top: int = 5) -> dict:
+                         rerank_top: int = 5, descriptors: str = "") -> dict:
             """Classify images against class names; returns the result as JSON (schema zsdemo.classify/1)."""
             # Raw values: the backend checks every one (a string is not an uploaded file).
             run = backend.run(config, images, classes, strategies, templates=templates, model=model, top_k=top_k,
                               views=views or None, consistency=consistency, rerank_all=rerank_all, senses=senses,
                               tpt_steps=tpt_steps, tpt_views=tpt_views, wordnet_keep=wordnet_keep,
-                              low_confidence=low_confidence, rerank_top=rerank_top)
+                              low_confidence=low_confidence, rerank_top=rerank_top, descriptors=descriptors)
             return run.result.to_dict()
 
         def wordnet_api(classes: str, senses: str = "") -> list[dict]:
@@ -480,11 +487,11 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
 
         def evaluate_api(archive: FileData, strategies: str = "name,photo,clip80,hierarchy", views: str = "all",
                          rerank_all: bool = False, model: str = "", wordnet_keep: float = 0.4,
-                         low_confidence: str = "binary", rerank_top: int = 5) -> dict:
+                         low_confidence: str = "binary", rerank_top: int = 5, descriptors: str = "") -> dict:
             """Evaluate a .zip of labelled images (ImageFolder or labels.csv); returns the report as JSON."""
             return backend.evaluate_upload(config, archive, strategies, views=views, rerank_all=rerank_all,
                                            model=model, wordnet_keep=wordnet_keep, low_confidence=low_confidence,
-                                           rerank_top=rerank_top).to_dict()
+                                           rerank_top=rerank_top, descriptors=descriptors).to_dict()
 
         gr.api(user_errors(classify_api), api_name="classify", concurrency_id="model")
         gr.api(user_errors(evaluate_api), api_name="evaluate", concurrency_limit=1, concurrency_id="evaluate")

@@ -451,13 +451,14 @@ def test_api_wrong_types_for_classes(live_app, cat_path, raw, expect):
     ("wordnet_keep", "NaN", "keep fraction must be a finite number"), ("wordnet_keep", '"lots"', "must be a number"),
     ("wordnet_keep", "7", "above 0 and at most 1"), ("low_confidence", "[1]", "low_confidence must be text"),
     ("low_confidence", '"s_t<2"', "Unknown low-confidence rule"), ("rerank_top", "2.5", "re-rank top-k must be"),
+    ("descriptors", "[1]", "descriptors must be text"), ("descriptors", '"{\\"cat\\": 5}"', "must be a list of text"),
 ])
 def test_api_wrong_types_get_their_own_message(live_app, cat_path, field, raw, expect):
     _raw_call(live_app, cat_path, {field: raw}, expect)
 
 
 ARGS = ("images", "classes", "strategies", "templates", "top_k", "consistency", "views", "rerank_all", "senses",
-        "tpt_steps", "tpt_views", "model", "wordnet_keep", "low_confidence", "rerank_top")
+        "tpt_steps", "tpt_views", "model", "wordnet_keep", "low_confidence", "rerank_top", "descriptors")
 
 
 def _raw_call(live_app: str, cat_path: Path, raw: dict[str, str], expect: str) -> None:
@@ -471,7 +472,7 @@ def _raw_call(live_app: str, cat_path: Path, raw: dict[str, str], expect: str) -
     values = {"images": image, "classes": '"cat, dog"', "strategies": '"name,tpt"', "templates": '""',
               "top_k": "5", "consistency": "false", "views": '""', "rerank_all": "false", "senses": '""',
               "tpt_steps": "1", "tpt_views": "8", "model": '""', "wordnet_keep": "0.4", "low_confidence": '"binary"',
-              "rerank_top": "5", **raw}
+              "rerank_top": "5", "descriptors": '""', **raw}
     body = '{"data": [' + ", ".join(values[a] for a in ARGS) + "]}"
     event = httpx.post(f"{base}/call/classify", content=body, headers={"content-type": "application/json"})
     assert event.status_code == 200, event.text

@@ -98,8 +98,21 @@ def _add_hierarchy_args(p: argparse.ArgumentParser) -> None:
                    help="hierarchy: re-rank the name-only top-K (default 5; the paper's appendix also uses 10)")
 
 
-def _hierarchy_options(args: argparse.Namespace) -> dict[str, object]:
-    return dict(wordnet_keep=args.wordnet_keep, low_confidence=args.low_confidence, rerank_top=args.rerank_top)
+def _method_options(args: argparse.Namespace) -> dict[str, object]:
+    return dict(wordnet_keep=args.wordnet_keep, low_confidence=args.low_confidence, rerank_top=args.rerank_top,
+                descriptors=_read_descriptors(args.descriptors))
+
+
+def _add_descriptor_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--descriptors", default=None, metavar="FILE",
+                   help="descriptors per class for dclip, cupl and cupl80: the JSON object DCLIP and CuPL publish "
+                        "({class: [descriptor, ...]}), or lines 'class: descriptor; descriptor'")
+
+
+def _read_descriptors(path: str | None) -> str | None:
+    from .descriptors import MAX_CHARS
+
+    return read_text(path, f"Cannot read the descriptors file {path!r}", MAX_CHARS * 4) if path else None
 
 
 def _tpt_settings(args: argparse.Namespace) -> dict[str, object]:
@@ -134,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--sense", action="append", default=None, metavar="CLASS=SENSE",
                    help="the WordNet sense of a class, e.g. crane=crane.n.04 or crane=n03126707 (repeatable)")
     _add_hierarchy_args(c)
+    _add_descriptor_args(c)
     c.add_argument("--cache", default=None,
                    help="cache folder for the sparse WordNet's node scores, per model "
                         "(default $ZSDEMO_FEATURE_CACHE or ~/.cache/zsdemo/features)")
@@ -172,6 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--sense", action="append", default=None, metavar="CLASS=SENSE",
                    help="the WordNet sense of a class (repeatable)")
     _add_hierarchy_args(e)
+    _add_descriptor_args(e)
     e.add_argument("--batch-size", type=int, default=EVAL_BATCH_SIZE,
                    help="images per encoder step, each with its views (default %(default)s)")
     e.add_argument("--cache", default=None,
@@ -242,7 +257,7 @@ def run_classify(args: argparse.Namespace) -> int:
 
     request = prepare_request(_read_classes(args), args.strategies, args.templates, args.top_k,
                               consistency=args.consistency, views=args.views, rerank_all=args.rerank_all,
-                              senses=args.sense, tpt=_tpt_settings(args), **_hierarchy_options(args))
+                              senses=args.sense, tpt=_tpt_settings(args), **_method_options(args))
     CACHE.attach(None if args.no_cache else args.cache or DEFAULT_DIR)
     loaded = get_model(args.model, args.pretrained, args.device, args.precision)
     result = classify_request(loaded, args.images, request, progress=progress_printer(args.quiet))
@@ -335,7 +350,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
                     else open_labelled(source, mapping, candidates))
         # The request is checked once, before a model loads: a typo does not wait for it.
         request = evaluation_request(data, args.strategies, args.templates, args.views, args.rerank_all,
-                                     args.sense, _tpt_settings(args), **_hierarchy_options(args))
+                                     args.sense, _tpt_settings(args), **_method_options(args))
         loaded = get_model(args.model, args.pretrained, args.device, args.precision)
         store = None if args.no_cache else FeatureStore(args.cache or DEFAULT_DIR, loaded)
         CACHE.attach(None if args.no_cache else args.cache or DEFAULT_DIR)

@@ -267,6 +267,7 @@ def run(
     wordnet_keep: float | str | None = None,
     low_confidence: str | None = None,
     rerank_top: int | float | None = None,
+    descriptors: str | None = None,
 ) -> Run:
     """Validate everything (fast, before a model loads), then classify every image.
 
@@ -288,6 +289,7 @@ def run(
         consistency=arguments.flag(consistency, "consistency"), views=arguments.text_or_list(views, "views") or None,
         rerank_all=arguments.flag(rerank_all, "rerank_all"), senses=arguments.text_or_mapping(senses, "senses") or None,
         tpt=_tpt_settings(tpt_steps, tpt_views), **_hierarchy_options(wordnet_keep, low_confidence, rerank_top),
+        descriptors=arguments.text(descriptors, "descriptors") if descriptors is not None else None,
     )
     with track(progress, stop) as tracker:
         tracker.stage(0.0, 0.0, "loading the model" if model_is_loaded(config, model) else
@@ -404,7 +406,7 @@ def evaluate_upload(config: AppConfig, upload: object, strategies: str | Sequenc
                     views: str = "all", rerank_all: bool = False, model: str | None = None,
                     progress: Progress | None = None, stop: threading.Event | None = None,
                     wordnet_keep: object = None, low_confidence: object = None,
-                    rerank_top: object = None) -> EvaluationReport:
+                    rerank_top: object = None, descriptors: object = None) -> EvaluationReport:
     """Evaluate an uploaded zip of labelled images (the tab and the ``/evaluate`` API)."""
     if not upload:
         raise InputError("Upload a .zip of labelled images first: one folder per class (ImageFolder), "
@@ -428,8 +430,10 @@ def evaluate_upload(config: AppConfig, upload: object, strategies: str | Sequenc
                       "loading the model (its first use on this server: this can take a minute)")
         loaded = pick_model(config, model)
         tracker.stage(0.0, 0.0, "unpacking the zip")
-        return _evaluate_zip(config, upload, loaded, list(strategies), views, rerank_all, progress,
-                             _hierarchy_options(wordnet_keep, low_confidence, rerank_top))
+        options = _hierarchy_options(wordnet_keep, low_confidence, rerank_top)
+        if descriptors is not None:
+            options["descriptors"] = arguments.text(descriptors, "descriptors")
+        return _evaluate_zip(config, upload, loaded, list(strategies), views, rerank_all, progress, options)
 
 
 def _evaluate_zip(config: AppConfig, upload: str, loaded: models.LoadedModel, strategies: list[str], views: str,

@@ -11,13 +11,20 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
 from typing import Any, Mapping, Sequence
+
+import torch
 
 from .classnames import clean_name
 from .errors import InputError
 from .limits import LIMITS
 
 MAX_CHARS = 2_000_000            # of the whole text: DCLIP's ImageNet file is about 1 MB
+# zsdemo's own descriptors for the page's examples and class presets (written for this project),
+# used by a strategy when a request brings none: dclip.json (attributes), cupl.json (sentences).
+SHIPPED_DIR = Path(__file__).resolve().parent.parent / "assets" / "descriptors"
 MAX_DESCRIPTOR_CHARS = 1_000
 
 
@@ -69,7 +76,7 @@ def parse_descriptors(value: str | Mapping[str, Any] | None, classnames: Sequenc
         if len(value) > MAX_CHARS:
             raise InputError(f"The descriptors are {len(value):,} characters; at most {MAX_CHARS:,} are allowed.")
         text = value.strip()
-        if text.startswith("{"):
+        if text.startswith(("{", "[")):
             try:
                 raw: Any = json.loads(text)
             except ValueError as e:
@@ -106,6 +113,19 @@ def parse_descriptors(value: str | Mapping[str, Any] | None, classnames: Sequenc
     return Descriptors({c: tuple(by_class[c]) for c in classnames if by_class.get(c)}, tuple(unmatched))
 
 
+@lru_cache(maxsize=64)
+def shipped(file: str, classnames: tuple[str, ...]) -> Descriptors:
+    """zsdemo's own descriptors (``assets/descriptors/<file>``) for these classes."""
+    raw = json.loads((SHIPPED_DIR / file).read_text(encoding="utf-8"))
+    found = parse_descriptors(raw, classnames)
+    return Descriptors(found.by_class, ())          # the file covers other classes too: not worth a warning
+
+
+def effective(given: Descriptors, file: str, classnames: Sequence[str]) -> Descriptors:
+    """The request's descriptors, or, when it brings none, zsdemo's own from ``file``."""
+    return given if given.count() else shipped(file, tuple(classnames))
+
+
 def descriptor_warnings(descriptors: Descriptors, classnames: Sequence[str]) -> list[str]:
     """What the user should know: classes left without descriptors, and names that matched no class."""
     notes = []
@@ -119,3 +139,29 @@ def descriptor_warnings(descriptors: Descriptors, classnames: Sequence[str]) -> 
         notes.append(f"Descriptors given for {len(descriptors.unmatched)} name(s) that are not among the classes "
                      f"(ignored): {shown}.")
     return notes
+
+
+@dataclass
+class DescriptorDetails:
+    """Why: for each of the image's top classes, every phrase with its cosine (best first)."""
+
+    classes: list[dict[str, Any]]        # {"class_name", "score", "described", "phrases": [{"text", "cosine"}]}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "DescriptorDetails":
+        return cls(**d)
+
+
+def explain(cos: torch.Tensor, score: torch.Tensor, texts: list[list[str]], classnames: Sequence[str],
+            described: Sequence[bool], top: int) -> DescriptorDetails:
+    """The details of one image: ``cos`` [P] over all phrases (class by class), ``score`` [C]."""
+    starts = [0]
+    for t in texts:
+        starts.append(starts[-1] + len(t))
+    out = []
+    for c in torch.argsort(score, descending=True, stable=True)[:top].tolist():
+        part = cos[starts[c]:starts[c + 1]]
+        order = torch.argsort(part, descending=True, stable=True).tolist()
+        out.append({"class_name": classnames[c], "score": float(score[c]), "described": bool(described[c]),
+                    "phrases": [{"text": texts[c][k], "cosine": float(part[k])} for k in order]})
+    return DescriptorDetails(out)

@@ -125,12 +125,14 @@ def evaluation_request(
     wordnet_keep: float | str | None = None,
     low_confidence: str | LowConfidenceRule | None = None,
     rerank_top: int | None = None,
+    descriptors: str | dict[str, Any] | None = None,
 ) -> Request:
     """The request that evaluates ``data``: its classes, the consistency check always on, top-5;
     checked once here (before a model loads), then handed to ``evaluate``."""
     request = prepare_request(data.classes, strategies or DEFAULT_STRATEGIES, templates, TOP_K,
                               consistency=True, views=views, rerank_all=rerank_all, senses=senses, tpt=tpt,
-                              wordnet_keep=wordnet_keep, low_confidence=low_confidence, rerank_top=rerank_top)
+                              wordnet_keep=wordnet_keep, low_confidence=low_confidence, rerank_top=rerank_top,
+                              descriptors=descriptors)
     if request.needs_wordnet:
         # Classes read from WordNet ids use exactly those senses (the user's choices still win).
         # Added after the checks: without WordNet the hierarchy falls back to bare names and says so.

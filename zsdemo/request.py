@@ -7,12 +7,13 @@ evaluation through ``evaluation.evaluation_request``), so every input is checked
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Any, Sequence
 
 from .arguments import whole_number
 from .classnames import parse_classnames
 from .consistency import BINARY, LowConfidenceRule, parse_rule
 from .constants import DEFAULT_TOP_K
+from .descriptors import Descriptors, descriptor_warnings, effective, parse_descriptors
 from .errors import InputError
 from .limits import LIMITS
 from .strategies import STRATEGIES, Strategy, parse_strategies
@@ -49,6 +50,7 @@ class Request:
     wordnet_keep: float = KEEP_DEFAULT  # hierarchy: the sparse WordNet's kept fraction (1: all of it)
     low_confidence: LowConfidenceRule = BINARY   # hierarchy: which images are re-ranked
     rerank_top: int = RERANK_TOP_DEFAULT         # hierarchy: candidates re-ranked
+    descriptors: Descriptors = field(default_factory=Descriptors)   # dclip, cupl: per class
 
     @property
     def chosen(self) -> list[Strategy]:
@@ -76,6 +78,7 @@ def prepare_request(
     wordnet_keep: float | str | None = None,
     low_confidence: str | LowConfidenceRule | None = None,
     rerank_top: int | float | None = None,
+    descriptors: str | dict[str, Any] | Descriptors | None = None,
 ) -> Request:
     """Validate everything but the images; raise InputError with a message for the user.
 
@@ -96,6 +99,26 @@ def prepare_request(
                       tpt=tpt_settings, wordnet_keep=parse_keep(wordnet_keep),
                       low_confidence=parse_rule(low_confidence),
                       rerank_top=whole_number(rerank_top, "re-rank top-k", 2, RERANK_TOP_MAX, RERANK_TOP_DEFAULT))
+    if isinstance(descriptors, Descriptors):
+        request.descriptors = descriptors
+    elif descriptors is not None and not isinstance(descriptors, (str, dict)):
+        raise InputError(f"descriptors must be text (JSON, or 'class: descriptor; descriptor' lines), "
+                         f"not {type(descriptors).__name__}.")
+    else:
+        request.descriptors = parse_descriptors(descriptors, parsed.names)
+    users = [s for s in request.chosen if s.needs_descriptors]
+    if users and request.descriptors.count():
+        request.warnings.extend(descriptor_warnings(request.descriptors, parsed.names))
+    elif users:
+        for s in users:
+            own = effective(request.descriptors, s.shipped_descriptors, parsed.names)
+            covered = sum(bool(own.of(c)) for c in parsed.names)
+            request.warnings.append(f"No descriptors given: {s.label} uses zsdemo's own (assets/descriptors/"
+                                    f"{s.shipped_descriptors}), which cover {covered} of the {len(parsed.names)} "
+                                    "classes; the others keep their bare name.")
+    elif request.descriptors.count():
+        request.warnings.append("Descriptors were given but no descriptor strategy (dclip, cupl, cupl80) is "
+                                "selected; they are unused.")
     check_prompts(request)
     request.senses = _check_senses(parse_overrides(senses), parsed.names, request.warnings)
     return request

@@ -10,9 +10,11 @@ from typing import Sequence
 from ..constants import CLASSIFY_DEFAULT
 from ..errors import InputError
 from .base import Batch, Rates, Run, Scores, Strategy  # noqa: F401 (the protocol, for method modules)
+from .cupl import CUPL, CUPL80
+from .dclip import DCLIP
 from .hierarchy import HIERARCHY, HIERARCHY80
-from .templates import CLIP7_ENSEMBLE, CLIP80_ENSEMBLE, CUSTOM, NAME, PHOTO
 from .perception import PERCEPTION
+from .templates import CLIP7_ENSEMBLE, CLIP80_ENSEMBLE, CUSTOM, NAME, PHOTO
 from .tpt import TPT
 from .waffle import WAFFLE
 from .zpe import ZPE
@@ -28,9 +30,12 @@ STRATEGIES: dict[str, Strategy] = {
         HIERARCHY,
         HIERARCHY80,
         TPT,
+        DCLIP,
+        CUPL,
+        CUPL80,
         WAFFLE,
-        PERCEPTION,
         ZPE,
+        PERCEPTION,
     )
 }
 ALL = "all"

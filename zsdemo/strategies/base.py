@@ -114,7 +114,8 @@ class Strategy:
     tunes_per_image: bool = False    # learns per image: too slow for the shared server's evaluation
     whole_set: bool = False          # its scores depend on all the images at hand (the evaluation
                                      # scores it once every image's features are known)
-    needs_descriptors: bool = False  # reads the request's descriptors per class (descriptors.py)
+    needs_descriptors: bool = False  # reads descriptors per class (descriptors.py): the request's,
+    shipped_descriptors: str = ""    # or, when it has none, this file of zsdemo's own
     fallback: str | None = None      # the strategy whose prediction it keeps for confident images
 
     def classifiers(self, request: Request) -> tuple[tuple[str, ...], ...]:

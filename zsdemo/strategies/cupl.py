@@ -1,0 +1,70 @@
+"""CuPL, customized prompts (Pratt et al., ICCV 2023; docs/METHODS.md §6).
+
+Each entry of the descriptor file is a whole sentence describing the class (CuPL's LLM-written
+prompts, or the user's own). The class vector is normalise(mean of the normalised sentence
+embeddings), a template ensemble whose prompts differ per class; logits are the model's logit
+scale times the cosine. ``cupl80`` adds the CLIP-80 prompts of the class to its set. A class
+without sentences uses its bare name (``cupl``) or its CLIP-80 prompts alone (``cupl80``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from ..descriptors import DescriptorDetails, effective, explain
+from ..templates import CLIP80, fill
+from ..text import encode_prompts
+from .base import Batch, Scores, Strategy
+
+if TYPE_CHECKING:
+    from ..request import Request
+    from ..results import StrategyResult
+
+
+class CuPLStrategy(Strategy):
+    needs_descriptors = True
+    shipped_descriptors = "cupl.json"
+
+    def __init__(self, id: str, label: str, description: str, templates: tuple[str, ...]):
+        self.id, self.label, self.description = id, label, description
+        self.templates = templates       # added to every class's sentences
+
+    def sentences(self, classname: str, own: Sequence[str]) -> list[str]:
+        extra = [fill(t, classname) for t in self.templates]
+        return list(own) + extra if (own or extra) else [classname]
+
+    def extra_prompts(self, request: Request) -> int:
+        descriptors = effective(request.descriptors, self.shipped_descriptors, request.classnames)
+        return sum(len(self.sentences(c, descriptors.of(c))) for c in request.classnames)
+
+    def score(self, batch: Batch) -> Scores:
+        run, names = batch.run, batch.classnames
+        descriptors = effective(batch.request.descriptors, self.shipped_descriptors, names)
+        texts = [self.sentences(c, descriptors.of(c)) for c in names]
+        flat = [p for t in texts for p in t]
+        vectors = encode_prompts(run.loaded, flat, run.cache).to(batch.features.device)       # [P, D]
+        owner = torch.tensor([c for c, t in enumerate(texts) for _ in t], device=vectors.device)
+        sums = torch.zeros(len(names), vectors.shape[1], device=vectors.device).index_add_(0, owner, vectors)
+        class_vectors = F.normalize(sums / torch.tensor([[len(t)] for t in texts], device=vectors.device), dim=-1)
+        score = batch.features.float() @ class_vectors.T                                        # [N, C]
+        cos = batch.features.float() @ vectors.T
+        described = [bool(descriptors.of(c)) for c in names]
+        details = [explain(cos[row].cpu(), score[row].cpu(), texts, names, described, batch.request.top_k)
+                   for row in range(len(batch))]
+        return Scores((run.loaded.logit_scale * score).float().cpu(), details)
+
+    def note(self, result: StrategyResult) -> str:
+        best = result.details.classes[0]
+        return "" if best["described"] else "no sentences for the top-1 class"
+
+    def details_from_dict(self, d: dict[str, Any]) -> DescriptorDetails:
+        return DescriptorDetails.from_dict(d)
+
+
+CUPL = CuPLStrategy("cupl", "CuPL (class sentences)",
+                    "the class's own descriptive sentences, averaged like a template ensemble (Pratt et al.)", ())
+CUPL80 = CuPLStrategy("cupl80", "CuPL + CLIP-80",
+                      "the class's sentences and its 80 CLIP prompts, averaged together", CLIP80)
