@@ -165,3 +165,21 @@ def explain(cos: torch.Tensor, score: torch.Tensor, texts: list[list[str]], clas
         out.append({"class_name": classnames[c], "score": float(score[c]), "described": bool(described[c]),
                     "phrases": [{"text": texts[c][k], "cosine": float(part[k])} for k in order]})
     return DescriptorDetails(out)
+
+
+def per_class(prompts: list[list[str]], encode: Any, device: torch.device,
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Unit features [P, D] of every class's prompts (class after class, ``encode`` making them),
+    the class of each prompt [P], and each class's number of prompts [C]."""
+    vectors = encode([p for ps in prompts for p in ps]).to(device)
+    owner = torch.tensor([c for c, ps in enumerate(prompts) for _ in ps], device=device)
+    counts = torch.tensor([len(ps) for ps in prompts], device=device, dtype=vectors.dtype)
+    return vectors, owner, counts
+
+
+def class_mean(values: torch.Tensor, owner: torch.Tensor, counts: torch.Tensor, dim: int) -> torch.Tensor:
+    """The mean of ``values`` over each class's prompts, along ``dim`` (the prompt axis)."""
+    shape = list(values.shape)
+    shape[dim] = len(counts)
+    sums = torch.zeros(shape, device=values.device, dtype=values.dtype).index_add_(dim, owner, values)
+    return sums / counts.view([-1 if k == dim else 1 for k in range(values.dim())])

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Sequence
 
-import torch
 import torch.nn.functional as F
 
-from ..descriptors import DescriptorDetails, effective, explain
+from ..descriptors import DescriptorDetails, class_mean, effective, explain, per_class
 from ..templates import CLIP80, fill
 from ..text import encode_prompts
 from .base import Batch, Scores, Strategy
@@ -44,11 +43,9 @@ class CuPLStrategy(Strategy):
         run, names = batch.run, batch.classnames
         descriptors = effective(batch.request.descriptors, self.shipped_descriptors, names)
         texts = [self.sentences(c, descriptors.of(c)) for c in names]
-        flat = [p for t in texts for p in t]
-        vectors = encode_prompts(run.loaded, flat, run.cache).to(batch.features.device)       # [P, D]
-        owner = torch.tensor([c for c, t in enumerate(texts) for _ in t], device=vectors.device)
-        sums = torch.zeros(len(names), vectors.shape[1], device=vectors.device).index_add_(0, owner, vectors)
-        class_vectors = F.normalize(sums / torch.tensor([[len(t)] for t in texts], device=vectors.device), dim=-1)
+        vectors, owner, counts = per_class(texts, lambda p: encode_prompts(run.loaded, p, run.cache),
+                                           batch.features.device)
+        class_vectors = F.normalize(class_mean(vectors, owner, counts, dim=0), dim=-1)         # mean of embeddings
         score = batch.features.float() @ class_vectors.T                                        # [N, C]
         cos = batch.features.float() @ vectors.T
         described = [bool(descriptors.of(c)) for c in names]

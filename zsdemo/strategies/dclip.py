@@ -11,9 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Sequence
 
-import torch
-
-from ..descriptors import DescriptorDetails, effective, explain, which
+from ..descriptors import DescriptorDetails, class_mean, effective, explain, per_class, which
 from ..text import encode_prompts
 from .base import Batch, Scores, Strategy
 
@@ -41,12 +39,10 @@ class DCLIPStrategy(Strategy):
         run, names = batch.run, batch.classnames
         descriptors = effective(batch.request.descriptors, self.shipped_descriptors, names)
         texts = [phrases(c, descriptors.of(c)) for c in names]
-        flat = [p for t in texts for p in t]
-        vectors = encode_prompts(run.loaded, flat, run.cache).to(batch.features.device)      # [P, D]
+        vectors, owner, counts = per_class(texts, lambda p: encode_prompts(run.loaded, p, run.cache),
+                                           batch.features.device)
         cos = batch.features.float() @ vectors.T                                                # [N, P]
-        owner = torch.tensor([c for c, t in enumerate(texts) for _ in t], device=cos.device)
-        sums = torch.zeros(len(batch), len(names), device=cos.device).index_add_(1, owner, cos)
-        score = sums / torch.tensor([len(t) for t in texts], device=cos.device)
+        score = class_mean(cos, owner, counts, dim=1)                                          # mean of cosines
         described = [bool(descriptors.of(c)) for c in names]
         details = [explain(cos[row].cpu(), score[row].cpu(), texts, names, described, batch.request.top_k)
                    for row in range(len(batch))]
