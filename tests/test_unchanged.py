@@ -28,6 +28,7 @@ ADDED = {
     "wordnet_nodes", "wordnet_sparsity", "pruned_parents", "pruned_children",   # issue 16: sparse WordNet
     "wordnet_keep", "low_confidence", "rerank_top",            # issue 16: its settings in a report
     "dataset", "paper_comparison",                             # issue 16: the paper's datasets
+    "arena",                                                   # issue 17: strategies pairwise
 }
 
 

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 EXIT_BAD_INPUT = 2
 EXIT_IMAGE_FAILED = 1
 PROGRESS_EVERY_S = 5.0             # without a terminal, a progress line at most this often
+ARENA_SHOWN = 10                   # strategy pairs printed (the lowest p-values first)
 PROGRESS_AFTER_S = 1.0             # work shorter than this prints no progress at all
 
 
@@ -314,6 +315,11 @@ def format_evaluation(report: EvaluationReport, files: Sequence[Path]) -> str:
         if not comparison[0]["same_model"]:
             lines.append(f"  note: this model ({model['label']}) is not the paper's CLIP ViT-B/16 (OpenAI): "
                          "compare trends, not numbers.")
+    pairs = sorted(s["arena"], key=lambda r: r["mcnemar_p"])[:ARENA_SHOWN]
+    if pairs:
+        lines += ["", "which strategy fixed what (top-1; McNemar's exact test, arena.csv has every pair):"]
+        lines += [f"  {r['a']} vs {r['b']}: only {r['a']} right {r['only_a_right']}, only {r['b']} right "
+                  f"{r['only_b_right']}, p = {r['mcnemar_p']:.3g}" for r in pairs]
     confused = s["confusions"].get("name", [])[:5]
     if confused:
         lines += ["", "most confused (name only): "

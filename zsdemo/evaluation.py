@@ -342,4 +342,24 @@ def summarize(report: EvaluationReport) -> dict[str, Any]:
         "selective": selective,
         "per_class": per_class,
         "confusions": confusions,
+        "arena": arena(report, correct),
     }
+
+
+ARENA_FILES = 20                 # files listed per side of a pair in report.json
+
+
+def arena(report: EvaluationReport, correct: dict[str, np.ndarray]) -> list[dict[str, Any]]:
+    """For every pair of selected strategies: the images one fixed and the other broke (top-1),
+    with McNemar's exact test of the difference."""
+    selected = {s: correct[s] for s in report.settings["strategies"]}
+    files = [r.file for r in report.records]
+    rows = []
+    for a, b, only_a, only_b, both, neither, p in metrics.pairwise(selected):
+        rows.append({"a": a, "b": b, "only_a_right": only_a, "only_b_right": only_b, "both_right": both,
+                     "both_wrong": neither, "mcnemar_p": p,
+                     "files_only_a_right": [f for f, x, y in zip(files, selected[a], selected[b]) if x and not y]
+                     [:ARENA_FILES],
+                     "files_only_b_right": [f for f, x, y in zip(files, selected[a], selected[b]) if y and not x]
+                     [:ARENA_FILES]})
+    return rows

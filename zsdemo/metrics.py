@@ -6,6 +6,7 @@ tests feed them hand-made numbers.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from typing import Sequence
 
@@ -91,3 +92,29 @@ def confused_pairs(predictions: np.ndarray, labels: np.ndarray, limit: int = 10)
     """The most frequent (true class, predicted class, count) among wrong predictions."""
     wrong = Counter((int(t), int(p)) for t, p in zip(labels, predictions) if t != p)
     return [(t, p, n) for (t, p), n in sorted(wrong.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]]
+
+
+def mcnemar_exact(b: int, c: int) -> float:
+    """Two-sided exact McNemar test of two classifiers on the same images: ``b`` images only the
+    first got right, ``c`` only the second. Under "equally good" each discordant image is a fair
+    coin: p = min(1, 2 P(X <= min(b, c))), X ~ Binomial(b + c, 1/2); 1 when there are none."""
+    n = b + c
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, k) for k in range(min(b, c) + 1)) / 2 ** n
+    return min(1.0, 2 * tail)
+
+
+def pairwise(correct: dict[str, np.ndarray]) -> list[tuple[str, str, int, int, int, int, float]]:
+    """For every pair (a, b) of classifiers, in order: images only a got right, only b, both,
+    neither, and the exact McNemar p-value."""
+    names = list(correct)
+    out = []
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            only_a = int((correct[a] & ~correct[b]).sum())
+            only_b = int((~correct[a] & correct[b]).sum())
+            both = int((correct[a] & correct[b]).sum())
+            neither = int((~correct[a] & ~correct[b]).sum())
+            out.append((a, b, only_a, only_b, both, neither, mcnemar_exact(only_a, only_b)))
+    return out

@@ -63,6 +63,10 @@ def write_report(report: EvaluationReport, out_dir: str | Path) -> list[Path]:
             *[r.scores[k] for k in SCORES]] for r in report.records])
     if report.corrupt:
         table("skipped_images.csv", ["file", "error"], [list(c) for c in report.corrupt])
+    table("arena.csv", ["strategy_a", "strategy_b", "only_a_right", "only_b_right", "both_right", "both_wrong",
+                        "mcnemar_p"],
+          [[r["a"], r["b"], r["only_a_right"], r["only_b_right"], r["both_right"], r["both_wrong"], r["mcnemar_p"]]
+           for r in data["arena"]])
     if data["paper_comparison"]:
         table("paper_comparison.csv", ["strategy", "measure", "ours", "paper", "paper_table", "paper_model",
                                        "same_model"],
