@@ -294,3 +294,20 @@ def test_other_is_drawn_only_when_classes_are_hidden(cat_path):
         assert (plots.OTHER in labels) == other, labels
         widths = [w for _, w, _, _ in bars]
         assert sum(widths) == pytest.approx(100.0, abs=0.2) if other else len(widths) == 3
+
+
+def test_the_summary_marks_each_top1_that_differs_from_name_only(tiny, cat_path, astronaut_path):
+    import re
+
+    from zsdemo.pipeline import classify
+
+    result = classify(tiny, [cat_path, astronaut_path], "cat, dog, rocket, astronaut, teapot",
+                      "name,photo,clip80,waffle,zpe")
+    page = panels.summary_html(result)
+    for im, row in zip(result.images, page.split('data-index=')[1:]):
+        base = im.strategies["name"].top1.class_name
+        chips = re.findall(r'<span class="zs-chip( zs-changed)?"><b>(.*?)</b>: (.*?) \d+%', row)
+        assert len(chips) == 5
+        for mark, label, top in chips:
+            assert bool(mark) == (top != base), (label, top, base)
+    assert "differs from name only" in page

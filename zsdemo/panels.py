@@ -80,17 +80,27 @@ def summary_html(result: ClassificationResult, selected: int | None = 0) -> str:
         else:
             v = verdict(im)
             badge = {"confident": "zs-ok", "low confidence": "zs-warn"}.get(v, "zs-none")
-            chips = "".join(f'<span class="zs-chip"><b>{html(r.label)}</b>: {html(r.top1.class_name)} '
-                            f'{100 * r.top1.prob:.0f}%</span>'
-                            for r in (im.strategies[s] for s in result.strategies))
+            base = im.strategies["name"].top1.index if "name" in im.strategies else None
+            chips = "".join(_chip(r, base) for r in (im.strategies[s] for s in result.strategies))
             cells = (f'<span class="zs-badge {badge}">{html(VERDICTS.get(v, v))}</span></div>'
                      f'<div class="zs-tops">{chips}')
         rows.append(f'<div class="zs-row{mark}" data-index="{k}" role="button" tabindex="0" '
                     f'aria-pressed="{"true" if mark else "false"}"><div class="zs-row-head">'
                     f'<span class="zs-file">{name}{html(im.source)}</span> {cells}</div></div>')
-    return ('<div class="zs-caption">Every image: its verdict and each strategy\'s top-1. '
-            'Click a row (or an image) to inspect it below.</div>'
+    differs = ("; <span class=\"zs-chip zs-changed\">≠</span> marks a top-1 that differs from name only"
+               if "name" in result.strategies and len(result.strategies) > 1 else "")
+    return ('<div class="zs-caption">Every image: its verdict and each strategy\'s top-1'
+            f'{differs}. Click a row (or an image) to inspect it below.</div>'
             f'<div class="zs-summary">{"".join(rows)}</div>')
+
+
+def _chip(r: StrategyResult, base: int | None) -> str:
+    """A strategy's top-1 for the summary; marked when it differs from the name-only top-1 (which
+    method changed the answer is the arena's question)."""
+    changed = base is not None and r.strategy != "name" and r.top1.index != base
+    mark = ' <span aria-label="differs from name only">≠</span>' if changed else ""
+    return (f'<span class="zs-chip{" zs-changed" if changed else ""}"><b>{html(r.label)}</b>: '
+            f'{html(r.top1.class_name)} {100 * r.top1.prob:.0f}%{mark}</span>')
 
 
 def verdict_html(check: ConsistencyDetails | None) -> str:
