@@ -306,7 +306,7 @@ def format_evaluation(report: EvaluationReport, files: Sequence[Path]) -> str:
         lines.append(f"  {label:<46}{'n/a' if v is None else f'{v:.3f}':>7}"
                      + (f"   (vs CLIP-80's own correctness: {'n/a' if own is None else f'{own:.3f}'})"
                         if k in sel["auroc_own"] else ""))
-    comparison = report.paper_comparison()
+    comparison = report.paper_comparison(s)
     if comparison:
         lines += ["", f"beside Ge et al. (CLIP ViT-B/16, {report.dataset['dataset']}; top-1 %):",
                   f"  {'strategy':<13}{'measure':<13}{'ours':>8}{'paper':>8}  source"]

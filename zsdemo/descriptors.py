@@ -153,18 +153,23 @@ class DescriptorDetails:
 
 
 def explain(cos: torch.Tensor, score: torch.Tensor, texts: list[list[str]], classnames: Sequence[str],
-            described: Sequence[bool], top: int) -> DescriptorDetails:
-    """The details of one image: ``cos`` [P] over all phrases (class by class), ``score`` [C]."""
+            descriptors: Descriptors, top: int) -> list[DescriptorDetails]:
+    """Each image's details: ``cos`` [N, P] over all phrases (class by class), ``score`` [N, C]."""
+    cos, score = cos.cpu(), score.cpu()
     starts = [0]
     for t in texts:
         starts.append(starts[-1] + len(t))
-    out = []
-    for c in torch.argsort(score, descending=True, stable=True)[:top].tolist():
-        part = cos[starts[c]:starts[c + 1]]
-        order = torch.argsort(part, descending=True, stable=True).tolist()
-        out.append({"class_name": classnames[c], "score": float(score[c]), "described": bool(described[c]),
-                    "phrases": [{"text": texts[c][k], "cosine": float(part[k])} for k in order]})
-    return DescriptorDetails(out)
+    details = []
+    for row in range(len(score)):
+        out = []
+        for c in torch.argsort(score[row], descending=True, stable=True)[:top].tolist():
+            part = cos[row, starts[c]:starts[c + 1]]
+            order = torch.argsort(part, descending=True, stable=True).tolist()
+            out.append({"class_name": classnames[c], "score": float(score[row, c]),
+                        "described": bool(descriptors.of(classnames[c])),
+                        "phrases": [{"text": texts[c][k], "cosine": float(part[k])} for k in order]})
+        details.append(DescriptorDetails(out))
+    return details
 
 
 def per_class(prompts: list[list[str]], encode: Any, device: torch.device,

@@ -94,19 +94,21 @@ class EvaluationReport:
         """Every metric of the issue, as plain JSON-ready data."""
         return summarize(self)
 
-    def paper_comparison(self) -> list[dict[str, Any]]:
-        """With one of the paper's datasets: the hierarchy's accuracies beside Ge et al.'s."""
+    def paper_comparison(self, summary: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """With one of the paper's datasets: the hierarchy's accuracies beside Ge et al.'s
+        (``summary``: this report's, when the caller has it already)."""
         name = self.dataset.get("dataset")
-        return paper_comparison(self.summary(), name, self.model) if name else []
+        return paper_comparison(summary or self.summary(), name, self.model) if name else []
 
     def to_dict(self) -> dict[str, Any]:
+        summary = self.summary()
         return {
             "dataset": self.dataset, "model": self.model, "settings": self.settings,
             "classes": self.classes, "strategies": self.strategies,
             "corrupt": [{"file": f, "error": e} for f, e in self.corrupt],
             "timing": self.timing, "warnings": self.warnings,
-            **self.summary(),
-            "paper_comparison": self.paper_comparison(),
+            **summary,
+            "paper_comparison": self.paper_comparison(summary),
             "wordnet_sparsity": self.sparsity.summary() if self.sparsity else None,
             "wordnet_nodes": self.sparsity.node_list() if self.sparsity else [],
             "images": [asdict(r) for r in self.records],

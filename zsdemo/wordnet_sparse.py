@@ -87,14 +87,24 @@ def ancestors(synset: Any) -> list[Any]:
     return chain
 
 
-def population(senses: Sequence[ClassSense]) -> dict[str, Any]:
+def chains(senses: Sequence[ClassSense]) -> dict[str, list[Any]]:
+    """Each class's synset (by name) -> its chain of parents, walked once per request."""
+    out: dict[str, list[Any]] = {}
+    for sense in senses:
+        if sense.chosen is not None and sense.chosen.synset not in out:
+            out[sense.chosen.synset] = ancestors(synset_by_id(sense.chosen.synset))
+    return out
+
+
+def population(senses: Sequence[ClassSense], parents: dict[str, list[Any]] | None = None) -> dict[str, Any]:
     """Synset name -> synset of every node the classes can reach, in a fixed order."""
+    parents = parents if parents is not None else chains(senses)
     nodes: dict[str, Any] = {}
     for sense in senses:
         if sense.chosen is None:
             continue
         own = synset_by_id(sense.chosen.synset)
-        for s in [own, *ancestors(own), *children_of(own)]:
+        for s in [own, *parents[own.name()], *children_of(own)]:
             nodes.setdefault(s.name(), s)
     return nodes
 
@@ -179,7 +189,8 @@ def sparsify(loaded: LoadedModel | None, senses: Sequence[ClassSense], keep: flo
     """The classes' senses on the sparse hierarchy, and what was kept and why.
 
     With ``keep`` = 1 nothing is scored (and no model is needed): every node is kept."""
-    nodes = population(senses)
+    parents = chains(senses)
+    nodes = population(senses, parents)
     names = {k: readable_name(s) for k, s in nodes.items()}
     if keep >= 1 or loaded is None:
         listed = {k: Node(k, names[k], None, True) for k in nodes}
@@ -190,16 +201,15 @@ def sparsify(loaded: LoadedModel | None, senses: Sequence[ClassSense], keep: flo
     own = {sense.chosen.synset for sense in senses if sense.chosen is not None}
     listed = {k: Node(k, names[k], scores[names[k]],
                       k in own or threshold is None or scores[names[k]] >= threshold) for k in nodes}
-    return [_on_sparse(sense, listed) for sense in senses], Sparsity(keep, threshold, listed)
+    return [_on_sparse(sense, listed, parents) for sense in senses], Sparsity(keep, threshold, listed)
 
 
-def _on_sparse(sense: ClassSense, nodes: dict[str, Node]) -> ClassSense:
+def _on_sparse(sense: ClassSense, nodes: dict[str, Node], parents: dict[str, list[Any]]) -> ClassSense:
     """``sense`` with its parent moved up to the nearest kept ancestor and its pruned children gone."""
     if sense.chosen is None:
         return sense
-    own = synset_by_id(sense.chosen.synset)
     skipped, parent = [], None
-    for a in ancestors(own):
+    for a in parents[sense.chosen.synset]:
         if nodes[a.name()].kept:
             parent = a
             break

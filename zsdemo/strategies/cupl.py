@@ -48,9 +48,7 @@ class CuPLStrategy(Strategy):
         class_vectors = F.normalize(class_mean(vectors, owner, counts, dim=0), dim=-1)         # mean of embeddings
         score = batch.features.float() @ class_vectors.T                                        # [N, C]
         cos = batch.features.float() @ vectors.T
-        described = [bool(descriptors.of(c)) for c in names]
-        details = [explain(cos[row].cpu(), score[row].cpu(), texts, names, described, batch.request.top_k)
-                   for row in range(len(batch))]
+        details = explain(cos, score, texts, names, descriptors, batch.request.top_k)
         return Scores((run.loaded.logit_scale * score).float().cpu(), details)
 
     def note(self, result: StrategyResult) -> str:

@@ -43,9 +43,7 @@ class DCLIPStrategy(Strategy):
                                            batch.features.device)
         cos = batch.features.float() @ vectors.T                                                # [N, P]
         score = class_mean(cos, owner, counts, dim=1)                                          # mean of cosines
-        described = [bool(descriptors.of(c)) for c in names]
-        details = [explain(cos[row].cpu(), score[row].cpu(), texts, names, described, batch.request.top_k)
-                   for row in range(len(batch))]
+        details = explain(cos, score, texts, names, descriptors, batch.request.top_k)
         return Scores((run.loaded.logit_scale * score).float().cpu(), details)
 
     def note(self, result: StrategyResult) -> str:
