@@ -253,7 +253,7 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
                                             rerank_top=rerank_top)
         except Exception as e:
             # One message where the summary goes, not an "Error" badge on every table.
-            return problem(e, "evaluate"), *([gr.update(value=None, visible=False)] * 7)
+            return problem(e, "evaluate"), *([gr.update(value=None, visible=False)] * 8)
         finally:
             CONTROL.end(session, stop)
 
@@ -261,8 +261,8 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
             return gr.update(value={"headers": t[0], "data": t[1]}, visible=True)
 
         return (p.summary, table(p.accuracy), table(p.low_confidence), table(p.auroc),
-                gr.update(value=p.coverage, visible=True), table(p.per_class), table(p.confusions),
-                gr.update(value=files, visible=True))
+                gr.update(value=p.coverage, visible=True), gr.update(value=p.strategy_coverage, visible=True),
+                table(p.per_class), table(p.confusions), gr.update(value=files, visible=True))
 
     def reset_sense_choices() -> dict:
         gr.Info("Sense choices cleared: the next Classify uses the default senses.")
@@ -442,6 +442,8 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
                     eval_auroc = gr.Dataframe(label="Selective prediction: AUROC of each confidence score",
                                               visible=False, interactive=False, wrap=True)
             eval_coverage = gr.Plot(label="Accuracy against coverage", show_label=False, format="png", visible=False)
+            eval_strategy_coverage = gr.Plot(label="Each strategy's accuracy against coverage", show_label=False,
+                                             format="png", visible=False)
             with gr.Row():
                 eval_per_class = gr.Dataframe(label="Per-class top-1 accuracy", visible=False, interactive=False,
                                               max_height=400)
@@ -454,8 +456,8 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
         eval_event = eval_started.then(
             evaluate, [eval_zip, eval_strategies, eval_views, eval_rerank_all, eval_keep, eval_rule, eval_top,
                        eval_model],
-            [eval_summary, eval_accuracy, eval_low, eval_auroc, eval_coverage, eval_per_class, eval_confusions,
-             eval_files], api_name="ui_evaluate", api_visibility="private", concurrency_limit=1,
+            [eval_summary, eval_accuracy, eval_low, eval_auroc, eval_coverage, eval_strategy_coverage, eval_per_class,
+             eval_confusions, eval_files], api_name="ui_evaluate", api_visibility="private", concurrency_limit=1,
             concurrency_id="evaluate", show_progress_on=[eval_summary])
         eval_event.then(idle("Evaluate"), None, [eval_run, eval_stop], js=FRESH_EVAL_JS, queue=False,
                         api_visibility="private")

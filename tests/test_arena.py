@@ -44,3 +44,37 @@ def test_evaluate_writes_the_arena(tiny, tmp_path, cat_path, astronaut_path):
     with open(tmp_path / "out" / "arena.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert [(r["strategy_a"], r["strategy_b"]) for r in rows] == [(r["a"], r["b"]) for r in arena]
+
+
+def test_every_strategy_is_in_the_auroc_and_coverage_outputs(tiny, tmp_path, cat_path, astronaut_path):
+    """Each evaluated strategy's own top-1 probability is a confidence score: AUROC against its own
+    correctness and a coverage curve, the whole-set zpe and the descriptor methods included."""
+    from PIL import Image
+
+    from zsdemo.pipeline import classify
+    root = tmp_path / "set"
+    photos = {"cat": cat_path, "astronaut": astronaut_path}
+    for label, photo in photos.items():
+        (root / label).mkdir(parents=True)
+        for k, angle in enumerate((0, 90, 180)):
+            Image.open(photo).convert("RGB").rotate(angle).save(root / label / f"{k}.png")
+    data = open_labelled(root)
+    chosen = "name,clip80,dclip,waffle,zpe,perception"
+    report = evaluate(tiny, data, evaluation_request(data, chosen), cache=None)
+    own = report.summary()["selective"]["by_strategy"]
+    assert list(own) == report.strategies == chosen.split(",")
+    for s, r in own.items():
+        conf = [x.confidence[s] for x in report.records]
+        right = report.correct(s)
+        assert r["auroc"] == metrics.auroc(conf, right)
+        assert r["coverage"] == metrics.coverage_curve(conf, right)
+    # The recorded confidence is the strategy's own top-1 probability, as classify gives it.
+    record = next(x for x in report.records if x.file.endswith("cat/0.png"))
+    got = classify(tiny, [str(root / "cat" / "0.png")], data.classes, ["dclip", "perception"])
+    for s in ("dclip", "perception"):
+        top = got.images[0].strategies[s].top1
+        assert math.isclose(record.confidence[s], top.prob, rel_tol=1e-4)
+    files = {p.name for p in write_report(report, tmp_path / "out")}
+    assert {"strategy_confidence.csv", "strategy_coverage.csv", "strategy_coverage.png"} <= files
+    with open(tmp_path / "out" / "strategy_confidence.csv", newline="") as f:
+        assert [r["strategy"] for r in csv.DictReader(f)] == chosen.split(",")

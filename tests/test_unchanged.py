@@ -29,6 +29,7 @@ ADDED = {
     "wordnet_keep", "low_confidence", "rerank_top",            # issue 16: its settings in a report
     "dataset", "paper_comparison",                             # issue 16: the paper's datasets
     "arena",                                                   # issue 17: strategies pairwise
+    "by_strategy", "confidence",                               # issue 17: every strategy's own confidence
 }
 
 

@@ -306,6 +306,9 @@ def format_evaluation(report: EvaluationReport, files: Sequence[Path]) -> str:
         lines.append(f"  {label:<46}{'n/a' if v is None else f'{v:.3f}':>7}"
                      + (f"   (vs CLIP-80's own correctness: {'n/a' if own is None else f'{own:.3f}'})"
                         if k in sel["auroc_own"] else ""))
+    lines += ["", "each strategy's own top-1 probability as its confidence (AUROC vs its own correctness):"]
+    for sid, r in sel["by_strategy"].items():
+        lines.append(f"  {sid:<14}{'n/a' if r['auroc'] is None else format(r['auroc'], '.3f'):>7}")
     comparison = report.paper_comparison(s)
     if comparison:
         lines += ["", f"beside Ge et al. (CLIP ViT-B/16, {report.dataset['dataset']}; top-1 %):",

@@ -72,6 +72,9 @@ class ImageRecord:
     top5: dict[str, list[int]]          # strategy -> class indices, best first
     scores: dict[str, float]            # SCORES id -> value
     low_confidence: bool
+    # strategy -> its own top-1 probability (max softmax of its logits): every strategy's
+    # confidence score, beside the paper's SCORES
+    confidence: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -272,14 +275,20 @@ def _records(run: Run, found: Sequence[_Found], evaluated: Sequence[str],
                  for s in ALWAYS
                  for stat, values in (("max_logit", scores[s].logits.max(dim=-1).values),
                                       ("max_softmax", scores[s].logits.softmax(dim=-1).max(dim=-1).values))}
+    confidence = {s: _max_softmax(scores[s].logits) for s in evaluated}
     records = []
     for row, f in enumerate(found):
         check = batch.checks[row]
         scores_of_image = {"s_t": check.s_t, "s_b": check.s_b, "consistency": 0.0 if check.low_confidence else 1.0,
                            **{key: values[row] for key, values in baselines.items()}}
         records.append(ImageRecord(f.file, f.label, {s: tops[s][row] for s in evaluated}, scores_of_image,
-                                   request.low_confidence.is_low(check)))
+                                   request.low_confidence.is_low(check),
+                                   {s: confidence[s][row] for s in evaluated}))
     return records, feats
+
+
+def _max_softmax(logits: torch.Tensor) -> list[float]:
+    return logits.float().softmax(dim=-1).max(dim=-1).values.tolist()
 
 
 def _whole_set_records(run: Run, records: list[ImageRecord], features: torch.Tensor,
@@ -291,9 +300,12 @@ def _whole_set_records(run: Run, records: list[ImageRecord], features: torch.Ten
     k = min(TOP_K, len(run.request.classnames))
     scores = {s: STRATEGIES[s].score(Batch(run, features)) for s in strategies}
     tops = {s: torch.topk(scores[s].logits, k, dim=-1).indices.tolist() for s in strategies}
+    confidence = {s: _max_softmax(scores[s].logits) for s in strategies}
     for row, record in enumerate(records):
         merged = {**record.top5, **{s: tops[s][row] for s in strategies}}
         record.top5 = {s: merged[s] for s in [*ALWAYS, *order] if s in merged}
+        merged = {**record.confidence, **{s: confidence[s][row] for s in strategies}}
+        record.confidence = {s: merged[s] for s in record.top5}
 
 
 def summarize(report: EvaluationReport) -> dict[str, Any]:
@@ -326,6 +338,7 @@ def summarize(report: EvaluationReport) -> dict[str, Any]:
         "auroc_own": {k: metrics.auroc(scores[k], correct["clip80"])
                       for k in ("max_logit_clip80", "max_softmax_clip80")},
         "coverage": {k: metrics.coverage_curve(v, target) for k, v in scores.items()},
+        "by_strategy": by_strategy(report, correct),
     }
     by_class = {s: metrics.per_class_accuracy(top5[s][:, 0], labels, len(classes)) for s in report.strategies}
     per_class = [{"class": name, "images": by_class["name"][c][0], **{s: by_class[s][c][1] for s in by_class}}
@@ -346,6 +359,19 @@ def summarize(report: EvaluationReport) -> dict[str, Any]:
         "confusions": confusions,
         "arena": arena(report, correct),
     }
+
+
+def by_strategy(report: EvaluationReport, correct: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Every strategy's own top-1 probability as its confidence score: how well it separates the
+    strategy's right predictions from its wrong ones (AUROC) and its accuracy against coverage."""
+    out = {}
+    for s in report.strategies:
+        confidence = np.array([r.confidence[s] for r in report.records], dtype=np.float64)
+        out[s] = {"label": STRATEGIES[s].label, "score": "max softmax of its own probabilities",
+                  "auroc": metrics.auroc(confidence, correct[s]),
+                  "auroc_name_correct": metrics.auroc(confidence, correct["name"]),
+                  "coverage": metrics.coverage_curve(confidence, correct[s])}
+    return out
 
 
 ARENA_FILES = 20                 # files listed per side of a pair in report.json

@@ -436,6 +436,7 @@ class EvaluationPanels:
     low_confidence: Table
     auroc: Table
     coverage: Figure
+    strategy_coverage: Figure
     per_class: Table
     confusions: Table
 
@@ -484,7 +485,9 @@ def evaluation_panels(report: EvaluationReport, listed: int = 5) -> EvaluationPa
     sel = s["selective"]
     auroc = (["confidence score", "AUROC (name-only correct)", "AUROC (own classifier correct)"],
              [[label, _auc(sel["auroc"][k]), _auc(sel["auroc_own"][k]) if k in sel["auroc_own"] else ""]
-              for k, label in SCORES.items()])
+              for k, label in SCORES.items()]
+             + [[f"max softmax, {md(r['label'])} (its own)", _auc(r["auroc_name_correct"]), _auc(r["auroc"])]
+                for r in sel["by_strategy"].values()])
     strategies = report.strategies
     per_class = (["class", "images", *[STRATEGIES[x].label + " %" for x in strategies]],
                  [[r["class"], r["images"], *[_pct(r[x]) for x in strategies]] for r in s["per_class"]])
@@ -493,7 +496,11 @@ def evaluation_panels(report: EvaluationReport, listed: int = 5) -> EvaluationPa
                    for x, cs in s["confusions"].items() for c in cs])
     coverage = plots.coverage_curves({SCORES[k]: v for k, v in sel["coverage"].items()},
                                      {SCORES[k]: sel["auroc"][k] for k in SCORES})
-    return EvaluationPanels("\n".join(lines), accuracy, low_table, auroc, coverage, per_class, confusions)
+    own = sel["by_strategy"].values()
+    strategy_coverage = plots.strategy_coverage({r["label"]: r["coverage"] for r in own},
+                                                {r["label"]: r["auroc"] for r in own})
+    return EvaluationPanels("\n".join(lines), accuracy, low_table, auroc, coverage, strategy_coverage, per_class,
+                            confusions)
 
 
 def _listing(items: Sequence[str], listed: int) -> str:

@@ -8,7 +8,7 @@ a method.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 from matplotlib.figure import Figure
 
@@ -38,6 +38,23 @@ def coverage_curves(curves: dict[str, Sequence[tuple[float, float]]],
     Reading it: at coverage 1.0 every score gives the full-set accuracy; a better score keeps
     more of its accuracy as the least confident images are dropped (the line rises to the left).
     """
+    return _coverage_figure(curves, aurocs, "accuracy of the kept images (name only)",
+                            "Selective prediction: accuracy against coverage",
+                            dashed=lambda label: "max " in label)     # baselines dashed, consistency solid
+
+
+def strategy_coverage(curves: dict[str, Sequence[tuple[float, float]]],
+                      aurocs: dict[str, float | None] | None = None) -> Figure:
+    """Each strategy's own accuracy against coverage, its images ordered by its own top-1
+    probability: where a line starts (coverage 1) is the strategy's accuracy, its rise to the left
+    how well the strategy knows when it is right."""
+    return _coverage_figure(curves, aurocs, "accuracy of the kept images (each strategy's own)",
+                            "Each strategy, confident first (max softmax of its own probabilities)",
+                            dashed=lambda label: False)
+
+
+def _coverage_figure(curves: dict[str, Sequence[tuple[float, float]]], aurocs: dict[str, float | None] | None,
+                     ylabel: str, title: str, dashed: Callable[[str], bool]) -> Figure:
     fig = Figure(figsize=(9.5, 4.2), dpi=DPI, layout="constrained")
     ax = fig.subplots()
     for k, (label, points) in enumerate(curves.items()):
@@ -46,14 +63,13 @@ def coverage_curves(curves: dict[str, Sequence[tuple[float, float]]],
         xs, ys = zip(*points)
         auc = (aurocs or {}).get(label)
         name = label + (f" (AUROC {auc:.2f})" if auc is not None else "")
-        dashed = "max " in label            # the baselines dashed, the consistency scores solid
-        ax.plot(xs, ys, marker="o", markersize=3, lw=1.5, ls="--" if dashed else "-",
+        ax.plot(xs, ys, marker="o", markersize=3, lw=1.5, ls="--" if dashed(label) else "-",
                 color=PALETTE[k % len(PALETTE)], label=name)
     ax.set_xlim(0, 1.02)
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel("coverage (share of images kept, most confident first)")
-    ax.set_ylabel("accuracy of the kept images (name only)")
+    ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
-    ax.set_title("Selective prediction: accuracy against coverage", fontsize=10, loc="left")
+    ax.set_title(title, fontsize=10, loc="left")
     return fig

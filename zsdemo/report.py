@@ -52,6 +52,12 @@ def write_report(report: EvaluationReport, out_dir: str | Path) -> list[Path]:
           [[k, SCORES[k], sel["auroc"][k], sel["auroc_own"].get(k)] for k in SCORES])
     table("coverage.csv", ["score", "coverage", "accuracy"],
           [[k, c, a] for k, curve in sel["coverage"].items() for c, a in curve])
+    own = sel["by_strategy"]
+    table("strategy_confidence.csv", ["strategy", "label", "score", "auroc_vs_own_correct",
+                                      "auroc_vs_name_only_correct"],
+          [[k, r["label"], r["score"], r["auroc"], r["auroc_name_correct"]] for k, r in own.items()])
+    table("strategy_coverage.csv", ["strategy", "coverage", "accuracy"],
+          [[k, c, a] for k, r in own.items() for c, a in r["coverage"]])
     table("per_class.csv", ["class", "images", *report.strategies],
           [[r["class"], r["images"], *[r[s] for s in report.strategies]] for r in data["per_class"]])
     table("confusions.csv", ["strategy", "true", "predicted", "count"],
@@ -75,6 +81,11 @@ def write_report(report: EvaluationReport, out_dir: str | Path) -> list[Path]:
     fig = plots.coverage_curves({SCORES[k]: v for k, v in sel["coverage"].items()},
                                 {SCORES[k]: sel["auroc"][k] for k in SCORES})
     path = out / "coverage.png"
+    fig.savefig(path, dpi=plots.DPI)
+    files.append(path)
+    fig = plots.strategy_coverage({r["label"]: r["coverage"] for r in own.values()},
+                                  {r["label"]: r["auroc"] for r in own.values()})
+    path = out / "strategy_coverage.png"
     fig.savefig(path, dpi=plots.DPI)
     files.append(path)
     return files
