@@ -154,30 +154,33 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
     def panel_values(run: backend.Run | None, index: int | None) -> tuple:
         p = backend.panels(config, run, index)
         if p is None:
-            return ("", "", "", "", "", "", "", "", "")
-        return (p.title, p.bars, p.verdict, p.consistency, p.views_html, p.wordnet, p.tree, p.tpt, p.tpt_bars)
+            return ("", "", "", "", "", "", "", "", "", "")
+        return (p.title, p.bars, p.verdict, p.consistency, p.views_html, p.wordnet, p.tree, p.tpt, p.tpt_bars,
+                p.methods)
 
-    def run_state(gallery, classes, strategies, templates, model_choice, top_k, consistency, views,
-                  rerank_all, wordnet_keep, low_confidence, rerank_top, descriptors, tpt_steps, tpt_views, senses,
-                  **control: Any) -> dict:
+    def run_state(gallery, classes, strategies, templates, model_choice, compare_model, top_k, consistency, views,
+                  rerank_all, wordnet_keep, low_confidence, rerank_top, descriptors, attributes, perception_temperature,
+                  tpt_steps, tpt_views, senses, **control: Any) -> dict:
         return backend.run(config, _paths(gallery), classes, strategies, templates=templates, model=model_choice,
-                           top_k=top_k, views=views, consistency=consistency, rerank_all=rerank_all, senses=senses,
+                           compare_model=compare_model, top_k=top_k, views=views, consistency=consistency,
+                           rerank_all=rerank_all, senses=senses,
                            tpt_steps=tpt_steps, tpt_views=tpt_views, wordnet_keep=wordnet_keep,
                            low_confidence=low_confidence, rerank_top=rerank_top, descriptors=descriptors,
+                           attributes=attributes, perception_temperature=perception_temperature,
                            **control).to_state()
 
-    def classify(gallery, classes, strategies, templates, model_choice, top_k, consistency, views,
-                 rerank_all, wordnet_keep, low_confidence, rerank_top, descriptors, tpt_steps, tpt_views, senses,
-                 request: gr.Request, progress=gr.Progress()) -> tuple:
+    def classify(gallery, classes, strategies, templates, model_choice, compare_model, top_k, consistency, views,
+                 rerank_all, wordnet_keep, low_confidence, rerank_top, descriptors, attributes, perception_temperature,
+                 tpt_steps, tpt_views, senses, request: gr.Request, progress=gr.Progress()) -> tuple:
         """A run from the page: progress with the time left, a Stop that ends it, and problems
         said in the status line (the page's outputs keep the last good result)."""
         session = _session(request)
         stop = CONTROL.current(session)
         began = time.perf_counter()
         try:
-            state = run_state(gallery, classes, strategies, templates, model_choice, top_k, consistency, views,
-                              rerank_all, wordnet_keep, low_confidence, rerank_top, descriptors, tpt_steps, tpt_views,
-                              senses, stop=stop, announce=gr.Info,
+            state = run_state(gallery, classes, strategies, templates, model_choice, compare_model, top_k, consistency,
+                              views, rerank_all, wordnet_keep, low_confidence, rerank_top, descriptors, attributes,
+                              perception_temperature, tpt_steps, tpt_views, senses, stop=stop, announce=gr.Info,
                               progress=lambda f, msg: progress(f, desc=msg))
         except Exception as e:
             return gr.skip(), problem(e, "classify")
@@ -215,7 +218,7 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
         by_class = backend.sense_choices(run.result)
         name = current_class if current_class in by_class else next(iter(by_class), None)
         senses_here = by_class.get(name or "", [])
-        return (backend.summary_html(run.result, selected), backend.model_notice(run.result.model), notes,
+        return (backend.run_summary(run, selected), backend.run_models(run), notes,
                 gr.update(choices=list(by_class), value=name),
                 gr.update(choices=senses_here, value=backend.sense_in_use(run.result, name)),
                 *panel_values(run, selected))
@@ -227,7 +230,7 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
         if run is None:
             return (*panel_values(None, None), 0, gr.skip())
         index = index if isinstance(index, int) and 0 <= index < len(run.result.images) else 0
-        return (*panel_values(run, index), index, backend.summary_html(run.result, index))
+        return (*panel_values(run, index), index, backend.run_summary(run, index))
 
     def select_image(state: dict | None, evt: gr.SelectData) -> tuple:
         return inspect(state, evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index)
@@ -263,6 +266,12 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
         return (p.summary, table(p.accuracy), table(p.low_confidence), table(p.auroc),
                 gr.update(value=p.coverage, visible=True), gr.update(value=p.strategy_coverage, visible=True),
                 table(p.per_class), table(p.confusions), gr.update(value=files, visible=True))
+
+    @user_errors
+    def load_descriptors(upload: str | None, classes: str) -> str:
+        text, message = backend.load_descriptors(config, upload, classes)
+        gr.Info(message)
+        return text
 
     def reset_sense_choices() -> dict:
         gr.Info("Sense choices cleared: the next Classify uses the default senses.")
@@ -317,6 +326,10 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
                         label="Model: a preset, or an open_clip name and tag (e.g. 'ViT-B-32 laion2b_s34b_b79k', "
                               "'hf-hub:ORG/REPO')",
                         choices=backend.model_choices(config), value=model, allow_custom_value=True)
+                    compare_model = gr.Dropdown(
+                        label="Compare with a second model (side by side; both must fit the server's memory)",
+                        choices=[("none", ""), *backend.model_choices(config)], value="", allow_custom_value=True,
+                        elem_id="compare-model")
                     with gr.Accordion("Advanced settings", open=False):
                         top_k = gr.Slider(1, backend.MAX_TOP_K, value=5, step=1,
                                           label="Top-k classes shown per strategy")
@@ -332,6 +345,14 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
                                   "descriptor', or the JSON object DCLIP and CuPL publish", lines=3,
                             placeholder="cat: whiskers; pointed ears; a long tail\ndog: a wet nose; floppy ears",
                             elem_id="descriptors")
+                        descriptor_file = gr.UploadButton("Load descriptors from a file (.json, .txt)",
+                                                          file_types=[".json", ".txt"], type="filepath", size="sm",
+                                                          elem_id="descriptor-file")
+                        attributes = gr.Textbox(
+                            label="PerceptionCLIP: contextual attributes, 'attribute: value, value' per line "
+                                  "('-' adds nothing)", lines=2, value=backend.attributes_text(), elem_id="attributes")
+                        perception_temperature = gr.Slider(0.5, 10, value=backend.TEMPERATURE, step=0.5,
+                                                           label="PerceptionCLIP: temperature of p(z|x)")
                         tpt_steps = gr.Slider(0, 20, value=1, step=1, label="TPT: tuning steps")
                         tpt_views = gr.Slider(8, LIMITS.tpt_views, value=min(64, LIMITS.tpt_views), step=8,
                                               label="TPT: views (random crops + the original)")
@@ -359,17 +380,22 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
                     with gr.Row():
                         apply_sense = gr.Button("Re-run with this sense", elem_id="apply-sense")
                         reset_senses = gr.Button("Reset senses", elem_id="reset-senses")
-            with gr.Column():
-                gr.Markdown("## Test-time prompt tuning: before and after")
-                tpt_md = gr.Markdown()
-                tpt_bars = gr.HTML(elem_id="tpt-bars")
+            with gr.Row(equal_height=False):
+                with gr.Column():
+                    gr.Markdown("## Test-time prompt tuning: before and after")
+                    tpt_md = gr.Markdown()
+                    tpt_bars = gr.HTML(elem_id="tpt-bars")
+                with gr.Column(elem_id="methods"):
+                    gr.Markdown("## The other methods: why each decided")
+                    methods_md = gr.Markdown(elem_id="methods-why")
             with gr.Accordion("How it works", open=False):
                 gr.Markdown(HOW_IT_WORKS)
 
-            panel_outputs = [title, bars, verdict, consistency_md, view_grid, wordnet_md, tree, tpt_md, tpt_bars]
-            run_inputs = [gallery, classes, strategies, templates, model_choice, top_k, consistency, views,
-                          rerank_all, wordnet_keep, low_confidence, rerank_top, descriptors, tpt_steps, tpt_views,
-                          senses]
+            panel_outputs = [title, bars, verdict, consistency_md, view_grid, wordnet_md, tree, tpt_md, tpt_bars,
+                             methods_md]
+            run_inputs = [gallery, classes, strategies, templates, model_choice, compare_model, top_k, consistency,
+                          views, rerank_all, wordnet_keep, low_confidence, rerank_top, descriptors, attributes,
+                          perception_temperature, tpt_steps, tpt_views, senses]
             # Runs only set the state (and say how they went); its change event draws everything,
             # whether the run came from the button, the sense picker or a cached example.
             # Page events are private (api_name set so that they do not take the API's names).
@@ -386,6 +412,7 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
             rerun_event.then(idle("Classify"), None, [run, stop], js=FRESH_JS, queue=False, api_visibility="private")
             stop.click(stop_session, None, [run, stop], queue=False, api_visibility="private")
             gallery.upload(check_upload, gallery, gallery, api_visibility="private")
+            descriptor_file.upload(load_descriptors, [descriptor_file, classes], descriptors, api_visibility="private")
             gallery.select(select_image, [state], [*panel_outputs, selected, summary], api_visibility="private")
             summary.click(select_row, [state], [*panel_outputs, selected, summary], api_visibility="private")
             preset.input(user_errors(backend.keep_classes), [preset, classes], classes, api_visibility="private")
@@ -470,14 +497,18 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
                          templates: str = "", top_k: int = 5, consistency: bool = False, views: str = "",
                          rerank_all: bool = False, senses: str = "", tpt_steps: int = 1, tpt_views: int = 64,
                          model: str = "", wordnet_keep: float = 0.4, low_confidence: str = "binary",
-                         rerank_top: int = 5, descriptors: str = "") -> dict:
-            """Classify images against class names; returns the result as JSON (schema zsdemo.classify/1)."""
+                         rerank_top: int = 5, descriptors: str = "", attributes: str = "",
+                         perception_temperature: float = 3.0, compare_model: str = "") -> dict:
+            """Classify images against class names; returns the result as JSON (schema zsdemo.classify/1),
+            with the same request on ``compare_model`` under "compared" when one is named."""
             # Raw values: the backend checks every one (a string is not an uploaded file).
             run = backend.run(config, images, classes, strategies, templates=templates, model=model, top_k=top_k,
                               views=views or None, consistency=consistency, rerank_all=rerank_all, senses=senses,
                               tpt_steps=tpt_steps, tpt_views=tpt_views, wordnet_keep=wordnet_keep,
-                              low_confidence=low_confidence, rerank_top=rerank_top, descriptors=descriptors)
-            return run.result.to_dict()
+                              low_confidence=low_confidence, rerank_top=rerank_top, descriptors=descriptors,
+                              attributes=attributes, perception_temperature=perception_temperature,
+                              compare_model=compare_model)
+            return run.to_dict()
 
         def wordnet_api(classes: str, senses: str = "") -> list[dict]:
             """The WordNet reading of each class name: senses, the one used and why, parent, children."""
@@ -489,11 +520,13 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
 
         def evaluate_api(archive: FileData, strategies: str = "name,photo,clip80,hierarchy", views: str = "all",
                          rerank_all: bool = False, model: str = "", wordnet_keep: float = 0.4,
-                         low_confidence: str = "binary", rerank_top: int = 5, descriptors: str = "") -> dict:
+                         low_confidence: str = "binary", rerank_top: int = 5, descriptors: str = "",
+                         attributes: str = "", perception_temperature: float = 3.0) -> dict:
             """Evaluate a .zip of labelled images (ImageFolder or labels.csv); returns the report as JSON."""
             return backend.evaluate_upload(config, archive, strategies, views=views, rerank_all=rerank_all,
                                            model=model, wordnet_keep=wordnet_keep, low_confidence=low_confidence,
-                                           rerank_top=rerank_top, descriptors=descriptors).to_dict()
+                                           rerank_top=rerank_top, descriptors=descriptors, attributes=attributes,
+                                           perception_temperature=perception_temperature).to_dict()
 
         gr.api(user_errors(classify_api), api_name="classify", concurrency_id="model")
         gr.api(user_errors(evaluate_api), api_name="evaluate", concurrency_limit=1, concurrency_id="evaluate")

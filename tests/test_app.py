@@ -247,7 +247,12 @@ def test_evaluation_tab_backend(labelled_zip, tmp_path):
     assert "&lt;b&gt;bad&lt;/b&gt;" in p.summary and "<b>" not in p.summary       # names shown as text
     assert [row[0] for row in p.accuracy[1]] == ["Name only", "CLIP-80 ensemble", "WordNet re-ranking"]
     assert p.low_confidence[1][0][0].startswith("WordNet re-ranking")
-    assert len(p.auroc[1]) == len(SCORES) and isinstance(p.coverage, Figure)
+    # The paper's confidence scores, then each strategy's own top-1 probability.
+    assert len(p.auroc[1]) == len(SCORES) + 3 and isinstance(p.coverage, Figure)
+    assert [r[0] for r in p.auroc[1][len(SCORES):]] == [
+        "max softmax, Name only (its own)", "max softmax, CLIP\\-80 ensemble (its own)",
+        "max softmax, WordNet re\\-ranking (its own)"]
+    assert isinstance(p.strategy_coverage, Figure)
     assert [r[0] for r in p.per_class[1]] == ["astronaut", "tabby cat"]      # folder order
     assert {Path(f).name for f in files} >= {"report.json", "accuracy.csv", "coverage.png"}
     report = json.loads(Path(files[0]).read_text())

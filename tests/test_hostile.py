@@ -452,13 +452,20 @@ def test_api_wrong_types_for_classes(live_app, cat_path, raw, expect):
     ("wordnet_keep", "7", "above 0 and at most 1"), ("low_confidence", "[1]", "low_confidence must be text"),
     ("low_confidence", '"s_t<2"', "Unknown low-confidence rule"), ("rerank_top", "2.5", "re-rank top-k must be"),
     ("descriptors", "[1]", "descriptors must be text"), ("descriptors", '"{\\"cat\\": 5}"', "must be a list of text"),
+    ("attributes", "[1]", "attributes must be text"), ("attributes", '"orientation"', "has no ':'"),
+    ("attributes", '"a: 1,2,3,4,5; b: 1,2,3,4,5; c: 1,2,3,4,5; d: 1,2,3,4,5"', "625 combinations"),
+    ("perception_temperature", "NaN", "temperature must be a finite number"),
+    ("perception_temperature", "0", "temperature must be a number from"),
+    ("compare_model", "[1]", "compare_model must be text"), ("compare_model", '"ViT-L-14"', "no pretrained tag"),
+    ("compare_model", '"local-dir:/etc"', "only be chosen by whoever starts the server"),
 ])
 def test_api_wrong_types_get_their_own_message(live_app, cat_path, field, raw, expect):
     _raw_call(live_app, cat_path, {field: raw}, expect)
 
 
 ARGS = ("images", "classes", "strategies", "templates", "top_k", "consistency", "views", "rerank_all", "senses",
-        "tpt_steps", "tpt_views", "model", "wordnet_keep", "low_confidence", "rerank_top", "descriptors")
+        "tpt_steps", "tpt_views", "model", "wordnet_keep", "low_confidence", "rerank_top", "descriptors", "attributes",
+        "perception_temperature", "compare_model")
 
 
 def _raw_call(live_app: str, cat_path: Path, raw: dict[str, str], expect: str) -> None:
@@ -472,7 +479,8 @@ def _raw_call(live_app: str, cat_path: Path, raw: dict[str, str], expect: str) -
     values = {"images": image, "classes": '"cat, dog"', "strategies": '"name,tpt"', "templates": '""',
               "top_k": "5", "consistency": "false", "views": '""', "rerank_all": "false", "senses": '""',
               "tpt_steps": "1", "tpt_views": "8", "model": '""', "wordnet_keep": "0.4", "low_confidence": '"binary"',
-              "rerank_top": "5", "descriptors": '""', **raw}
+              "rerank_top": "5", "descriptors": '""', "attributes": '""', "perception_temperature": "3",
+              "compare_model": '""', **raw}
     body = '{"data": [' + ", ".join(values[a] for a in ARGS) + "]}"
     event = httpx.post(f"{base}/call/classify", content=body, headers={"content-type": "application/json"})
     assert event.status_code == 200, event.text

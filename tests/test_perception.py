@@ -46,3 +46,80 @@ def test_the_strategy_matches_an_independent_computation(tiny, cat_path):
     assert sum(d.attributes["quality"].values()) == pytest.approx(1.0)
     assert d.most_likely_prob == pytest.approx(float(pz.max()), abs=1e-6)
     assert type(result).from_dict(result.to_dict()).images[0].strategies["perception"].details == d
+
+
+def test_user_attributes_and_temperature_against_an_independent_computation(tiny, cat_path):
+    """Attributes the user writes ('-' adds nothing) make the prompts; the temperature is step 1's."""
+    text = "orientation: -, upside-down, rotated\nbackground: -, on a white background"
+    result = classify(tiny, [cat_path], ", ".join(CLASSES), "perception", cache=None,
+                      perception={"attributes": text, "temperature": 1.5})
+    r = result.images[0].strategies["perception"]
+    prompts = ["a photo of a {}.", "a photo of a {}, on a white background.", "a photo of a {}, upside-down.",
+               "a photo of a {}, upside-down, on a white background.", "a photo of a {}, rotated.",
+               "a photo of a {}, rotated, on a white background."]
+    image = embed_images(tiny, [load_image(cat_path)])[0]
+    f = torch.stack([tiny.logit_scale * encode_prompts(tiny, [fill(t, c) for t in prompts]) @ image
+                     for c in CLASSES]).double()[None]
+    weights = torch.logsumexp(f[0] / 1.5, dim=0).softmax(dim=0)                       # p(z|x), written out
+    want = (f[0].softmax(dim=0) * weights).sum(dim=1)
+    assert r.probs == pytest.approx(want.tolist(), abs=1e-5)
+    d = r.details
+    assert d.temperature == 1.5 and list(d.attributes) == ["orientation", "background"]
+    assert list(d.attributes["orientation"]) == ["normal", "upside-down", "rotated"]
+    assert d.attributes["orientation"]["upside-down"] == pytest.approx(float(weights[2] + weights[3]), abs=1e-6)
+
+
+@pytest.mark.parametrize("text", [
+    '{"orientation": ["", "upside-down", "rotated"]}',
+    '{"orientation": {"normal": "", "upside-down": "upside-down", "rotated": "rotated"}}',
+    "orientation: -, upside-down, rotated",
+    "orientation : - ,upside-down,  rotated ;",
+])
+def test_the_attribute_forms_agree(text):
+    assert perception.parse_attributes(text) == {"orientation": {"normal": "", "upside-down": "upside-down",
+                                                                 "rotated": "rotated"}}
+
+
+@pytest.mark.parametrize("text, message", [
+    ("orientation", "has no ':'"),
+    ("orientation: upside-down", "at least two values"),
+    ('{"orientation": 5}', "must be a list of words"),
+    ('{"orientation": [1, 2]}', "must be text"),
+    ('{"orientation": ', "not valid JSON"),
+    ("a: 1, 2; b: 1, 2; c: 1, 2; d: 1, 2; e: 1, 2", "at most 4"),
+    ("a: " + ", ".join(str(k) for k in range(13)), "at most 12"),
+    ("a: 1,2,3,4,5; b: 1,2,3,4,5; c: 1,2,3,4,5; d: 1,2,3", "375 combinations"),
+    ("a: x, {y}", "braces"),
+    ("a: x, y; a: z, w", "given twice"),
+    ("a: x, " + "y" * 61, "longer than 60"),
+])
+def test_bad_attributes_get_a_clear_message(text, message):
+    from zsdemo.errors import InputError
+
+    with pytest.raises(InputError, match=message):
+        perception.parse_attributes(text)
+
+
+def test_default_attributes_are_the_papers_and_round_trip_through_text():
+    assert perception.parse_attributes(None) == perception.ATTRIBUTES
+    assert perception.parse_attributes(perception.attributes_text()) == perception.ATTRIBUTES
+
+
+@pytest.mark.parametrize("t", [0.0, -1, float("nan"), float("inf"), 1000, True])
+def test_bad_temperatures_are_refused(t):
+    from zsdemo.errors import InputError
+
+    with pytest.raises(InputError, match="temperature"):
+        perception.parse_settings(temperature=t)
+
+
+def test_the_command_line_takes_attributes(cat_path, capsys):
+    from zsdemo.cli import main
+
+    code = main(["classify", str(cat_path), "--classes", "cat, dog", "--strategies", "perception", "--model",
+                 "tiny-random", "--device", "cpu", "--attributes", "orientation: -, upside-down, rotated",
+                 "--perception-temperature", "2", "--json"])
+    assert code == 0
+    import json
+    details = json.loads(capsys.readouterr().out)["images"][0]["strategies"]["perception"]["details"]
+    assert list(details["attributes"]) == ["orientation"] and details["temperature"] == 2.0

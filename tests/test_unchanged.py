@@ -30,6 +30,8 @@ ADDED = {
     "dataset", "paper_comparison",                             # issue 16: the paper's datasets
     "arena",                                                   # issue 17: strategies pairwise
     "by_strategy", "confidence",                               # issue 17: every strategy's own confidence
+    "perception",                                              # issue 17: PerceptionCLIP's settings
+    "logit_bias",                                              # issue 17: a sigmoid model's bias (SigLIP)
 }
 
 

@@ -100,14 +100,22 @@ def _add_hierarchy_args(p: argparse.ArgumentParser) -> None:
 
 
 def _method_options(args: argparse.Namespace) -> dict[str, object]:
+    perception = {"attributes": args.attributes, "temperature": args.perception_temperature}
     return dict(wordnet_keep=args.wordnet_keep, low_confidence=args.low_confidence, rerank_top=args.rerank_top,
-                descriptors=_read_descriptors(args.descriptors))
+                descriptors=_read_descriptors(args.descriptors),
+                perception={k: v for k, v in perception.items() if v is not None} or None)
 
 
 def _add_descriptor_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--descriptors", default=None, metavar="FILE",
                    help="descriptors per class for dclip, cupl and cupl80: the JSON object DCLIP and CuPL publish "
                         "({class: [descriptor, ...]}), or lines 'class: descriptor; descriptor'")
+    p.add_argument("--attributes", default=None, metavar="TEXT",
+                   help="perception: contextual attributes, 'name: value, value' separated by ';' or new lines, "
+                        "'-' for the value that adds nothing, e.g. 'orientation: -, upside-down, rotated' "
+                        "(default: the paper's ImageNet condition and quality)")
+    p.add_argument("--perception-temperature", type=float, default=None, metavar="T",
+                   help="perception: the temperature of step 1, p(z|x) (default 3, the paper's)")
 
 
 def _read_descriptors(path: str | None) -> str | None:

@@ -27,7 +27,9 @@ from .errors import ImageError, InputError, ModelLoadError
 from .evaluation import EvaluationReport, evaluate, evaluation_request
 from .feature_store import DEFAULT_DIR as DEFAULT_FEATURE_CACHE
 from .feature_store import FeatureStore
-from .files import UploadPolicy, display_name
+from .descriptors import MAX_CHARS as DESCRIPTOR_CHARS
+from .descriptors import parse_descriptors
+from .files import UploadPolicy, display_name, read_text
 from .images import load_image
 from .labelled import open_zip
 from .limits import LIMITS
@@ -56,6 +58,7 @@ from .progress import SLOW_SECONDS, count, track
 from .report import write_report
 from .results import ClassificationResult
 from .strategies import STRATEGIES, chosen, parse_strategies
+from .strategies.perception import TEMPERATURE, attributes_text  # noqa: F401
 from .strategies.tpt import MAX_STEPS
 from .views import DEFAULT_VIEWS, FLIP_VIEW, VIEW_LABELS, VIEWS
 from .warmup import Example, WarmUp
@@ -95,10 +98,21 @@ class AppConfig:
 class Run:
     result: ClassificationResult
     paths: list[str] = field(default_factory=list)
+    compared: ClassificationResult | None = None     # the same request on a second model
 
     # The page keeps a run as JSON: Gradio can then store it with the cached examples.
     def to_state(self) -> dict[str, Any]:
-        return {"result": self.result.to_dict(), "paths": list(self.paths)}
+        state = {"result": self.result.to_dict(), "paths": list(self.paths)}
+        if self.compared is not None:
+            state["compared"] = self.compared.to_dict()
+        return state
+
+    def to_dict(self) -> dict[str, Any]:
+        """The API's answer: the result, and the second model's under "compared" when there is one."""
+        out = self.result.to_dict()
+        if self.compared is not None:
+            out["compared"] = self.compared.to_dict()
+        return out
 
     @classmethod
     def from_state(cls, state: dict[str, Any] | None) -> "Run | None":
@@ -107,7 +121,12 @@ class Run:
         # The state may come back from the browser (cached examples), so it may be forged.
         try:
             paths = [str(p) for p in state["paths"]]
-            return cls(ClassificationResult.from_dict(state["result"]), paths)
+            compared = state.get("compared")
+            run = cls(ClassificationResult.from_dict(state["result"]), paths,
+                      ClassificationResult.from_dict(compared) if compared is not None else None)
+            if run.compared is not None and len(run.compared.images) != len(run.result.images):
+                raise ValueError("the two models' results cover different images")
+            return run
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise InputError(f"This page's last result could not be read back ({e}); press Classify again.") from None
 
@@ -208,15 +227,20 @@ def keep_classes(preset: str | None, current: str | None) -> str:
 
 
 def pick_model(config: AppConfig, choice: str | None) -> models.LoadedModel:
-    """The server's model, a preset, or an open_clip spec typed as ``ARCH TAG`` / ``hf-hub:ORG/REPO``.
+    """The server's model, a preset, or an open_clip spec typed as ``ARCH TAG`` / ``hf-hub:ORG/REPO``."""
+    return models.get_model(*model_choice(config, choice), config.device)
+
+
+def model_choice(config: AppConfig, choice: str | None, what: str = "model") -> tuple[str, str | None]:
+    """The (model, pretrained) a visitor's choice names, checked before anything loads.
 
     Files on the server (checkpoints, ``local-dir:``) can be named only when starting the server:
     a page visitor must not make the server read arbitrary paths. A bare architecture would run
     with random weights (and may be huge): refused unless the operator allowed it.
     """
-    choice = arguments.text(choice, "model").strip()
+    choice = arguments.text(choice, what).strip()
     if not choice or choice == config.model:
-        return models.get_model(config.model, config.pretrained, config.device)
+        return config.model, config.pretrained
     if len(choice) > 300:
         raise ModelLoadError("A model name is at most 300 characters: pick a preset or 'ARCH TAG'.")
     name, _, tag = choice.partition(" ")
@@ -233,7 +257,7 @@ def pick_model(config: AppConfig, choice: str | None) -> models.LoadedModel:
             f"{name[:80]!r} has no pretrained tag: it would run with random weights and predict nothing "
             "useful. Pick a preset, or add a pretrained tag such as 'ViT-B-32 laion2b_s34b_b79k' "
             "(open_clip's list of pretrained models names the tags).")
-    return models.get_model(name, tag, config.device)
+    return name, tag
 
 
 def _tpt_settings(steps: object, views: object) -> dict[str, Any]:
@@ -268,6 +292,9 @@ def run(
     low_confidence: str | None = None,
     rerank_top: int | float | None = None,
     descriptors: str | None = None,
+    attributes: str | None = None,
+    perception_temperature: float | None = None,
+    compare_model: str | None = None,
 ) -> Run:
     """Validate everything (fast, before a model loads), then classify every image.
 
@@ -290,18 +317,39 @@ def run(
         rerank_all=arguments.flag(rerank_all, "rerank_all"), senses=arguments.text_or_mapping(senses, "senses") or None,
         tpt=_tpt_settings(tpt_steps, tpt_views), **_hierarchy_options(wordnet_keep, low_confidence, rerank_top),
         descriptors=arguments.text(descriptors, "descriptors") if descriptors is not None else None,
+        perception=_perception_options(attributes, perception_temperature),
     )
+    first = model_choice(config, model)
+    second = model_choice(config, compare_model, "compare_model") if compare_model else None
+    if second == first:
+        second = None            # the same model twice compares nothing
     with track(progress, stop) as tracker:
-        tracker.stage(0.0, 0.0, "loading the model" if model_is_loaded(config, model) else
+        if second is not None:
+            models.check_fit_together([first, second], config.device)
+        chosen = [first] if second is None else [first, second]
+        loading = all(models.REGISTRY.has(m, t, config.device) for m, t in chosen)
+        tracker.stage(0.0, 0.0, "loading the model" + ("s" if second else "") if loading else
                       "loading the model (its first use on this server: this can take a minute)")
-        loaded = pick_model(config, model)
-        work = estimate(loaded, len(files), request)
-        if announce and work.known and work.total >= SLOW_SECONDS:
-            announce(f"This run will take {work.summary()}.")
-        elif announce and not work.known and work.prompts >= SLOW_PROMPTS:
-            announce(f"This run may take a while: {work.summary()}.")
+        loaded = [models.get_model(m, t, config.device) for m, t in chosen]
+        work = [estimate(m, len(files), request) for m in loaded]
+        seconds = sum(w.total for w in work)
+        if announce and all(w.known for w in work) and seconds >= SLOW_SECONDS:
+            announce(f"This run will take {' + '.join(w.summary() for w in work)}.")
+        elif announce and not all(w.known for w in work) and sum(w.prompts for w in work) >= SLOW_PROMPTS:
+            announce(f"This run may take a while: {' + '.join(w.summary() for w in work)}.")
         names = [display_name(f) for f in files]
-        return Run(classify_request(loaded, files, request, names=names, work=work), files)
+        results = []
+        for k, (m, w) in enumerate(zip(loaded, work)):
+            # Each model fills its share of one bar, in proportion to its work.
+            lo = sum(x.total for x in work[:k]) / max(seconds, 1e-9)
+            hi = sum(x.total for x in work[:k + 1]) / max(seconds, 1e-9)
+            part = _part(progress, lo, hi, m.spec.display) if progress is not None and second else None
+            results.append(classify_request(m, files, request, names=names, work=w, progress=part))
+        return Run(results[0], files, results[1] if second else None)
+
+
+def _part(report: Progress, lo: float, hi: float, label: str) -> Progress:
+    return lambda f, message: report(lo + (hi - lo) * f, f"{label}: {message}")
 
 
 def done_message(state: dict[str, Any], seconds: float) -> str:
@@ -354,6 +402,21 @@ def check_uploads(config: AppConfig, items: Sequence[object]) -> tuple[list[str]
     return kept, refused
 
 
+def run_summary(state: Run, selected: int | None) -> str:
+    """The summary table of a run: one column of top-1s per model when two were compared."""
+    return summary_html(state.result, selected, state.compared)
+
+
+def run_models(state: Run) -> str:
+    """The line about the model (each model, when two were compared)."""
+    if state.compared is None:
+        return model_notice(state.result.model)
+    return "\n\n".join([model_notice(state.result.model), model_notice(state.compared.model),
+                         f"Two models side by side: the summary and the bars show both; the panels below "
+                         f"(consistency, WordNet, TPT, the methods' reasons) are those of "
+                         f"{md(state.result.model.get('label', 'the first model'))}."])
+
+
 def panels(config: AppConfig, state: Run | None, index: int | None) -> ImagePanels | None:
     """The panels of one image of the last run (the first when ``index`` is out of range)."""
     if state is None or not state.result.images:
@@ -367,7 +430,7 @@ def panels(config: AppConfig, state: Run | None, index: int | None) -> ImagePane
             image = load_image(config.uploads.check(state.paths[index])).image
         except (ImageError, InputError):
             image = None  # gone since the run, or not a file this server was sent: no thumbnails
-    return image_panels(state.result, index, image)
+    return image_panels(state.result, index, image, state.compared)
 
 
 def choose_sense(chosen: dict[str, str] | None, classname: str | None, synset: str | None) -> dict[str, str]:
@@ -397,6 +460,28 @@ def _hierarchy_options(wordnet_keep: object, low_confidence: object, rerank_top:
     return dict(wordnet_keep=wordnet_keep, low_confidence=rule, rerank_top=rerank_top)
 
 
+def load_descriptors(config: AppConfig, upload: object, classes: object) -> tuple[str, str]:
+    """An uploaded descriptors file (DCLIP/CuPL JSON or 'class: d; d' lines) as the box's text,
+    checked against the class box now, and a line saying how much of it matched."""
+    path = config.uploads.check(upload, "the descriptors file")
+    text = read_text(path, "The descriptors file", DESCRIPTOR_CHARS * 4)
+    if len(text) > DESCRIPTOR_CHARS:
+        raise InputError(f"The descriptors file has {len(text):,} characters; at most {DESCRIPTOR_CHARS:,} are "
+                         "allowed. Keep only the classes you classify.")
+    names = parse_classnames(arguments.text(classes, "classes")).names if arguments.text(classes, "classes") else ()
+    found = parse_descriptors(text, names)
+    if not names:
+        return text, "Descriptors loaded; type the class names to match them."
+    covered = sum(bool(found.of(c)) for c in names)
+    extra = f"; {len(found.unmatched)} entries name other classes (ignored)" if found.unmatched else ""
+    return text, f"Descriptors loaded: {found.count():,} for {covered} of the {len(names)} classes{extra}."
+
+
+def _perception_options(attributes: object, temperature: object) -> dict[str, object]:
+    return {"attributes": arguments.text(attributes, "attributes") if attributes is not None else None,
+            "temperature": arguments.number(temperature, "PerceptionCLIP temperature", TEMPERATURE)}
+
+
 def eval_strategy_choices() -> list[tuple[str, str]]:
     """The evaluation tab's strategies: all but those that learn per image (TPT; the CLI offers them)."""
     return [(s.label, s.id) for s in STRATEGIES.values() if not s.tunes_per_image]
@@ -406,7 +491,8 @@ def evaluate_upload(config: AppConfig, upload: object, strategies: str | Sequenc
                     views: str = "all", rerank_all: bool = False, model: str | None = None,
                     progress: Progress | None = None, stop: threading.Event | None = None,
                     wordnet_keep: object = None, low_confidence: object = None,
-                    rerank_top: object = None, descriptors: object = None) -> EvaluationReport:
+                    rerank_top: object = None, descriptors: object = None, attributes: object = None,
+                    perception_temperature: object = None) -> EvaluationReport:
     """Evaluate an uploaded zip of labelled images (the tab and the ``/evaluate`` API)."""
     if not upload:
         raise InputError("Upload a .zip of labelled images first: one folder per class (ImageFolder), "
@@ -433,6 +519,7 @@ def evaluate_upload(config: AppConfig, upload: object, strategies: str | Sequenc
         options = _hierarchy_options(wordnet_keep, low_confidence, rerank_top)
         if descriptors is not None:
             options["descriptors"] = arguments.text(descriptors, "descriptors")
+        options["perception"] = _perception_options(attributes, perception_temperature)
         return _evaluate_zip(config, upload, loaded, list(strategies), views, rerank_all, progress, options)
 
 

@@ -20,6 +20,7 @@ import torch
 from .classnames import clean_name
 from .errors import InputError
 from .limits import LIMITS
+from .markup import md
 
 MAX_CHARS = 2_000_000            # of the whole text: DCLIP's ImageNet file is about 1 MB
 # zsdemo's own descriptors for the page's examples and class presets (written for this project),
@@ -188,3 +189,18 @@ def class_mean(values: torch.Tensor, owner: torch.Tensor, counts: torch.Tensor, 
     shape[dim] = len(counts)
     sums = torch.zeros(shape, device=values.device, dtype=values.dtype).index_add_(dim, owner, values)
     return sums / counts.view([-1 if k == dim else 1 for k in range(values.dim())])
+
+
+def explain_markdown(details: DescriptorDetails, unit: str, score: str, shown: int = 4) -> str:
+    """The page's account of a descriptor method's decision: for each top class, its ``unit``s
+    (phrases, sentences) that matched the image best, with their cosines."""
+    lines = []
+    for k, c in enumerate(details.classes[:3]):
+        name = f"**{md(c['class_name'])}**" if k == 0 else md(c["class_name"])
+        if not c["described"]:
+            lines.append(f"- {name} ({score} {c['score']:.3f}): no {unit}s for this class, its bare name was used")
+            continue
+        best = "; ".join(f"{md(x['text'])} ({x['cosine']:.3f})" for x in c["phrases"][:shown])
+        more = len(c["phrases"]) - shown
+        lines.append(f"- {name} ({score} {c['score']:.3f}): {best}" + (f"; and {more} more" if more > 0 else ""))
+    return "\n".join(lines)

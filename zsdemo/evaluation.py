@@ -131,13 +131,14 @@ def evaluation_request(
     low_confidence: str | LowConfidenceRule | None = None,
     rerank_top: int | None = None,
     descriptors: str | dict[str, Any] | None = None,
+    perception: dict[str, Any] | None = None,
 ) -> Request:
     """The request that evaluates ``data``: its classes, the consistency check always on, top-5;
     checked once here (before a model loads), then handed to ``evaluate``."""
     request = prepare_request(data.classes, strategies or DEFAULT_STRATEGIES, templates, TOP_K,
                               consistency=True, views=views, rerank_all=rerank_all, senses=senses, tpt=tpt,
                               wordnet_keep=wordnet_keep, low_confidence=low_confidence, rerank_top=rerank_top,
-                              descriptors=descriptors)
+                              descriptors=descriptors, perception=perception)
     if request.needs_wordnet:
         # Classes read from WordNet ids use exactly those senses (the user's choices still win).
         # Added after the checks: without WordNet the hierarchy falls back to bare names and says so.
@@ -176,7 +177,9 @@ def evaluate(
                   "rerank_all": request.rerank_all, "batch_size": batch_size, "top_k": TOP_K,
                   "senses": request.senses, "templates": list(request.custom_templates),
                   "feature_cache": store is not None, "wordnet_keep": request.wordnet_keep,
-                  "low_confidence": str(request.low_confidence), "rerank_top": request.rerank_top},
+                  "low_confidence": str(request.low_confidence), "rerank_top": request.rerank_top,
+                  "perception": {"attributes": request.perception.attributes,
+                                 "temperature": request.perception.temperature}},
         classes=list(request.classnames), strategies=evaluated, records=[],
         warnings=list(request.warnings) + ([missing] if missing else []), sparsity=sparsity,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 TINY_ARCH = "zsdemo-tiny"
+TINY_SIGMOID_ARCH = "zsdemo-tiny-sigmoid"     # the same with a logit bias, as SigLIP has
 TINY_SEED = 0
 
 
@@ -29,8 +30,12 @@ PRESETS: dict[str, ModelPreset] = {
                     "open weights trained on LAION-2B"),
         ModelPreset("openai-l14", "CLIP ViT-L/14 (OpenAI)", "ViT-L-14-quickgelu", "openai",
                     "most accurate here; use a GPU"),
+        ModelPreset("siglip-b16", "SigLIP ViT-B/16 (WebLI)", "ViT-B-16-SigLIP", "webli",
+                    "trained with a sigmoid per class: the page shows its sigmoid scores too"),
         ModelPreset("tiny-random", "tiny model, RANDOM weights (tests only)", TINY_ARCH, None,
                     "untrained: predictions are meaningless; for tests and offline UI work"),
+        ModelPreset("tiny-random-sigmoid", "tiny sigmoid model, RANDOM weights (tests only)", TINY_SIGMOID_ARCH,
+                    None, "untrained, with a logit bias as SigLIP has; for tests"),
     )
 }
 DEFAULT_PRESET = "openai-b32"

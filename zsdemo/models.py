@@ -16,7 +16,7 @@ import threading
 import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 
@@ -142,6 +142,13 @@ class LoadedModel:
     def logit_scale(self) -> float:
         return float(self.model.logit_scale.detach().float().exp().item())
 
+    @property
+    def logit_bias(self) -> float | None:
+        """A sigmoid-trained model's bias (SigLIP): p(class) = sigmoid(logit_scale x cos + bias),
+        each class on its own. None for a softmax-trained (contrastive) model."""
+        bias = getattr(self.model, "logit_bias", None)
+        return None if bias is None else float(bias.detach().float().item())
+
     def autocast(self) -> contextlib.AbstractContextManager:
         # Weights stay fp32; on CUDA the matmuls run in fp16 under autocast, which keeps
         # TPT's gradients stable while using the tensor cores.
@@ -169,6 +176,7 @@ class LoadedModel:
             "device": str(self.device),
             "precision": self.precision,
             "random_weights": self.random_weights,
+            "logit_bias": self.logit_bias,
         }
 
 
@@ -277,6 +285,23 @@ def check_fits(name: str, label: str, dev: torch.device) -> None:
             f"{free / 2**30:.1f} GB is free on {dev}: choose a smaller model or free memory first.",
             cli=" (`zsdemo models` lists the presets)", page=" (a preset, for example)",
         )
+
+
+def check_fit_together(chosen: Sequence[tuple[str, str | None]], device: str | None = None) -> None:
+    """Refuse models that are to run side by side when those not loaded yet would not fit the
+    memory left together: said before anything loads (each alone may fit)."""
+    dev = pick_device(device)
+    pending = [resolve_spec(m, t) for m, t in chosen if not REGISTRY.has(m, t, device)]
+    sizes = [parameter_bytes(spec.name) for spec in pending]
+    free = free_memory(dev)
+    if len(pending) < 2 or free is None or any(size is None for size in sizes):
+        return                  # one to load: load_model's own check says it
+    need = sum(int(size * LOAD_FACTOR.get(dev.type, 2.0)) for size in sizes) + LOAD_MARGIN_BYTES
+    if need > free:
+        raise ModelLoadError(
+            f"{' and '.join(repr(s.display) for s in pending)} side by side need about {need / 2**30:.1f} GB of "
+            f"memory and only {free / 2**30:.1f} GB is free on {dev}: compare with a smaller model, or one that "
+            "is already loaded (the server's own).")
 
 
 def load_model(spec: ModelSpec, device: str | None = None, precision: str | None = None) -> LoadedModel:

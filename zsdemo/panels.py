@@ -7,9 +7,8 @@ glosses come from users or data files and must show as text, never as markup.
 from __future__ import annotations
 
 import base64
-import html as _html
 import io
-import re
+import math
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -19,6 +18,7 @@ from PIL import Image
 from . import plots
 from .consistency import GROUP_LABELS, ConsistencyDetails
 from .evaluation import SCORES, EvaluationReport
+from .markup import code, html, md  # noqa: F401
 from .progress import count
 from .results import ClassificationResult, ImageResult, StrategyResult, verdict
 from .strategies import STRATEGIES
@@ -27,24 +27,6 @@ from .strategies.tpt import TPTDetails
 from .views import VIEW_LABELS, make_view
 
 THUMBNAIL = 160
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>])")
-
-
-def md(text: Any) -> str:
-    """Text shown literally inside Markdown: HTML escaped, Markdown punctuation backslashed, and
-    never autolinked (the page's Markdown links bare "http://..." and e-mail addresses, backslashes
-    and all): the ":" of "://" and the "@" are written as entities, which show the same."""
-    escaped = _MD_SPECIAL.sub(r"\\\1", _html.escape(str(text), quote=False)).replace("\n", " ")
-    return escaped.replace("://", "&#58;//").replace("@", "&#64;")
-
-
-def html(text: Any) -> str:
-    return _html.escape(str(text))
-
-
-def code(text: Any) -> str:
-    """Text in a Markdown code span, where backslash escapes would show literally."""
-    return "`" + _html.escape(str(text), quote=False).replace("`", "'") + "`"
 
 
 STATUS_ICONS = {"done": "✔", "error": "✗", "stopped": "■"}
@@ -67,10 +49,12 @@ def model_notice(model: dict[str, Any]) -> str:
 
 SELECTED_MARK = "▶ "
 VERDICTS = {"confident": "✔ confident", "low confidence": "⚠ uncertain", "": "not checked"}
-def summary_html(result: ClassificationResult, selected: int | None = 0) -> str:
+def summary_html(result: ClassificationResult, selected: int | None = 0,
+                 compared: ClassificationResult | None = None) -> str:
     """The summary over all images: a row per image (click one to inspect it; ``selected`` is
     framed and marked), the verdict first as a badge, then each strategy's top-1 as a chip; rows
-    and chips wrap between words, so nothing scrolls sideways on a phone and no word is cut."""
+    and chips wrap between words, so nothing scrolls sideways on a phone and no word is cut.
+    With ``compared`` (the same request on a second model) each model's chips form a column."""
     rows = []
     for k, im in enumerate(result.images):
         mark = " zs-selected" if k == selected else ""
@@ -82,6 +66,8 @@ def summary_html(result: ClassificationResult, selected: int | None = 0) -> str:
             badge = {"confident": "zs-ok", "low confidence": "zs-warn"}.get(v, "zs-none")
             base = im.strategies["name"].top1.index if "name" in im.strategies else None
             chips = "".join(_chip(r, base) for r in (im.strategies[s] for s in result.strategies))
+            if compared is not None:
+                chips = _model_columns(result, compared, chips, k)
             cells = (f'<span class="zs-badge {badge}">{html(VERDICTS.get(v, v))}</span></div>'
                      f'<div class="zs-tops">{chips}')
         rows.append(f'<div class="zs-row{mark}" data-index="{k}" role="button" tabindex="0" '
@@ -92,6 +78,17 @@ def summary_html(result: ClassificationResult, selected: int | None = 0) -> str:
     return ('<div class="zs-caption">Every image: its verdict and each strategy\'s top-1'
             f'{differs}. Click a row (or an image) to inspect it below.</div>'
             f'<div class="zs-summary">{"".join(rows)}</div>')
+
+
+def _model_columns(result: ClassificationResult, compared: ClassificationResult, chips: str, k: int) -> str:
+    other = compared.images[k]
+    if other.error:
+        theirs = html(other.error)
+    else:
+        base = other.strategies["name"].top1.index if "name" in other.strategies else None
+        theirs = "".join(_chip(r, base) for r in (other.strategies[s] for s in compared.strategies))
+    return "".join(f'<div class="zs-model-col"><div class="zs-model-name">{html(r.model.get("label", ""))}</div>'
+                   f'<div class="zs-tops">{c}</div></div>' for r, c in ((result, chips), (compared, theirs)))
 
 
 def _chip(r: StrategyResult, base: int | None) -> str:
@@ -185,9 +182,24 @@ def _colour(k: int) -> str:
     return plots.PALETTE[k % len(plots.PALETTE)]
 
 
-def bars_html(image: ImageResult, classes: Sequence[str], strategies: Sequence[str], top_k: int) -> str:
+SIGMOID_NOTE = ("This model was trained with a sigmoid per class (SigLIP): its sigmoid score answers \"is it this "
+                "class?\" for each class on its own, so the scores need not add up to 100% and can all be low, "
+                "while the softmax compares the classes with each other and always sums to 100%.")
+
+
+def sigmoid_scores(r: StrategyResult, bias: float | None) -> list[float] | None:
+    """A sigmoid-trained model's own per-class scores, sigmoid(logit + bias), where the strategy's
+    logits are the logit scale times a cosine (None elsewhere)."""
+    if bias is None or not STRATEGIES[r.strategy].scaled_cosine_logits:
+        return None
+    return [0.0 if x is None else 1 / (1 + math.exp(-(x + bias))) for x in r.logits]
+
+
+def bars_html(image: ImageResult, classes: Sequence[str], strategies: Sequence[str], top_k: int,
+              bias: float | None = None) -> str:
     """Every strategy's probabilities as a card of bars: the same classes, order and colours in
-    each card, the card's top-1 in bold with a frame, "other" only when classes are hidden.
+    each card, the card's top-1 in bold with a frame, "other" only when classes are hidden. A
+    sigmoid-trained model (``bias``, its logit bias) adds each class's sigmoid score under its bar.
 
     HTML rather than a figure: the text stays at the page's font size on a phone and a projector
     alike (a figure's labels shrink with its width), and the cards wrap to the width there is."""
@@ -197,7 +209,12 @@ def bars_html(image: ImageResult, classes: Sequence[str], strategies: Sequence[s
     cards = []
     for r in results:
         probs = [r.probs[c] for c in order]
-        rows = [_bar_row(classes[c], p, _colour(k), c == r.top1.index) for k, (c, p) in enumerate(zip(order, probs))]
+        sigmoid = sigmoid_scores(r, bias)
+        rows = []
+        for k, (c, p) in enumerate(zip(order, probs)):
+            rows.append(_bar_row(classes[c], p, _colour(k), c == r.top1.index))
+            if sigmoid is not None:
+                rows.append(_bar_row("sigmoid", sigmoid[c], _colour(k), False, extra=" zs-sigmoid"))
         if hidden:
             rows.append(_bar_row(plots.OTHER, max(0.0, 1.0 - sum(probs)), plots.OTHER_COLOUR, False))
         note = STRATEGIES[r.strategy].card_note(r)
@@ -205,12 +222,25 @@ def bars_html(image: ImageResult, classes: Sequence[str], strategies: Sequence[s
         cards.append(f'<div class="zs-card"><div class="zs-card-title">{html(r.label)}</div>'
                      f'<div class="zs-card-top">top-1: <b>{html(r.top1.class_name)}</b>{html(note)}</div>'
                      f'{"".join(rows)}</div>')
-    return f'<div class="zs-cards">{"".join(cards)}</div>'
+    explained = f'<div class="zs-caption">{html(SIGMOID_NOTE)}</div>' if bias is not None else ""
+    return f'{explained}<div class="zs-cards">{"".join(cards)}</div>'
 
 
-def _bar_row(label: str, p: float, colour: str, top: bool) -> str:
+def compared_bars_html(result: ClassificationResult, compared: ClassificationResult, index: int) -> str:
+    """The bars of two models side by side, one column each (stacked on a narrow screen)."""
+    columns = []
+    for r in (result, compared):
+        im = r.images[index]
+        body = (f"<p>{html(im.error)}</p>" if im.error else
+                bars_html(im, r.classes, r.strategies, r.top_k, r.model.get("logit_bias")))
+        columns.append(f'<div class="zs-model-col"><div class="zs-model-name">{html(r.model.get("label", ""))}</div>'
+                       f'{body}</div>')
+    return f'<div class="zs-compare">{"".join(columns)}</div>'
+
+
+def _bar_row(label: str, p: float, colour: str, top: bool, extra: str = "") -> str:
     width = max(0.0, min(100.0, 100 * p))
-    return (f'<div class="zs-bar{" zs-top1" if top else ""}" title="{html(label)}: {100 * p:.1f}%">'
+    return (f'<div class="zs-bar{" zs-top1" if top else ""}{extra}" title="{html(label)}: {100 * p:.1f}%">'
             f'<span class="zs-label">{html(label)}</span>'
             f'<span class="zs-track"><span class="zs-fill" style="width:{width:.1f}%;background:{colour}">'
             f'</span></span>'
@@ -377,6 +407,24 @@ def tpt_markdown(image: ImageResult) -> str:
     ])
 
 
+ARENA_PANEL_HINT = ("*Tick DCLIP, CuPL, WaffleCLIP, ZPE or PerceptionCLIP to see here why each of them decided "
+                    "as it did.*")
+
+
+def methods_markdown(image: ImageResult) -> str:
+    """Each selected method's own account of its decision on this image (the strategies with a
+    panel of their own, the hierarchy and TPT, are left to it)."""
+    parts = []
+    for sid, r in image.strategies.items():
+        if isinstance(r.details, (HierarchyDetails, TPTDetails)):
+            continue
+        text = STRATEGIES[sid].explain(r) if sid in STRATEGIES and r.details else ""
+        if text:
+            parts.append(f"### {md(STRATEGIES[sid].label)}: {md(r.top1.class_name)} ({100 * r.top1.prob:.1f}%)\n\n"
+                         + text)
+    return "\n\n".join(parts) or ARENA_PANEL_HINT
+
+
 @dataclass
 class ImagePanels:
     """Everything the page shows for one selected image."""
@@ -390,6 +438,7 @@ class ImagePanels:
     tree: str
     tpt: str
     tpt_bars: str                               # HTML; "" without TPT
+    methods: str = ""                           # the arena's methods explain themselves
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -397,18 +446,21 @@ class ImagePanels:
         return views_html(self.views)
 
 
-def image_panels(result: ClassificationResult, index: int, image: Image.Image | None) -> ImagePanels:
-    """Panels for ``result.images[index]``; ``image`` is its decoded picture (for the thumbnails)."""
+def image_panels(result: ClassificationResult, index: int, image: Image.Image | None,
+                 compared: ClassificationResult | None = None) -> ImagePanels:
+    """Panels for ``result.images[index]``; ``image`` is its decoded picture (for the thumbnails);
+    ``compared``, the same request on a second model, gets a column of bars beside the first."""
     im = result.images[index]
     title = f"### {md(im.source)}" + (f" ({im.width}×{im.height})" if im.width else "")
     if im.error:
         return ImagePanels(title, "", "", f"**This image could not be used:** {md(im.error)}", [], "",
-                           "", "", "", list(im.warnings))
+                           "", "", "", "", list(im.warnings))
     check = im.analyses.get("consistency")
     tpt = details_of(im, TPTDetails)
     return ImagePanels(
         title=title,
-        bars=bars_html(im, result.classes, result.strategies, result.top_k),
+        bars=(compared_bars_html(result, compared, index) if compared is not None else
+              bars_html(im, result.classes, result.strategies, result.top_k, result.model.get("logit_bias"))),
         verdict=verdict_html(check),
         consistency=consistency_markdown(check),
         views=view_thumbnails(image, check),
@@ -416,6 +468,7 @@ def image_panels(result: ClassificationResult, index: int, image: Image.Image | 
         tree=hierarchy_tree(im, result),
         tpt=tpt_markdown(im),
         tpt_bars=tpt_bars_html(tpt, result.classes, result.top_k) if tpt else "",
+        methods=methods_markdown(im),
         warnings=list(im.warnings),
     )
 

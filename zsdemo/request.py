@@ -17,6 +17,8 @@ from .descriptors import Descriptors, descriptor_warnings, effective, parse_desc
 from .errors import InputError
 from .limits import LIMITS
 from .strategies import STRATEGIES, Strategy, parse_strategies
+from .strategies.perception import PerceptionSettings
+from .strategies.perception import parse_settings as perception_settings
 from .strategies.tpt import TPTSettings, parse_settings
 from .templates import CLIP80, NAME_ONLY, parse_templates
 from .views import DEFAULT_VIEWS, parse_views
@@ -51,6 +53,7 @@ class Request:
     low_confidence: LowConfidenceRule = BINARY   # hierarchy: which images are re-ranked
     rerank_top: int = RERANK_TOP_DEFAULT         # hierarchy: candidates re-ranked
     descriptors: Descriptors = field(default_factory=Descriptors)   # dclip, cupl: per class
+    perception: PerceptionSettings = field(default_factory=PerceptionSettings)   # its attributes, T
 
     @property
     def chosen(self) -> list[Strategy]:
@@ -79,6 +82,7 @@ def prepare_request(
     low_confidence: str | LowConfidenceRule | None = None,
     rerank_top: int | float | None = None,
     descriptors: str | dict[str, Any] | Descriptors | None = None,
+    perception: PerceptionSettings | dict[str, Any] | None = None,
 ) -> Request:
     """Validate everything but the images; raise InputError with a message for the user.
 
@@ -119,6 +123,15 @@ def prepare_request(
     elif request.descriptors.count():
         request.warnings.append("Descriptors were given but no descriptor strategy (dclip, cupl, cupl80) is "
                                 "selected; they are unused.")
+    if isinstance(perception, PerceptionSettings):
+        request.perception = perception
+    elif perception is not None:
+        if not isinstance(perception, dict):
+            raise InputError(f"perception settings must be a dictionary, not {type(perception).__name__}.")
+        request.perception = perception_settings(**perception)
+        if request.perception != PerceptionSettings() and "perception" not in ids:
+            request.warnings.append("PerceptionCLIP settings (attributes, temperature) were given but its strategy "
+                                    "is not selected; they are unused.")
     check_prompts(request)
     request.senses = _check_senses(parse_overrides(senses), parsed.names, request.warnings)
     return request

@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from .errors import ModelLoadError
-from .model_presets import DEFAULT_PRESET, PRESETS, TINY_ARCH, TINY_SEED
+from .model_presets import DEFAULT_PRESET, PRESETS, TINY_ARCH, TINY_SEED, TINY_SIGMOID_ARCH
 
 TINY_CONFIG_DIR = Path(__file__).parent / "model_configs"
 _WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt", ".npz")
@@ -52,11 +52,12 @@ def resolve_spec(model: str | None = None, pretrained: str | None = None) -> Mod
 
 
 def register_tiny_config() -> None:
-    """Make the tests' tiny architecture known to open_clip (a config shipped with zsdemo)."""
+    """Make the tests' tiny architectures known to open_clip (configs shipped with zsdemo)."""
     import open_clip
 
-    if TINY_ARCH not in open_clip.list_models():
-        open_clip.add_model_config(TINY_CONFIG_DIR / f"{TINY_ARCH}.json")
+    for arch in (TINY_ARCH, TINY_SIGMOID_ARCH):
+        if arch not in open_clip.list_models():
+            open_clip.add_model_config(TINY_CONFIG_DIR / f"{arch}.json")
 
 
 def looks_like_path(value: str) -> bool:

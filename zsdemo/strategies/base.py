@@ -117,6 +117,9 @@ class Strategy:
     needs_descriptors: bool = False  # reads descriptors per class (descriptors.py): the request's,
     shipped_descriptors: str = ""    # or, when it has none, this file of zsdemo's own
     fallback: str | None = None      # the strategy whose prediction it keeps for confident images
+    # Its logits are the logit scale times a cosine (or a mean or weighted sum of such), so a
+    # sigmoid-trained model's bias turns them into that model's own per-class scores.
+    scaled_cosine_logits: bool = False
 
     def classifiers(self, request: Request) -> tuple[tuple[str, ...], ...]:
         """The template sets whose class vectors it reads through ``Batch.logits``."""
@@ -150,6 +153,11 @@ class Strategy:
 
     def card_note(self, result: StrategyResult) -> str:
         """A remark under the top-1 of the page's bar card ("" for none)."""
+        return ""
+
+    def explain(self, result: StrategyResult) -> str:
+        """Why it decided, for one image, as Markdown for the page's arena panel (user text
+        through ``markup.md``; "" when the method has nothing beyond its probabilities)."""
         return ""
 
     def details_from_dict(self, d: dict[str, Any]) -> Any:

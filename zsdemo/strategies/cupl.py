@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import torch.nn.functional as F
 
-from ..descriptors import DescriptorDetails, class_mean, effective, explain, per_class
+from ..descriptors import DescriptorDetails, class_mean, effective, explain, explain_markdown, per_class
 from ..templates import CLIP80, fill
 from ..text import encode_prompts
 from .base import Batch, Scores, Strategy
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 
 class CuPLStrategy(Strategy):
+    scaled_cosine_logits = True
     needs_descriptors = True
     shipped_descriptors = "cupl.json"
 
@@ -54,6 +55,10 @@ class CuPLStrategy(Strategy):
     def note(self, result: StrategyResult) -> str:
         best = result.details.classes[0]
         return "" if best["described"] else "no sentences for the top-1 class"
+
+    def explain(self, result: StrategyResult) -> str:
+        return ("A class is the mean of its sentences' embeddings (score: the cosine with it); the sentences "
+                "closest to the image:\n" + explain_markdown(result.details, "sentence", "cosine"))
 
     def details_from_dict(self, d: dict[str, Any]) -> DescriptorDetails:
         return DescriptorDetails.from_dict(d)

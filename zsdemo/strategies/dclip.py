@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Sequence
 
-from ..descriptors import DescriptorDetails, class_mean, effective, explain, per_class, which
+from ..descriptors import DescriptorDetails, class_mean, effective, explain, explain_markdown, per_class, which
 from ..text import encode_prompts
 from .base import Batch, Scores, Strategy
 
@@ -25,6 +25,7 @@ def phrases(classname: str, descriptors: Sequence[str]) -> list[str]:
 
 
 class DCLIPStrategy(Strategy):
+    scaled_cosine_logits = True
     id = "dclip"
     label = "DCLIP (descriptors)"
     description = "the class's descriptors, '{class}, which has {descriptor}', mean cosine (Menon & Vondrick)"
@@ -51,6 +52,10 @@ class DCLIPStrategy(Strategy):
         if not best["described"]:
             return "no descriptors for the top-1 class: its bare name was used"
         return f"best descriptor: {best['phrases'][0]['text']} ({best['phrases'][0]['cosine']:.3f})"
+
+    def explain(self, result: StrategyResult) -> str:
+        return ("A class scores the mean cosine of its phrases; the phrases that matched best:\n"
+                + explain_markdown(result.details, "descriptor", "mean"))
 
     def details_from_dict(self, d: dict[str, Any]) -> DescriptorDetails:
         return DescriptorDetails.from_dict(d)

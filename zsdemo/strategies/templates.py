@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
 
 class TemplateStrategy(Strategy):
+    scaled_cosine_logits = True
     def __init__(self, id: str, label: str, description: str, templates: tuple[str, ...] | None):
         self.id, self.label, self.description = id, label, description
         self._templates = templates      # None: the request's custom templates

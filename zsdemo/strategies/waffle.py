@@ -18,6 +18,7 @@ Every seed uses its own ``numpy`` generator, so the same classes and seeds give 
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Sequence
@@ -27,6 +28,7 @@ import torch
 
 from .. import progress
 from ..descriptors import which
+from ..markup import md
 from ..wordnet import ensure_wordnet
 from ..zero_shot_classifier import template_features
 from .base import Batch, Rates, Scores, Strategy
@@ -88,6 +90,7 @@ class WaffleDetails:
 
 
 class WaffleStrategy(Strategy):
+    scaled_cosine_logits = True
     id = "waffle"
     label = "WaffleCLIP (random descriptors)"
     description = ("15 random-word and 15 random-character descriptors shared by all classes, mean cosine, "
@@ -124,6 +127,15 @@ class WaffleStrategy(Strategy):
         d = result.details
         agree = sum(t == result.top1.class_name for t in d.top1_per_seed)
         return f"{agree} of {d.seeds} seeds agree"
+
+    def explain(self, result: StrategyResult) -> str:
+        d = result.details
+        votes = Counter(d.top1_per_seed).most_common()
+        seeds = ", ".join(f"{md(name)} ({progress.count(n, 'seed')})" for name, n in votes)
+        best = "; ".join(f"{md(x['text'])} ({x['cosine']:.3f})" for x in d.top_phrases)
+        return (f"{d.phrases_per_seed} random descriptors per seed, {d.seeds} seeds. Top-1 of each seed alone: "
+                f"{seeds}.\n\nThe random phrases that matched best: {best}. If random words do about as well as "
+                "DCLIP's descriptors, the gain comes from averaging many prompts, not from what they say.")
 
     def details_from_dict(self, d: dict[str, Any]) -> WaffleDetails:
         return WaffleDetails.from_dict(d)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from ..markup import code
 from ..templates import CLIP80
 from ..zero_shot_classifier import template_features
 from .base import Batch, Scores, Strategy
@@ -68,6 +69,7 @@ class ZPEDetails:
 
 
 class ZPEStrategy(Strategy):
+    scaled_cosine_logits = True
     id = "zpe"
     label = "ZPE (prompt weighting)"
     description = ("weights CLIP's 80 templates without labels, by how sharply each separates the classes on "
@@ -96,6 +98,20 @@ class ZPEStrategy(Strategy):
         if not d.informative:
             return "one image: uniform weights (ZPE needs several images)"
         return f"weights from {d.images} images; top template '{d.top[0]['template']}' {d.top[0]['weight']:.3f}"
+
+    def explain(self, result: StrategyResult) -> str:
+        d = result.details
+        if not d.informative:
+            return ("One image gives ZPE no information: every template gets the same weight "
+                    f"({d.uniform_weight:.4f}), so this is CLIP-80's prediction. Upload several images to weight "
+                    "the templates.")
+        rows = [f"| {code(x['template'])} | {x['weight']:.4f} | {x['weight'] / d.uniform_weight:.2f}x |"
+                for x in d.top] + ["| ... | | |"] + [
+               f"| {code(x['template'])} | {x['weight']:.4f} | {x['weight'] / d.uniform_weight:.2f}x |"
+               for x in d.bottom[::-1]]
+        return (f"Template weights from the {d.images} images of this run (no labels): a template scores the mean, "
+                "over the images, of its highest debiased logit.\n\n| template | weight | vs equal |\n|---|---|---|\n"
+                + "\n".join(rows))
 
     def details_from_dict(self, d: dict[str, Any]) -> ZPEDetails:
         return ZPEDetails.from_dict(d)

@@ -1,0 +1,34 @@
+"""Text that reaches the page as Markdown or HTML, escaped (no Gradio here).
+
+Class names, file names, glosses and descriptors come from users or data files: they must show as
+text, never as markup. The panels and each strategy's ``explain`` write through these.
+"""
+
+from __future__ import annotations
+
+import html as _html
+import re
+from typing import Any
+
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>])")
+
+
+def md(text: Any) -> str:
+    """Text shown literally inside Markdown: HTML escaped, Markdown punctuation backslashed, and
+    never autolinked (the page's Markdown links bare "http://..." and e-mail addresses, backslashes
+    and all): the ":" of "://" and the "@" are written as entities, which show the same."""
+    escaped = _MD_SPECIAL.sub(r"\\\1", _html.escape(str(text), quote=False)).replace("\n", " ")
+    return escaped.replace("://", "&#58;//").replace("@", "&#64;")
+
+
+def html(text: Any) -> str:
+    return _html.escape(str(text))
+
+
+def code(text: Any) -> str:
+    """Text in a Markdown code span, where backslash escapes would show literally."""
+    return "`" + _html.escape(str(text), quote=False).replace("`", "'") + "`"
+
+
+def percent(p: float) -> str:
+    return f"{100 * p:.1f}%"
