@@ -59,11 +59,11 @@ def descriptors(classnames: Sequence[str], seed: int) -> list[str]:
     groups = round(float(np.mean([len(w) - 1 for w in words]))) + 1
     chars = math.ceil(float(np.mean([max(len(x) for x in w) for w in words])))
     chars += groups - chars % groups
-    pool = [w[:word_length] for w in word_list()]
+    pool = word_list()
     rng = np.random.RandomState(seed)
     out = []
     for _ in range(PAIRS):
-        out.append(" ".join(pool[i] for i in rng.randint(0, len(pool), n_words)))
+        out.append(" ".join(pool[i][:word_length] for i in rng.randint(0, len(pool), n_words)))
         out.append(", ".join("".join(LETTERS[i] for i in rng.randint(0, len(LETTERS), chars // groups))
                              for _ in range(groups)))
     return out
@@ -71,6 +71,11 @@ def descriptors(classnames: Sequence[str], seed: int) -> list[str]:
 
 def templates(classnames: Sequence[str], seeds: int = SEEDS) -> tuple[str, ...]:
     """Every phrase as a template (``{}`` for the class), seed after seed."""
+    return _templates(tuple(classnames), seeds)
+
+
+@lru_cache(maxsize=64)          # a request asks twice (its prompt budget, its scores), the page often
+def _templates(classnames: tuple[str, ...], seeds: int) -> tuple[str, ...]:
     return tuple(PREFIX + which(d) + "." for seed in range(seeds) for d in descriptors(classnames, seed))
 
 
