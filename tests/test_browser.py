@@ -330,3 +330,40 @@ def test_a_file_that_is_not_an_image_is_refused_at_upload(browser, live_app, cat
     assert "Traceback" not in page.content()
     page.screenshot(path=str(SHOTS / "7_not_an_image.png"))
     page.close()
+
+
+def test_two_models_side_by_side_and_the_methods_explain_themselves(sized):
+    """One column per model in the summary and the bars (side by side where there is room, stacked
+    on a phone), the sigmoid model's note, and the methods' reasons, at each size."""
+    sized.evaluate("""() => document.querySelectorAll('#strategies label').forEach(l => {
+        const box = l.querySelector('input');
+        const want = ['Name only', 'DCLIP (descriptors)', 'PerceptionCLIP (contextual attributes)']
+            .includes(l.innerText.trim());
+        if (box.checked !== want) box.click(); })""")
+    sized.click("#compare-model input")
+    sized.fill("#compare-model input", "tiny-random-sigmoid")
+    sized.keyboard.press("Enter")
+    sized.wait_for_timeout(300)
+    sized.click("#run")
+    sized.wait_for_selector("#bars .zs-compare")
+    columns = sized.locator("#bars .zs-compare > .zs-model-col")
+    assert columns.count() == 2
+    first, second = columns.nth(0).bounding_box(), columns.nth(1).bounding_box()
+    if sized.name == "phone":
+        assert second["y"] >= first["y"] + first["height"] - 1        # stacked
+    else:
+        assert abs(second["y"] - first["y"]) < 2 and second["x"] >= first["x"] + first["width"]   # side by side
+    assert "trained with a sigmoid per class" in sized.inner_text("#bars")
+    assert sized.locator("#summary .zs-selected .zs-model-name").count() == 2
+    assert sized.evaluate("document.documentElement.scrollWidth") <= VIEWPORTS[sized.name][0]
+    sized.locator("#methods-why").scroll_into_view_if_needed()
+    why = sized.inner_text("#methods-why")
+    assert "DCLIP (descriptors)" in why and "p(z|x)" in why and "quality:" in why
+    sized.screenshot(path=str(SHOTS / f"{sized.name}_7_methods.png"))
+    sized.click("#compare-model input")
+    sized.fill("#compare-model input", "none")
+    sized.keyboard.press("Enter")
+    sized.wait_for_timeout(300)
+    sized.click("#run")                   # "none" is a choice (no second model), not a model's name
+    sized.wait_for_function("() => !document.querySelector('#bars .zs-compare')")
+    sized.wait_for_selector("#run-status .zs-status-done")

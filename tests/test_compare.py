@@ -36,6 +36,9 @@ def test_the_second_model_gets_the_same_request(pair, cat_path, astronaut_path):
     alone = classify(second, [str(cat_path), str(astronaut_path)], CLASSES, ["name", "clip80", "perception"])
     assert pair.compared is not None and pair.compared.model["name"] == "zsdemo-tiny-sigmoid"
     assert pair.result.model["name"] == "zsdemo-tiny"
+    # Two different models (their random weights differ), so a mix-up would show.
+    assert pair.result.images[0].strategies["name"].probs != pytest.approx(
+        pair.compared.images[0].strategies["name"].probs, abs=1e-3)
     for mine, theirs in zip(pair.compared.images, alone.images):
         for s in ("name", "clip80", "perception"):
             assert mine.strategies[s].probs == pytest.approx(theirs.strategies[s].probs, abs=1e-6)
