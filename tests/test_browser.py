@@ -335,6 +335,7 @@ def test_a_file_that_is_not_an_image_is_refused_at_upload(browser, live_app, cat
 def test_two_models_side_by_side_and_the_methods_explain_themselves(sized):
     """One column per model in the summary and the bars (side by side where there is room, stacked
     on a phone), the sigmoid model's note, and the methods' reasons, at each size."""
+    sized.fill("#classes textarea", "cat, coffee mug, rocket, astronaut")
     sized.evaluate("""() => document.querySelectorAll('#strategies label').forEach(l => {
         const box = l.querySelector('input');
         const want = ['Name only', 'DCLIP (descriptors)', 'PerceptionCLIP (contextual attributes)']
@@ -345,6 +346,8 @@ def test_two_models_side_by_side_and_the_methods_explain_themselves(sized):
     sized.keyboard.press("Enter")
     sized.wait_for_timeout(300)
     sized.click("#run")
+    sized.wait_for_selector("#run-status .zs-status-done, #run-status .zs-status-error")
+    assert sized.locator("#run-status .zs-status-error").count() == 0, sized.inner_text("#run-status")
     sized.wait_for_selector("#bars .zs-compare")
     columns = sized.locator("#bars .zs-compare > .zs-model-col")
     assert columns.count() == 2

@@ -320,7 +320,8 @@ def run(
         perception=_perception_options(attributes, perception_temperature),
     )
     first = model_choice(config, model)
-    second = model_choice(config, compare_model, "compare_model") if compare_model else None
+    compare = arguments.text(compare_model, "compare_model").strip() if compare_model is not None else ""
+    second = model_choice(config, compare, "compare_model") if compare.lower() not in ("", "none") else None
     if second == first:
         second = None            # the same model twice compares nothing
     with track(progress, stop) as tracker:

@@ -22,7 +22,7 @@ from .errors import InputError
 from .limits import LIMITS
 from .markup import md
 
-MAX_CHARS = 2_000_000            # of the whole text: DCLIP's ImageNet file is about 1 MB
+MAX_CHARS = 8_000_000            # of the whole text: DCLIP's ImageNet file is 0.25 MB, CuPL's 3 MB
 # zsdemo's own descriptors for the page's examples and class presets (written for this project),
 # used by a strategy when a request brings none: dclip.json (attributes), cupl.json (sentences).
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "assets" / "descriptors"
