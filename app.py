@@ -154,24 +154,27 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
     def panel_values(run: backend.Run | None, index: int | None) -> tuple:
         p = backend.panels(config, run, index)
         if p is None:
-            return ("", "", "", "", "", "", "", "", "", "")
+            return ("", "", "", "", "", "", "", "", "", "", "")
         return (p.title, p.bars, p.verdict, p.consistency, p.views_html, p.wordnet, p.tree, p.tpt, p.tpt_bars,
-                p.methods)
+                p.methods, p.nearest)
 
     def run_state(gallery, classes, strategies, templates, model_choice, compare_model, top_k, consistency, views,
                   rerank_all, wordnet_keep, low_confidence, rerank_top, descriptors, attributes, perception_temperature,
-                  tpt_steps, tpt_views, senses, **control: Any) -> dict:
+                  support, tip_alpha, tip_beta, val_fraction, coop_context, coop_epochs, tpt_steps, tpt_views, senses,
+                  **control: Any) -> dict:
         return backend.run(config, _paths(gallery), classes, strategies, templates=templates, model=model_choice,
                            compare_model=compare_model, top_k=top_k, views=views, consistency=consistency,
                            rerank_all=rerank_all, senses=senses,
                            tpt_steps=tpt_steps, tpt_views=tpt_views, wordnet_keep=wordnet_keep,
                            low_confidence=low_confidence, rerank_top=rerank_top, descriptors=descriptors,
                            attributes=attributes, perception_temperature=perception_temperature,
-                           **control).to_state()
+                           support=support, tip_alpha=tip_alpha, tip_beta=tip_beta, val_fraction=val_fraction,
+                           coop_context=coop_context, coop_epochs=coop_epochs, **control).to_state()
 
     def classify(gallery, classes, strategies, templates, model_choice, compare_model, top_k, consistency, views,
                  rerank_all, wordnet_keep, low_confidence, rerank_top, descriptors, attributes, perception_temperature,
-                 tpt_steps, tpt_views, senses, request: gr.Request, progress=gr.Progress()) -> tuple:
+                 support, tip_alpha, tip_beta, val_fraction, coop_context, coop_epochs, tpt_steps, tpt_views, senses,
+                 request: gr.Request, progress=gr.Progress()) -> tuple:
         """A run from the page: progress with the time left, a Stop that ends it, and problems
         said in the status line (the page's outputs keep the last good result)."""
         session = _session(request)
@@ -180,7 +183,8 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
         try:
             state = run_state(gallery, classes, strategies, templates, model_choice, compare_model, top_k, consistency,
                               views, rerank_all, wordnet_keep, low_confidence, rerank_top, descriptors, attributes,
-                              perception_temperature, tpt_steps, tpt_views, senses, stop=stop, announce=gr.Info,
+                              perception_temperature, support, tip_alpha, tip_beta, val_fraction, coop_context,
+                              coop_epochs, tpt_steps, tpt_views, senses, stop=stop, announce=gr.Info,
                               progress=lambda f, msg: progress(f, desc=msg))
         except Exception as e:
             return gr.skip(), problem(e, "classify")
@@ -330,6 +334,24 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
                         label="Compare with a second model (side by side; both must fit the server's memory)",
                         choices=[("none", ""), *backend.model_choices(config)], value="", allow_custom_value=True,
                         elem_id="compare-model")
+                    with gr.Accordion("Few-shot: labelled examples for Tip-Adapter and CoOp", open=False):
+                        support = gr.File(label="A .zip of labelled examples of your classes: one folder per class, "
+                                                "or images with a labels.csv (never the images you classify)",
+                                          file_types=[".zip"], type="filepath", elem_id="support")
+                        with gr.Row():
+                            tip_alpha = gr.Number(value=backend.TIP_ALPHA, label="Tip-Adapter: alpha (cache weight)",
+                                                  minimum=0, maximum=100)
+                            tip_beta = gr.Number(value=backend.TIP_BETA, label="Tip-Adapter: beta (sharpness)",
+                                                 minimum=0, maximum=100)
+                        val_fraction = gr.Slider(0, 0.5, value=0, step=0.05,
+                                                 label="Tip-Adapter: share of the examples held out to search alpha "
+                                                       "and beta (0: use the values above)")
+                        with gr.Row():
+                            coop_context = gr.Radio(label="CoOp: context", value="16",
+                                                    choices=[("16 learned vectors", "16"),
+                                                             ("4, from 'a photo of a'", "init")])
+                            coop_epochs = gr.Slider(1, backend.MAX_PAGE_EPOCHS, value=backend.COOP_EPOCHS, step=1,
+                                                    label="CoOp: training epochs")
                     with gr.Accordion("Advanced settings", open=False):
                         top_k = gr.Slider(1, backend.MAX_TOP_K, value=5, step=1,
                                           label="Top-k classes shown per strategy")
@@ -388,14 +410,16 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
                 with gr.Column(elem_id="methods"):
                     gr.Markdown("## The other methods: why each decided")
                     methods_md = gr.Markdown(elem_id="methods-why")
+                    nearest = gr.HTML(elem_id="nearest")
             with gr.Accordion("How it works", open=False):
                 gr.Markdown(HOW_IT_WORKS)
 
             panel_outputs = [title, bars, verdict, consistency_md, view_grid, wordnet_md, tree, tpt_md, tpt_bars,
-                             methods_md]
+                             methods_md, nearest]
             run_inputs = [gallery, classes, strategies, templates, model_choice, compare_model, top_k, consistency,
                           views, rerank_all, wordnet_keep, low_confidence, rerank_top, descriptors, attributes,
-                          perception_temperature, tpt_steps, tpt_views, senses]
+                          perception_temperature, support, tip_alpha, tip_beta, val_fraction, coop_context,
+                          coop_epochs, tpt_steps, tpt_views, senses]
             # Runs only set the state (and say how they went); its change event draws everything,
             # whether the run came from the button, the sense picker or a cached example.
             # Page events are private (api_name set so that they do not take the API's names).
@@ -498,7 +522,9 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
                          rerank_all: bool = False, senses: str = "", tpt_steps: int = 1, tpt_views: int = 64,
                          model: str = "", wordnet_keep: float = 0.4, low_confidence: str = "binary",
                          rerank_top: int = 5, descriptors: str = "", attributes: str = "",
-                         perception_temperature: float = 3.0, compare_model: str = "") -> dict:
+                         perception_temperature: float = 3.0, compare_model: str = "",
+                         support: FileData | None = None, tip_alpha: float = 1.17, tip_beta: float = 1.0,
+                         val_fraction: float = 0.0, coop_context: str = "16", coop_epochs: int = 50) -> dict:
             """Classify images against class names; returns the result as JSON (schema zsdemo.classify/1),
             with the same request on ``compare_model`` under "compared" when one is named."""
             # Raw values: the backend checks every one (a string is not an uploaded file).
@@ -507,7 +533,8 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
                               tpt_steps=tpt_steps, tpt_views=tpt_views, wordnet_keep=wordnet_keep,
                               low_confidence=low_confidence, rerank_top=rerank_top, descriptors=descriptors,
                               attributes=attributes, perception_temperature=perception_temperature,
-                              compare_model=compare_model)
+                              compare_model=compare_model, support=support, tip_alpha=tip_alpha, tip_beta=tip_beta,
+                              val_fraction=val_fraction, coop_context=coop_context, coop_epochs=coop_epochs)
             return run.to_dict()
 
         def wordnet_api(classes: str, senses: str = "") -> list[dict]:

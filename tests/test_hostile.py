@@ -458,6 +458,9 @@ def test_api_wrong_types_for_classes(live_app, cat_path, raw, expect):
     ("perception_temperature", "0", "temperature must be a number from"),
     ("compare_model", "[1]", "compare_model must be text"), ("compare_model", '"ViT-L-14"', "no pretrained tag"),
     ("compare_model", '"local-dir:/etc"', "only be chosen by whoever starts the server"),
+    ("support", '"/etc/passwd"', "support set was not uploaded"), ("tip_alpha", "NaN", "alpha must be a finite number"),
+    ("tip_beta", "-2", "beta must be a number from 0"), ("val_fraction", '"half"', "validation fraction must be"),
+    ("coop_context", '"8"', "must be '16'"), ("coop_epochs", "1e9", "CoOp epochs must be a whole number"),
 ])
 def test_api_wrong_types_get_their_own_message(live_app, cat_path, field, raw, expect):
     _raw_call(live_app, cat_path, {field: raw}, expect)
@@ -465,7 +468,8 @@ def test_api_wrong_types_get_their_own_message(live_app, cat_path, field, raw, e
 
 ARGS = ("images", "classes", "strategies", "templates", "top_k", "consistency", "views", "rerank_all", "senses",
         "tpt_steps", "tpt_views", "model", "wordnet_keep", "low_confidence", "rerank_top", "descriptors", "attributes",
-        "perception_temperature", "compare_model")
+        "perception_temperature", "compare_model", "support", "tip_alpha", "tip_beta", "val_fraction", "coop_context",
+        "coop_epochs")
 
 
 def _raw_call(live_app: str, cat_path: Path, raw: dict[str, str], expect: str) -> None:
@@ -480,7 +484,8 @@ def _raw_call(live_app: str, cat_path: Path, raw: dict[str, str], expect: str) -
               "top_k": "5", "consistency": "false", "views": '""', "rerank_all": "false", "senses": '""',
               "tpt_steps": "1", "tpt_views": "8", "model": '""', "wordnet_keep": "0.4", "low_confidence": '"binary"',
               "rerank_top": "5", "descriptors": '""', "attributes": '""', "perception_temperature": "3",
-              "compare_model": '""', **raw}
+              "compare_model": '""', "support": "null", "tip_alpha": "1.17", "tip_beta": "1", "val_fraction": "0",
+              "coop_context": '"16"', "coop_epochs": "50", **raw}
     body = '{"data": [' + ", ".join(values[a] for a in ARGS) + "]}"
     event = httpx.post(f"{base}/call/classify", content=body, headers={"content-type": "application/json"})
     assert event.status_code == 200, event.text

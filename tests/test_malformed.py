@@ -330,7 +330,7 @@ def test_raw_requests_the_client_would_never_send(live_app, cat_path):
     # Every input of /classify in order (a raw caller sends them all): images, classes, strategies,
     # templates, top_k, consistency, views, rerank_all, senses, tpt_steps, tpt_views, model.
     body = ('{"data": [[%s], "\\udcffcat, dog", "name", "", 5, false, "", false, "", 1, 64, "", 0.4, "binary", 5, "", '
-            '"", 3, ""]}'
+            '"", 3, "", null, 1.17, 1, 0, "16", 50]}'
             % json.dumps(image)).encode("ascii")
     event = httpx.post(f"{base}/call/classify", content=body, headers={"content-type": "application/json"}).json()
     stream = httpx.get(f"{base}/call/classify/{event['event_id']}", timeout=60).text

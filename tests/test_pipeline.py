@@ -17,7 +17,7 @@ CLASSES = "cat, dog, rocket, coffee mug"
 
 def test_every_strategy_gives_probabilities_logits_and_top_k(tiny, cat_path):
     result = classify(tiny, [cat_path, cat_path], CLASSES, "all", templates=["a {} in the wild"], top_k=3)
-    assert result.strategies == list(STRATEGIES)
+    assert result.strategies == [s for s in STRATEGIES if not STRATEGIES[s].needs_support]   # few-shot: own tests
     assert result.templates["custom"] == ["a {} in the wild"]
     for im in result.images:
         assert im.ok and set(im.strategies) == set(result.strategies)

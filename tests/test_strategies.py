@@ -48,8 +48,10 @@ def test_classifier_cache_returns_the_same_matrix(tiny):
 
 def test_parse_strategies():
     assert parse_strategies("name, clip80", False) == ("name", "clip80")
-    assert parse_strategies("all", False) == tuple(s for s in STRATEGIES if s != "custom")
-    assert parse_strategies("all", True) == tuple(STRATEGIES)
+    zero_shot = tuple(s for s in STRATEGIES if not STRATEGIES[s].needs_support)
+    assert parse_strategies("all", False) == tuple(s for s in zero_shot if s != "custom")
+    assert parse_strategies("all", True) == zero_shot
+    assert parse_strategies("all", True, has_support=True) == tuple(STRATEGIES)
     assert parse_strategies(["photo", "photo", "NAME"], False) == ("photo", "name")
     with pytest.raises(InputError, match="Unknown strategy 'clip81'"):
         parse_strategies("clip81", False)

@@ -32,6 +32,7 @@ ADDED = {
     "by_strategy", "confidence",                               # issue 17: every strategy's own confidence
     "perception",                                              # issue 17: PerceptionCLIP's settings
     "logit_bias",                                              # issue 17: a sigmoid model's bias (SigLIP)
+    "tip", "coop", "support",                                  # issue 18: the few-shot settings and set
 }
 
 

@@ -118,6 +118,36 @@ def _add_descriptor_args(p: argparse.ArgumentParser) -> None:
                    help="perception: the temperature of step 1, p(z|x) (default 3, the paper's)")
 
 
+def _add_few_shot_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--support", default=None, metavar="FOLDER|ZIP",
+                   help="few-shot (tip, coop): labelled examples of the classes, an ImageFolder, a folder with "
+                        "labels.csv, a CSV of path,label or a zip of one; never the images scored (an identical "
+                        "file is left out and reported)")
+    p.add_argument("--val-fraction", type=float, default=None, metavar="F",
+                   help="tip: hold out this share of each class's examples and search alpha and beta on it "
+                        "(default 0: alpha 1.17, beta 1)")
+    p.add_argument("--tip-alpha", type=float, default=None, help="tip: weight of the cache (1.17)")
+    p.add_argument("--tip-beta", type=float, default=None, help="tip: sharpness of the affinities (1)")
+    p.add_argument("--coop-context", default=None, choices=["16", "init"],
+                   help="coop: 16 random context vectors (default) or 4 initialised from 'a photo of a'")
+    p.add_argument("--coop-epochs", type=int, default=None, help="coop: training epochs (50)")
+    p.add_argument("--coop-batch-size", type=int, default=None, help="coop: examples per step (32)")
+    p.add_argument("--coop-lr", type=float, default=None, help="coop: SGD learning rate (0.002, cosine schedule)")
+    p.add_argument("--coop-seed", type=int, default=None, help="coop: seed of the initialisation and shuffling (0)")
+    p.add_argument("--coop-save", default=None, metavar="FILE", help="coop: save the learned context (safetensors)")
+    p.add_argument("--coop-load", default=None, metavar="FILE",
+                   help="coop: use a context saved with --coop-save instead of learning one")
+
+
+def _few_shot_options(args: argparse.Namespace, classnames: Sequence[str]) -> dict[str, object]:
+    from .support import open_support
+
+    return dict(support=open_support(args.support, classnames) if args.support else None,
+                tip={"alpha": args.tip_alpha, "beta": args.tip_beta, "val_fraction": args.val_fraction},
+                coop={"context": args.coop_context, "epochs": args.coop_epochs, "batch_size": args.coop_batch_size,
+                      "lr": args.coop_lr, "seed": args.coop_seed, "save": args.coop_save, "load": args.coop_load})
+
+
 def _read_descriptors(path: str | None) -> str | None:
     from .descriptors import MAX_CHARS
 
@@ -157,6 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the WordNet sense of a class, e.g. crane=crane.n.04 or crane=n03126707 (repeatable)")
     _add_hierarchy_args(c)
     _add_descriptor_args(c)
+    _add_few_shot_args(c)
     c.add_argument("--cache", default=None,
                    help="cache folder for the sparse WordNet's node scores, per model "
                         "(default $ZSDEMO_FEATURE_CACHE or ~/.cache/zsdemo/features)")
@@ -196,6 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the WordNet sense of a class (repeatable)")
     _add_hierarchy_args(e)
     _add_descriptor_args(e)
+    _add_few_shot_args(e)
     e.add_argument("--batch-size", type=int, default=EVAL_BATCH_SIZE,
                    help="images per encoder step, each with its views (default %(default)s)")
     e.add_argument("--cache", default=None,
@@ -264,12 +296,18 @@ def run_classify(args: argparse.Namespace) -> int:
     from .pipeline import classify_request, prepare_request
     from .wordnet_sparse import CACHE
 
-    request = prepare_request(_read_classes(args), args.strategies, args.templates, args.top_k,
-                              consistency=args.consistency, views=args.views, rerank_all=args.rerank_all,
-                              senses=args.sense, tpt=_tpt_settings(args), **_method_options(args))
-    CACHE.attach(None if args.no_cache else args.cache or DEFAULT_DIR)
-    loaded = get_model(args.model, args.pretrained, args.device, args.precision)
-    result = classify_request(loaded, args.images, request, progress=progress_printer(args.quiet))
+    raw = _read_classes(args)
+    few_shot = _few_shot_options(args, parse_classnames(raw).names)
+    try:
+        request = prepare_request(raw, args.strategies, args.templates, args.top_k,
+                                  consistency=args.consistency, views=args.views, rerank_all=args.rerank_all,
+                                  senses=args.sense, tpt=_tpt_settings(args), **_method_options(args), **few_shot)
+        CACHE.attach(None if args.no_cache else args.cache or DEFAULT_DIR)
+        loaded = get_model(args.model, args.pretrained, args.device, args.precision)
+        result = classify_request(loaded, args.images, request, progress=progress_printer(args.quiet))
+    finally:
+        if few_shot["support"] is not None:
+            few_shot["support"].close()
     print(result.to_json() if args.json else format_table(result))
     failed = [im for im in result.images if im.error]
     for im in failed:
@@ -366,13 +404,18 @@ def run_evaluate(args: argparse.Namespace) -> int:
             data = (open_zip(source, tmp, mapping, candidates) if is_zip
                     else open_labelled(source, mapping, candidates))
         # The request is checked once, before a model loads: a typo does not wait for it.
+        few_shot = _few_shot_options(args, data.classes)
         request = evaluation_request(data, args.strategies, args.templates, args.views, args.rerank_all,
-                                     args.sense, _tpt_settings(args), **_method_options(args))
+                                     args.sense, _tpt_settings(args), **_method_options(args), **few_shot)
         loaded = get_model(args.model, args.pretrained, args.device, args.precision)
         store = None if args.no_cache else FeatureStore(args.cache or DEFAULT_DIR, loaded)
         CACHE.attach(None if args.no_cache else args.cache or DEFAULT_DIR)
-        report = evaluate(loaded, data, request, batch_size=args.batch_size, store=store,
-                          progress=progress_printer(args.quiet))
+        try:
+            report = evaluate(loaded, data, request, batch_size=args.batch_size, store=store,
+                              progress=progress_printer(args.quiet))
+        finally:
+            if request.support is not None:
+                request.support.close()
         files = write_report(report, args.out)
     if args.json:
         print(json.dumps(report.to_dict(), indent=1, ensure_ascii=False))

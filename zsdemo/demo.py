@@ -40,6 +40,7 @@ from .panels import (  # noqa: F401
     ImagePanels,
     evaluation_panels,
     image_panels,
+    thumbnail_url,
     md,
     model_notice,
     status_html,
@@ -59,7 +60,13 @@ from .report import write_report
 from .results import ClassificationResult
 from .strategies import STRATEGIES, chosen, parse_strategies
 from .strategies.perception import TEMPERATURE, attributes_text  # noqa: F401
+from .request import Request
+from .strategies.coop import EPOCHS as COOP_EPOCHS  # noqa: F401
+from .strategies.tip import ALPHA as TIP_ALPHA  # noqa: F401
+from .strategies.tip import BETA as TIP_BETA  # noqa: F401
+from .strategies.tip import TipDetails
 from .strategies.tpt import MAX_STEPS
+from .support import SupportSet, open_support
 from .views import DEFAULT_VIEWS, FLIP_VIEW, VIEW_LABELS, VIEWS
 from .warmup import Example, WarmUp
 from .wordnet import check_count, check_overrides, class_senses, parse_overrides
@@ -99,12 +106,15 @@ class Run:
     result: ClassificationResult
     paths: list[str] = field(default_factory=list)
     compared: ClassificationResult | None = None     # the same request on a second model
+    thumbnails: dict[str, str] = field(default_factory=dict)   # support file -> data URL (Tip-Adapter's nearest)
 
     # The page keeps a run as JSON: Gradio can then store it with the cached examples.
     def to_state(self) -> dict[str, Any]:
         state = {"result": self.result.to_dict(), "paths": list(self.paths)}
         if self.compared is not None:
             state["compared"] = self.compared.to_dict()
+        if self.thumbnails:
+            state["thumbnails"] = dict(self.thumbnails)
         return state
 
     def to_dict(self) -> dict[str, Any]:
@@ -122,8 +132,10 @@ class Run:
         try:
             paths = [str(p) for p in state["paths"]]
             compared = state.get("compared")
+            thumbnails = {str(k): str(v) for k, v in (state.get("thumbnails") or {}).items()
+                          if str(v).startswith("data:image/jpeg;base64,")}
             run = cls(ClassificationResult.from_dict(state["result"]), paths,
-                      ClassificationResult.from_dict(compared) if compared is not None else None)
+                      ClassificationResult.from_dict(compared) if compared is not None else None, thumbnails)
             if run.compared is not None and len(run.compared.images) != len(run.result.images):
                 raise ValueError("the two models' results cover different images")
             return run
@@ -295,6 +307,12 @@ def run(
     attributes: str | None = None,
     perception_temperature: float | None = None,
     compare_model: str | None = None,
+    support: object = None,
+    tip_alpha: float | None = None,
+    tip_beta: float | None = None,
+    val_fraction: float | None = None,
+    coop_context: str | None = None,
+    coop_epochs: int | float | None = None,
 ) -> Run:
     """Validate everything (fast, before a model loads), then classify every image.
 
@@ -311,14 +329,29 @@ def run(
     strategies = arguments.text_or_list(strategies, "strategies")
     if not strategies:
         raise InputError("No strategy selected: tick at least one strategy.")
-    request = prepare_request(
-        arguments.text(classes, "classes"), strategies, arguments.text_or_list(templates, "templates") or None, top_k,
-        consistency=arguments.flag(consistency, "consistency"), views=arguments.text_or_list(views, "views") or None,
-        rerank_all=arguments.flag(rerank_all, "rerank_all"), senses=arguments.text_or_mapping(senses, "senses") or None,
-        tpt=_tpt_settings(tpt_steps, tpt_views), **_hierarchy_options(wordnet_keep, low_confidence, rerank_top),
-        descriptors=arguments.text(descriptors, "descriptors") if descriptors is not None else None,
-        perception=_perception_options(attributes, perception_temperature),
-    )
+    support_set = _open_support(config, support, classes)
+    try:
+        request = prepare_request(
+            arguments.text(classes, "classes"), strategies, arguments.text_or_list(templates, "templates") or None,
+            top_k, consistency=arguments.flag(consistency, "consistency"),
+            views=arguments.text_or_list(views, "views") or None, rerank_all=arguments.flag(rerank_all, "rerank_all"),
+            senses=arguments.text_or_mapping(senses, "senses") or None, tpt=_tpt_settings(tpt_steps, tpt_views),
+            **_hierarchy_options(wordnet_keep, low_confidence, rerank_top),
+            descriptors=arguments.text(descriptors, "descriptors") if descriptors is not None else None,
+            perception=_perception_options(attributes, perception_temperature), support=support_set,
+            tip={"alpha": _optional_number(tip_alpha, "Tip-Adapter alpha"),
+                 "beta": _optional_number(tip_beta, "Tip-Adapter beta"),
+                 "val_fraction": _optional_number(val_fraction, "validation fraction")},
+            coop={"context": (arguments.text(coop_context, "coop_context") or None) if coop_context else None,
+                  "epochs": arguments.whole_number(coop_epochs, "CoOp epochs", 1, MAX_PAGE_EPOCHS)})
+        return _run(config, request, files, model, compare_model, progress, stop, announce)
+    finally:
+        if support_set is not None:
+            support_set.close()
+
+
+def _run(config: AppConfig, request: Request, files: list[str], model: object, compare_model: object,
+         progress: Progress | None, stop: threading.Event | None, announce: Callable[[str], None] | None) -> Run:
     first = model_choice(config, model)
     compare = arguments.text(compare_model, "compare_model").strip() if compare_model is not None else ""
     second = model_choice(config, compare, "compare_model") if compare.lower() not in ("", "none") else None
@@ -346,7 +379,41 @@ def run(
             hi = sum(x.total for x in work[:k + 1]) / max(seconds, 1e-9)
             part = _part(progress, lo, hi, m.spec.display) if progress is not None and second else None
             results.append(classify_request(m, files, request, names=names, work=w, progress=part))
-        return Run(results[0], files, results[1] if second else None)
+        return Run(results[0], files, results[1] if second else None, _nearest_thumbnails(request, results[0]))
+
+
+MAX_PAGE_EPOCHS = 200                  # CoOp epochs a page or API request may ask for
+MAX_THUMBNAILS = 48                    # support examples pictured per run (the page keeps them)
+
+
+def _optional_number(value: object, name: str) -> float | None:
+    return None if value is None else arguments.number(value, name, 0.0)
+
+
+def _open_support(config: AppConfig, upload: object, classes: object) -> SupportSet | None:
+    """The uploaded support zip, checked against the classes (its folder lives until the run ends)."""
+    if upload is None or upload == "":
+        return None
+    path = config.uploads.check(upload, "the support set")
+    names = parse_classnames(arguments.text(classes, "classes")).names
+    return open_support(path, names, confine=True, max_images=LIMITS.eval_images, shown=display_name(path))
+
+
+def _nearest_thumbnails(request: Request, result: ClassificationResult) -> dict[str, str]:
+    """Small pictures of the support examples Tip-Adapter names as nearest (the support set's
+    folder is gone after the run; the page keeps these)."""
+    if request.support is None:
+        return {}
+    wanted = {x["file"] for im in result.images for r in im.strategies.values()
+              if isinstance(r.details, TipDetails) for x in r.details.nearest}
+    paths = {it.name: it.path for it in request.support.items}
+    out = {}
+    for name in sorted(wanted)[:MAX_THUMBNAILS]:
+        try:
+            out[name] = thumbnail_url(load_image(str(paths[name])).image)
+        except (KeyError, ImageError):
+            continue
+    return out
 
 
 def _part(report: Progress, lo: float, hi: float, label: str) -> Progress:
@@ -431,7 +498,7 @@ def panels(config: AppConfig, state: Run | None, index: int | None) -> ImagePane
             image = load_image(config.uploads.check(state.paths[index])).image
         except (ImageError, InputError):
             image = None  # gone since the run, or not a file this server was sent: no thumbnails
-    return image_panels(state.result, index, image, state.compared)
+    return image_panels(state.result, index, image, state.compared, state.thumbnails)
 
 
 def choose_sense(chosen: dict[str, str] | None, classname: str | None, synset: str | None) -> dict[str, str]:

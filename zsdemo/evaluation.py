@@ -42,6 +42,7 @@ from .progress import Progress, advance, stage, track
 from .request import Request, prepare_request
 from .strategies import STRATEGIES, Batch, Run
 from .strategies.tpt import TPTSettings
+from .support import SupportFeatures, SupportSet, digests_of, embed_support
 from .text import TextFeatureCache
 from .wordnet_sparse import Sparsity
 
@@ -89,6 +90,7 @@ class EvaluationReport:
     timing: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     sparsity: Sparsity | None = None     # the sparse WordNet hierarchy, with a hierarchy strategy
+    support: SupportFeatures | None = None   # the few-shot methods' labelled examples
 
     def correct(self, strategy: str) -> np.ndarray:
         return np.array([r.top5[strategy][0] == r.label for r in self.records], dtype=bool)
@@ -103,6 +105,15 @@ class EvaluationReport:
         name = self.dataset.get("dataset")
         return paper_comparison(summary or self.summary(), name, self.model) if name else []
 
+    def support_summary(self) -> dict[str, Any] | None:
+        """The support set of the few-shot methods: its shots per class, the examples left out
+        (leaked, unreadable) and the settings each method used."""
+        if self.support is None:
+            return None
+        return {**self.support.describe(), "shots_per_class": _shots(self.support),
+                "tip": {k: self.settings["tip"][k] for k in ("alpha", "beta", "val_fraction")},
+                "coop": self.settings["coop"]}
+
     def to_dict(self) -> dict[str, Any]:
         summary = self.summary()
         return {
@@ -114,8 +125,15 @@ class EvaluationReport:
             "paper_comparison": self.paper_comparison(summary),
             "wordnet_sparsity": self.sparsity.summary() if self.sparsity else None,
             "wordnet_nodes": self.sparsity.node_list() if self.sparsity else [],
+            "support": self.support_summary(),
             "images": [asdict(r) for r in self.records],
         }
+
+
+def _shots(support: SupportFeatures) -> str:
+    """"16" when every class has 16 examples, else the range ("4-16")."""
+    counts = sorted(n for n in support.shots().values() if n)
+    return str(counts[0]) if counts[0] == counts[-1] else f"{counts[0]}-{counts[-1]}"
 
 
 def evaluation_request(
@@ -132,13 +150,17 @@ def evaluation_request(
     rerank_top: int | None = None,
     descriptors: str | dict[str, Any] | None = None,
     perception: dict[str, Any] | None = None,
+    support: SupportSet | None = None,
+    tip: dict[str, Any] | None = None,
+    coop: dict[str, Any] | None = None,
 ) -> Request:
     """The request that evaluates ``data``: its classes, the consistency check always on, top-5;
     checked once here (before a model loads), then handed to ``evaluate``."""
     request = prepare_request(data.classes, strategies or DEFAULT_STRATEGIES, templates, TOP_K,
                               consistency=True, views=views, rerank_all=rerank_all, senses=senses, tpt=tpt,
                               wordnet_keep=wordnet_keep, low_confidence=low_confidence, rerank_top=rerank_top,
-                              descriptors=descriptors, perception=perception)
+                              descriptors=descriptors, perception=perception, support=support, tip=tip,
+                              coop=coop)
     if request.needs_wordnet:
         # Classes read from WordNet ids use exactly those senses (the user's choices still win).
         # Added after the checks: without WordNet the hierarchy falls back to bare names and says so.
@@ -171,6 +193,13 @@ def evaluate(
             stage(0.0, 0.0, "reading the classes in WordNet")      # and scoring its nodes, once per model
             senses, sparsity, missing = request_senses(loaded, request)
     run = Run(loaded, request, cache, senses)
+    if request.support is not None and any(s.needs_support for s in request.chosen):
+        with track(progress) if progress is not None else contextlib.nullcontext():
+            # Leakage: an evaluated image is never in the support set, whatever its name.
+            stage(0.0, 0.0, "reading the evaluated images' contents (leakage check)")
+            evaluated_digests = digests_of([it.path for it in data.items])
+            stage(0.0, 0.0, "embedding the support set", len(request.support.items), "image")
+            run.support = embed_support(loaded, request.support, store, evaluated_digests)
     out = EvaluationReport(
         dataset=data.describe(), model=loaded.describe(),
         settings={"strategies": list(request.strategies), "views": list(request.views),
@@ -179,9 +208,12 @@ def evaluate(
                   "feature_cache": store is not None, "wordnet_keep": request.wordnet_keep,
                   "low_confidence": str(request.low_confidence), "rerank_top": request.rerank_top,
                   "perception": {"attributes": request.perception.attributes,
-                                 "temperature": request.perception.temperature}},
+                                 "temperature": request.perception.temperature},
+                  "tip": asdict(request.tip), "coop": asdict(request.coop)},
         classes=list(request.classnames), strategies=evaluated, records=[],
-        warnings=list(request.warnings) + ([missing] if missing else []), sparsity=sparsity,
+        warnings=list(request.warnings) + ([missing] if missing else [])
+        + (run.support.warnings() if run.support is not None else []), sparsity=sparsity,
+        support=run.support,
     )
     stats = {"encoded": 0, "from_cache": 0}
     items = data.items

@@ -7,6 +7,7 @@ names the problem.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import math
 import os
@@ -40,6 +41,7 @@ class LoadedImage:
     width: int          # of the file, before any reduction on decoding
     height: int
     warnings: list[str] = field(default_factory=list)
+    digest: str | None = None   # sha256 of the file's bytes (None for a PIL image): the leakage check's key
 
 
 def describe_source(src: ImageSource, name: str | None = None) -> str:
@@ -92,6 +94,7 @@ def load_image(
     max_bytes = LIMITS.upload_bytes if max_bytes is None else max_bytes
     max_pixels = LIMITS.megapixels * 1_000_000 if max_pixels is None else max_pixels
     notes: list[str] = []
+    digest = None
     if isinstance(src, Image.Image):
         img = src
     else:
@@ -101,6 +104,7 @@ def load_image(
         if len(data) > max_bytes:
             raise ImageError(f"{label}: larger than the {max_bytes / 2**20:.0f} MB upload limit. "
                              "Use a smaller or re-compressed image.")
+        digest = hashlib.sha256(data).hexdigest()
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -140,7 +144,7 @@ def load_image(
         raise ImageError(f"{label}: the file is truncated or corrupt ({e}).") from None
     except Exception as e:
         raise ImageError(f"{label}: cannot be decoded ({type(e).__name__}: {e}).") from None
-    return LoadedImage(rgb, label, width, height, notes)
+    return LoadedImage(rgb, label, width, height, notes, digest)
 
 
 def _decode_bounded(img: Image.Image, max_pixels: int = WORKING_PIXELS) -> Image.Image:

@@ -23,10 +23,12 @@ from .progress import count
 from .results import ClassificationResult, ImageResult, StrategyResult, verdict
 from .strategies import STRATEGIES
 from .strategies.hierarchy import HierarchyDetails
+from .strategies.tip import TipDetails
 from .strategies.tpt import TPTDetails
 from .views import VIEW_LABELS, make_view
 
 THUMBNAIL = 160
+NEAREST_THUMBNAIL = 112
 
 
 STATUS_ICONS = {"done": "✔", "error": "✗", "stopped": "■"}
@@ -176,6 +178,27 @@ def _data_url(image: Image.Image) -> str:
     buf = io.BytesIO()
     image.convert("RGB").save(buf, format="JPEG", quality=80)
     return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def thumbnail_url(image: Image.Image, size: int = NEAREST_THUMBNAIL) -> str:
+    """A small JPEG of ``image`` as a data URL (what the page keeps of a support example)."""
+    return _data_url(_fit(image, size))
+
+
+def nearest_html(image: ImageResult, thumbnails: dict[str, str]) -> str:
+    """Tip-Adapter's "it looks like these examples": the nearest support images, pictured."""
+    r = details_of(image, TipDetails)
+    if r is None:
+        return ""
+    figures = []
+    for x in r.details.nearest:
+        url = thumbnails.get(x["file"], "")
+        picture = (f'<img src="{html(url)}" alt="{html(x["file"])}">' if url.startswith("data:image/jpeg;base64,")
+                   else '<div class="zs-missing">no picture kept</div>')
+        figures.append(f'<figure class="zs-view">{picture}<figcaption>{html(x["class_name"])}<br>'
+                       f'{html(x["file"])}<br>cos {x["cosine"]:.3f}</figcaption></figure>')
+    return ('<div class="zs-caption">Tip-Adapter: this image looks most like these labelled examples '
+            f'(its cache)</div><div class="zs-views">{"".join(figures)}</div>')
 
 
 def _colour(k: int) -> str:
@@ -407,8 +430,8 @@ def tpt_markdown(image: ImageResult) -> str:
     ])
 
 
-ARENA_PANEL_HINT = ("*Tick DCLIP, CuPL, WaffleCLIP, ZPE or PerceptionCLIP to see here why each of them decided "
-                    "as it did.*")
+ARENA_PANEL_HINT = ("*Tick DCLIP, CuPL, WaffleCLIP, ZPE, PerceptionCLIP, or (with labelled examples) Tip-Adapter "
+                    "and CoOp to see here why each of them decided as it did.*")
 
 
 def methods_markdown(image: ImageResult) -> str:
@@ -439,6 +462,7 @@ class ImagePanels:
     tpt: str
     tpt_bars: str                               # HTML; "" without TPT
     methods: str = ""                           # the arena's methods explain themselves
+    nearest: str = ""                           # HTML: Tip-Adapter's nearest support examples
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -447,14 +471,15 @@ class ImagePanels:
 
 
 def image_panels(result: ClassificationResult, index: int, image: Image.Image | None,
-                 compared: ClassificationResult | None = None) -> ImagePanels:
+                 compared: ClassificationResult | None = None, thumbnails: dict[str, str] | None = None,
+                 ) -> ImagePanels:
     """Panels for ``result.images[index]``; ``image`` is its decoded picture (for the thumbnails);
     ``compared``, the same request on a second model, gets a column of bars beside the first."""
     im = result.images[index]
     title = f"### {md(im.source)}" + (f" ({im.width}×{im.height})" if im.width else "")
     if im.error:
         return ImagePanels(title, "", "", f"**This image could not be used:** {md(im.error)}", [], "",
-                           "", "", "", "", list(im.warnings))
+                           "", "", "", "", "", list(im.warnings))
     check = im.analyses.get("consistency")
     tpt = details_of(im, TPTDetails)
     return ImagePanels(
@@ -469,6 +494,7 @@ def image_panels(result: ClassificationResult, index: int, image: Image.Image | 
         tpt=tpt_markdown(im),
         tpt_bars=tpt_bars_html(tpt, result.classes, result.top_k) if tpt else "",
         methods=methods_markdown(im),
+        nearest=nearest_html(im, thumbnails or {}),
         warnings=list(im.warnings),
     )
 

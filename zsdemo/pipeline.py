@@ -24,6 +24,7 @@ from .progress import Progress, count, duration, stage, track
 from .request import Request, prepare_request  # noqa: F401 (the pipeline's input, re-exported)
 from .results import ClassificationResult, ImageResult, Prediction, StrategyResult
 from .strategies import STRATEGIES, Batch, Rates, Run, Scores, Strategy
+from .support import embed_support
 from .templates import CLIP80, NAME_ONLY, PLACEHOLDER, fill
 from .text import TextFeatureCache, prompt_token_count
 from .wordnet import ClassSense, WordNetUnavailable, bare_sense, class_senses, is_loaded
@@ -180,6 +181,9 @@ def estimate(loaded: LoadedModel, n_images: int, request: Request,
     seconds = {"wordnet": WORDNET_LOAD_SECONDS if request.needs_wordnet and not is_loaded() else 0.0,
                "images": n_images * (1 + views) / rates.images_per_second,
                "prompts": todo / rates.prompts_per_second}
+    if request.support is not None and any(s.needs_support for s in request.chosen):
+        seconds["support"] = len(request.support.items) / rates.images_per_second
+        why.append(f"{count(len(request.support.items), 'support image')} to embed (cached afterwards)")
     if seconds["wordnet"]:
         why.append("loading WordNet (once per server)")
     if views:
@@ -282,6 +286,10 @@ def _classify(loaded: LoadedModel, images: Sequence[ImageSource], request: Reque
             feats, view_feats = embed_images(loaded, good), None
         stage(*bounds["prompts"], "encoding prompts", work.prompts, "prompt")
         run = Run(loaded, request, cache, senses)
+        if request.support is not None and any(s.needs_support for s in strategies):
+            stage(*bounds["support"], "embedding the support set", len(request.support.items), "image")
+            run.support = embed_support(loaded, request.support, exclude={im.digest for im in good if im.digest})
+            warnings += run.support.warnings()
         pixels = [im.image for im in good] if any(s.needs_pixels for s in strategies) else ()
         batch, scores = score_batch(run, feats, view_feats, pixels, strategies, bounds)
         for row, im in enumerate(good):

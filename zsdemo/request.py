@@ -17,9 +17,14 @@ from .descriptors import Descriptors, descriptor_warnings, effective, parse_desc
 from .errors import InputError
 from .limits import LIMITS
 from .strategies import STRATEGIES, Strategy, parse_strategies
+from .strategies.coop import CoOpSettings
+from .strategies.coop import parse_settings as coop_settings
 from .strategies.perception import PerceptionSettings
 from .strategies.perception import parse_settings as perception_settings
+from .strategies.tip import TipSettings
+from .strategies.tip import parse_settings as tip_settings
 from .strategies.tpt import TPTSettings, parse_settings
+from .support import SupportSet
 from .templates import CLIP80, NAME_ONLY, parse_templates
 from .views import DEFAULT_VIEWS, parse_views
 from .wordnet import (
@@ -54,6 +59,9 @@ class Request:
     rerank_top: int = RERANK_TOP_DEFAULT         # hierarchy: candidates re-ranked
     descriptors: Descriptors = field(default_factory=Descriptors)   # dclip, cupl: per class
     perception: PerceptionSettings = field(default_factory=PerceptionSettings)   # its attributes, T
+    support: SupportSet | None = None             # few-shot: labelled examples of the classes
+    tip: TipSettings = field(default_factory=TipSettings)
+    coop: CoOpSettings = field(default_factory=CoOpSettings)
 
     @property
     def chosen(self) -> list[Strategy]:
@@ -83,6 +91,9 @@ def prepare_request(
     rerank_top: int | float | None = None,
     descriptors: str | dict[str, Any] | Descriptors | None = None,
     perception: PerceptionSettings | dict[str, Any] | None = None,
+    support: SupportSet | None = None,
+    tip: TipSettings | dict[str, Any] | None = None,
+    coop: CoOpSettings | dict[str, Any] | None = None,
 ) -> Request:
     """Validate everything but the images; raise InputError with a message for the user.
 
@@ -90,7 +101,7 @@ def prepare_request(
     the default), at most the class limit; more than the classes given lists them all."""
     parsed = parse_classnames(classnames)
     custom = parse_templates(templates)
-    ids = parse_strategies(strategies, has_custom_templates=bool(custom))
+    ids = parse_strategies(strategies, has_custom_templates=bool(custom), has_support=support is not None)
     top_k = whole_number(top_k, "top-k", 1, LIMITS.classes, DEFAULT_TOP_K)
     warnings = list(parsed.warnings)
     if custom and "custom" not in ids:
@@ -132,6 +143,17 @@ def prepare_request(
         if request.perception != PerceptionSettings() and "perception" not in ids:
             request.warnings.append("PerceptionCLIP settings (attributes, temperature) were given but its strategy "
                                     "is not selected; they are unused.")
+    request.support = support
+    request.tip = tip if isinstance(tip, TipSettings) else tip_settings(**(tip or {}))
+    request.coop = coop if isinstance(coop, CoOpSettings) else coop_settings(**(coop or {}))
+    if support is not None:
+        if support.classes != request.classnames:
+            raise InputError("The support set was read for other classes than the request's.")
+        if any(s.needs_support for s in request.chosen):
+            request.warnings.extend(support.warnings())
+        else:
+            request.warnings.append("A support set was given but no few-shot strategy (tip, coop) is selected; "
+                                    "it is unused.")
     check_prompts(request)
     request.senses = _check_senses(parse_overrides(senses), parsed.names, request.warnings)
     return request

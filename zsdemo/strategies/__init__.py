@@ -10,11 +10,13 @@ from typing import Sequence
 from ..constants import CLASSIFY_DEFAULT
 from ..errors import InputError
 from .base import Batch, Rates, Run, Scores, Strategy  # noqa: F401 (the protocol, for method modules)
+from .coop import COOP
 from .cupl import CUPL, CUPL80
 from .dclip import DCLIP
 from .hierarchy import HIERARCHY, HIERARCHY80
 from .perception import PERCEPTION
 from .templates import CLIP7_ENSEMBLE, CLIP80_ENSEMBLE, CUSTOM, NAME, PHOTO
+from .tip import TIP
 from .tpt import TPT
 from .waffle import WAFFLE
 from .zpe import ZPE
@@ -36,16 +38,19 @@ STRATEGIES: dict[str, Strategy] = {
         WAFFLE,
         ZPE,
         PERCEPTION,
+        TIP,
+        COOP,
     )
 }
 ALL = "all"
 
 
-def parse_strategies(value: str | Sequence[str] | None, has_custom_templates: bool) -> tuple[str, ...]:
+def parse_strategies(value: str | Sequence[str] | None, has_custom_templates: bool,
+                     has_support: bool = False) -> tuple[str, ...]:
     """Strategy ids from ``"name,clip80"`` or a list; ``all`` picks every available one.
 
-    ``custom`` is available only when templates were given; asking for it without templates is
-    an error, while ``all`` simply leaves it out.
+    ``custom`` is available only when templates were given, the few-shot methods only with a
+    support set; asking for them without is an error, while ``all`` simply leaves them out.
     """
     if value is None:
         items = list(CLASSIFY_DEFAULT)
@@ -59,7 +64,8 @@ def parse_strategies(value: str | Sequence[str] | None, has_custom_templates: bo
     chosen: list[str] = []
     for item in items:
         if item == ALL:
-            expanded = [s for s in STRATEGIES if s != "custom" or has_custom_templates]
+            expanded = [s for s in STRATEGIES if (s != "custom" or has_custom_templates)
+                        and (not STRATEGIES[s].needs_support or has_support)]
         elif item in STRATEGIES:
             expanded = [item]
         else:

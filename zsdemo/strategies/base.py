@@ -24,6 +24,7 @@ from ..zero_shot_classifier import class_vectors
 if TYPE_CHECKING:                                   # request.py imports the registry
     from ..request import Request
     from ..results import StrategyResult
+    from ..support import SupportFeatures
     from ..wordnet import ClassSense
 
 
@@ -35,6 +36,7 @@ class Run:
     request: Request
     cache: TextFeatureCache | None
     senses: Sequence[ClassSense] = ()              # every class's WordNet reading (needs_wordnet)
+    support: SupportFeatures | None = None         # the labelled examples' features (needs_support)
     _memo: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def once(self, key: str, make: Callable[[], Any]) -> Any:
@@ -114,6 +116,7 @@ class Strategy:
     tunes_per_image: bool = False    # learns per image: too slow for the shared server's evaluation
     whole_set: bool = False          # its scores depend on all the images at hand (the evaluation
                                      # scores it once every image's features are known)
+    needs_support: bool = False      # few-shot: reads Run.support, the request's labelled examples
     needs_descriptors: bool = False  # reads descriptors per class (descriptors.py): the request's,
     shipped_descriptors: str = ""    # or, when it has none, this file of zsdemo's own
     fallback: str | None = None      # the strategy whose prediction it keeps for confident images

@@ -189,13 +189,16 @@ class PromptParts:
     init: torch.Tensor     # [n_ctx, W]: embeddings of "a photo of a"
 
 
-def prompt_parts(loaded: LoadedModel, classnames: list[str]) -> PromptParts:
+def prompt_parts(loaded: LoadedModel, classnames: list[str], context: str = CONTEXT_INIT,
+                 method: str = "TPT") -> PromptParts:
+    """The frozen parts of "``context`` {class}." for every class; the context's tokens are the
+    learnable slots (TPT: "a photo of a"; CoOp: 16 placeholders, or the same four words)."""
     tower = text_tower(loaded.model)
     if tower is None:
-        raise InputError("TPT needs an open_clip text transformer that it can feed embeddings to; "
+        raise InputError(f"{method} needs an open_clip text transformer that it can feed embeddings to; "
                          "this model's text tower is not supported. Choose another strategy or model.")
-    n_ctx = len(loaded.tokenizer.encode(CONTEXT_INIT)) if hasattr(loaded.tokenizer, "encode") else 4
-    tokens = loaded.tokenizer([TEMPLATE.replace("{}", c) for c in classnames]).to(loaded.device)
+    n_ctx = len(loaded.tokenizer.encode(context)) if hasattr(loaded.tokenizer, "encode") else len(context.split())
+    tokens = loaded.tokenizer([f"{context} {c}." for c in classnames]).to(loaded.device)
     eot = eot_positions(tower, tokens)
     length = int(eot.max()) + 1  # the causal tower ignores everything after end of text
     with torch.no_grad():

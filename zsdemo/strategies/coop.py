@@ -1,0 +1,327 @@
+"""CoOp, context optimisation (Zhou et al., IJCV 2022; docs/METHODS.md §8).
+
+A context of learnable token embeddings goes before every class name, "[V1] ... [V16] {class}.",
+through open_clip's own text transformer (the truncated path TPT uses, ``tpt.text_features``).
+It is learned by cross-entropy of logit_scale x f T^T on the support set's features (f: the
+unit image feature, original view, computed once without gradient; T: the class features the
+context gives), with CoOp's recipe: 16 vectors drawn from N(0, 0.02^2), or 4 initialised from
+"a photo of a"; SGD, lr 0.002, momentum 0.9, weight decay 5e-4; one warm-up epoch at lr 1e-5,
+then a cosine schedule over the epochs; batches of 32; seeded, so the same support set and
+settings give the same context on the CPU. The context can be saved as a safetensors file and
+loaded again (never a pickle).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import OrderedDict
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+import torch.nn.functional as F
+
+from .. import progress
+from ..errors import InputError
+from ..limits import LIMITS
+from ..markup import md
+from ..models import LoadedModel
+from ..support import SupportFeatures
+from .base import Batch, Rates, Scores, Strategy
+from .tpt import (
+    PASSES_PER_STEP,
+    PromptParts,
+    context_gradient,
+    features_no_grad,
+    prompt_parts,
+)
+
+if TYPE_CHECKING:
+    from ..request import Request
+    from ..results import StrategyResult
+
+N_CTX = 16
+INIT_WORDS = "a photo of a"
+CONTEXTS = ("16", "init")            # 16 random vectors, or "a photo of a"
+LR, MOMENTUM, WEIGHT_DECAY = 0.002, 0.9, 5e-4
+WARMUP_LR = 1e-5                     # CoOp's constant warm-up, one epoch
+EPOCHS, BATCH_SIZE, SEED = 50, 32, 0
+MAX_EPOCHS, MAX_BATCH = 500, 1024
+NEAREST_WORDS = 3
+FORMAT = "zsdemo.coop/1"
+LEARNED: OrderedDict[tuple, "Learned"] = OrderedDict()   # contexts learned by this process
+KEEP_LEARNED = 8
+
+
+@dataclass(frozen=True)
+class CoOpSettings:
+    context: str = "16"
+    epochs: int = EPOCHS
+    batch_size: int = BATCH_SIZE
+    lr: float = LR
+    seed: int = SEED
+    load: str | None = None          # a saved context to use instead of learning one
+    save: str | None = None          # where to save the learned context
+
+
+def parse_settings(context: str | None = None, epochs: int | None = None, batch_size: int | None = None,
+                   lr: float | None = None, seed: int | None = None, load: str | None = None,
+                   save: str | None = None) -> CoOpSettings:
+    d = CoOpSettings()
+    s = CoOpSettings(d.context if context is None else str(context).strip().lower(),
+                     d.epochs if epochs is None else epochs, d.batch_size if batch_size is None else batch_size,
+                     d.lr if lr is None else lr, d.seed if seed is None else seed, load or None, save or None)
+    if s.context not in CONTEXTS:
+        raise InputError(f"CoOp's context must be '16' (16 random vectors) or 'init' (4, from 'a photo of a'); "
+                         f"got {s.context!r}.")
+    for name, value, high in (("epochs", s.epochs, MAX_EPOCHS), ("batch size", s.batch_size, MAX_BATCH)):
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= high:
+            raise InputError(f"CoOp's {name} must be a whole number from 1 to {high} (got {value!r}).")
+    if isinstance(s.lr, bool) or not isinstance(s.lr, (int, float)) or not math.isfinite(s.lr) or not 0 < s.lr <= 1:
+        raise InputError(f"CoOp's learning rate must be above 0 and at most 1 (got {s.lr!r}).")
+    if isinstance(s.seed, bool) or not isinstance(s.seed, int) or not 0 <= s.seed < 2**63:
+        raise InputError(f"CoOp's seed must be a whole number from 0 to 2**63 - 1 (got {str(s.seed)[:30]}).")
+    return s
+
+
+def context_words(settings: CoOpSettings) -> str:
+    return INIT_WORDS if settings.context == "init" else " ".join(["X"] * N_CTX)
+
+
+def learning_rate(epoch: int, settings: CoOpSettings) -> float:
+    """CoOp's schedule: the first epoch at the constant warm-up rate, then cosine annealing."""
+    if epoch == 0:
+        return WARMUP_LR
+    return 0.5 * settings.lr * (1 + math.cos(math.pi * epoch / settings.epochs))
+
+
+@dataclass
+class Learned:
+    ctx: torch.Tensor                 # [n_ctx, width], on the CPU
+    losses: list[float]               # mean training loss per epoch
+    settings: CoOpSettings
+    classes: tuple[str, ...]
+    shots: dict[str, int]
+    loaded_from: str | None = None
+
+
+def train(loaded: LoadedModel, support: SupportFeatures, settings: CoOpSettings,
+          span: tuple[float, float] | None = None) -> Learned:
+    """Learn the context on the support set (its features; the image encoder is not run)."""
+    classes = list(support.classes)
+    parts = prompt_parts(loaded, classes, context_words(settings), method="CoOp")
+    gen = torch.Generator().manual_seed(settings.seed)
+    if settings.context == "init":
+        start = parts.init.clone()
+    else:
+        start = torch.randn(parts.init.shape, generator=gen) * 0.02
+    ctx = torch.nn.Parameter(start.to(parts.init.device, parts.init.dtype))
+    optimiser = torch.optim.SGD([ctx], lr=WARMUP_LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY)
+    feats, labels = support.features.to(loaded.device), support.labels.to(loaded.device)
+    scale = loaded.logit_scale
+    per_epoch = math.ceil(len(support) / settings.batch_size)
+    if span is not None:
+        progress.stage(*span, f"CoOp: learning the context ({settings.epochs} epochs)",
+                       settings.epochs * per_epoch, "step")
+    losses = []
+    for epoch in range(settings.epochs):
+        for group in optimiser.param_groups:
+            group["lr"] = learning_rate(epoch, settings)
+        order = torch.randperm(len(support), generator=gen)
+        total = 0.0
+        for first in range(0, len(support), settings.batch_size):
+            rows = order[first:first + settings.batch_size].to(loaded.device)
+            x, y = feats[rows], labels[rows]
+
+            def loss_of(text: torch.Tensor) -> torch.Tensor:
+                return F.cross_entropy(scale * x @ text.T, y)
+
+            text = features_no_grad(loaded, parts, ctx)
+            total += float(loss_of(text)) * len(rows)
+            ctx.grad = context_gradient(loaded, parts, ctx, text, loss_of)
+            optimiser.step()
+            optimiser.zero_grad(set_to_none=True)
+            progress.advance(1, "step")
+        losses.append(total / len(support))
+    return Learned(ctx.detach().cpu(), losses, settings, support.classes, support.shots())
+
+
+def training_loss(loaded: LoadedModel, support: SupportFeatures, ctx: torch.Tensor, settings: CoOpSettings) -> float:
+    """The cross-entropy of the whole support set under ``ctx`` (no gradient)."""
+    parts = prompt_parts(loaded, list(support.classes), context_words(settings), method="CoOp")
+    text = features_no_grad(loaded, parts, ctx.to(parts.init.device))
+    logits = loaded.logit_scale * support.features.to(text.device) @ text.T
+    return float(F.cross_entropy(logits, support.labels.to(text.device)))
+
+
+def nearest_words(loaded: LoadedModel, ctx: torch.Tensor, k: int = NEAREST_WORDS) -> list[list[str]]:
+    """For each context vector, the vocabulary tokens nearest to it (Euclidean, as CoOp's
+    interpretation does)."""
+    table = loaded.model.token_embedding.weight.detach().float().cpu()
+    distance = torch.cdist(ctx.float().cpu(), table)
+    decode = getattr(loaded.tokenizer, "decode", None)
+    out = []
+    for row in distance:
+        ids = torch.argsort(row, stable=True)[:k].tolist()
+        out.append([decode([i]).strip() if decode else str(i) for i in ids])
+    return out
+
+
+def save(learned: Learned, path: str | Path, loaded: LoadedModel) -> None:
+    from safetensors.torch import save_file
+
+    meta = {"format": FORMAT, "model": loaded.identity, "classes": json.dumps(list(learned.classes)),
+            "settings": json.dumps({k: v for k, v in asdict(learned.settings).items() if k not in ("load", "save")}),
+            "losses": json.dumps(learned.losses), "shots": json.dumps(learned.shots)}
+    try:
+        save_file({"ctx": learned.ctx.contiguous()}, str(path), metadata=meta)
+    except OSError as e:
+        raise InputError(f"Cannot save the CoOp context to {str(path)!r}: {e.strerror or e}.") from None
+
+
+def load(path: str | Path, loaded: LoadedModel) -> Learned:
+    """A context saved by ``save``: safetensors only (nothing is unpickled), checked against the model."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            names = list(f.keys())
+            ctx = f.get_tensor("ctx") if names == ["ctx"] else None
+    except (OSError, SafetensorError, ValueError) as e:
+        raise InputError(f"Cannot read the CoOp context {str(path)!r}: not a safetensors file saved by "
+                         f"zsdemo ({str(e)[:120]}).") from None
+    width = loaded.model.token_embedding.weight.shape[1]
+    if meta.get("format") != FORMAT or ctx is None or ctx.ndim != 2 or ctx.shape[1] != width \
+            or not 1 <= ctx.shape[0] <= 32 or not torch.isfinite(ctx).all():
+        raise InputError(f"{str(path)!r} is not a CoOp context for this model: expected one tensor 'ctx' of "
+                         f"[n, {width}] saved by zsdemo (--coop-save).")
+    if meta.get("model") != loaded.identity:
+        raise InputError(f"The CoOp context {str(path)!r} was learned with another model ({meta.get('model')!r}); "
+                         f"this one is {loaded.identity!r}. Load it with that model, or learn a new one.")
+    try:
+        settings = CoOpSettings(**json.loads(meta["settings"]))
+        classes = tuple(json.loads(meta["classes"]))
+        losses, shots = json.loads(meta["losses"]), json.loads(meta["shots"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise InputError(f"The CoOp context {str(path)!r} has damaged metadata ({e}).") from None
+    return Learned(ctx.float(), losses, settings, classes, shots, loaded_from=Path(path).name)
+
+
+@dataclass
+class CoOpDetails:
+    """The learned context: how training went and what its vectors are near."""
+
+    epochs: int
+    losses: list[float]                 # mean training loss per epoch
+    nearest_words: list[list[str]]      # per context vector
+    shots: dict[str, int]
+    context: str                        # "16" or "init"
+    loaded_from: str | None
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "CoOpDetails":
+        return cls(**d)
+
+
+class CoOpStrategy(Strategy):
+    id = "coop"
+    label = "CoOp (learned context)"
+    description = ("few-shot: 16 context words learned on your labelled examples by cross-entropy, before each "
+                   "class name (Zhou et al.)")
+    needs_support = True
+    scaled_cosine_logits = True
+
+    def check(self, request: Request, n_images: int) -> None:
+        if request.support is None and request.coop.load is None:
+            raise InputError("CoOp needs a support set to learn from (labelled examples of the classes)",
+                             cli=" (--support FOLDER|ZIP), or a learned context (--coop-load FILE).",
+                             page=" (upload a .zip of labelled images).")
+        if request.coop.load is None:
+            steps = request.coop.epochs * math.ceil(len(request.support.items) / request.coop.batch_size)
+            prompts = steps * len(request.classnames) * PASSES_PER_STEP
+            if prompts > LIMITS.prompts * 10:
+                raise InputError(
+                    f"CoOp: {steps:,} training steps x {len(request.classnames):,} classes is {prompts:,} prompt "
+                    f"passes; at most {LIMITS.prompts * 10:,} are allowed per request. Use fewer epochs or "
+                    "examples", cli=", or raise the prompt limit (ZSDEMO_MAX_PROMPTS) on your own machine.",
+                    page=".")
+
+    def cost(self, request: Request, n_images: int, rates: Rates) -> tuple[float, str] | None:
+        if request.coop.load is not None or request.support is None:
+            return None
+        steps = request.coop.epochs * math.ceil(len(request.support.items) / request.coop.batch_size)
+        classes = len(request.classnames)
+        return (steps * classes * PASSES_PER_STEP / rates.prompts_per_second,
+                f"CoOp: {progress.count(steps, 'training step')} over {progress.count(classes, 'class', 'classes')}")
+
+    def learned(self, batch: Batch) -> Learned:
+        run, settings = batch.run, batch.request.coop
+
+        def make() -> Learned:
+            if settings.load is not None:
+                found = load(settings.load, run.loaded)
+                if found.classes != batch.classnames:
+                    batch.request.warnings.append(
+                        f"The CoOp context was learned on other classes ({len(found.classes)}, e.g. "
+                        f"{found.classes[0]!r}); it is used as it is, since it does not depend on the classes.")
+                return found
+            key = (run.loaded.identity, run.support.key(), settings)
+            if key in LEARNED:
+                LEARNED.move_to_end(key)
+                return LEARNED[key]
+            found = train(run.loaded, run.support, settings, batch.span)
+            LEARNED[key] = found
+            while len(LEARNED) > KEEP_LEARNED:
+                LEARNED.popitem(last=False)
+            if settings.save is not None:
+                save(found, settings.save, run.loaded)
+            return found
+        return run.once("coop.learned", make)
+
+    def score(self, batch: Batch) -> Scores:
+        run = batch.run
+        learned = self.learned(batch)
+        words = context_words(learned.settings)
+        parts: PromptParts = run.once("coop.parts", lambda: prompt_parts(run.loaded, list(batch.classnames), words,
+                                                                         method="CoOp"))
+        if parts.init.shape != learned.ctx.shape:
+            raise InputError(f"The CoOp context has {learned.ctx.shape[0]} vectors; its settings say "
+                             f"{parts.init.shape[0]}: the file is inconsistent.")
+        text = run.once("coop.text", lambda: features_no_grad(run.loaded, parts, learned.ctx.to(parts.init.device)))
+        logits = run.loaded.logit_scale * batch.features.float() @ text.T.to(batch.features.device)
+        words_near = run.once("coop.words", lambda: nearest_words(run.loaded, learned.ctx))
+        details = CoOpDetails(learned.settings.epochs, [round(x, 5) for x in learned.losses], words_near,
+                              learned.shots, learned.settings.context, learned.loaded_from)
+        return Scores(logits.float().cpu(), [details] * len(batch))
+
+    def note(self, result: StrategyResult) -> str:
+        d = result.details
+        if not d.losses:
+            return ""
+        return f"training loss {d.losses[0]:.3f} -> {d.losses[-1]:.3f} over {d.epochs} epochs"
+
+    def explain(self, result: StrategyResult) -> str:
+        d = result.details
+        source = f"loaded from {md(d.loaded_from)}" if d.loaded_from else \
+            f"learned on {sum(d.shots.values())} labelled examples in {d.epochs} epochs"
+        curve = ", ".join(f"{x:.3f}" for x in _thin(d.losses, 8))
+        words = "; ".join(f"[V{k + 1}] " + " / ".join(md(w) for w in ws) for k, ws in enumerate(d.nearest_words))
+        return (f"A context of {len(d.nearest_words)} vectors before each class name, {source}. Training loss by "
+                f"epoch: {curve}.\n\nThe vocabulary words nearest to each vector (CoOp's vectors rarely mean a word): "
+                f"{words}.")
+
+    def details_from_dict(self, d: dict[str, Any]) -> CoOpDetails:
+        return CoOpDetails.from_dict(d)
+
+
+def _thin(values: list[float], n: int) -> list[float]:
+    if len(values) <= n:
+        return values
+    step = (len(values) - 1) / (n - 1)
+    return [values[round(k * step)] for k in range(n)]
+
+
+COOP = CoOpStrategy()
