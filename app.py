@@ -250,14 +250,14 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
         return kept
 
     def evaluate(upload, strategies, views, rerank_all, wordnet_keep, low_confidence, rerank_top, model_choice,
-                 request: gr.Request, progress=gr.Progress()) -> tuple:
+                 support, request: gr.Request, progress=gr.Progress()) -> tuple:
         session = _session(request)
         stop = CONTROL.current(session)
         try:
             p, files = backend.evaluate_zip(config, upload, strategies, views=views, rerank_all=rerank_all,
                                             model=model_choice, progress=lambda f, msg: progress(f, desc=msg),
                                             stop=stop, wordnet_keep=wordnet_keep, low_confidence=low_confidence,
-                                            rerank_top=rerank_top)
+                                            rerank_top=rerank_top, support=support)
         except Exception as e:
             # One message where the summary goes, not an "Error" badge on every table.
             return problem(e, "evaluate"), *([gr.update(value=None, visible=False)] * 8)
@@ -478,6 +478,9 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
                         eval_keep, eval_rule, eval_top = hierarchy_settings()
                     eval_model = gr.Dropdown(label="Model", choices=backend.model_choices(config), value=model,
                                              allow_custom_value=True)
+                    eval_support = gr.File(label="Few-shot (Tip-Adapter, CoOp): a .zip of labelled examples, "
+                                                 "separate from the evaluated set", file_types=[".zip"],
+                                           type="filepath", elem_id="eval-support")
                     with gr.Row():
                         eval_run = gr.Button("Evaluate", variant="primary", elem_id="eval-run", scale=3)
                         eval_stop = gr.Button("Stop", variant="stop", elem_id="eval-stop", visible=False, scale=1)
@@ -506,7 +509,7 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
                                       api_visibility="private")
         eval_event = eval_started.then(
             evaluate, [eval_zip, eval_strategies, eval_views, eval_rerank_all, eval_keep, eval_rule, eval_top,
-                       eval_model],
+                       eval_model, eval_support],
             [eval_summary, eval_accuracy, eval_low, eval_auroc, eval_coverage, eval_strategy_coverage, eval_per_class,
              eval_confusions, eval_files], api_name="ui_evaluate", api_visibility="private", concurrency_limit=1,
             concurrency_id="evaluate", show_progress_on=[eval_summary])
@@ -548,12 +551,13 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
         def evaluate_api(archive: FileData, strategies: str = "name,photo,clip80,hierarchy", views: str = "all",
                          rerank_all: bool = False, model: str = "", wordnet_keep: float = 0.4,
                          low_confidence: str = "binary", rerank_top: int = 5, descriptors: str = "",
-                         attributes: str = "", perception_temperature: float = 3.0) -> dict:
+                         attributes: str = "", perception_temperature: float = 3.0,
+                         support: FileData | None = None) -> dict:
             """Evaluate a .zip of labelled images (ImageFolder or labels.csv); returns the report as JSON."""
             return backend.evaluate_upload(config, archive, strategies, views=views, rerank_all=rerank_all,
                                            model=model, wordnet_keep=wordnet_keep, low_confidence=low_confidence,
                                            rerank_top=rerank_top, descriptors=descriptors, attributes=attributes,
-                                           perception_temperature=perception_temperature).to_dict()
+                                           perception_temperature=perception_temperature, support=support).to_dict()
 
         gr.api(user_errors(classify_api), api_name="classify", concurrency_id="model")
         gr.api(user_errors(evaluate_api), api_name="evaluate", concurrency_limit=1, concurrency_id="evaluate")

@@ -334,6 +334,12 @@ def format_evaluation(report: EvaluationReport, files: Sequence[Path]) -> str:
     lines += [f"warning: {w}" for w in report.warnings]
     if len(report.classes) <= 5:
         lines.append(f"note: with {len(report.classes)} classes top-5 accuracy is 100% by definition; read top-1.")
+    support = report.support_summary()
+    if support is not None:
+        lines.append(f"few-shot support set {support['root']}: {support['images']} labelled examples, "
+                     f"{support['shots_per_class']} per class"
+                     + (f"; {len(support['leaked_excluded'])} left out (also evaluated)" if support["leaked_excluded"]
+                        else ""))
     lines += ["", f"{'strategy':<14}{'top-1 %':>9}{'top-5 %':>9}"]
     for sid, a in s["accuracy"].items():
         lines.append(f"{sid:<14}{_percent(a['top1']):>9}{_percent(a['top5']):>9}"

@@ -560,12 +560,13 @@ def evaluate_upload(config: AppConfig, upload: object, strategies: str | Sequenc
                     progress: Progress | None = None, stop: threading.Event | None = None,
                     wordnet_keep: object = None, low_confidence: object = None,
                     rerank_top: object = None, descriptors: object = None, attributes: object = None,
-                    perception_temperature: object = None) -> EvaluationReport:
+                    perception_temperature: object = None, support: object = None) -> EvaluationReport:
     """Evaluate an uploaded zip of labelled images (the tab and the ``/evaluate`` API)."""
     if not upload:
         raise InputError("Upload a .zip of labelled images first: one folder per class (ImageFolder), "
                          "or images with a labels.csv of path,label.")
     upload = config.uploads.check(upload, "the zip")
+    support = config.uploads.check(support, "the support set") if support not in (None, "") else None
     strategies = arguments.text_or_list(strategies, "strategies")
     if isinstance(strategies, str):
         strategies = [x.strip() for x in strategies.split(",") if x.strip()]
@@ -588,17 +589,25 @@ def evaluate_upload(config: AppConfig, upload: object, strategies: str | Sequenc
         if descriptors is not None:
             options["descriptors"] = arguments.text(descriptors, "descriptors")
         options["perception"] = _perception_options(attributes, perception_temperature)
-        return _evaluate_zip(config, upload, loaded, list(strategies), views, rerank_all, progress, options)
+        return _evaluate_zip(config, upload, loaded, list(strategies), views, rerank_all, progress, options, support)
 
 
 def _evaluate_zip(config: AppConfig, upload: str, loaded: models.LoadedModel, strategies: list[str], views: str,
-                  rerank_all: bool, progress: Progress | None, hierarchy: dict[str, object]) -> EvaluationReport:
+                  rerank_all: bool, progress: Progress | None, hierarchy: dict[str, object],
+                  support: str | None = None) -> EvaluationReport:
     with tempfile.TemporaryDirectory(prefix="zsdemo-upload-") as tmp:
         data = open_zip(upload, tmp, confine=True, max_images=LIMITS.eval_images)
         data.root = Path(Path(upload).name)          # what the report shows, not the server's temp path
         store = FeatureStore(config.feature_cache, loaded) if config.feature_cache else None
-        request = evaluation_request(data, strategies, views=EVAL_VIEWS[views], rerank_all=rerank_all, **hierarchy)
-        return evaluate(loaded, data, request, store=store, progress=progress)
+        examples = open_support(support, data.classes, confine=True, max_images=LIMITS.eval_images,
+                                shown=display_name(support)) if support else None
+        try:
+            request = evaluation_request(data, strategies, views=EVAL_VIEWS[views], rerank_all=rerank_all,
+                                         support=examples, **hierarchy)
+            return evaluate(loaded, data, request, store=store, progress=progress)
+        finally:
+            if examples is not None:
+                examples.close()
 
 
 def evaluate_zip(config: AppConfig, upload: object, strategies: str | Sequence[str] | None, *,

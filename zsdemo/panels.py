@@ -539,6 +539,11 @@ def evaluation_panels(report: EvaluationReport, listed: int = 5) -> EvaluationPa
     if problems:
         lines.append(f"- {count(len(problems), 'other problem')}: "
                      + _listing([f"{d['file']}: {d['problem']}" for d in problems], listed))
+    support = report.support_summary()
+    if support is not None:
+        lines.append(f"- Few-shot support set {md(support['root'])}: {count(support['images'], 'labelled example')}, "
+                     f"{support['shots_per_class']} per class; Tip-Adapter alpha {support['tip']['alpha']:g}, beta "
+                     f"{support['tip']['beta']:g}; CoOp {support['coop']['epochs']} epochs.")
     lines += [f"- {md(w)}" for w in report.warnings]
     if report.sparsity is not None and report.sparsity.threshold is not None:
         sparse = report.sparsity.summary()

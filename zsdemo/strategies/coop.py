@@ -18,7 +18,7 @@ import math
 from collections import OrderedDict
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 import torch.nn.functional as F
@@ -30,13 +30,8 @@ from ..markup import md
 from ..models import LoadedModel
 from ..support import SupportFeatures
 from .base import Batch, Rates, Scores, Strategy
-from .tpt import (
-    PASSES_PER_STEP,
-    PromptParts,
-    context_gradient,
-    features_no_grad,
-    prompt_parts,
-)
+from .tpt import (PASSES_PER_STEP, PromptParts, class_chunks, context_gradient, features_no_grad, prompt_parts,
+                  text_features)
 
 if TYPE_CHECKING:
     from ..request import Request
@@ -138,14 +133,27 @@ def train(loaded: LoadedModel, support: SupportFeatures, settings: CoOpSettings,
             def loss_of(text: torch.Tensor) -> torch.Tensor:
                 return F.cross_entropy(scale * x @ text.T, y)
 
-            text = features_no_grad(loaded, parts, ctx)
-            total += float(loss_of(text)) * len(rows)
-            ctx.grad = context_gradient(loaded, parts, ctx, text, loss_of)
+            loss, ctx.grad = loss_and_gradient(loaded, parts, ctx, loss_of)
+            total += loss * len(rows)
             optimiser.step()
             optimiser.zero_grad(set_to_none=True)
             progress.advance(1, "step")
         losses.append(total / len(support))
     return Learned(ctx.detach().cpu(), losses, settings, support.classes, support.shots())
+
+
+def loss_and_gradient(loaded: LoadedModel, parts: PromptParts, ctx: torch.Tensor,
+                      loss_of: Callable[[torch.Tensor], torch.Tensor]) -> tuple[float, torch.Tensor]:
+    """The loss and d loss / d ctx. Classes that fit one chunk take one forward and one backward
+    pass (one turn of the model's lock); more take TPT's two halves, a chunk at a time, so that
+    memory stays bounded (a third more work: the class features are computed twice)."""
+    if len(class_chunks(loaded, parts.prefix.shape[0])) == 1:
+        with loaded.lock, torch.enable_grad():
+            loss = loss_of(text_features(loaded, parts, ctx))
+            (grad,) = torch.autograd.grad(loss, [ctx])
+        return float(loss.detach()), grad
+    text = features_no_grad(loaded, parts, ctx)
+    return float(loss_of(text)), context_gradient(loaded, parts, ctx, text, loss_of)
 
 
 def training_loss(loaded: LoadedModel, support: SupportFeatures, ctx: torch.Tensor, settings: CoOpSettings) -> float:
