@@ -370,3 +370,40 @@ def test_two_models_side_by_side_and_the_methods_explain_themselves(sized):
     sized.click("#run")                   # "none" is a choice (no second model), not a model's name
     sized.wait_for_function("() => !document.querySelector('#bars .zs-compare')")
     sized.wait_for_selector("#run-status .zs-status-done")
+
+
+def test_few_shot_examples_are_uploaded_and_the_nearest_are_pictured(sized, tmp_path_factory):
+    """A support zip on the page: Tip-Adapter's nearest examples as pictures a person can see,
+    CoOp's training loss, at each size."""
+    folder = tmp_path_factory.mktemp("support")
+    archive = folder / "support.zip"
+    photos = Path(__file__).resolve().parents[1] / "assets" / "images"
+    with zipfile.ZipFile(archive, "w") as z:
+        for cls, name in (("cat", "cat.png"), ("coffee mug", "coffee.png"), ("rocket", "rocket.jpg")):
+            image = Image.open(photos / name).convert("RGB")
+            for k in range(2):
+                path = folder / f"{k}.png"
+                image.rotate(90 * (k + 1), expand=True).save(path)
+                z.write(path, f"{cls}/{k}.png")
+    sized.fill("#classes textarea", "cat, coffee mug, rocket")
+    sized.evaluate("""() => document.querySelectorAll('#strategies label').forEach(l => {
+        const box = l.querySelector('input');
+        const want = ['Name only', 'Tip-Adapter (few-shot cache)', 'CoOp (learned context)'].includes(l.innerText.trim());
+        if (box.checked !== want) box.click(); })""")
+    sized.get_by_text("Few-shot: labelled examples for Tip-Adapter and CoOp").click()
+    sized.set_input_files("#support input[type=file]", str(archive))
+    sized.wait_for_selector("#support a, #support .file-name", timeout=20_000)
+    sized.click("#run")
+    sized.wait_for_selector("#run-status .zs-status-done, #run-status .zs-status-error")
+    assert sized.locator("#run-status .zs-status-error").count() == 0, sized.inner_text("#run-status")
+    pictures = sized.locator("#nearest img")
+    assert pictures.count() == 3
+    sized.locator("#nearest").scroll_into_view_if_needed()
+    for k in range(3):
+        box = pictures.nth(k).bounding_box()
+        assert box["width"] >= 60 and box["height"] >= 60                    # seen, not a speck
+        assert pictures.nth(k).evaluate("im => im.complete && im.naturalWidth > 0")
+    assert "Training loss by epoch" in sized.inner_text("#methods-why")
+    assert sized.evaluate("document.documentElement.scrollWidth") <= VIEWPORTS[sized.name][0]
+    sized.screenshot(path=str(SHOTS / f"{sized.name}_8_few_shot.png"))
+    sized.locator("#support button[aria-label='Clear']").first.click()

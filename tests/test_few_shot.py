@@ -303,3 +303,18 @@ def test_the_page_reads_an_uploaded_support_zip_and_pictures_the_nearest(tmp_pat
     with pytest.raises(InputError, match="CoOp epochs must be a whole number"):
         demo.run(config, [str(uploads / "query.png")], ", ".join(CLASSES), ["coop"], support=str(archive),
                  coop_epochs=10_000)
+
+
+def test_coop_training_reports_its_steps_in_evaluate(tiny, support_dir, tmp_path):
+    root = tmp_path / "eval"
+    for c in CLASSES:
+        (root / c).mkdir(parents=True)
+        Image.open(ASSETS / PHOTOS[c]).convert("RGB").transpose(Image.FLIP_TOP_BOTTOM).save(root / c / "x.png")
+    data = open_labelled(root)
+    request = evaluation_request(data, "coop", support=open_support(support_dir, data.classes),
+                                 coop={"epochs": 3, "seed": 5})
+    heard = []
+    evaluate(tiny, data, request, cache=None, progress=lambda f, message: heard.append((f, message)))
+    steps = [m for _, m in heard if m.startswith("CoOp: learning the context (3 epochs): ")]
+    assert steps[-1].endswith("3 of 3 steps")                       # 12 examples, batches of 32: 1 step per epoch
+    assert [m for _, m in heard].index(steps[-1]) < [m for _, m in heard].index("evaluating")

@@ -200,6 +200,9 @@ def evaluate(
             evaluated_digests = digests_of([it.path for it in data.items])
             stage(0.0, 0.0, "embedding the support set", len(request.support.items), "image")
             run.support = embed_support(loaded, request.support, store, evaluated_digests)
+    with track(progress) if progress is not None else contextlib.nullcontext():
+        for strategy in request.chosen:     # CoOp learns its context here, with its own progress
+            strategy.prepare(run, (0.0, 1.0))
     out = EvaluationReport(
         dataset=data.describe(), model=loaded.describe(),
         settings={"strategies": list(request.strategies), "views": list(request.views),

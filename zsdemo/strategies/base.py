@@ -147,6 +147,10 @@ class Strategy:
         """Seconds of model work beyond its class vectors, and that work in words (None: none)."""
         return None
 
+    def prepare(self, run: Run, span: tuple[float, float] | None = None) -> None:
+        """Work done once per request before any image is scored (CoOp's training), reporting its
+        own steps within ``span`` of the progress bar; ``score`` finds it in ``run.once``."""
+
     def score(self, batch: Batch) -> Scores:
         raise NotImplementedError
 

@@ -29,7 +29,7 @@ from ..limits import LIMITS
 from ..markup import md
 from ..models import LoadedModel
 from ..support import SupportFeatures
-from .base import Batch, Rates, Scores, Strategy
+from .base import Batch, Rates, Run, Scores, Strategy
 from .tpt import (PASSES_PER_STEP, PromptParts, class_chunks, context_gradient, features_no_grad, prompt_parts,
                   text_features)
 
@@ -265,14 +265,18 @@ class CoOpStrategy(Strategy):
         return (steps * classes * PASSES_PER_STEP / rates.prompts_per_second,
                 f"CoOp: {progress.count(steps, 'training step')} over {progress.count(classes, 'class', 'classes')}")
 
-    def learned(self, batch: Batch) -> Learned:
-        run, settings = batch.run, batch.request.coop
+    def prepare(self, run: Run, span: tuple[float, float] | None = None) -> None:
+        self.learned(run, span)
+
+    def learned(self, run: Run, span: tuple[float, float] | None = None) -> Learned:
+        """The request's context: loaded, learned by this process before, or learned now."""
+        request, settings = run.request, run.request.coop
 
         def make() -> Learned:
             if settings.load is not None:
                 found = load(settings.load, run.loaded)
-                if found.classes != batch.classnames:
-                    batch.request.warnings.append(
+                if found.classes != request.classnames:
+                    request.warnings.append(
                         f"The CoOp context was learned on other classes ({len(found.classes)}, e.g. "
                         f"{found.classes[0]!r}); it is used as it is, since it does not depend on the classes.")
                 return found
@@ -280,7 +284,7 @@ class CoOpStrategy(Strategy):
             if key in LEARNED:
                 LEARNED.move_to_end(key)
                 return LEARNED[key]
-            found = train(run.loaded, run.support, settings, batch.span)
+            found = train(run.loaded, run.support, settings, span)
             LEARNED[key] = found
             while len(LEARNED) > KEEP_LEARNED:
                 LEARNED.popitem(last=False)
@@ -291,7 +295,7 @@ class CoOpStrategy(Strategy):
 
     def score(self, batch: Batch) -> Scores:
         run = batch.run
-        learned = self.learned(batch)
+        learned = self.learned(run, batch.span)
         words = context_words(learned.settings)
         parts: PromptParts = run.once("coop.parts", lambda: prompt_parts(run.loaded, list(batch.classnames), words,
                                                                          method="CoOp"))
