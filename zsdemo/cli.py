@@ -384,6 +384,7 @@ def format_evaluation(report: EvaluationReport, files: Sequence[Path]) -> str:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    from . import distributed
     from .archive import extract_zip
     from .evaluation import evaluate, evaluation_request
     from .feature_store import DEFAULT_DIR, FeatureStore
@@ -413,15 +414,20 @@ def run_evaluate(args: argparse.Namespace) -> int:
         few_shot = _few_shot_options(args, data.classes)
         request = evaluation_request(data, args.strategies, args.templates, args.views, args.rerank_all,
                                      args.sense, _tpt_settings(args), **_method_options(args), **few_shot)
-        loaded = get_model(args.model, args.pretrained, args.device, args.precision)
+        # Under torchrun: this rank's own device and shard; rank 0 alone reports (docs: README).
+        world = distributed.start(args.device)
+        loaded = get_model(args.model, args.pretrained, distributed.rank_device(args.device, world), args.precision)
         store = None if args.no_cache else FeatureStore(args.cache or DEFAULT_DIR, loaded)
         CACHE.attach(None if args.no_cache else args.cache or DEFAULT_DIR)
         try:
             report = evaluate(loaded, data, request, batch_size=args.batch_size, store=store,
-                              progress=progress_printer(args.quiet))
+                              progress=progress_printer(args.quiet or not world.main), world=world)
         finally:
             if request.support is not None:
                 request.support.close()
+            distributed.stop()
+        if report is None:
+            return 0                       # another rank: rank 0 prints and writes the report
         files = write_report(report, args.out)
     if args.json:
         print(json.dumps(report.to_dict(), indent=1, ensure_ascii=False))

@@ -30,6 +30,7 @@ from . import metrics
 from .consistency import LowConfidenceRule, embed_with_views
 from .constants import DEFAULT_STRATEGIES, EVAL_BATCH_SIZE
 from .datasets import paper_comparison
+from .distributed import SINGLE, World
 from .errors import ImageError, InputError
 from .feature_store import ORIGINAL, FeatureStore, file_digest
 from .files import read_bytes
@@ -91,6 +92,8 @@ class EvaluationReport:
     warnings: list[str] = field(default_factory=list)
     sparsity: Sparsity | None = None     # the sparse WordNet hierarchy, with a hierarchy strategy
     support: SupportFeatures | None = None   # the few-shot methods' labelled examples
+    world_size: int = 1                      # processes that scored the images (torchrun)
+    images_per_rank: list[int] = field(default_factory=list)
 
     def correct(self, strategy: str) -> np.ndarray:
         return np.array([r.top5[strategy][0] == r.label for r in self.records], dtype=bool)
@@ -121,6 +124,7 @@ class EvaluationReport:
             "classes": self.classes, "strategies": self.strategies,
             "corrupt": [{"file": f, "error": e} for f, e in self.corrupt],
             "timing": self.timing, "warnings": self.warnings,
+            "world_size": self.world_size, "images_per_rank": self.images_per_rank or [len(self.records)],
             **summary,
             "paper_comparison": self.paper_comparison(summary),
             "wordnet_sparsity": self.sparsity.summary() if self.sparsity else None,
@@ -180,9 +184,13 @@ def evaluate(
     store: FeatureStore | None = None,
     cache: TextFeatureCache | None = TEXT_CACHE,
     progress: Progress | None = None,
-) -> EvaluationReport:
+    world: World = SINGLE,
+) -> EvaluationReport | None:
     """Evaluate every strategy of ``request`` (``evaluation_request``; by default the default
-    strategies) on ``data``; a bad image is skipped and reported."""
+    strategies) on ``data``; a bad image is skipped and reported.
+
+    In a distributed run (``world``, from ``distributed.start``) each rank scores its shard and
+    rank 0 gets the report of them all; the other ranks get None."""
     request = request if request is not None else evaluation_request(data)
     if not isinstance(batch_size, int) or batch_size < 1:
         raise InputError(f"The batch size must be a whole number of at least 1 (got {batch_size!r}).")
@@ -220,25 +228,40 @@ def evaluate(
     )
     stats = {"encoded": 0, "from_cache": 0}
     items = data.items
+    mine = world.batches(len(items), batch_size)
     with track(progress) if progress is not None else contextlib.nullcontext():
         # One clock for the progress line and the report: both count from the first batch on.
         start = time.perf_counter()
         stage(0.0, 1.0, "evaluating", len(items), UNIT)
         per_batch = [s for s in evaluated if not STRATEGIES[s].whole_set]
         whole_set = [s for s in evaluated if STRATEGIES[s].whole_set]
-        kept: list[torch.Tensor] = []          # every image's features, for the whole-set strategies
-        for first in range(0, len(items), batch_size):
-            batch = items[first:first + batch_size]
-            found = _batch_features(loaded, batch, request.views, store, stats, out.corrupt,
-                                    decode=any(STRATEGIES[s].needs_pixels for s in evaluated))
+        indexed: list[tuple[int, ImageRecord]] = []       # (item index, record): merged in item order
+        kept: list[tuple[int, np.ndarray]] = []           # (item index, features), for whole-set strategies
+        corrupt: list[tuple[int, tuple[str, str]]] = []
+        for round_ in range(world.rounds(len(items), batch_size)):
+            rows = list(mine[round_]) if round_ < len(mine) else []
+            skipped: list[tuple[str, str]] = []
+            found = _batch_features(loaded, [items[i] for i in rows], request.views, store, stats, skipped,
+                                    decode=any(STRATEGIES[s].needs_pixels for s in evaluated)) if rows else []
+            where = {items[i].name: i for i in rows}
+            corrupt += [(where[name], (name, why)) for name, why in skipped]
             if found:
                 records, feats = _records(run, found, per_batch)
-                out.records += records
+                indexed += [(where[r.file], r) for r in records]
                 if whole_set:
-                    kept.append(feats)
-            advance(len(batch), UNIT)
-        if whole_set and kept:
-            _whole_set_records(run, out.records, torch.cat(kept), whole_set)
+                    kept += [(where[r.file], f) for r, f in zip(records, feats.cpu().numpy())]
+            advance(world.total(len(rows)), UNIT)      # one progress line counts every rank's images
+        gathered = world.gather((indexed, kept, corrupt, stats, sum(len(b) for b in mine)))
+        if gathered is None:
+            return None                                # another rank's report: rank 0 writes it
+        out.records = [r for _, r in sorted((x for part in gathered for x in part[0]), key=lambda x: x[0])]
+        out.corrupt = [c for _, c in sorted((x for part in gathered for x in part[2]), key=lambda x: x[0])]
+        stats = {k: sum(part[3][k] for part in gathered) for k in stats}
+        out.world_size, out.images_per_rank = world.size, [part[4] for part in gathered]
+        if whole_set and out.records:
+            ordered = [f for _, f in sorted((x for part in gathered for x in part[1]), key=lambda x: x[0])]
+            features = torch.from_numpy(np.stack(ordered)).to(loaded.device)
+            _whole_set_records(run, out.records, features, whole_set)
         seconds = time.perf_counter() - start
     if not out.records:
         first = f" (the first: {out.corrupt[0][1]})" if out.corrupt else ""
