@@ -182,6 +182,26 @@ def test_client_classify_end_to_end(client, cat_path, astronaut_path):
     assert sum(first["strategies"]["name"]["probs"]) == pytest.approx(1.0, abs=1e-4)
 
 
+def test_client_few_shot_and_a_second_model(client, cat_path, astronaut_path, tmp_path):
+    """The API's support zip (Tip-Adapter, CoOp) and compare_model, as gradio_client sends them."""
+    archive = tmp_path / "support.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for label, photo in (("cat", cat_path), ("astronaut", astronaut_path)):
+            image = Image.open(photo).convert("RGB")
+            for k in range(2):
+                buf = io.BytesIO()
+                image.rotate(90 * (k + 1), expand=True).save(buf, format="PNG")
+                z.writestr(f"{label}/{k}.png", buf.getvalue())
+    out = client.predict([handle_file(str(cat_path))], "cat, astronaut, rocket", "name,tip,coop",
+                         support=handle_file(str(archive)), coop_epochs=2, compare_model="tiny-random-sigmoid",
+                         api_name="/classify")
+    tip = out["images"][0]["strategies"]["tip"]["details"]
+    assert tip["shots"] == {"cat": 2, "astronaut": 2, "rocket": 0} and len(tip["nearest"]) == 3
+    assert len(out["images"][0]["strategies"]["coop"]["details"]["losses"]) == 2
+    assert out["compared"]["model"]["name"] == "zsdemo-tiny-sigmoid"
+    assert any("no example of 'rocket'" in w for w in out["warnings"])
+
+
 def test_client_wordnet_and_options(client):
     senses = client.predict("crane, heron, stork", api_name="/wordnet")
     assert senses[0]["chosen"]["synset"] == "crane.n.05" and senses[0]["parent"]
