@@ -394,7 +394,9 @@ def test_few_shot_examples_are_uploaded_and_the_nearest_are_pictured(sized, tmp_
     sized.set_input_files("#support input[type=file]", str(archive))
     sized.wait_for_selector("#support a, #support .file-name", timeout=20_000)
     sized.click("#run")
-    sized.wait_for_selector("#run-status .zs-status-done, #run-status .zs-status-error")
+    # The previous run's "done" is still on the page at the click: wait for this run's pictures.
+    sized.wait_for_function("() => document.querySelectorAll('#nearest img').length === 3"
+                            " || document.querySelector('#run-status .zs-status-error')")
     assert sized.locator("#run-status .zs-status-error").count() == 0, sized.inner_text("#run-status")
     pictures = sized.locator("#nearest img")
     assert pictures.count() == 3
