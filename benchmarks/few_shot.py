@@ -28,6 +28,7 @@ from PIL import Image, ImageOps
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.strategies import best_of  # noqa: E402
 from zsdemo.models import ModelSpec, load_model  # noqa: E402
 from zsdemo.pipeline import classify  # noqa: E402
 from zsdemo.strategies import coop  # noqa: E402
@@ -72,14 +73,7 @@ def main() -> int:
 
         runs = {"clip80 (baseline)": functools.partial(classify, loaded, [IMAGE], CLASSES, "clip80", cache=cache),
                 "tip": functools.partial(classify, loaded, [IMAGE], CLASSES, "tip", cache=cache, support=support)}
-        for run in runs.values():
-            run()                                            # warms the text cache and the support features
-        best = {k: float("inf") for k in runs}
-        for _ in range(args.repeat):
-            for k, run in runs.items():
-                began = time.perf_counter()
-                run()
-                best[k] = min(best[k], time.perf_counter() - began)
+        best = best_of(args.repeat, runs)      # taking turns, after one warm-up turn each
         base = best["clip80 (baseline)"]
         print(f"\n{'per image (warm)':<24} {'ms':>8} {'x clip80':>9}")
         for k, t in best.items():
