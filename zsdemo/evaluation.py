@@ -32,11 +32,9 @@ from .constants import DEFAULT_STRATEGIES, EVAL_BATCH_SIZE
 from .datasets import paper_comparison
 from .distributed import SINGLE, World
 from .errors import ImageError, InputError
-from .feature_store import ORIGINAL, FeatureStore, file_digest
-from .files import read_bytes
+from .feature_store import ORIGINAL, FeatureStore, read_image_file
 from .images import load_image
 from .labelled import LabelledSet
-from .limits import LIMITS
 from .models import LoadedModel
 from .pipeline import TEXT_CACHE, request_senses, score_batch
 from .progress import Progress, advance, stage, track
@@ -288,11 +286,10 @@ def _batch_features(loaded: LoadedModel, batch: Sequence[Any], views: Sequence[s
     todo: list[tuple[_Found, str]] = []
     for item in batch:
         try:
-            data = read_bytes(item.path, item.name, LIMITS.upload_bytes, ImageError)
+            data, digest = read_image_file(item.path, item.name)
         except ImageError as e:
             corrupt.append((item.name, str(e)))
             continue
-        digest = file_digest(data)
         cached = store.get(digest, keys) if store is not None else None
         image = None
         if cached is None or decode:

@@ -20,7 +20,9 @@ from typing import Sequence
 
 import numpy as np
 
-from .errors import InputError
+from .errors import ImageError, InputError
+from .files import read_bytes
+from .limits import LIMITS
 from .models import LoadedModel
 
 ORIGINAL = "original"      # the key of the unaugmented image, beside the view ids
@@ -29,6 +31,13 @@ DEFAULT_DIR = Path(os.environ.get("ZSDEMO_FEATURE_CACHE", Path.home() / ".cache"
 
 def file_digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def read_image_file(path: str | os.PathLike, name: str) -> tuple[bytes, str]:
+    """An image file's bytes (within the upload limit) and their digest, the key of its cached
+    features and of the leakage check; ImageError when it cannot be read."""
+    data = read_bytes(path, name, LIMITS.upload_bytes, ImageError)
+    return data, file_digest(data)
 
 
 def model_key(loaded: LoadedModel) -> str:

@@ -20,11 +20,10 @@ import numpy as np
 import torch
 
 from .errors import ImageError, InputError
-from .feature_store import ORIGINAL, FeatureStore, file_digest, model_key
-from .files import is_regular_file, read_bytes
+from .feature_store import ORIGINAL, FeatureStore, file_digest, model_key, read_image_file
+from .files import is_regular_file
 from .images import load_image
 from .labelled import Item, open_labelled, open_zip
-from .limits import LIMITS
 from .models import LoadedModel
 
 MAX_SUPPORT = 20_000                # images in a support set on the command line (16 shots x 1000 classes)
@@ -160,11 +159,10 @@ def embed_support(loaded: LoadedModel, support: SupportSet, store: FeatureStore 
     todo: list[tuple[int, object]] = []
     for it in support.items:
         try:
-            data = read_bytes(it.path, it.name, LIMITS.upload_bytes, ImageError)
+            data, digest = read_image_file(it.path, it.name)
         except ImageError as e:
             corrupt.append((it.name, str(e)))
             continue
-        digest = file_digest(data)
         if digest in exclude:
             leaked.append(it.name)
             continue
@@ -233,7 +231,7 @@ def digests_of(paths: Sequence[object]) -> set[str]:
             out.add(file_digest(p))
         elif isinstance(p, (str, Path)):
             try:
-                out.add(file_digest(read_bytes(p, str(p), LIMITS.upload_bytes, ImageError)))
+                out.add(read_image_file(p, str(p))[1])
             except ImageError:
                 continue
     return out
