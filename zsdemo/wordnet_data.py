@@ -98,6 +98,49 @@ def install_from_system(source: Path, nltk_dir: Path) -> Path:
     return target
 
 
+def _guarded_reader_class(base: type) -> type:
+    """NLTK's reader with every read of its shared file handles behind one lock.
+
+    NLTK keeps one open handle per data file and reads a synset by ``seek`` then ``readline``;
+    two threads doing that at once read each other's bytes (a garbled line, a synset of None).
+    Synsets call back into their reader for their parents and children, so guarding the reader's
+    own methods covers every route in. Parsed synsets are cached by NLTK: once read, a synset is
+    served from the cache without taking the lock.
+    """
+
+    class GuardedWordNetReader(base):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            self._io_lock = threading.RLock()
+            super().__init__(*args, **kwargs)
+
+        def synset_from_pos_and_offset(self, pos: str, offset: int) -> Any:
+            cached = self._synset_offset_cache.get(pos, {}).get(offset)
+            if cached is not None:
+                return cached
+            with self._io_lock:
+                return super().synset_from_pos_and_offset(pos, offset)
+
+        def lemma_count(self, lemma: Any) -> int:
+            with self._io_lock:     # a binary search in the shared cntlist.rev handle
+                return super().lemma_count(lemma)
+
+        def lemma_from_key(self, key: str) -> Any:
+            with self._io_lock:     # a binary search in the shared index.sense handle
+                return super().lemma_from_key(key)
+
+        def synset(self, name: str) -> Any:
+            # An unknown lemma adds a key to NLTK's lemma map (a defaultdict), which must not
+            # happen while all_lemma_names walks that map.
+            with self._io_lock:
+                return super().synset(name)
+
+        def all_lemma_names(self, pos: str | None = None, lang: str = "eng") -> list[str]:
+            with self._io_lock:
+                return list(super().all_lemma_names(pos=pos, lang=lang))
+
+    return GuardedWordNetReader
+
+
 def _load_reader() -> Any:
     try:
         import nltk
@@ -113,7 +156,7 @@ def _load_reader() -> Any:
         with warnings.catch_warnings():
             # Without the Open Multilingual WordNet NLTK warns once; English needs none of it.
             warnings.simplefilter("ignore", UserWarning)
-            return WordNetCorpusReader(root, None)
+            return _guarded_reader_class(WordNetCorpusReader)(root, None)
     raise LookupError("WordNet not found in NLTK's data paths")
 
 
