@@ -287,9 +287,8 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
         return gr.update(choices=choices, value=backend.sense_in_use(run.result, classname) if run else None)
 
     def warm_status() -> tuple:
-        text = warm.status() if warm is not None else ""
-        return (backend.status_html("warming", text) if text else "",
-                gr.Timer(active=bool(text)))
+        banner, changing = backend.warm_banner(warm)
+        return banner, gr.Timer(active=changing)
 
     with gr.Blocks(title="zsdemo: zero-shot classification lab") as page:
         state = gr.State(None, time_to_live=STATE_TTL_S)

@@ -91,6 +91,7 @@ def test_offline_with_empty_cache_fails_at_once(offline_empty_cache, model, pret
         models.load_model(resolve_spec(model, pretrained), device="cpu")
     assert time.monotonic() - start < 10  # no download retries with back-off
     assert "--pretrained" in err.value.for_cli() and "--" not in err.value.for_page()   # each its own hint
+    assert "--model tiny-random" in err.value.for_cli()        # a new user can still see the tool work
 
 
 def test_hf_hub_model_loads_from_the_cache_offline(offline_empty_cache, tiny, cat_path):

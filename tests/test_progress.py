@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from zsdemo import cli, demo, progress
+from zsdemo.errors import ModelLoadError
 from zsdemo.pipeline import classify_request, estimate, prepare_request
 from zsdemo.text import TextFeatureCache, encode_prompts
 from zsdemo.warmup import Example, WarmUp
@@ -162,3 +163,40 @@ def test_stop_reaches_an_evaluation(tmp_path, cat_path):
                              stop=stop)
     assert any(s.startswith("evaluating") for s in stages)
 
+
+
+def test_a_failing_warm_up_step_is_named_on_the_banner_and_the_next_steps_still_run(cat_path, tiny, caplog):
+    warm = WarmUp()
+    bad = Example((str(cat_path),), "", ("name",))                 # no class names: this step fails
+    good = Example((str(cat_path),), "warm fox, warm owl", ("name",))
+    cache = TextFeatureCache()
+    with caplog.at_level("WARNING", logger="zsdemo.warmup"):
+        warm.start(lambda: tiny, [bad, good], presets=["cifar10"], cache=cache)
+        warm.join(120)
+    assert warm.finished and not warm.failed and warm.done == len(warm.steps) == 4
+    assert len(warm.problems) == 1 and warm.problems[0].startswith("example 1 of 2: ")
+    banner, changing = demo.warm_banner(warm)
+    assert "1 step failed (example 1 of 2: " in banner and "zs-status-error" in banner and not changing
+    assert "warm-up step 'example 1 of 2' failed" in caplog.text
+    # ... and the steps after it did their work.
+    assert all(v is not None for v in cache.get(tiny.identity, ["warm fox", "warm owl", "a photo of a airplane."]))
+
+
+def test_without_weights_the_banner_and_classify_say_what_to_do(monkeypatch, cat_path, tmp_path):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)   # an empty cache and no hub: no weights anywhere
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    config = demo.AppConfig("openai-b32", None, "cpu", None).with_uploads(cat_path.parent)
+    warm = demo.start_warm_up(config, [])
+    warm.join(60)
+    banner, changing = demo.warm_banner(warm)
+    assert banner.startswith('<div class="zs-status zs-status-error"') and not changing
+    for text in (banner, warm.failed):
+        assert "No model could be loaded on this server" in text and "--model tiny-random" in text
+        assert "not in the local cache" in text and "local checkpoint" in text
+    with pytest.raises(ModelLoadError) as e:
+        demo.run(config, [str(cat_path)], "cat, dog", "name")
+    page = e.value.for_page()
+    assert page.startswith("No model could be loaded on this server (") and page.count(". ") == 0
+    assert "--model tiny-random" in page and "already loaded" not in page

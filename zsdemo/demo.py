@@ -238,6 +238,27 @@ def keep_classes(preset: str | None, current: str | None) -> str:
     return preset_text(preset) if preset else (current or "")
 
 
+# What the operator can do when the served model cannot be loaded (the page's banner and Classify).
+NO_MODEL_ADVICE = ("whoever runs it can point it at a local checkpoint (--model ARCH --pretrained FILE, or "
+                   "--model local-dir:FOLDER) or start it with --model tiny-random to see the page work "
+                   "(random weights)")
+
+
+def no_model(error: ModelLoadError) -> ModelLoadError:
+    """The served model could not be loaded, so nothing can be classified: one sentence, the cause
+    and what to do, for the page (the command line keeps the loading error itself)."""
+    message = f"No model could be loaded on this server ({error.reason.rstrip('. ')}): {NO_MODEL_ADVICE}."
+    return ModelLoadError(message, reason=error.reason)
+
+
+def load_served(config: AppConfig) -> models.LoadedModel:
+    """The server's own model; ``no_model`` when it cannot be loaded."""
+    try:
+        return models.get_model(config.model, config.pretrained, config.device)
+    except ModelLoadError as e:
+        raise no_model(e) from None
+
+
 def pick_model(config: AppConfig, choice: str | None) -> models.LoadedModel:
     """The server's model, a preset, or an open_clip spec typed as ``ARCH TAG`` / ``hf-hub:ORG/REPO``."""
     return models.get_model(*model_choice(config, choice), config.device)
@@ -364,7 +385,8 @@ def _run(config: AppConfig, request: Request, files: list[str], model: object, c
         loading = all(models.REGISTRY.has(m, t, config.device) for m, t in chosen)
         tracker.stage(0.0, 0.0, "loading the model" + ("s" if second else "") if loading else
                       "loading the model (its first use on this server: this can take a minute)")
-        loaded = [models.get_model(m, t, config.device) for m, t in chosen]
+        loaded = [load_served(config) if (m, t) == (config.model, config.pretrained) else
+                  models.get_model(m, t, config.device) for m, t in chosen]
         work = [estimate(m, len(files), request) for m in loaded]
         seconds = sum(w.total for w in work)
         if announce and all(w.known for w in work) and seconds >= SLOW_SECONDS:
@@ -442,8 +464,18 @@ def start_warm_up(config: AppConfig, examples: Sequence[Example]) -> WarmUp:
     if config.feature_cache:
         TEXT_CACHE.attach_disk(Path(config.feature_cache) / TEXT_CACHE_FILE, write_all=False)
     warm = WarmUp()
-    warm.start(lambda: models.get_model(config.model, config.pretrained, config.device), examples)
+    warm.start(lambda: load_served(config), examples)
     return warm
+
+
+def warm_banner(warm: WarmUp | None) -> tuple[str, bool]:
+    """The banner under the title (the warm-up's progress, a step that failed, or no model at
+    all) and whether it may still change (the page polls it while it does)."""
+    if warm is None:
+        return "", False
+    text = warm.status()
+    kind = "error" if warm.failed or (warm.problems and warm.finished) else "warming"
+    return (status_html(kind, text) if text else ""), warm.running
 
 
 def model_is_loaded(config: AppConfig, choice: object) -> bool:

@@ -32,4 +32,9 @@ class ImageError(ZsdemoError):
 
 
 class ModelLoadError(ZsdemoError):
-    """A model or its weights could not be loaded."""
+    """A model or its weights could not be loaded. ``reason`` is the cause in a few words, for
+    a sentence such as "No model could be loaded (REASON): ..."; by default the message."""
+
+    def __init__(self, message: str = "", *, cli: str = "", page: str = "", reason: str = ""):
+        super().__init__(message, cli=cli, page=page)
+        self.reason = reason or message

@@ -42,25 +42,34 @@ class Example:
 
 @dataclass
 class WarmUp:
-    """The state of a warm-up, read by the page every second while it runs."""
+    """The state of a warm-up, read by the page every second while it runs.
+
+    Each step runs on its own: one that fails is logged and named on the banner, and the next
+    step still runs. Only a model that cannot be loaded skips the rest (they all need it).
+    """
 
     steps: list[str] = field(default_factory=list)
     done: int = 0
     running: bool = False
     finished: bool = False
-    failed: str = ""
+    failed: str = ""                       # why the model could not be loaded ("" when it was)
+    problems: list[str] = field(default_factory=list)   # "step: what went wrong", one per failed step
     seconds: float = 0.0
     _thread: threading.Thread | None = field(default=None, repr=False)
 
     def status(self) -> str:
         """One line for the page; "" once there is nothing to say."""
+        trouble = (f" {count(len(self.problems), 'step')} failed ({'; '.join(self.problems[:3])}); "
+                   "those parts are computed on first use instead." if self.problems else "")
         if self.failed:
-            return ""            # a visitor's request says what is wrong; the log has the details
-        if self.finished or not self.running:
+            return self.failed   # no model could be loaded: nothing works until the operator acts
+        if not (self.running or self.finished):
             return ""
+        if self.finished:
+            return f"Warm-up finished in {self.seconds:.0f} s, but{trouble}" if trouble else ""
         step = self.steps[self.done] if self.done < len(self.steps) else "finishing"
         return (f"Warming up ({self.done + 1} of {len(self.steps)}: {step}). You can already classify; "
-                "the first runs may be slower until this ends.")
+                f"the first runs may be slower until this ends.{trouble}")
 
     def start(self, load: Callable[[], LoadedModel], examples: Sequence[Example],
               presets: Sequence[str] = tuple(CLASS_PRESETS), cache: TextFeatureCache = TEXT_CACHE) -> None:
@@ -76,32 +85,49 @@ class WarmUp:
         if self._thread is not None:
             self._thread.join(timeout)
 
+    def _step(self, label: str, work: Callable[[], object]) -> None:
+        """Run one step; a failure is logged and kept for the banner, never raised."""
+        try:
+            work()
+            return
+        except ZsdemoError as e:
+            message = e.for_cli()
+        except Exception as e:       # a warm-up must never take the server down with it
+            message = f"{type(e).__name__}: {e}"
+            log.exception("warm-up step '%s' failed", label)
+        self.problems.append(f"{label}: {message[:200]}")
+        log.warning("warm-up step '%s' failed: %s", label, message)
+
     def _run(self, load: Callable[[], LoadedModel], examples: list[Example], presets: list[str],
              cache: TextFeatureCache) -> None:
         began = time.perf_counter()
         try:
-            loaded = load()
+            try:
+                loaded = load()
+            except ZsdemoError as e:
+                self.failed = e.for_cli()
+                log.warning("warm-up: no model could be loaded, so nothing was warmed: %s", self.failed)
+                return
+            except Exception as e:
+                self.failed = f"{type(e).__name__}: {e}"
+                log.exception("warm-up: loading the model failed")
+                return
             self.done += 1
             with cache.persisting():
-                for ex in examples:
-                    request = prepare_request(ex.classes, list(ex.strategies), None, 5)
-                    classify_request(loaded, list(ex.images), request, cache)
-                    self.done += 1
-                for preset in _smallest_first(presets):
+                for k, ex in enumerate(examples):
+                    self._step(self.steps[1 + k], lambda: classify_request(
+                        loaded, list(ex.images), prepare_request(ex.classes, list(ex.strategies), None, 5), cache))
+                    self.done += 1      # failed or not: the banner moves on
+                for k, preset in enumerate(_smallest_first(presets)):
                     names = preset_classnames(preset)
-                    for templates in PRESET_TEMPLATES:
-                        class_vectors(loaded, names, templates, cache)
+                    self._step(self.steps[1 + len(examples) + k],
+                               lambda: [class_vectors(loaded, names, t, cache) for t in PRESET_TEMPLATES])
                     self.done += 1
-        except ZsdemoError as e:
-            self.failed = e.for_cli()
-            log.warning("warm-up stopped: %s", self.failed)
-        except Exception as e:       # a warm-up must never take the server down with it
-            self.failed = f"{type(e).__name__}: {e}"
-            log.exception("warm-up failed")
         finally:
             self.seconds = time.perf_counter() - began
             self.running, self.finished = False, True
-            log.info("warm-up ended after %.1f s (%d of %d steps)", self.seconds, self.done, len(self.steps))
+            log.info("warm-up ended after %.1f s (%d of %d steps, %d failed)", self.seconds, self.done,
+                     len(self.steps), len(self.problems))
 
 
 def _smallest_first(presets: Sequence[str]) -> list[str]:

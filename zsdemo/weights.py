@@ -110,8 +110,11 @@ def _offline(what: str) -> ModelLoadError:
         f"Cannot download {what}: the Hugging Face Hub is not reachable (offline, or HF_HUB_OFFLINE is set) "
         "and the weights are not in the local cache. Connect to the internet once to cache them, "
         "point HF_HOME at a cache that holds them, or load a local checkpoint",
-        cli=" with --model ARCH --pretrained /path/to/weights.safetensors (or local-dir:/path/to/folder).",
+        cli=" with --model ARCH --pretrained /path/to/weights.safetensors (or local-dir:/path/to/folder). "
+            "To see zsdemo work without any weights, use --model tiny-random (random weights: meaningless "
+            "predictions).",
         page=" (whoever runs the server can start it with one). Meanwhile, pick a model that is already loaded.",
+        reason=f"{what} are not in the local cache and the Hugging Face Hub cannot be reached",
     )
 
 
