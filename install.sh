@@ -26,9 +26,9 @@ apt_install() {  # apt_install WHAT PACKAGE...: installs the missing ones, says 
 apt_install "WordNet will be downloaded by NLTK instead." wordnet-base wordnet-sense-index
 apt_install "the browser test will be skipped." chromium
 
-python -m pip install -r requirements.txt
+python -m pip install -r requirements.txt -r requirements-dev.txt
 # The package itself, editable: `zsdemo` and `python -m zsdemo` work from any folder and use this
-# checkout (its assets/ included).
+# checkout (its zsdemo/assets/ included).
 python -m pip install --no-deps -e .
 python -m zsdemo setup-wordnet \
     || echo "install.sh: WordNet is not installed; everything but the hierarchy strategies works." >&2

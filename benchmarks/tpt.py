@@ -28,7 +28,7 @@ from zsdemo.classnames import preset_classnames  # noqa: E402
 from zsdemo.images import load_image  # noqa: E402
 from zsdemo.models import ModelSpec, load_model  # noqa: E402
 
-IMAGE = ROOT / "assets" / "images" / "cat.png"
+IMAGE = ROOT / "zsdemo" / "assets" / "images" / "cat.png"
 
 
 def best_of(fn, repeat: int) -> float:

@@ -15,7 +15,7 @@ from PIL import Image
 
 from zsdemo.models import get_model
 
-ASSETS = Path(__file__).resolve().parents[1] / "assets"
+ASSETS = Path(__file__).resolve().parents[1] / "zsdemo" / "assets"
 
 
 @pytest.fixture(scope="session")
@@ -85,3 +85,18 @@ def live_app(tmp_path_factory):
     _, url, _ = app.launch(page, port=None, prevent_thread_lock=True, quiet=True)
     yield url
     page.close()
+
+
+@pytest.fixture(scope="module")
+def labelled_zip(tmp_path_factory, cat_path, astronaut_path):
+    folder = tmp_path_factory.mktemp("zip")
+    archive = folder / "my set.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for k in range(2):
+            for cls, source in (("n02123045", cat_path), ("astronaut", astronaut_path)):
+                buf = io.BytesIO()
+                Image.open(source).convert("RGB").rotate(k).save(buf, format="PNG")
+                z.writestr(f"data/{cls}/{k}.png", buf.getvalue())
+        z.writestr("data/astronaut/readme.txt", "not an image")
+        z.writestr("data/astronaut/<b>bad</b>.jpg", b"not a JPEG")
+    return archive

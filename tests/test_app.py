@@ -242,21 +242,6 @@ def test_run_survives_the_json_state_round_trip(run):
             demo.Run.from_state(forged)
 
 
-@pytest.fixture(scope="module")
-def labelled_zip(tmp_path_factory, cat_path, astronaut_path):
-    folder = tmp_path_factory.mktemp("zip")
-    archive = folder / "my set.zip"
-    with zipfile.ZipFile(archive, "w") as z:
-        for k in range(2):
-            for cls, source in (("n02123045", cat_path), ("astronaut", astronaut_path)):
-                buf = io.BytesIO()
-                Image.open(source).convert("RGB").rotate(k).save(buf, format="PNG")
-                z.writestr(f"data/{cls}/{k}.png", buf.getvalue())
-        z.writestr("data/astronaut/readme.txt", "not an image")
-        z.writestr("data/astronaut/<b>bad</b>.jpg", b"not a JPEG")
-    return archive
-
-
 def test_evaluation_tab_backend(labelled_zip, tmp_path):
     # The zip's folder stands for Gradio's upload folder.
     config = demo.AppConfig("tiny-random", None, "cpu", str(tmp_path / "features")).with_uploads(labelled_zip.parent)

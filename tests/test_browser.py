@@ -377,7 +377,7 @@ def test_few_shot_examples_are_uploaded_and_the_nearest_are_pictured(sized, tmp_
     CoOp's training loss, at each size."""
     folder = tmp_path_factory.mktemp("support")
     archive = folder / "support.zip"
-    photos = Path(__file__).resolve().parents[1] / "assets" / "images"
+    photos = Path(__file__).resolve().parents[1] / "zsdemo" / "assets" / "images"
     with zipfile.ZipFile(archive, "w") as z:
         for cls, name in (("cat", "cat.png"), ("coffee mug", "coffee.png"), ("rocket", "rocket.jpg")):
             image = Image.open(photos / name).convert("RGB")
@@ -409,3 +409,41 @@ def test_few_shot_examples_are_uploaded_and_the_nearest_are_pictured(sized, tmp_
     assert sized.evaluate("document.documentElement.scrollWidth") <= VIEWPORTS[sized.name][0]
     sized.screenshot(path=str(SHOTS / f"{sized.name}_8_few_shot.png"))
     sized.locator("#support button[aria-label='Clear']").first.click()
+
+
+@pytest.fixture(scope="module")
+def weightless_app(tmp_path_factory):
+    """A server whose model has no weights anywhere: the hub offline and an empty cache."""
+    from huggingface_hub import constants
+
+    import app
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(constants, "HF_HUB_OFFLINE", True)
+        mp.setattr(constants, "HF_HUB_CACHE", str(tmp_path_factory.mktemp("empty-hub")))
+        page = app.build_app("openai-b32", None, "cpu", None, warm_up=True)
+        _, url, _ = app.launch(page, port=None, prevent_thread_lock=True, quiet=True)
+        yield url
+        page.close()
+
+
+@pytest.mark.parametrize("size", list(VIEWPORTS))
+def test_without_weights_the_page_says_so_at_once_and_classify_says_it_again(browser, weightless_app, size):
+    width, height = VIEWPORTS[size]
+    tab = _open(browser, weightless_app, width, height)
+    try:
+        banner = tab.locator("#warmup .zs-status-error")
+        banner.wait_for(state="visible")
+        text = banner.inner_text()
+        assert "No model could be loaded on this server" in text and "--model tiny-random" in text
+        box = banner.bounding_box()
+        assert box and box["y"] + box["height"] <= height and box["x"] >= 0 and box["x"] + box["width"] <= width
+        tab.screenshot(path=str(SHOTS / f"no-weights-{size}.png"))
+        tab.click("#run")
+        status = tab.locator("#run-status .zs-status-error")
+        status.wait_for(state="visible")
+        assert status.inner_text().count("No model could be loaded on this server") == 1
+        assert "already loaded" not in status.inner_text()
+        tab.screenshot(path=str(SHOTS / f"no-weights-classify-{size}.png"), full_page=size != "laptop")
+    finally:
+        tab.close()

@@ -83,7 +83,7 @@ def test_the_estimate_counts_the_prompts_not_cached_and_names_the_work(tiny):
     work = estimate(tiny, 2, request, cache)
     assert work.prompts == 3 * 81 and work.images == 2 * 11
     assert "243 prompts to encode" in work.summary() and "2 images and 20 views" in work.summary()
-    classify_request(tiny, [str(ROOT / "assets/images/cat.png")], request, cache)
+    classify_request(tiny, [str(ROOT / "zsdemo/assets/images/cat.png")], request, cache)
     again = estimate(tiny, 2, request, cache)
     assert again.prompts == 0 and again.known           # all cached now, and the model's speed measured
     assert again.total < work.total or not work.known
@@ -113,7 +113,7 @@ def test_warm_up_computes_the_examples_and_presets_and_keeps_them_on_disk(tmp_pa
     warm.start(lambda: tiny, [Example((str(cat_path),), "warm cat, warm dog", ("name", "photo"))],
                presets=["cifar10"], cache=cache)
     warm.join(120)
-    assert warm.finished and not warm.failed and warm.done == len(warm.steps) == 3
+    assert warm.finished and not warm.failed and warm.done == len(warm.steps) == 4
     assert warm.status() == ""
     fresh = TextFeatureCache(disk_path=tmp_path / "text.sqlite")     # a restarted server
     assert all(v is not None for v in fresh.get(tiny.identity, ["warm cat", "a photo of a warm dog.",
@@ -173,7 +173,7 @@ def test_a_failing_warm_up_step_is_named_on_the_banner_and_the_next_steps_still_
     with caplog.at_level("WARNING", logger="zsdemo.warmup"):
         warm.start(lambda: tiny, [bad, good], presets=["cifar10"], cache=cache)
         warm.join(120)
-    assert warm.finished and not warm.failed and warm.done == len(warm.steps) == 4
+    assert warm.finished and not warm.failed and warm.done == len(warm.steps) == 5
     assert len(warm.problems) == 1 and warm.problems[0].startswith("example 1 of 2: ")
     banner, changing = demo.warm_banner(warm)
     assert "1 step failed (example 1 of 2: " in banner and "zs-status-error" in banner and not changing

@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
-from pathlib import Path
 
 from .errors import InputError
 from .limits import LIMITS
 from .open_clip_data import IMAGENET_CLASSNAMES
+from .resources import asset
 
 CIFAR10_CLASSNAMES: tuple[str, ...] = (
     "airplane", "automobile", "bird", "cat", "deer",
@@ -197,7 +197,7 @@ def preset_classnames(preset: str) -> tuple[str, ...]:
         ) from None
 
 
-WNIDS_FILE = Path(__file__).resolve().parent.parent / "assets" / "imagenet_wnids.txt"
+WNIDS_FILE = asset("imagenet_wnids.txt")
 
 
 @lru_cache(maxsize=1)

@@ -249,6 +249,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("setup-wordnet", help="install WordNet for NLTK (from the system's packages or by download)")
     sub.add_parser("models", help="list the model presets")
     sub.add_parser("strategies", help="list the strategies")
+    # The page's own parser reads these flags (``zsdemo serve --help``), so that `zsdemo serve`
+    # and the Space's app.py take the same ones.
+    sub.add_parser("serve", help="start the web page (the same flags as app.py; zsdemo serve --help)",
+                   add_help=False, prefix_chars="\0").add_argument("flags", nargs=argparse.REMAINDER)
     return parser
 
 
@@ -512,6 +516,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_setup_wordnet()
         if args.command == "models":
             return run_models()
+        if args.command == "serve":
+            from .app import main as serve       # Gradio is imported for the page only
+
+            serve(args.flags)
+            return 0
         return run_strategies()
     except ZsdemoError as e:
         print(f"error: {e.for_cli()}", file=sys.stderr)

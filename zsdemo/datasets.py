@@ -18,8 +18,9 @@ from typing import Any
 from .classnames import imagenet_wnids
 from .errors import InputError
 from .labelled import LabelledSet, open_labelled
+from .resources import asset
 
-SUBSETS_FILE = Path(__file__).resolve().parent.parent / "assets" / "imagenet_subsets.json"
+SUBSETS_FILE = asset("imagenet_subsets.json")
 _WNID = re.compile(r"^n\d{8}$")
 
 

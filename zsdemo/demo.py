@@ -6,6 +6,7 @@ browser session keeps between events is a ``Run``: its result and the uploaded f
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -14,9 +15,9 @@ import time
 import uuid
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
-from . import arguments, models
+from . import arguments, models, resources
 from .classnames import PRESET_LABELS, parse_classnames, preset_classnames
 from .classnames import PRESETS as CLASS_PRESETS
 from .constants import (
@@ -51,11 +52,12 @@ from .pipeline import (
     DEFAULT_TOP_K,
     TEXT_CACHE,
     Progress,
+    Rates,
     classify_request,
     estimate,
     prepare_request,
 )
-from .progress import SLOW_SECONDS, count, track
+from .progress import SLOW_SECONDS, StopFlag, StopSignal, count, track
 from .report import write_report
 from .results import ClassificationResult
 from .strategies import STRATEGIES, chosen, parse_strategies
@@ -77,7 +79,7 @@ SLOW_PROMPTS = 20_000       # a model whose speed is unknown: this many new prom
 EVAL_VIEWS: dict[str, tuple[str, ...]] = {"all": DEFAULT_VIEWS, "flip": (FLIP_VIEW,)}
 REPORTS_DIR = Path(tempfile.gettempdir()) / "zsdemo-reports"
 REPORT_TTL_S = 3600              # downloads of an evaluation are kept this long
-EXAMPLE_IMAGES = Path(__file__).resolve().parent.parent / "assets" / "images"
+EXAMPLE_IMAGES = resources.EXAMPLE_IMAGES
 
 
 @dataclass(frozen=True)
@@ -144,41 +146,44 @@ class Run:
 
 
 class RunControl:
-    """A "Stop" per browser session: the page's Stop sets the event of that session's running
-    request, which then ends at the model's next turn (``progress.Stopped``)."""
+    """A "Stop" per browser session: the page's Stop sets the flag of that session's running
+    request, which then ends at the model's next turn (``progress.Stopped``). The flags are
+    files (``progress.StopFlag``), so that a Stop also reaches a run working in another process
+    (ZeroGPU)."""
 
     def __init__(self, max_sessions: int = 1024):
-        self._events: dict[str, threading.Event] = {}
+        self._flags: dict[str, StopFlag] = {}
         self._lock = threading.Lock()
         self.max_sessions = max_sessions
 
-    def current(self, session: str) -> threading.Event:
-        """The event of the session's run: the one ``begin`` made when its button was pressed (a
+    def current(self, session: str) -> StopFlag:
+        """The flag of the session's run: the one ``begin`` made when its button was pressed (a
         Stop pressed while the run still waits in the queue then stops it as soon as it starts)."""
         with self._lock:
-            event = self._events.get(session)
-        return event if event is not None else self.begin(session)
+            flag = self._flags.get(session)
+        return flag if flag is not None else self.begin(session)
 
-    def begin(self, session: str) -> threading.Event:
-        event = threading.Event()
+    def begin(self, session: str) -> StopFlag:
+        flag = StopFlag()
         with self._lock:
-            if len(self._events) >= self.max_sessions:      # abandoned entries; never more than this
-                self._events.pop(next(iter(self._events)))
-            self._events[session] = event
-        return event
+            if len(self._flags) >= self.max_sessions:      # abandoned entries; never more than this
+                self._flags.pop(next(iter(self._flags))).discard()
+            self._flags[session] = flag      # a run still holding the old one discards it at its end
+        return flag
 
     def stop(self, session: str) -> bool:
         with self._lock:
-            event = self._events.get(session)
-        if event is None:
+            flag = self._flags.get(session)
+        if flag is None:
             return False
-        event.set()
+        flag.set()
         return True
 
-    def end(self, session: str, event: threading.Event) -> None:
+    def end(self, session: str, flag: StopFlag) -> None:
         with self._lock:
-            if self._events.get(session) is event:
-                del self._events[session]
+            if self._flags.get(session) is flag:
+                del self._flags[session]
+        flag.discard()
 
 
 def preset_text(preset: str | None) -> str:
@@ -319,7 +324,7 @@ def run(
     tpt_steps: int | float | None = None,
     tpt_views: int | float | None = None,
     progress: Progress | None = None,
-    stop: threading.Event | None = None,
+    stop: StopSignal | None = None,
     announce: Callable[[str], None] | None = None,
     wordnet_keep: float | str | None = None,
     low_confidence: str | None = None,
@@ -343,6 +348,30 @@ def run(
     model's next turn (``progress.Stopped``); ``announce`` is told beforehand when a run will be
     slow, and why.
     """
+    with prepared(config, paths, classes, strategies, templates=templates, top_k=top_k, views=views,
+                  consistency=consistency, rerank_all=rerank_all, senses=senses, tpt_steps=tpt_steps,
+                  tpt_views=tpt_views, wordnet_keep=wordnet_keep, low_confidence=low_confidence,
+                  rerank_top=rerank_top, descriptors=descriptors, attributes=attributes,
+                  perception_temperature=perception_temperature, support=support, tip_alpha=tip_alpha,
+                  tip_beta=tip_beta, val_fraction=val_fraction, coop_context=coop_context,
+                  coop_epochs=coop_epochs) as (files, request):
+        return _run(config, request, files, model, compare_model, progress, stop, announce)
+
+
+@contextlib.contextmanager
+def prepared(
+    config: AppConfig, paths: Sequence[object], classes: str, strategies: Sequence[str] | str | None,
+    templates: str | None = None, top_k: int | float | None = DEFAULT_TOP_K, views: Sequence[str] | str | None = None,
+    consistency: bool = False, rerank_all: bool = False, senses: dict[str, str] | str | None = None,
+    tpt_steps: int | float | None = None, tpt_views: int | float | None = None,
+    wordnet_keep: float | str | None = None, low_confidence: str | None = None,
+    rerank_top: int | float | None = None, descriptors: str | None = None, attributes: str | None = None,
+    perception_temperature: float | None = None, support: object = None, tip_alpha: float | None = None,
+    tip_beta: float | None = None, val_fraction: float | None = None, coop_context: str | None = None,
+    coop_epochs: int | float | None = None,
+) -> Iterator[tuple[list[str], Request]]:
+    """A run's files and request, every raw argument checked (``run``'s); the support set, if
+    any, is open inside."""
     items = [p for p in arguments.items(paths, "images", LIMITS.images) if p]
     if not items:
         raise InputError("No image yet: upload, drop, paste or photograph at least one image, then run.")
@@ -352,7 +381,7 @@ def run(
         raise InputError("No strategy selected: tick at least one strategy.")
     support_set = _open_support(config, support, classes)
     try:
-        request = prepare_request(
+        yield files, prepare_request(
             arguments.text(classes, "classes"), strategies, arguments.text_or_list(templates, "templates") or None,
             top_k, consistency=arguments.flag(consistency, "consistency"),
             views=arguments.text_or_list(views, "views") or None, rerank_all=arguments.flag(rerank_all, "rerank_all"),
@@ -365,14 +394,25 @@ def run(
                  "val_fraction": _optional_number(val_fraction, "validation fraction")},
             coop={"context": (arguments.text(coop_context, "coop_context") or None) if coop_context else None,
                   "epochs": arguments.whole_number(coop_epochs, "CoOp epochs", 1, MAX_PAGE_EPOCHS)})
-        return _run(config, request, files, model, compare_model, progress, stop, announce)
     finally:
         if support_set is not None:
             support_set.close()
 
 
+def run_seconds(config: AppConfig, paths: Sequence[object], classes: str, strategies: Sequence[str] | str | None,
+                rates: Rates, model: str | None = None, compare_model: str | None = None,
+                **options: Any) -> float:
+    """The model work of ``run`` with these arguments, in seconds at ``rates`` (how long ZeroGPU
+    books a GPU for it). Checks the arguments as ``run`` does; loads no model but the served one."""
+    first = model_choice(config, model)
+    compare = arguments.text(compare_model, "compare_model").strip() if compare_model is not None else ""
+    models_used = 1 if compare.lower() in ("", "none") or model_choice(config, compare, "compare_model") == first else 2
+    with prepared(config, paths, classes, strategies, **options) as (files, request):
+        return models_used * estimate(load_served(config), len(files), request, rates=rates).total
+
+
 def _run(config: AppConfig, request: Request, files: list[str], model: object, compare_model: object,
-         progress: Progress | None, stop: threading.Event | None, announce: Callable[[str], None] | None) -> Run:
+         progress: Progress | None, stop: StopSignal | None, announce: Callable[[str], None] | None) -> Run:
     first = model_choice(config, model)
     compare = arguments.text(compare_model, "compare_model").strip() if compare_model is not None else ""
     second = model_choice(config, compare, "compare_model") if compare.lower() not in ("", "none") else None
@@ -458,13 +498,14 @@ def attach_caches(config: AppConfig) -> None:
     WORDNET_SCORES.attach(config.feature_cache)
 
 
-def start_warm_up(config: AppConfig, examples: Sequence[Example]) -> WarmUp:
+def start_warm_up(config: AppConfig, examples: Sequence[Example],
+                  presets: Sequence[str] = tuple(CLASS_PRESETS)) -> WarmUp:
     """Warm the server's model up in the background (see ``warmup``); its text features are kept
     on disk beside the image-feature cache, so that a restart reads them."""
     if config.feature_cache:
         TEXT_CACHE.attach_disk(Path(config.feature_cache) / TEXT_CACHE_FILE, write_all=False)
     warm = WarmUp()
-    warm.start(lambda: load_served(config), examples)
+    warm.start(lambda: load_served(config), examples, presets)
     return warm
 
 
@@ -589,7 +630,7 @@ def eval_strategy_choices() -> list[tuple[str, str]]:
 
 def evaluate_upload(config: AppConfig, upload: object, strategies: str | Sequence[str] | None, *,
                     views: str = "all", rerank_all: bool = False, model: str | None = None,
-                    progress: Progress | None = None, stop: threading.Event | None = None,
+                    progress: Progress | None = None, stop: StopSignal | None = None,
                     wordnet_keep: object = None, low_confidence: object = None,
                     rerank_top: object = None, descriptors: object = None, attributes: object = None,
                     perception_temperature: object = None, support: object = None) -> EvaluationReport:
@@ -644,7 +685,7 @@ def _evaluate_zip(config: AppConfig, upload: str, loaded: models.LoadedModel, st
 
 def evaluate_zip(config: AppConfig, upload: object, strategies: str | Sequence[str] | None, *,
                  views: str = "all", rerank_all: bool = False, model: str | None = None,
-                 progress: Progress | None = None, stop: threading.Event | None = None,
+                 progress: Progress | None = None, stop: StopSignal | None = None,
                  **hierarchy: object) -> tuple[EvaluationPanels, list[str]]:
     """The evaluation tab: the panels and the report files to download (``hierarchy``: wordnet_keep,
     low_confidence, rerank_top)."""

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from functools import lru_cache
-from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import torch
@@ -21,11 +20,12 @@ from .classnames import clean_name
 from .errors import InputError
 from .limits import LIMITS
 from .markup import md
+from .resources import DESCRIPTORS
 
 MAX_CHARS = 8_000_000            # of the whole text: DCLIP's ImageNet file is 0.25 MB, CuPL's 3 MB
 # zsdemo's own descriptors for the page's examples and class presets (written for this project),
 # used by a strategy when a request brings none: dclip.json (attributes), cupl.json (sentences).
-SHIPPED_DIR = Path(__file__).resolve().parent.parent / "assets" / "descriptors"
+SHIPPED_DIR = DESCRIPTORS
 MAX_DESCRIPTOR_CHARS = 1_000
 
 

@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import torch
 
-from . import progress
+from . import forksafe, progress
 from .errors import ModelLoadError, ZsdemoError
 from .model_presets import (  # noqa: F401
     DEFAULT_PRESET,
@@ -66,6 +66,13 @@ def bound_tokenizer_cache(tokenizer: Any) -> None:
         tokenizer.cache = BoundedCache(cache)
 
 
+# A process forked after torch ran parallel CPU work (ZeroGPU's GPU worker is forked from the
+# server) hangs in its first parallel CPU operation: OpenMP believes its worker threads exist
+# there, and they do not. One thread in the child avoids that; its heavy work is on the GPU.
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=lambda: torch.set_num_threads(1))
+
+
 class FairLock:
     """A re-entrant lock handed out in the order it was asked for.
 
@@ -75,6 +82,10 @@ class FairLock:
     """
 
     def __init__(self) -> None:
+        self._after_fork()
+        forksafe.register(self)
+
+    def _after_fork(self) -> None:
         self._cond = threading.Condition(threading.Lock())
         self._queue: deque[object] = deque()
         self._owner: int | None = None
@@ -358,8 +369,12 @@ class ModelRegistry:
     def __init__(self, max_models: int = 2):
         self.max_models = max_models
         self._models: OrderedDict[tuple, LoadedModel] = OrderedDict()
-        self._key_locks: dict[tuple, threading.Lock] = {}
         self._pinned: set[tuple] = set()
+        self._after_fork()
+        forksafe.register(self)
+
+    def _after_fork(self) -> None:
+        self._key_locks: dict[tuple, threading.Lock] = {}
         self._guard = threading.Lock()
 
     @staticmethod

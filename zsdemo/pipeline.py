@@ -158,10 +158,11 @@ def _set_label(templates: tuple[str, ...], request: Request) -> str:
 
 
 def estimate(loaded: LoadedModel, n_images: int, request: Request,
-             cache: TextFeatureCache | None = TEXT_CACHE) -> Estimate:
+             cache: TextFeatureCache | None = TEXT_CACHE, rates: Rates | None = None) -> Estimate:
     """The model work of ``classify_request``: images (and views) to embed, prompts not in the
     cache, and each strategy's own work (TPT's passes). Hierarchy prompts (parents, children) are
-    left out: they are few."""
+    left out: they are few. ``rates``: the speed to assume (another device's), instead of this
+    model's measured speed."""
     sets: dict[tuple[str, ...], str] = {}
     for s in request.chosen:
         for templates in s.classifiers(request):
@@ -173,7 +174,7 @@ def estimate(loaded: LoadedModel, n_images: int, request: Request,
     cached = cache.count_cached(loaded.identity, prompts) if cache is not None else 0
     todo = len(prompts) - cached
     views = len(request.views) if request.needs_consistency else 0
-    measured = Rates(loaded.speed.rate("prompt"), loaded.speed.rate("image"))  # type: ignore[arg-type]
+    measured = rates or Rates(loaded.speed.rate("prompt"), loaded.speed.rate("image"))  # type: ignore[arg-type]
     known = measured.prompts_per_second is not None and measured.images_per_second is not None
     rates = Rates(measured.prompts_per_second or ASSUMED_RATES.prompts_per_second,
                   measured.images_per_second or ASSUMED_RATES.images_per_second)

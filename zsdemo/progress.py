@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import os
+import tempfile
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Protocol
 
 from .errors import ZsdemoError
 
@@ -32,6 +35,40 @@ def no_progress(fraction: float, message: str) -> None:
 
 class Stopped(ZsdemoError):
     """The user stopped the request; nothing was produced."""
+
+
+class StopSignal(Protocol):
+    """What a Stop looks like to the work: ``threading.Event`` or ``StopFlag``."""
+
+    def is_set(self) -> bool: ...
+
+
+STOP_DIR = os.path.join(tempfile.gettempdir(), f"zsdemo-stop-{os.getuid() if hasattr(os, 'getuid') else 0}")
+
+
+class StopFlag:
+    """The page's Stop for one run: a file that exists once Stop is pressed.
+
+    On ZeroGPU the run works in another process (forked from the server, its arguments pickled),
+    where a ``threading.Event`` that the server sets would never be seen; a file is seen by
+    both. A flag pickles as its path. Checking it is one ``stat`` per model turn.
+    """
+
+    def __init__(self, folder: str = STOP_DIR) -> None:
+        self.path = os.path.join(folder, uuid.uuid4().hex)
+
+    def set(self) -> None:
+        os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)
+        with open(self.path, "w"):
+            pass
+
+    def is_set(self) -> bool:
+        return os.path.exists(self.path)
+
+    def discard(self) -> None:
+        """The run is over: remove the file (if Stop made one)."""
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)
 
 
 def count(n: int, one: str, many: str | None = None) -> str:
@@ -57,7 +94,7 @@ class Tracker:
     that work ``advance`` it. Every report checks ``stop``."""
 
     report: Progress = no_progress
-    stop: threading.Event | None = None
+    stop: StopSignal | None = None
     clock: Callable[[], float] = time.monotonic
     started: float = field(default=0.0)
     span: tuple[float, float] = (0.0, 1.0)
@@ -107,7 +144,7 @@ _CURRENT: contextvars.ContextVar[Tracker | None] = contextvars.ContextVar("zsdem
 
 
 @contextlib.contextmanager
-def track(report: Progress | None = None, stop: threading.Event | None = None) -> Iterator[Tracker]:
+def track(report: Progress | None = None, stop: StopSignal | None = None) -> Iterator[Tracker]:
     """Make a tracker current for the work done inside (in this thread). A tracker made inside
     another keeps the outer one's stop: a Stop reaches the work however deep it is nested."""
     outer = _CURRENT.get()

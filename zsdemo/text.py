@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import progress
+from . import forksafe, progress
 from .models import LoadedModel
 
 # Prompts per forward pass: small batches keep CPU caches warm; a GPU wants big matrices.
@@ -157,6 +157,10 @@ class TensorLRU:
         self._bytes = 0
         self._lock = threading.Lock()
         self.evictions = 0
+        forksafe.register(self)
+
+    def _after_fork(self) -> None:
+        self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self._items)
@@ -223,11 +227,15 @@ class TextFeatureCache:
         self.write_all = True
         self._memory = TensorLRU(max_bytes)
         self._lock = threading.Lock()
+        forksafe.register(self)
         self.hits = 0
         self.misses = 0
         self.classifiers = TensorLRU(CLASSIFIER_CACHE_BYTES)
         if disk_path:
             self.attach_disk(disk_path)
+
+    def _after_fork(self) -> None:
+        self._lock = threading.Lock()
 
     def attach_disk(self, path: str | Path, write_all: bool = True) -> None:
         """Back the cache with an SQLite file. ``write_all=False`` (a public server) writes only

@@ -22,6 +22,7 @@ from .pipeline import TEXT_CACHE, classify_request, prepare_request
 from .progress import count
 from .templates import CLIP80, NAME_ONLY, SINGLE
 from .text import TextFeatureCache
+from .wordnet import class_senses
 from .zero_shot_classifier import class_vectors
 
 log = logging.getLogger("zsdemo.warmup")
@@ -29,6 +30,7 @@ log = logging.getLogger("zsdemo.warmup")
 # The template sets of the page's default strategies (the hierarchy's fallback and the
 # consistency check use CLIP-80 and the bare name).
 PRESET_TEMPLATES: tuple[tuple[str, ...], ...] = (NAME_ONLY, SINGLE, CLIP80)
+WORDNET_WARM_NAMES = ("crane", "heron", "excavator", "cat", "dog", "rocket")
 
 
 @dataclass(frozen=True)
@@ -73,7 +75,8 @@ class WarmUp:
 
     def start(self, load: Callable[[], LoadedModel], examples: Sequence[Example],
               presets: Sequence[str] = tuple(CLASS_PRESETS), cache: TextFeatureCache = TEXT_CACHE) -> None:
-        self.steps = (["loading the model"] + [f"example {k + 1} of {len(examples)}" for k in range(len(examples))]
+        self.steps = (["loading the model", "reading WordNet"]
+                      + [f"example {k + 1} of {len(examples)}" for k in range(len(examples))]
                       + [f"class preset '{p}' ({count(len(preset_classnames(p)), 'class', 'classes')})"
                          for p in _smallest_first(presets)])
         self.running = True
@@ -113,14 +116,16 @@ class WarmUp:
                 log.exception("warm-up: loading the model failed")
                 return
             self.done += 1
+            self._step(self.steps[1], read_wordnet)
+            self.done += 1
             with cache.persisting():
                 for k, ex in enumerate(examples):
-                    self._step(self.steps[1 + k], lambda: classify_request(
+                    self._step(self.steps[2 + k], lambda: classify_request(
                         loaded, list(ex.images), prepare_request(ex.classes, list(ex.strategies), None, 5), cache))
                     self.done += 1      # failed or not: the banner moves on
                 for k, preset in enumerate(_smallest_first(presets)):
                     names = preset_classnames(preset)
-                    self._step(self.steps[1 + len(examples) + k],
+                    self._step(self.steps[2 + len(examples) + k],
                                lambda: [class_vectors(loaded, names, t, cache) for t in PRESET_TEMPLATES])
                     self.done += 1
         finally:
@@ -128,6 +133,11 @@ class WarmUp:
             self.running, self.finished = False, True
             log.info("warm-up ended after %.1f s (%d of %d steps, %d failed)", self.seconds, self.done,
                      len(self.steps), len(self.problems))
+
+
+def read_wordnet() -> None:
+    """Load WordNet and read the senses of a few names (NLTK reads synsets from disk on first use)."""
+    class_senses(WORDNET_WARM_NAMES)
 
 
 def _smallest_first(presets: Sequence[str]) -> list[str]:

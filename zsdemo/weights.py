@@ -15,8 +15,9 @@ from urllib.parse import urlparse
 
 from .errors import ModelLoadError
 from .model_presets import DEFAULT_PRESET, PRESETS, TINY_ARCH, TINY_SEED, TINY_SIGMOID_ARCH
+from .resources import MODEL_CONFIGS
 
-TINY_CONFIG_DIR = Path(__file__).parent / "model_configs"
+TINY_CONFIG_DIR = MODEL_CONFIGS
 _WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt", ".npz")
 
 
@@ -206,6 +207,27 @@ def open_clip_arguments(spec: ModelSpec) -> tuple[str, str | None, dict[str, Any
         f"Unknown pretrained tag {pretrained!r} for {arch}. Known tags: {', '.join(tags) or 'none'}; "
         "or give a checkpoint file path."
     )
+
+
+def hub_weights(preset_id: str) -> tuple[str, str] | None:
+    """The Hugging Face repository and file a preset's weights come from (None: no download).
+
+    The file is open_clip's own default name, ``open_clip_pytorch_model.bin``, which open_clip's
+    hub repositories carry (newer ones carry a .safetensors copy too; ``open_clip_arguments``
+    takes whichever of the two is cached). A Space preloads exactly these files
+    (``preload_from_hub`` in the README's front matter), so it starts without a download.
+    """
+    import open_clip
+    from open_clip.constants import HF_WEIGHTS_NAME
+
+    preset = PRESETS[preset_id]
+    if preset.pretrained is None:
+        return None
+    hub = open_clip.get_pretrained_cfg(preset.arch, preset.pretrained).get("hf_hub", "")
+    if not hub:
+        return None
+    repo_id, filename = os.path.split(hub)
+    return repo_id, filename or HF_WEIGHTS_NAME
 
 
 def weights_identity(spec: ModelSpec, name: str, pretrained: str | None) -> str:

@@ -19,6 +19,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from . import forksafe
 from .errors import ZsdemoError
 
 SYSTEM_DIRS = ("/usr/share/wordnet", "/usr/share/WordNet-3.0/dict", "/usr/local/WordNet-3.0/dict")
@@ -53,6 +54,15 @@ class WordNetUnavailable(ZsdemoError):
 LOCK = threading.RLock()      # one load at a time (the sense module's reset takes it too)
 _reader: Any = None
 _failure: str | None = None
+
+
+def _new_lock_after_fork() -> None:
+    global LOCK
+    LOCK = threading.RLock()     # see forksafe: a load under way in another thread is not the child's
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_lock_after_fork)
 
 
 def nltk_target_dir() -> Path:
@@ -112,6 +122,10 @@ def _guarded_reader_class(base: type) -> type:
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             self._io_lock = threading.RLock()
             super().__init__(*args, **kwargs)
+            forksafe.register(self)
+
+        def _after_fork(self) -> None:
+            self._io_lock = threading.RLock()
 
         def synset_from_pos_and_offset(self, pos: str, offset: int) -> Any:
             cached = self._synset_offset_cache.get(pos, {}).get(offset)

@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
 
-from . import progress
+from . import forksafe, progress
 from .arguments import number
 from .errors import InputError
 from .models import LoadedModel
@@ -115,6 +115,10 @@ class VarianceCache:
     def __init__(self) -> None:
         self._memory: dict[str, dict[str, float]] = {}
         self._folder: Path | None = None
+        self._lock = threading.Lock()
+        forksafe.register(self)
+
+    def _after_fork(self) -> None:
         self._lock = threading.Lock()
 
     def attach(self, folder: str | os.PathLike | None) -> None:

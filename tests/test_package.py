@@ -1,0 +1,100 @@
+"""The package as a stranger installs it: a wheel built from this checkout, installed into an empty
+folder, run from another empty folder (so nothing of the checkout can be read by accident)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory) -> tuple[Path, dict[str, str]]:
+    """The wheel installed into an empty target folder, and the environment that uses it alone."""
+    wheels, target = tmp_path_factory.mktemp("wheels"), tmp_path_factory.mktemp("target")
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels), str(ROOT)],
+                           capture_output=True, text=True, timeout=300)
+    assert built.returncode == 0, built.stderr[-3000:]
+    wheel = next(wheels.glob("zsdemo-*.whl"))
+    done = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target),
+                           str(wheel)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTEST_CURRENT_TEST")}
+    env["PYTHONPATH"] = str(target)          # ahead of site-packages, where an editable install may point here
+    return target, env
+
+
+def _run(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(args, capture_output=True, text=True, timeout=300, cwd=cwd, env=env)
+
+
+def test_the_wheel_holds_every_subpackage_and_the_shipped_files(installed):
+    target, _ = installed
+    package = target / "zsdemo"
+    for part in ("strategies/__init__.py", "strategies/dclip.py", "app/page.py", "assets/images/cat.png",
+                 "assets/descriptors/dclip.json", "assets/descriptors/cupl.json", "assets/app.css",
+                 "assets/how_it_works.md", "assets/imagenet_wnids.txt", "assets/imagenet_subsets.json",
+                 "assets/LICENSES.md", "assets/model_configs/zsdemo-tiny.json"):
+        assert (package / part).is_file(), part
+
+
+def test_the_installed_command_classifies_from_an_empty_folder(installed, tmp_path):
+    target, env = installed
+    shutil.copy(ROOT / "zsdemo" / "assets" / "images" / "cat.png", tmp_path / "photo.png")
+    where = _run([sys.executable, "-c", "import zsdemo; print(zsdemo.__file__)"], tmp_path, env)
+    assert where.stdout.strip() == str(target / "zsdemo" / "__init__.py")     # the wheel's copy, not this checkout
+    done = _run([str(target / "bin" / "zsdemo"), "classify", "photo.png", "--classes", "tabby cat, dog, crane",
+                 "--strategies", "dclip,hierarchy", "--model", "tiny-random", "--json"], tmp_path, env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout)
+    strategies = result["images"][0]["strategies"]
+    assert set(strategies) >= {"dclip", "hierarchy"}
+    # dclip read the shipped descriptors, which cover these classes; the hierarchy read WordNet.
+    assert any("zsdemo's own" in w and "cover 3 of the 3" in w for w in result["warnings"]), result["warnings"]
+    assert all(c["described"] for c in strategies["dclip"]["details"]["classes"])
+    assert {s["name"]: s["chosen"]["synset"] for s in result["senses"]}["tabby cat"] == "tabby.n.01"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_zsdemo_serve_from_the_installed_package_answers_a_client(installed, tmp_path):
+    from gradio_client import Client, handle_file
+
+    target, env = installed
+    port = _free_port()
+    server = subprocess.Popen([str(target / "bin" / "zsdemo"), "serve", "--model", "tiny-random", "--device", "cpu",
+                               "--port", str(port), "--no-warm-up", "--feature-cache", "none"],
+                              cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        deadline = time.monotonic() + 120
+        while True:
+            assert server.poll() is None, server.stderr.read()[-3000:]
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, "the server did not answer within 2 minutes"
+                time.sleep(0.5)
+        client = Client(url, verbose=False)
+        assert "tiny-random" in json.dumps(client.predict(api_name="/options"))
+        shutil.copy(ROOT / "zsdemo" / "assets" / "images" / "cat.png", tmp_path / "photo.png")
+        result = client.predict([handle_file(str(tmp_path / "photo.png"))], "cat, dog", strategies="name,dclip",
+                                api_name="/classify")
+        assert set(result["images"][0]["strategies"]) == {"name", "dclip"}
+    finally:
+        server.terminate()
+        server.wait(30)

@@ -1,0 +1,49 @@
+"""The page's GPU work, one function per kind of call, each a ZeroGPU task (``gpu.task``).
+
+Their arguments and results are plain data (the server's ``AppConfig``, dicts of request
+arguments by name, paths, a ``StopFlag``, a ``PageProgress``), so that they pickle into and out
+of ZeroGPU's worker process; elsewhere they are ordinary calls.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import gradio as gr
+
+from .. import demo as backend
+from ..progress import StopFlag
+from . import gpu
+
+
+def _run_seconds(config: backend.AppConfig, args: dict[str, Any], *_: Any, **__: Any) -> float:
+    return backend.run_seconds(config, rates=gpu.RATES, **args)
+
+
+def _unknown_seconds(*_: Any, **__: Any) -> float:
+    return math.inf          # an evaluation books the longest (its work is bounded by the zip limits)
+
+
+@gpu.task(_run_seconds)
+def classify(config: backend.AppConfig, args: dict[str, Any], stop: StopFlag | None = None,
+             progress: gpu.PageProgress | None = None, answer: str = "state") -> dict[str, Any]:
+    """``demo.run`` with ``args`` (its arguments by name); the page's state (``answer="state"``)
+    or the API's JSON (``"api"``). A run with a progress bar is a page's: slow runs are announced."""
+    run = backend.run(config, stop=stop, progress=progress, announce=gr.Info if progress is not None else None,
+                      **args)
+    return run.to_state() if answer == "state" else run.to_dict()
+
+
+@gpu.task(_unknown_seconds)
+def evaluate_page(config: backend.AppConfig, upload: object, strategies: object, options: dict[str, Any],
+                  stop: StopFlag | None = None, progress: gpu.PageProgress | None = None) -> tuple:
+    """The Evaluate tab: its panels and the report files (``demo.evaluate_zip``)."""
+    return backend.evaluate_zip(config, upload, strategies, stop=stop, progress=progress, **options)
+
+
+@gpu.task(_unknown_seconds)
+def evaluate_api(config: backend.AppConfig, upload: object, strategies: object,
+                 options: dict[str, Any]) -> dict[str, Any]:
+    """The ``/evaluate`` API: the report as JSON."""
+    return backend.evaluate_upload(config, upload, strategies, **options).to_dict()
