@@ -13,7 +13,8 @@ feature cache). The moment its port answers, four visitors each send one hierarc
 against the baseline ``model load``: loading the same model alone in a fresh process
 (``python -c 'zsdemo.load_model(...)'``), measured in the same run.
 
-    python benchmarks/cold_start.py [--model ViT-B-32] [--threads 2]
+    python benchmarks/cold_start.py [--model ViT-B-32] [--threads 2] [--visitors 4]
+                                    [--strategies name,hierarchy] [--no-warm-up-wait]
 
 ``--model ViT-B-32`` (the default) is the served preset's architecture with random weights:
 the same compute as the real weights, which cannot be downloaded here.
@@ -55,6 +56,8 @@ def main() -> None:
     parser.add_argument("--model", default="ViT-B-32")
     parser.add_argument("--threads", type=int, default=2, help="the server's torch threads")
     parser.add_argument("--visitors", type=int, default=4)
+    parser.add_argument("--strategies", default="name,hierarchy", help="what each visitor asks for")
+    parser.add_argument("--no-warm-up-wait", action="store_true", help="stop once the visitors are answered")
     args = parser.parse_args()
     from gradio_client import Client, handle_file
 
@@ -82,7 +85,7 @@ def main() -> None:
 
         def visit(_: int) -> str | None:
             try:
-                out = client.predict([handle_file(str(PHOTO))], CLASSES, "name,hierarchy", api_name="/classify")
+                out = client.predict([handle_file(str(PHOTO))], CLASSES, args.strategies, api_name="/classify")
                 answered.append(time.perf_counter() - began)
                 return None if out["images"][0]["error"] is None else out["images"][0]["error"]
             except Exception as e:
@@ -90,7 +93,7 @@ def main() -> None:
 
         with ThreadPoolExecutor(args.visitors) as pool:
             failures = [f for f in pool.map(visit, range(args.visitors)) if f]
-        deadline = time.monotonic() + 1800
+        deadline = time.monotonic() + (0 if args.no_warm_up_wait else 1800)
         while "warm-up ended after" not in log.read_text() and time.monotonic() < deadline:
             time.sleep(1)
         found = re.search(r"warm-up ended after ([\d.]+) s \((\d+) of (\d+) steps, (\d+) failed\)", log.read_text())
@@ -98,7 +101,7 @@ def main() -> None:
         server.terminate()
         server.wait(30)
     first, last = min(answered, default=float("nan")), max(answered, default=float("nan"))
-    print(f"model {args.model}, {args.threads} torch threads, {args.visitors} visitors sending name,hierarchy "
+    print(f"model {args.model}, {args.threads} torch threads, {args.visitors} visitors sending {args.strategies} "
           "the moment the port answers")
     print(f"baseline  model load alone: {baseline:6.1f} s")
     print(f"port answers:            {port_s:6.1f} s  ({port_s / baseline:.2f}x the model load)")
@@ -108,7 +111,7 @@ def main() -> None:
         seconds, done, steps, failed = found.groups()
         print(f"warm-up:                 {float(seconds):6.1f} s  ({float(seconds) / baseline:.2f}x; "
               f"{done} of {steps} steps, {failed} failed)")
-    else:
+    elif not args.no_warm_up_wait:
         print("warm-up: did not end within 30 minutes")
     print(f"failed requests: {len(failures)} of {args.visitors}" + (f": {failures[:2]}" if failures else ""))
 

@@ -265,7 +265,10 @@ def free_memory(dev: torch.device) -> int | None:
     """Bytes that can still be allocated on ``dev``: the GPU's free memory, or the smaller of the
     machine's available memory and what the container's memory limit leaves (a Space runs in one)."""
     if dev.type == "cuda":
-        return int(torch.cuda.mem_get_info(dev)[0])
+        try:
+            return int(torch.cuda.mem_get_info(dev)[0])
+        except (RuntimeError, AssertionError):   # a GPU that cannot be asked now (ZeroGPU's start-up): no check
+            return None
     found = []
     try:
         with open("/proc/meminfo", encoding="ascii") as f:
