@@ -16,6 +16,10 @@ class ZsdemoError(Exception):
         self.cli_hint = cli
         self.page_hint = page
 
+    def __reduce__(self) -> tuple:
+        # Pickled whole, hints and all: a ZeroGPU task hands its errors back from another process.
+        return (_rebuild, (type(self), self.args, dict(self.__dict__)))
+
     def for_cli(self) -> str:
         return str(self) + self.cli_hint
 
@@ -38,3 +42,10 @@ class ModelLoadError(ZsdemoError):
     def __init__(self, message: str = "", *, cli: str = "", page: str = "", reason: str = ""):
         super().__init__(message, cli=cli, page=page)
         self.reason = reason or message
+
+
+def _rebuild(cls: type, args: tuple, state: dict) -> ZsdemoError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, *args)
+    error.__dict__.update(state)
+    return error

@@ -19,8 +19,10 @@ What this means here:
 
 from __future__ import annotations
 
+import functools
 import math
 import os
+from dataclasses import dataclass
 from typing import Any, Callable, TypeVar
 
 try:       # first: on ZeroGPU, importing spaces patches torch before CUDA is touched
@@ -28,6 +30,7 @@ try:       # first: on ZeroGPU, importing spaces patches torch before CUDA is to
 except ImportError:      # a plain install without the Space's requirements: no ZeroGPU
     spaces = None
 
+from ..errors import ZsdemoError
 from ..pipeline import Rates
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -54,9 +57,25 @@ def booked_seconds(work_seconds: float) -> int:
     return int(min(MAX_S, max(MIN_S, math.ceil(OVERHEAD_S + max(0.0, work_seconds)))))
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """What a task hands back across the process boundary: its value, or our error. The spaces
+    package turns any other exception into a bare "ZeroGPU worker error"; ours keep their message
+    (and a Stop stays a Stop)."""
+
+    value: Any = None
+    error: ZsdemoError | None = None
+
+    def get(self) -> Any:
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+
 def task(work_seconds: Callable[..., float]) -> Callable[[F], F]:
     """``@spaces.GPU`` booking ``booked_seconds(work_seconds(*args))``, where ``spaces`` is
-    installed; the function itself elsewhere (and off ZeroGPU, where spaces does the same).
+    installed (off ZeroGPU spaces returns the function itself, so nothing changes there); the
+    function itself where it is not.
 
     ``work_seconds`` takes the task's own arguments. It runs in the server before the GPU is
     booked, so it also refuses bad input (its errors reach the visitor as usual) without
@@ -65,7 +84,19 @@ def task(work_seconds: Callable[..., float]) -> Callable[[F], F]:
     def wrap(fn: F) -> F:
         if spaces is None:
             return fn
-        return spaces.GPU(duration=lambda *a, **k: booked_seconds(work_seconds(*a, **k)))(fn)
+
+        def carried(*args: Any, **kwargs: Any) -> Outcome:
+            try:
+                return Outcome(fn(*args, **kwargs))
+            except ZsdemoError as e:
+                return Outcome(error=e)
+
+        booked = spaces.GPU(duration=lambda *a, **k: booked_seconds(work_seconds(*a, **k)))(carried)
+
+        @functools.wraps(fn)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            return booked(*args, **kwargs).get()
+        return call  # type: ignore[return-value]
     return wrap
 
 
