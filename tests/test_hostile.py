@@ -406,6 +406,22 @@ CLI_CASES = {
     "deeply nested --class-map": (
         lambda t, png: (t.joinpath("map.json").write_text("[" * 100_000 + "]" * 100_000),
                         ["evaluate", str(t / "set"), "--class-map", str(t / "map.json")])[1], 2, "not valid JSON|nests"),
+    "descriptors 1,000 levels deep": (
+        lambda t, png: (t.joinpath("d.json").write_text('{"cat": ' + "[" * 1000 + "]" * 1000 + "}"),
+                        ["classify", str(t / "cat.png"), "--classes", "cat, dog", "--strategies", "dclip",
+                         "--descriptors", str(t / "d.json")])[1], 2, "descriptors: the JSON nests too deeply"),
+    "descriptors 100,000 levels deep": (
+        lambda t, png: (t.joinpath("d.json").write_text('{"cat": ' + "[" * 100_000 + "]" * 100_000 + "}"),
+                        ["classify", str(t / "cat.png"), "--classes", "cat, dog", "--strategies", "dclip",
+                         "--descriptors", str(t / "d.json")])[1], 2, r"nests too deeply \(100,001 levels"),
+    "a top-level array 100,000 deep as descriptors to evaluate": (
+        lambda t, png: (t.joinpath("d.json").write_text("[" * 100_000 + "]" * 100_000),
+                        ["evaluate", str(t / "set"), "--strategies", "name,dclip",
+                         "--descriptors", str(t / "d.json")])[1], 2, "descriptors: the JSON nests too deeply"),
+    "attributes 5,000 levels deep": (
+        lambda t, png: ["classify", str(t / "cat.png"), "--classes", "cat, dog", "--strategies", "perception",
+                        "--attributes", '{"a": ' + '{"b": ' * 5000 + "1" + "}" * 5001], 2,
+        "attributes: the JSON nests too deeply"),
     "deeply nested object --class-map": (
         lambda t, png: (t.joinpath("map.json").write_text('{"a":' * 100_000 + "1" + "}" * 100_000),
                         ["evaluate", str(t / "set"), "--class-map", str(t / "map.json")])[1], 2, "nests too deeply"),
@@ -452,6 +468,9 @@ def test_api_wrong_types_for_classes(live_app, cat_path, raw, expect):
     ("wordnet_keep", "7", "above 0 and at most 1"), ("low_confidence", "[1]", "low_confidence must be text"),
     ("low_confidence", '"s_t<2"', "Unknown low-confidence rule"), ("rerank_top", "2.5", "re-rank top-k must be"),
     ("descriptors", "[1]", "descriptors must be text"), ("descriptors", '"{\\"cat\\": 5}"', "must be a list of text"),
+    ("descriptors", json.dumps('{"cat": ' + "[" * 100_000 + "]" * 100_000 + "}"), "descriptors: the JSON nests too"),
+    ("descriptors", json.dumps("[" * 100_000 + "]" * 100_000), "descriptors: the JSON nests too deeply"),
+    ("attributes", json.dumps('{"a": ' + '{"b": ' * 5000 + "1" + "}" * 5001), "attributes: the JSON nests too"),
     ("attributes", "[1]", "attributes must be text"), ("attributes", '"orientation"', "has no ':'"),
     ("attributes", '"a: 1,2,3,4,5; b: 1,2,3,4,5; c: 1,2,3,4,5; d: 1,2,3,4,5"', "625 combinations"),
     ("perception_temperature", "NaN", "temperature must be a finite number"),

@@ -18,6 +18,7 @@ import torch
 
 from .classnames import clean_name
 from .errors import InputError
+from .jsontext import parse_json
 from .limits import LIMITS
 from .markup import md
 from .resources import DESCRIPTORS
@@ -78,10 +79,7 @@ def parse_descriptors(value: str | Mapping[str, Any] | None, classnames: Sequenc
             raise InputError(f"The descriptors are {len(value):,} characters; at most {MAX_CHARS:,} are allowed.")
         text = value.strip()
         if text.startswith(("{", "[")):
-            try:
-                raw: Any = json.loads(text)
-            except ValueError as e:
-                raise InputError(f"The descriptors are not valid JSON ({e.msg}, line {e.lineno}).") from None
+            raw: Any = parse_json(text, "The descriptors")
         else:
             raw = _parse_lines(text)
     else:

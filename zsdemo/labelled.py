@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -29,7 +28,8 @@ from typing import Sequence
 from .archive import extract_zip
 from .classnames import clean_name, imagenet_names_by_wnid
 from .errors import InputError
-from .files import MAX_PATH_CHARS, is_folder, is_regular_file, read_text
+from .files import MAX_PATH_CHARS, display_name, is_folder, is_regular_file, read_text
+from .jsontext import parse_json
 from .limits import LIMITS
 from .wordnet import WordNetUnavailable, synset_by_id
 
@@ -67,13 +67,7 @@ def read_class_map(path: str | Path) -> dict[str, str]:
     """Raw label -> class name, from a JSON object or two-column CSV/TSV lines (``#`` comments)."""
     text = read_text(path, f"Cannot read the class-name mapping {str(path)!r}", LIMITS.upload_bytes)
     if text.lstrip().startswith(("{", "[")):   # JSON (an array is refused below)
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise InputError(f"The class-name mapping {str(path)!r} is not valid JSON: {e}.") from None
-        except RecursionError:
-            raise InputError(f"The class-name mapping {str(path)!r} nests too deeply: it should be one flat "
-                             "object of label -> class name.") from None
+        data = parse_json(text, f"The class-name mapping {display_name(str(path))!r}")
         if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
             raise InputError("A JSON class-name mapping must be an object of label -> class name strings.")
         return {str(k).strip(): v.strip() for k, v in data.items()}

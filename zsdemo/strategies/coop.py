@@ -25,6 +25,7 @@ import torch.nn.functional as F
 
 from .. import progress
 from ..errors import InputError
+from ..jsontext import parse_json
 from ..limits import LIMITS
 from ..markup import md
 from ..models import LoadedModel
@@ -209,10 +210,11 @@ def load(path: str | Path, loaded: LoadedModel) -> Learned:
     if meta.get("model") != loaded.identity:
         raise InputError(f"The CoOp context {str(path)!r} was learned with another model ({meta.get('model')!r}); "
                          f"this one is {loaded.identity!r}. Load it with that model, or learn a new one.")
+    what = f"The metadata of the CoOp context {Path(path).name!r}"
     try:
-        settings = CoOpSettings(**json.loads(meta["settings"]))
-        classes = tuple(json.loads(meta["classes"]))
-        losses, shots = json.loads(meta["losses"]), json.loads(meta["shots"])
+        settings = CoOpSettings(**parse_json(meta["settings"], what))
+        classes = tuple(parse_json(meta["classes"], what))
+        losses, shots = parse_json(meta["losses"], what), parse_json(meta["shots"], what)
     except (KeyError, TypeError, ValueError) as e:
         raise InputError(f"The CoOp context {str(path)!r} has damaged metadata ({e}).") from None
     return Learned(ctx.float(), losses, settings, classes, shots, loaded_from=Path(path).name)

@@ -14,7 +14,6 @@ others (``parse_settings``): ``orientation: -, upside-down, rotated`` lines, "-"
 from __future__ import annotations
 
 import itertools
-import json
 import math
 import re
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 import torch
 
 from ..errors import InputError
+from ..jsontext import parse_json
 from ..markup import md, percent
 from ..zero_shot_classifier import template_features
 from .base import Batch, Scores, Strategy
@@ -68,11 +68,7 @@ def parse_attributes(text: str | Mapping[str, Any] | None) -> dict[str, dict[str
     if text is None or (isinstance(text, str) and not text.strip()):
         return {a: dict(v) for a, v in ATTRIBUTES.items()}
     if isinstance(text, str) and text.lstrip().startswith("{"):
-        try:
-            text = json.loads(text)
-        except ValueError as e:
-            raise InputError(f"The attributes look like JSON but are not valid JSON ({e.msg}, line {e.lineno}).") \
-                from None
+        text = parse_json(text, "The attributes")
     if isinstance(text, Mapping):
         raw = list(text.items())
     elif isinstance(text, str):
