@@ -25,6 +25,7 @@ from PIL import Image
 
 from zsdemo import classnames, cli, demo, images, models, pipeline, weights, wordnet
 from zsdemo import text as text_encoding
+from zsdemo.descriptors import parse_descriptors
 from zsdemo.errors import ImageError, InputError, ModelLoadError
 from zsdemo.files import NOT_SENT, UploadPolicy, read_bytes
 from zsdemo.limits import LIMITS
@@ -422,6 +423,10 @@ CLI_CASES = {
         lambda t, png: ["classify", str(t / "cat.png"), "--classes", "cat, dog", "--strategies", "perception",
                         "--attributes", '{"a": ' + '{"b": ' * 5000 + "1" + "}" * 5001], 2,
         "attributes: the JSON nests too deeply"),
+    "100,001 descriptors for one class": (
+        lambda t, png: (t.joinpath("d.json").write_text(json.dumps({"cat": [f"d{i}" for i in range(100_001)]})),
+                        ["classify", str(t / "cat.png"), "--classes", "cat, dog", "--strategies", "dclip",
+                         "--descriptors", str(t / "d.json")])[1], 2, "100,001 descriptors given; at most 100,000"),
     "deeply nested object --class-map": (
         lambda t, png: (t.joinpath("map.json").write_text('{"a":' * 100_000 + "1" + "}" * 100_000),
                         ["evaluate", str(t / "set"), "--class-map", str(t / "map.json")])[1], 2, "nests too deeply"),
@@ -547,3 +552,14 @@ def test_float_counts_are_refused_like_top_k(cat_path):
             demo.run(CONFIG, [str(cat_path)], "cat, dog", ["name", "tpt"], **kwargs)
     ok = demo.run(CONFIG, [str(cat_path)], "cat, dog", ["name"], top_k=2.0, tpt_views=16.0)
     assert ok.result.top_k == 2
+
+
+def test_too_many_descriptors_are_refused_before_any_work(client, cat_path):
+    """100,001 descriptors of one class: refused while reading them (52-89 s of deduplication before)."""
+    text = json.dumps({"cat": [f"descriptor {i}" for i in range(100_001)]})
+    with pytest.raises(Exception, match="100,001 descriptors given; at most 100,000") as info:
+        finishes(lambda: client.predict([handle_file(str(cat_path))], "cat, dog", "dclip", descriptors=text,
+                                        api_name="/classify"), 30)
+    assert "Traceback" not in str(info.value)
+    with pytest.raises(InputError, match="100,001 descriptors"):
+        finishes(lambda: parse_descriptors(text, ["cat", "dog"]), 5)

@@ -87,8 +87,13 @@ def parse_descriptors(value: str | Mapping[str, Any] | None, classnames: Sequenc
     if not isinstance(raw, Mapping) or not all(isinstance(k, str) for k in raw):
         raise InputError("Descriptors must map class names to lists of descriptors, like "
                          '{"cat": ["whiskers", "pointed ears"]}.')
+    # Counted before anything is cleaned or matched: a request past the prompt limit is refused at once.
+    given = sum(len(v) if isinstance(v, (list, tuple)) else 1 for v in raw.values())
+    if given > LIMITS.prompts:
+        raise InputError(f"{given:,} descriptors given; at most {LIMITS.prompts:,} prompts are allowed per request.")
     wanted = {_key(c): c for c in classnames}
     by_class: dict[str, list[str]] = {}
+    seen: dict[str, set[str]] = {}
     unmatched = []
     for key, items in raw.items():
         if isinstance(items, str):
@@ -104,8 +109,9 @@ def parse_descriptors(value: str | Mapping[str, Any] | None, classnames: Sequenc
             if len(d) > MAX_DESCRIPTOR_CHARS:
                 raise InputError(f"A descriptor of {name[:60]!r} is {len(d):,} characters; at most "
                                  f"{MAX_DESCRIPTOR_CHARS:,} are allowed.")
-            if d and d not in by_class.setdefault(name, []):
-                by_class[name].append(d)
+            if d and d not in seen.setdefault(name, set()):
+                seen[name].add(d)
+                by_class.setdefault(name, []).append(d)
     total = sum(len(v) for v in by_class.values())
     if total > LIMITS.prompts:
         raise InputError(f"{total:,} descriptors given; at most {LIMITS.prompts:,} prompts are allowed per request.")
