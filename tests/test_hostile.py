@@ -427,6 +427,13 @@ CLI_CASES = {
         lambda t, png: (t.joinpath("d.json").write_text(json.dumps({"cat": [f"d{i}" for i in range(100_001)]})),
                         ["classify", str(t / "cat.png"), "--classes", "cat, dog", "--strategies", "dclip",
                          "--descriptors", str(t / "d.json")])[1], 2, "100,001 descriptors given; at most 100,000"),
+    "--coop-save into a missing folder": (
+        lambda t, png: ["classify", str(t / "cat.png"), "--classes", "cat, dog", "--strategies", "coop",
+                        "--support", str(t / "set"), "--coop-save", str(t / "missing" / "ctx.safetensors")],
+        2, "folder that does not exist"),
+    "--coop-save naming a folder": (
+        lambda t, png: ["classify", str(t / "cat.png"), "--classes", "cat, dog", "--strategies", "coop",
+                        "--support", str(t / "set"), "--coop-save", str(t)], 2, "it is a folder: name a file"),
     "deeply nested object --class-map": (
         lambda t, png: (t.joinpath("map.json").write_text('{"a":' * 100_000 + "1" + "}" * 100_000),
                         ["evaluate", str(t / "set"), "--class-map", str(t / "map.json")])[1], 2, "nests too deeply"),

@@ -120,6 +120,22 @@ class UploadPolicy:
         return [self.check(v, f"{what} {i + 1}") for i, v in enumerate(values)]
 
 
+def check_writable(path: str | os.PathLike, what: str) -> None:
+    """Refuse, before any work, a file that could not be written: a folder, a folder that does not
+    exist, or one this process may not write into (``what``: "the CoOp context", say)."""
+    target = Path(path)
+    folder = target.parent if str(target.parent) else Path(".")
+    if target.is_dir():
+        problem = "is a folder: name a file in it, such as " + str(target / "context.safetensors")
+    elif not folder.is_dir():
+        problem = f"is in a folder that does not exist ({folder}): create it first"
+    elif not os.access(folder, os.W_OK | os.X_OK) or (target.exists() and not os.access(target, os.W_OK)):
+        problem = "cannot be written by this process (permissions)"
+    else:
+        return
+    raise InputError(f"Cannot save {what} to {str(target)!r}: it {problem}.")
+
+
 def display_name(path: str) -> str:
     """What the page shows for a file: its name, not where the server keeps it."""
     return Path(path).name

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 
 from .. import progress
 from ..errors import InputError
+from ..files import check_writable
 from ..jsontext import parse_json
 from ..limits import LIMITS
 from ..markup import md
@@ -79,6 +80,8 @@ def parse_settings(context: str | None = None, epochs: int | None = None, batch_
         raise InputError(f"CoOp's learning rate must be above 0 and at most 1 (got {s.lr!r}).")
     if isinstance(s.seed, bool) or not isinstance(s.seed, int) or not 0 <= s.seed < 2**63:
         raise InputError(f"CoOp's seed must be a whole number from 0 to 2**63 - 1 (got {str(s.seed)[:30]}).")
+    if s.save is not None:
+        check_writable(s.save, "the CoOp context")      # now, not after the training
     return s
 
 
@@ -179,6 +182,7 @@ def nearest_words(loaded: LoadedModel, ctx: torch.Tensor, k: int = NEAREST_WORDS
 
 
 def save(learned: Learned, path: str | Path, loaded: LoadedModel) -> None:
+    from safetensors import SafetensorError
     from safetensors.torch import save_file
 
     meta = {"format": FORMAT, "model": loaded.identity, "classes": json.dumps(list(learned.classes)),
@@ -186,8 +190,9 @@ def save(learned: Learned, path: str | Path, loaded: LoadedModel) -> None:
             "losses": json.dumps(learned.losses), "shots": json.dumps(learned.shots)}
     try:
         save_file({"ctx": learned.ctx.contiguous()}, str(path), metadata=meta)
-    except OSError as e:
-        raise InputError(f"Cannot save the CoOp context to {str(path)!r}: {e.strerror or e}.") from None
+    except (OSError, SafetensorError) as e:     # what changed since the check (a full disk, say)
+        raise InputError(f"Cannot save the CoOp context to {str(path)!r}: "
+                         f"{getattr(e, 'strerror', None) or str(e)[:200]}.") from None
 
 
 def load(path: str | Path, loaded: LoadedModel) -> Learned:
