@@ -368,6 +368,8 @@ def png_bytes(cat_path) -> bytes:
     return cat_path.read_bytes()
 
 
+SHIPPED_PHOTO = Path(__file__).resolve().parents[1] / "zsdemo" / "assets" / "images" / "cat.png"
+
 CLI_CASES = {
     "300-character path component": (lambda t, png: ["classify", str(t / ("x" * 300 + ".png")), "--classes", "a, b"],
                                      1, "File name too long"),
@@ -489,7 +491,8 @@ def test_api_wrong_types_for_classes(live_app, cat_path, raw, expect):
     ("perception_temperature", "0", "temperature must be a number from"),
     ("compare_model", "[1]", "compare_model must be text"), ("compare_model", '"ViT-L-14"', "no pretrained tag"),
     ("compare_model", '"local-dir:/etc"', "only be chosen by whoever starts the server"),
-    ("support", '"/etc/passwd"', "support set was not uploaded"), ("tip_alpha", "NaN", "alpha must be a finite number"),
+    ("support", '"/etc/passwd"', "support set was not uploaded"),
+    ("support", json.dumps(str(SHIPPED_PHOTO)), "support set was not uploaded"), ("tip_alpha", "NaN", "alpha must be a finite number"),
     ("tip_beta", "-2", "beta must be a number from 0"), ("val_fraction", '"half"', "validation fraction must be"),
     ("coop_context", '"8"', "must be '16'"), ("coop_epochs", "1e9", "CoOp epochs must be a whole number"),
 ])
@@ -570,3 +573,16 @@ def test_too_many_descriptors_are_refused_before_any_work(client, cat_path):
     assert "Traceback" not in str(info.value)
     with pytest.raises(InputError, match="100,001 descriptors"):
         finishes(lambda: parse_descriptors(text, ["cat", "dog"]), 5)
+
+
+def test_shipped_photos_are_images_only_never_a_support_set_or_a_zip(client):
+    """The page's examples name shipped photos as images; no other argument may name them."""
+    with pytest.raises(Exception, match="The support set was not uploaded") as info:
+        client.predict([str(SHIPPED_PHOTO)], "cat, dog", "name,tip", support=str(SHIPPED_PHOTO), api_name="/classify")
+    assert "neither a folder" not in str(info.value)
+    with pytest.raises(Exception, match="The zip was not uploaded") as info:
+        client.predict(str(SHIPPED_PHOTO), "name", api_name="/evaluate")
+    assert "not a readable zip" not in str(info.value)
+    # ... while an image argument naming one is what the examples send.
+    out = client.predict([str(SHIPPED_PHOTO)], "cat, dog", "name", api_name="/classify")
+    assert out["images"][0]["source"] == "cat.png" and out["images"][0]["error"] is None

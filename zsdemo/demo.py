@@ -95,12 +95,12 @@ class AppConfig:
     pretrained: str | None = None
     device: str = "auto"
     feature_cache: str | None = str(DEFAULT_FEATURE_CACHE)   # None: evaluations keep no image features
-    uploads: UploadPolicy = field(default_factory=lambda: UploadPolicy.of([EXAMPLE_IMAGES]))
+    uploads: UploadPolicy = field(default_factory=lambda: UploadPolicy.of([], examples=[EXAMPLE_IMAGES]))
     allow_random: bool = False
 
     def with_uploads(self, *folders: str | os.PathLike) -> "AppConfig":
         """This configuration with more folders whose files requests may name."""
-        return replace(self, uploads=UploadPolicy.of([*self.uploads.roots, *folders]))
+        return replace(self, uploads=UploadPolicy.of([*self.uploads.roots, *folders], self.uploads.examples))
 
 
 @dataclass
@@ -535,7 +535,7 @@ def check_uploads(config: AppConfig, items: Sequence[object]) -> tuple[list[str]
     for item in arguments.items(items, "images", LIMITS.images * 4):
         path = item[0] if isinstance(item, (list, tuple)) and item else item
         try:
-            path = config.uploads.check(path)
+            path = config.uploads.check(path, image=True)
             load_image(path, name=display_name(path))       # the visitor's file name, not the server's path
             kept.append(path)
         except (ImageError, InputError) as e:
@@ -568,7 +568,7 @@ def panels(config: AppConfig, state: Run | None, index: int | None) -> ImagePane
         try:
             # The state can come back from the browser (cached examples): its paths are checked
             # like a request's.
-            image = load_image(config.uploads.check(state.paths[index])).image
+            image = load_image(config.uploads.check(state.paths[index], image=True)).image
         except (ImageError, InputError):
             image = None  # gone since the run, or not a file this server was sent: no thumbnails
     return image_panels(state.result, index, image, state.compared, state.thumbnails)

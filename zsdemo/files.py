@@ -98,26 +98,31 @@ def is_folder(path: str | os.PathLike) -> bool:
 
 @dataclass(frozen=True)
 class UploadPolicy:
-    """The folders whose regular files a public caller may name (uploads, shipped examples)."""
+    """The folders whose regular files a public caller may name: uploads, for any file argument,
+    and the shipped example photos, for image arguments only (the page's examples name them; a
+    support set or an evaluation zip never does)."""
 
     roots: tuple[str, ...] = ()
+    examples: tuple[str, ...] = ()
 
     @classmethod
-    def of(cls, roots: Iterable[str | os.PathLike]) -> "UploadPolicy":
-        return cls(tuple(os.path.realpath(r) for r in roots))
+    def of(cls, roots: Iterable[str | os.PathLike], examples: Iterable[str | os.PathLike] = ()) -> "UploadPolicy":
+        return cls(tuple(os.path.realpath(r) for r in roots), tuple(os.path.realpath(r) for r in examples))
 
-    def check(self, value: object, what: str = "a file") -> str:
-        """The real path of an uploaded file, or InputError with the one message for all else."""
+    def check(self, value: object, what: str = "a file", image: bool = False) -> str:
+        """The real path of an uploaded file (or, for an ``image``, a shipped example), or
+        InputError with the one message for all else."""
         path = value.get("path") if isinstance(value, dict) else value
         if isinstance(path, str) and path and "\x00" not in path and len(path) < MAX_PATH_CHARS:
             real = os.path.realpath(path)
-            inside = any(real.startswith(root + os.sep) for root in self.roots)
+            roots = self.roots + self.examples if image else self.roots
+            inside = any(real.startswith(root + os.sep) for root in roots)
             if inside and is_regular_file(real):
                 return real
         raise InputError(f"{what.capitalize()} {NOT_SENT}")
 
     def check_all(self, values: Iterable[object], what: str = "image") -> list[str]:
-        return [self.check(v, f"{what} {i + 1}") for i, v in enumerate(values)]
+        return [self.check(v, f"{what} {i + 1}", image=True) for i, v in enumerate(values)]
 
 
 def check_writable(path: str | os.PathLike, what: str) -> None:
