@@ -586,3 +586,33 @@ def test_shipped_photos_are_images_only_never_a_support_set_or_a_zip(client):
     # ... while an image argument naming one is what the examples send.
     out = client.predict([str(SHIPPED_PHOTO)], "cat, dog", "name", api_name="/classify")
     assert out["images"][0]["source"] == "cat.png" and out["images"][0]["error"] is None
+
+
+def test_a_zip_of_more_images_than_can_be_evaluated_is_refused_before_extraction(client, tmp_path, monkeypatch):
+    """10,000 tiny files: counted from the zip's directory, refused before anything is extracted."""
+    from zsdemo import archive
+
+    png = io_png()
+    path = tmp_path / "many.zip"
+    with zipfile.ZipFile(path, "w") as z:
+        for k in range(10_000):
+            z.writestr(f"c{k % 2}/{k}.png", png)
+    with pytest.raises(Exception, match="holds 10,000 image files; at most 2,000") as info:
+        finishes(lambda: client.predict(handle_file(str(path)), "name", views="flip", api_name="/evaluate"), 60)
+    assert "Traceback" not in str(info.value)
+    from zsdemo import labelled
+
+    extracted = []
+    monkeypatch.setattr(labelled, "extract_zip", lambda *a, **k: extracted.append(a))
+    with pytest.raises(InputError, match="holds 10,000 image files"):
+        labelled.open_zip(path, tmp_path / "out", max_images=2_000)
+    assert not extracted
+    assert archive.count_entries(path, labelled.IMAGE_SUFFIXES) == 10_000
+
+
+def io_png() -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    Image.new("RGB", (2, 2)).save(buf, format="PNG")
+    return buf.getvalue()

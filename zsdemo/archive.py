@@ -82,6 +82,16 @@ def check_zip(archive: zipfile.ZipFile, limits: ArchiveLimits | None = None,
     return out
 
 
+def count_entries(path: str | Path, suffixes: frozenset[str]) -> int:
+    """How many of a zip's entries end in one of ``suffixes``, from its central directory alone
+    (nothing is extracted); 0 for a file that is not a readable zip (``extract_zip`` says why)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return sum(1 for info in archive.infolist() if Path(info.filename).suffix.lower() in suffixes)
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, UnicodeDecodeError):
+        return 0
+
+
 @dataclass
 class Extracted:
     root: Path

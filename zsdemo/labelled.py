@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from .archive import extract_zip
+from .archive import count_entries, extract_zip
 from .classnames import clean_name, imagenet_names_by_wnid
 from .errors import InputError
 from .files import MAX_PATH_CHARS, display_name, is_folder, is_regular_file, read_text
@@ -172,6 +172,12 @@ def open_zip(archive: str | Path, dest: str | Path, class_map: dict[str, str] | 
 
     Entries that could not be extracted are reported among the set's problems.
     """
+    if max_images is not None:
+        # Counted from the zip's directory first: 10,000 tiny files are refused before extraction.
+        images = count_entries(archive, IMAGE_SUFFIXES)
+        if images > max_images:
+            raise InputError(f"The zip holds {images:,} image files; at most {max_images:,} can be evaluated here. "
+                             "Evaluate a sample, or use the command line (python -m zsdemo evaluate).")
     extracted = extract_zip(archive, dest)
     found = open_labelled(extracted.root, class_map, classes, confine, max_images)
     found.problems += [(f, f"damaged zip entry: {why}") for f, why in extracted.damaged]
