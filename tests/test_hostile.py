@@ -616,3 +616,23 @@ def io_png() -> bytes:
     buf = io.BytesIO()
     Image.new("RGB", (2, 2)).save(buf, format="PNG")
     return buf.getvalue()
+
+
+def test_support_rows_pointing_outside_the_zip_are_counted_in_a_warning(client, tmp_path, cat_path, astronaut_path):
+    rows = ["cat/a.png,cat", "astronaut/b.png,astronaut", "/etc/passwd,cat", "../../x/cat.png,astronaut",
+            "cat/missing.png,cat"]
+    path = tmp_path / "support.zip"
+    with zipfile.ZipFile(path, "w") as z:
+        for name, photo in (("cat/a.png", cat_path), ("astronaut/b.png", astronaut_path)):
+            import io
+
+            buf = io.BytesIO()
+            Image.open(photo).convert("RGB").rotate(90).save(buf, format="PNG")   # not the scored bytes
+            z.writestr(name, buf.getvalue())
+        z.writestr("labels.csv", "\n".join(rows) + "\n")
+    out = client.predict([handle_file(str(cat_path))], "cat, astronaut", "name,tip",
+                         support=handle_file(str(path)), api_name="/classify")
+    notes = [w for w in out["warnings"] if "left out" in w]
+    assert len(notes) == 1 and notes[0].startswith("3 row(s) or file(s) of the support set were left out")
+    assert "'/etc/passwd' (path outside the uploaded folder: refused)" in notes[0]
+    assert "../../x/cat.png" in notes[0] and "file not found" in notes[0]

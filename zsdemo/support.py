@@ -48,13 +48,20 @@ class SupportSet:
         return counts
 
     def warnings(self) -> list[str]:
+        notes = []
+        if self.problems:
+            # Rows and entries left out (a labels.csv row pointing outside the zip, a missing
+            # file, a damaged entry): the shots that remain are fewer than the file suggests.
+            first = "; ".join(f"{where[:80]!r} ({why})" for where, why in self.problems[:3])
+            notes.append(f"{len(self.problems)} row(s) or file(s) of the support set were left out: {first}"
+                         + (f"; and {len(self.problems) - 3} more." if len(self.problems) > 3 else "."))
         empty = [c for c, n in self.shots().items() if n == 0]
-        if not empty:
-            return []
-        shown = ", ".join(repr(c) for c in empty[:5]) + (f" and {len(empty) - 5} more" if len(empty) > 5 else "")
-        return [f"The support set has no example of {shown}: the few-shot methods still score "
-                f"{'it' if len(empty) == 1 else 'them'}, from the text alone (Tip-Adapter) or the learned context "
-                "(CoOp)."]
+        if empty:
+            shown = ", ".join(repr(c) for c in empty[:5]) + (f" and {len(empty) - 5} more" if len(empty) > 5 else "")
+            notes.append(f"The support set has no example of {shown}: the few-shot methods still score "
+                         f"{'it' if len(empty) == 1 else 'them'}, from the text alone (Tip-Adapter) or the learned "
+                         "context (CoOp).")
+        return notes
 
     def close(self) -> None:
         if self.folder is not None:
