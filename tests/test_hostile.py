@@ -636,3 +636,26 @@ def test_support_rows_pointing_outside_the_zip_are_counted_in_a_warning(client, 
     assert len(notes) == 1 and notes[0].startswith("3 row(s) or file(s) of the support set were left out")
     assert "'/etc/passwd' (path outside the uploaded folder: refused)" in notes[0]
     assert "../../x/cat.png" in notes[0] and "file not found" in notes[0]
+
+
+def test_messages_name_the_visitors_file_never_a_server_path(client, tmp_path, cat_path):
+    """Uploads live in server folders (Gradio's upload folder, zsdemo's extraction folders): a
+    message names the file as the visitor sent it, or its name inside the archive."""
+    empty, png_named = tmp_path / "empty.zip", tmp_path / "good_zip_named.png"
+    with zipfile.ZipFile(empty, "w") as z:
+        z.writestr("readme.txt", "no images here")
+    png_named.write_bytes(cat_path.read_bytes())
+    calls = [
+        (lambda: client.predict(handle_file(str(empty)), "name", views="flip", api_name="/evaluate"),
+         "No labelled images found in 'empty.zip'"),
+        (lambda: client.predict([handle_file(str(cat_path))], "cat, dog", "name,tip", support=handle_file(str(empty)),
+                                api_name="/classify"), "Support set: No labelled images found in 'empty.zip'"),
+        (lambda: client.predict([handle_file(str(cat_path))], "cat, dog", "name,tip",
+                                support=handle_file(str(png_named)), api_name="/classify"),
+         "'good_zip_named.png' is neither a folder nor a .csv file"),
+    ]
+    for call, expect in calls:
+        with pytest.raises(Exception, match=re.escape(expect)) as info:
+            call()
+        message = str(info.value)
+        assert "/tmp/" not in message and "gradio" not in message.lower() and "zsdemo-" not in message, message

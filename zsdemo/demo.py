@@ -669,7 +669,7 @@ def _evaluate_zip(config: AppConfig, upload: str, loaded: models.LoadedModel, st
                   rerank_all: bool, progress: Progress | None, hierarchy: dict[str, object],
                   support: str | None = None) -> EvaluationReport:
     with tempfile.TemporaryDirectory(prefix="zsdemo-upload-") as tmp:
-        data = open_zip(upload, tmp, confine=True, max_images=LIMITS.eval_images)
+        data = open_zip(upload, tmp, confine=True, max_images=LIMITS.eval_images, shown=display_name(upload))
         data.root = Path(Path(upload).name)          # what the report shows, not the server's temp path
         store = FeatureStore(config.feature_cache, loaded) if config.feature_cache else None
         examples = open_support(support, data.classes, confine=True, max_images=LIMITS.eval_images,

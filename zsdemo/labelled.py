@@ -133,13 +133,16 @@ def open_labelled(
     classes: Sequence[str] | None = None,
     confine: bool = False,
     max_images: int | None = None,
+    shown: str | None = None,
 ) -> LabelledSet:
     """Read a labelled set from a folder (ImageFolder, or with a ``labels.csv``) or a CSV file.
 
     ``confine`` (for uploads): CSV paths must stay inside the set's folder, and symbolic links
-    are not followed, so an upload can never make the server read its other files.
+    are not followed, so an upload can never make the server read its other files. ``shown``:
+    what messages call the set (an upload's own name, never the server's path to it).
     """
     path = Path(path)
+    named = repr(shown if shown is not None else str(path))
     mapping = dict(class_map or {})
     if is_regular_file(path) and path.suffix.lower() == ".csv":
         found = _from_csv(path, mapping, confine)
@@ -148,13 +151,14 @@ def open_labelled(
         found = (_from_csv(root / LABELS_CSV, mapping, confine) if is_regular_file(root / LABELS_CSV)
                  else _from_folder(root, mapping, confine))
     elif os.path.lexists(path):
-        raise InputError(f"{str(path)!r} is neither a folder nor a .csv file. Give an ImageFolder "
-                         "folder (one subfolder per class) or a CSV of path,label.")
+        raise InputError(f"{named} is neither a folder nor a .csv file. Give an ImageFolder "
+                         "folder (one subfolder per class) or a CSV of path,label.",
+                         page=" Upload a .zip of one folder per class, or of the images with a labels.csv.")
     else:
-        raise InputError(f"{str(path)!r} does not exist.")
+        raise InputError(f"{named} does not exist.")
     if not found.items:
         raise InputError(
-            f"No labelled images found in {str(path)!r}: expected one subfolder per class (ImageFolder) "
+            f"No labelled images found in {named}: expected one subfolder per class (ImageFolder) "
             f"or a {LABELS_CSV} of path,label rows"
             + (f"; {len(found.skipped)} files were skipped as not images" if found.skipped else "") + ".")
     if max_images is not None and len(found.items) > max_images:
@@ -167,7 +171,7 @@ def open_labelled(
 
 def open_zip(archive: str | Path, dest: str | Path, class_map: dict[str, str] | None = None,
              classes: Sequence[str] | None = None, confine: bool = False,
-             max_images: int | None = None) -> LabelledSet:
+             max_images: int | None = None, shown: str | None = None) -> LabelledSet:
     """``open_labelled`` on a zip, safely extracted into ``dest`` (the caller's temporary folder).
 
     Entries that could not be extracted are reported among the set's problems.
@@ -179,7 +183,8 @@ def open_zip(archive: str | Path, dest: str | Path, class_map: dict[str, str] | 
             raise InputError(f"The zip holds {images:,} image files; at most {max_images:,} can be evaluated here. "
                              "Evaluate a sample, or use the command line (python -m zsdemo evaluate).")
     extracted = extract_zip(archive, dest)
-    found = open_labelled(extracted.root, class_map, classes, confine, max_images)
+    found = open_labelled(extracted.root, class_map, classes, confine, max_images,
+                          shown=shown if shown is not None else Path(archive).name)
     found.problems += [(f, f"damaged zip entry: {why}") for f, why in extracted.damaged]
     return found
 

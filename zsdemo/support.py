@@ -77,9 +77,9 @@ def open_support(path: str | Path, classnames: Sequence[str], *, confine: bool =
     try:
         if is_regular_file(source) and source.suffix.lower() == ".zip":
             folder = tempfile.TemporaryDirectory(prefix="zsdemo-support-")
-            data = open_zip(source, folder.name, confine=confine, max_images=max_images)
+            data = open_zip(source, folder.name, confine=confine, max_images=max_images, shown=shown)
         else:
-            data = open_labelled(source, confine=confine, max_images=max_images)
+            data = open_labelled(source, confine=confine, max_images=max_images, shown=shown)
     except InputError as e:
         if folder is not None:
             folder.cleanup()
