@@ -659,3 +659,32 @@ def test_messages_name_the_visitors_file_never_a_server_path(client, tmp_path, c
             call()
         message = str(info.value)
         assert "/tmp/" not in message and "gradio" not in message.lower() and "zsdemo-" not in message, message
+
+
+def _raw_event(live_app: str, endpoint: str, data: list) -> str:
+    import httpx
+
+    base = live_app.rstrip("/") + "/gradio_api"
+    event = httpx.post(f"{base}/call/{endpoint}", content=json.dumps({"data": data}),
+                       headers={"content-type": "application/json"})
+    assert event.status_code == 200, event.text
+    return httpx.get(f"{base}/call/{endpoint}/{event.json()['event_id']}", timeout=60).text
+
+
+@pytest.mark.parametrize("endpoint, data, expect", [
+    ("classify", [[{"path": "/tmp/never/uploaded.png", "meta": {"_type": "gradio.FileData"}}], "cat, dog", "name"]
+     + [None] * 22, "A file in this request was not uploaded with it"),
+    ("classify", [[{"path": "/etc/passwd", "meta": {"_type": "gradio.FileData"}}], "cat, dog", "name"] + [None] * 22,
+     "A file in this request was not uploaded with it"),
+    ("classify", [[{"path": "http://127.0.0.1:1/x.png", "url": "http://127.0.0.1:1/x.png",
+                    "meta": {"_type": "gradio.FileData"}}], "cat, dog", "name"] + [None] * 22,
+     "A file URL in this request could not be fetched"),
+    ("classify", [[], "cat"], "This endpoint takes 25 arguments and 2 were sent"),
+    ("evaluate", [{"path": "/etc/passwd", "meta": {"_type": "gradio.FileData"}}] + [None] * 11,
+     "A file in this request was not uploaded with it"),
+    ("wordnet", [], "This endpoint takes 2 arguments and 0 were sent"),
+])
+def test_gradios_own_refusals_reach_a_raw_caller_in_words(live_app, endpoint, data, expect):
+    stream = _raw_event(live_app, endpoint, data)
+    assert "event: error" in stream and '"error": null' not in stream, stream[:300]
+    assert expect in stream and "Traceback" not in stream and "root:" not in stream, stream[:400]

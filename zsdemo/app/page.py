@@ -30,6 +30,7 @@ from ..resources import EXAMPLE_IMAGES as PHOTOS
 from ..resources import asset_text
 from ..warmup import Example as WarmExample
 from . import gpu, remote, tasks
+from .refusals import explain_refusals
 
 HOW_IT_WORKS = asset_text("how_it_works.md")
 STATE_TTL_S = 3600            # a browser session's last result is dropped after an idle hour
@@ -634,7 +635,7 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
         gr.api(user_errors(evaluate), api_name="evaluate", concurrency_limit=1, concurrency_id="evaluate")
         gr.api(user_errors(wordnet), api_name="wordnet")
         gr.api(user_errors(options), api_name="options")
-    return page
+    return explain_refusals(page)
 
 
 def _session(request: gr.Request | None) -> str:
