@@ -6,7 +6,10 @@ concurrency). ``--clients`` threads, each with its own gradio_client, send ``--r
 hostile, rotating through: no class names, an unknown strategy, a non-image file, a template
 without ``{}``, too many TPT views, and what an attacker sends (strings naming a server photo,
 ``/etc/passwd``, ``/dev/zero`` and a FIFO; a bare architecture that would build random weights;
-wrong types; 10,000 classes x CLIP-80; 30,000 names to ``/wordnet``). The whole run is bounded in
+wrong types; 10,000 classes x CLIP-80; 30,000 names to ``/wordnet``; descriptors nested 100,000
+levels deep; 100,001 descriptors; a shipped photo named as a support set or an evaluation zip; a
+zip of 10,000 tiny images; and, as raw HTTP, a file record never uploaded and too few
+arguments). The whole run is bounded in
 count (clients x requests) and in time (``--timeout``; a request that does not finish in time
 counts as an error).
 
@@ -15,7 +18,8 @@ names so that no cache helps) and, two seconds into it, a small request from ano
 the small request's latency is the figure (target 15 s).
 
 Printed: errors on valid requests (target 0), malformed requests answered with their message
-(target: all), p50/p95/max latency of valid requests, the server's RSS after a concurrent
+(target: all), generic messages ("Something went wrong", or an empty error) and tracebacks
+(target: 0 each), p50/p95/max latency of valid requests, the server's RSS after a concurrent
 warm-up, its peak (sampled every 0.1 s) and at the end (target: growth at most 10%), and the
 fairness figures.
 
@@ -25,6 +29,7 @@ fairness figures.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import socket
 import statistics
@@ -33,6 +38,7 @@ import sys
 import tempfile
 import threading
 import time
+import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -52,6 +58,20 @@ def status(pid: int, field: str) -> int:
         if line.startswith(field + ":"):
             return int(line.split()[1])
     raise RuntimeError(f"no {field} in /proc/{pid}/status")
+
+
+TINY_PNG = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x02\x00\x00\x00\x90wS"
+            b"\xde\x00\x00\x00\x0cIDATx\x9cc\xf8\xcf\xc0\x00\x00\x03\x01\x01\x00\xc9\xfe\x92\xef\x00\x00\x00"
+            b"\x00IEND\xaeB`\x82")
+
+
+def raw_call(url: str, endpoint: str, data: list, timeout: float) -> str:
+    """One call as a script without gradio_client makes it: the event stream's text."""
+    import httpx
+
+    base = url.rstrip("/") + "/gradio_api"
+    event = httpx.post(f"{base}/call/{endpoint}", json={"data": data}, timeout=timeout)
+    return httpx.get(f"{base}/call/{endpoint}/{event.json()['event_id']}", timeout=timeout).text
 
 
 def malformed(k: int, junk: Path, hostile: dict[str, str], handle_file) -> tuple[tuple, dict, str, str]:
@@ -74,6 +94,18 @@ def malformed(k: int, junk: Path, hostile: dict[str, str], handle_file) -> tuple
         ((image, hostile["classes"]), {"strategies": "clip80"}, "text prompts; at most", "/classify"),
         (("/etc/passwd",), {}, not_sent, "/evaluate"),
         ((hostile["names"],), {}, "at most", "/wordnet"),
+        # issue 26: nested JSON, too many descriptors, a shipped photo where a zip belongs, a zip of
+        # more images than can be evaluated, and Gradio's own refusals as a raw caller meets them
+        ((image, CLASSES), {"strategies": "dclip", "descriptors": hostile["nested"]}, "nests too deeply", "/classify"),
+        ((image, CLASSES), {"strategies": "dclip", "descriptors": hostile["descriptors"]},
+         "100,001 descriptors given", "/classify"),
+        ((image, CLASSES), {"strategies": "tip", "support": str(IMAGES[0])}, "support set was not uploaded",
+         "/classify"),
+        ((str(IMAGES[0]),), {}, "zip was not uploaded", "/evaluate"),
+        ((handle_file(hostile["many"]),), {"views": "flip"}, "image files; at most", "/evaluate"),
+        (([{"path": "/etc/passwd", "meta": {"_type": "gradio.FileData"}}], CLASSES, "name", *[None] * 22), {},
+         "was not uploaded with it", "raw:classify"),
+        (([], "cat"), {}, "arguments and 2 were sent", "raw:classify"),
     ]
     return cases[k % len(cases)]
 
@@ -118,9 +150,15 @@ def main() -> None:
     os.mkfifo(scratch / "pipe.png")
     private = scratch / "private.png"            # a photo on the server's disk that nobody uploaded
     private.write_bytes(IMAGES[1].read_bytes())
+    many = scratch / "many.zip"                  # 10,000 tiny images: more than an evaluation takes
+    with zipfile.ZipFile(many, "w") as z:
+        for i in range(10_000):
+            z.writestr(f"c{i % 2}/{i}.png", TINY_PNG)
     hostile = {"photo": str(private), "fifo": str(scratch / "pipe.png"),
                "classes": "\n".join(f"hostile class {i}" for i in range(10_000)),
-               "names": "\n".join(f"name {i}" for i in range(30_000))}
+               "names": "\n".join(f"name {i}" for i in range(30_000)),
+               "nested": '{"cat": ' + "[" * 100_000 + "]" * 100_000 + "}",
+               "descriptors": json.dumps({"cat": [f"d{i}" for i in range(100_001)]}), "many": str(many)}
     try:
         for _ in range(180):
             try:
@@ -137,6 +175,7 @@ def main() -> None:
         latencies: list[float] = []
         valid_errors: list[str] = []
         bad_ok, bad_wrong = [0], []
+        generic, tracebacks = [0], [0]
 
         def user(client_id: int, count: int, record: bool) -> None:
             client = Client(url, verbose=False)
@@ -153,6 +192,8 @@ def main() -> None:
                 try:
                     if remaining <= 0:
                         raise TimeoutError("the run's time limit passed before this request")
+                    if endpoint.startswith("raw:"):
+                        raise RuntimeError(raw_call(url, endpoint[4:], list(a), remaining))
                     out = client.submit(*a, api_name=endpoint, **kw).result(timeout=remaining)
                     error = "no error for a malformed request" if bad else None
                     if not bad and any(im["error"] for im in out["images"]):
@@ -161,6 +202,9 @@ def main() -> None:
                         error = None if expect in out["images"][0]["error"] else out["images"][0]["error"]
                 except Exception as e:  # noqa: BLE001 - every failure is counted, none stops the run
                     error = f"{type(e).__name__}: {e}"
+                    with lock:
+                        generic[0] += "Something went wrong" in str(e) or '"error": null' in str(e)
+                        tracebacks[0] += "Traceback" in str(e)
                     if bad and expect in str(e) and "Traceback" not in str(e):
                         error = None
                 elapsed = time.perf_counter() - start
@@ -201,7 +245,8 @@ def main() -> None:
     print(f"errors on valid requests: {len(valid_errors)}   target 0")
     for e in valid_errors[:5]:
         print(f"  {e[:200]}")
-    print(f"malformed requests answered with their message: {bad_ok[0]} of {total - valid}")
+    print(f"malformed requests answered with their message: {bad_ok[0]} of {total - valid}; "
+          f"generic messages or empty errors: {generic[0]}; tracebacks: {tracebacks[0]}")
     for e in bad_wrong[:5]:
         print(f"  unexpected: {e[:200]}")
     if latencies:
