@@ -102,7 +102,7 @@ def malformed_cases(junk: Path, hostile: dict[str, str], handle_file) -> list[tu
         ((image, CLASSES), {"strategies": "tip", "support": str(IMAGES[0])}, "support set was not uploaded",
          "/classify"),
         ((str(IMAGES[0]),), {}, "zip was not uploaded", "/evaluate"),
-        ((handle_file(hostile["many"]),), {"views": "flip"}, "image files; at most", "/evaluate"),
+        ((handle_file(hostile["many"]),), {"views": "flip"}, "images found; at most", "/evaluate"),
         (([{"path": "/etc/passwd", "meta": {"_type": "gradio.FileData"}}], CLASSES, "name", *[None] * 22), {},
          "was not uploaded with it", "raw:classify"),
         (([], "cat"), {}, "arguments and 2 were sent", "raw:classify"),

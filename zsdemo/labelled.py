@@ -180,7 +180,7 @@ def open_zip(archive: str | Path, dest: str | Path, class_map: dict[str, str] | 
         # Counted from the zip's directory first: 10,000 tiny files are refused before extraction.
         images = count_entries(archive, IMAGE_SUFFIXES)
         if images > max_images:
-            raise InputError(f"The zip holds {images:,} image files; at most {max_images:,} can be evaluated here. "
+            raise InputError(f"{images} images found; at most {max_images} can be evaluated here. "
                              "Evaluate a sample, or use the command line (python -m zsdemo evaluate).")
     extracted = extract_zip(archive, dest)
     found = open_labelled(extracted.root, class_map, classes, confine, max_images,
