@@ -404,24 +404,26 @@ def run_seconds(config: AppConfig, paths: Sequence[object], classes: str, strate
                 **options: Any) -> float:
     """The model work of ``run`` with these arguments, in seconds at ``rates`` (how long ZeroGPU
     books a GPU for it). Checks the arguments as ``run`` does; loads no model but the served one."""
+    chosen = _models_of(config, model, compare_model)
+    with prepared(config, paths, classes, strategies, **options) as (files, request):
+        return len(chosen) * estimate(load_served(config), len(files), request, rates=rates).total
+
+
+def _models_of(config: AppConfig, model: object, compare_model: object) -> list[tuple[str, str | None]]:
+    """The (model, pretrained) of a run, and of its second model when it compares two."""
     first = model_choice(config, model)
     compare = arguments.text(compare_model, "compare_model").strip() if compare_model is not None else ""
-    models_used = 1 if compare.lower() in ("", "none") or model_choice(config, compare, "compare_model") == first else 2
-    with prepared(config, paths, classes, strategies, **options) as (files, request):
-        return models_used * estimate(load_served(config), len(files), request, rates=rates).total
+    second = model_choice(config, compare, "compare_model") if compare.lower() not in ("", "none") else None
+    return [first] if second is None or second == first else [first, second]   # the same twice compares nothing
 
 
 def _run(config: AppConfig, request: Request, files: list[str], model: object, compare_model: object,
          progress: Progress | None, stop: StopSignal | None, announce: Callable[[str], None] | None) -> Run:
-    first = model_choice(config, model)
-    compare = arguments.text(compare_model, "compare_model").strip() if compare_model is not None else ""
-    second = model_choice(config, compare, "compare_model") if compare.lower() not in ("", "none") else None
-    if second == first:
-        second = None            # the same model twice compares nothing
+    chosen = _models_of(config, model, compare_model)
+    second = chosen[1] if len(chosen) == 2 else None
     with track(progress, stop) as tracker:
         if second is not None:
-            models.check_fit_together([first, second], config.device)
-        chosen = [first] if second is None else [first, second]
+            models.check_fit_together(chosen, config.device)
         loading = all(models.REGISTRY.has(m, t, config.device) for m, t in chosen)
         tracker.stage(0.0, 0.0, "loading the model" + ("s" if second else "") if loading else
                       "loading the model (its first use on this server: this can take a minute)")
@@ -669,7 +671,7 @@ def _evaluate_zip(config: AppConfig, upload: str, loaded: models.LoadedModel, st
                   rerank_all: bool, progress: Progress | None, hierarchy: dict[str, object],
                   support: str | None = None) -> EvaluationReport:
     with tempfile.TemporaryDirectory(prefix="zsdemo-upload-") as tmp:
-        data = open_zip(upload, tmp, confine=True, max_images=LIMITS.eval_images, shown=display_name(upload))
+        data = open_zip(upload, tmp, confine=True, max_images=LIMITS.eval_images)
         data.root = Path(Path(upload).name)          # what the report shows, not the server's temp path
         store = FeatureStore(config.feature_cache, loaded) if config.feature_cache else None
         examples = open_support(support, data.classes, confine=True, max_images=LIMITS.eval_images,
