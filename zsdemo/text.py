@@ -155,7 +155,7 @@ class TensorLRU:
         self.max_bytes = max_bytes
         self._items: OrderedDict[tuple, tuple[torch.Tensor, int]] = OrderedDict()
         self._bytes = 0
-        self._lock = threading.Lock()
+        self._after_fork()              # makes the lock
         self.evictions = 0
         forksafe.register(self)
 
@@ -226,7 +226,7 @@ class TextFeatureCache:
         self.disk_path: Path | None = None
         self.write_all = True
         self._memory = TensorLRU(max_bytes)
-        self._lock = threading.Lock()
+        self._after_fork()              # makes the lock
         forksafe.register(self)
         self.hits = 0
         self.misses = 0

@@ -120,7 +120,7 @@ def _guarded_reader_class(base: type) -> type:
 
     class GuardedWordNetReader(base):  # type: ignore[misc, valid-type]
         def __init__(self, *args: Any, **kwargs: Any) -> None:
-            self._io_lock = threading.RLock()
+            self._after_fork()          # makes the lock (NLTK's __init__ already reads)
             super().__init__(*args, **kwargs)
             forksafe.register(self)
 

@@ -115,7 +115,7 @@ class VarianceCache:
     def __init__(self) -> None:
         self._memory: dict[str, dict[str, float]] = {}
         self._folder: Path | None = None
-        self._lock = threading.Lock()
+        self._after_fork()              # makes the lock
         forksafe.register(self)
 
     def _after_fork(self) -> None:
