@@ -88,46 +88,43 @@ class WarmUp:
         if self._thread is not None:
             self._thread.join(timeout)
 
-    def _step(self, label: str, work: Callable[[], object]) -> None:
-        """Run one step; a failure is logged and kept for the banner, never raised."""
+    def _step(self, label: str, work: Callable[[], object]) -> str:
+        """Run one step; a failure is logged and kept for the banner, never raised. Returns what
+        went wrong ("" when nothing did)."""
         try:
             work()
-            return
+            return ""
         except ZsdemoError as e:
             message = e.for_cli()
         except Exception as e:       # a warm-up must never take the server down with it
             message = f"{type(e).__name__}: {e}"
             log.exception("warm-up step '%s' failed", label)
-        self.problems.append(f"{label}: {message[:200]}")
         log.warning("warm-up step '%s' failed: %s", label, message)
+        return message
 
     def _run(self, load: Callable[[], LoadedModel], examples: list[Example], presets: list[str],
              cache: TextFeatureCache) -> None:
         began = time.perf_counter()
         try:
-            try:
-                loaded = load()
-            except ZsdemoError as e:
-                self.failed = e.for_cli()
-                log.warning("warm-up: no model could be loaded, so nothing was warmed: %s", self.failed)
-                return
-            except Exception as e:
-                self.failed = f"{type(e).__name__}: {e}"
-                log.exception("warm-up: loading the model failed")
-                return
+            held: list[LoadedModel] = []
+            self.failed = self._step(self.steps[0], lambda: held.append(load()))
+            if self.failed:
+                return               # every other step needs the model; the banner says why
             self.done += 1
-            self._step(self.steps[1], read_wordnet)
-            self.done += 1
+            loaded = held[0]
+            work: list[Callable[[], object]] = [read_wordnet]
+            work += [lambda ex=ex: classify_request(loaded, list(ex.images),
+                                                    prepare_request(ex.classes, list(ex.strategies), None, 5), cache)
+                     for ex in examples]
+            work += [lambda names=preset_classnames(p): [class_vectors(loaded, names, t, cache)
+                                                         for t in PRESET_TEMPLATES]
+                     for p in _smallest_first(presets)]
             with cache.persisting():
-                for k, ex in enumerate(examples):
-                    self._step(self.steps[2 + k], lambda: classify_request(
-                        loaded, list(ex.images), prepare_request(ex.classes, list(ex.strategies), None, 5), cache))
+                for label, step in zip(self.steps[1:], work):
+                    message = self._step(label, step)
+                    if message:
+                        self.problems.append(f"{label}: {message[:200]}")
                     self.done += 1      # failed or not: the banner moves on
-                for k, preset in enumerate(_smallest_first(presets)):
-                    names = preset_classnames(preset)
-                    self._step(self.steps[2 + len(examples) + k],
-                               lambda: [class_vectors(loaded, names, t, cache) for t in PRESET_TEMPLATES])
-                    self.done += 1
         finally:
             self.seconds = time.perf_counter() - began
             self.running, self.finished = False, True
