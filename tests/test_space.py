@@ -25,6 +25,7 @@ import yaml
 from gradio_client import Client, handle_file
 
 from zsdemo import demo, weights
+from zsdemo.classnames import parse_classnames
 from zsdemo.app import gpu, tasks
 from zsdemo.errors import InputError
 from zsdemo.model_presets import PRESETS
@@ -288,9 +289,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+CLASSES = "crane, heron, stork, excavator, cat, dog"
+
+
 def _hierarchy_answers(url: str, photo: str, n: int) -> list:
     client = Client(url, verbose=False)
-    jobs = [client.submit([handle_file(photo)], "crane, heron, stork, excavator, cat, dog", "name,hierarchy",
+    jobs = [client.submit([handle_file(photo)], CLASSES, "name,hierarchy",
                           api_name="/classify") for _ in range(n)]
     return [job.result(timeout=180) for job in jobs]
 
@@ -323,6 +327,12 @@ def test_a_cold_server_answers_concurrent_hierarchy_requests_sent_the_moment_it_
         senses = senses or got[0]
         assert got[0] == senses                                  # every start reads the same senses
     assert {s["name"]: s["chosen"]["synset"] for s in senses}["crane"] == "crane.n.05"
+    # ... and what one thread reads here: every noun sense of each name, and the one chosen.
+    from zsdemo import wordnet
+
+    alone = [c.to_dict() for c in wordnet.class_senses(parse_classnames(CLASSES).names)]
+    for got, want in zip(senses, json.loads(json.dumps(alone)), strict=True):
+        assert (got["name"], got["senses"], got["chosen"]) == (want["name"], want["senses"], want["chosen"])
 
 
 def test_a_load_run_with_hierarchy_requests_mixed_in(live_app, cat_path):
