@@ -1,0 +1,55 @@
+"""The shape the code promises (README's "Layout"): rooms whose imports all run one way, a page
+of small functions, and methods whose options are named only in their own modules."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+spec = importlib.util.spec_from_file_location("architecture", ROOT / "benchmarks" / "architecture.py")
+architecture = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(architecture)
+
+# Each room imports only from the rooms before it (and from itself).
+ROOMS = ["core", "prompts", "engine", "wordnet", "data", "strategies", "run", "app"]
+
+
+def room(module: str) -> str | None:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 2 or (len(parts) == 2 and parts[1] in ROOMS) else None
+
+
+def test_no_import_circles_not_even_type_only_ones():
+    assert architecture.cycles(architecture.graph(ROOT / "zsdemo")) == []
+
+
+def test_every_import_runs_downhill():
+    graph = architecture.graph(ROOT / "zsdemo")
+    uphill = [(a, b) for a, targets in graph.items() for b in targets
+              if room(a) in ROOMS and room(b) in ROOMS and ROOMS.index(room(b)) > ROOMS.index(room(a))]
+    assert uphill == []
+
+
+def test_a_strategy_module_imports_no_other_strategy():
+    graph = architecture.graph(ROOT / "zsdemo")
+    shared = {"zsdemo.strategies.base", "zsdemo.strategies.options"}
+    for module, targets in graph.items():
+        if module.startswith("zsdemo.strategies.") and module not in shared:
+            assert {t for t in targets if t.startswith("zsdemo.strategies")} <= shared, module
+
+
+def test_only_the_page_imports_gradio():
+    for path in (ROOT / "zsdemo").rglob("*.py"):
+        if "app" not in path.relative_to(ROOT / "zsdemo").parts:
+            assert not re.search(r"^\s*(import|from) gradio", path.read_text(), re.M), path
+
+
+def test_the_page_is_built_from_small_functions():
+    long = [(n, where) for n, where in architecture.functions(ROOT / "zsdemo" / "app") if n > 80]
+    assert long == []
+
+
+def test_no_option_name_is_written_outside_its_method():
+    assert architecture.knob_mentions(ROOT / "zsdemo") == {}
