@@ -45,9 +45,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from zsdemo import demo  # noqa: E402
-from zsdemo.views import VIEWS, make_view  # noqa: E402
-from zsdemo.images import load_image  # noqa: E402
-from zsdemo.models import get_model  # noqa: E402
+from zsdemo.engine.views import VIEWS, make_view  # noqa: E402
+from zsdemo.engine.images import load_image  # noqa: E402
+from zsdemo.engine.models import get_model  # noqa: E402
 
 CLASSES = "cat, dog, crane, heron, stork, coffee mug, rocket, astronaut, teapot, bulldozer"
 STRATEGIES = ["name", "photo", "clip7", "clip80", "hierarchy", "hierarchy80"]

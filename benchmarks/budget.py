@@ -5,7 +5,7 @@ with the model already loaded and warm, and reports how much the process's peak 
 the request and how long it took. The baseline is the smallest real request (one photo, 8
 classes, name + CLIP-80) measured the same way in the same run.
 
-Cases (each at a limit of ``zsdemo/limits.py``, or just inside it):
+Cases (each at a limit of ``zsdemo/core/limits.py``, or just inside it):
 - ``64 images at 50 MP``: 64 PNGs of 7071x7071 pixels (small files: one colour);
 - ``10,000 classes``: name + single template (20,000 prompts; new names, nothing cached);
 - ``10,000 prompts (CLIP-80)``: 125 classes x CLIP-80; text encoding grows linearly with the
@@ -44,8 +44,10 @@ CASES = {"baseline": "baseline: 1 photo, 8 classes", "images": "64 images at 50 
 CHILD = r"""
 import json, resource, sys, time
 sys.path.insert(0, sys.argv[1])
-from zsdemo import classnames, demo, pipeline
-from zsdemo.models import get_model
+from zsdemo.prompts import classnames
+from zsdemo.app import backend as demo
+from zsdemo.run import pipeline
+from zsdemo.engine.models import get_model
 case, model, scratch = sys.argv[2], sys.argv[3], sys.argv[4]
 tag = format(time.time_ns() % 16**5, "x")        # new names in every run: no cache helps
 loaded = get_model(model, device="cpu")
@@ -70,7 +72,7 @@ elif case == "tpt":
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 start = time.perf_counter()
 if case == "wordnet":
-    names = sorted({l.replace("_", " ") for s in __import__("zsdemo.wordnet").wordnet.ensure_wordnet()
+    names = sorted({l.replace("_", " ") for s in __import__("zsdemo.wordnet.senses").wordnet.ensure_wordnet()
                     .all_synsets("n") for l in s.lemma_names()})[1000:2000]
     demo.wordnet_senses("\n".join(names))
 else:

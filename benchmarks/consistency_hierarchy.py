@@ -32,9 +32,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from zsdemo.models import ModelSpec, load_model  # noqa: E402
-from zsdemo.pipeline import classify  # noqa: E402
-from zsdemo.text import TextFeatureCache  # noqa: E402
+from zsdemo.engine.models import ModelSpec, load_model  # noqa: E402
+from zsdemo.run.pipeline import classify  # noqa: E402
+from zsdemo.engine.text import TextFeatureCache  # noqa: E402
 
 CLASSES = "cat, dog, crane, heron, stork, coffee mug, rocket, astronaut, teapot, bulldozer"
 IMAGE = ROOT / "zsdemo" / "assets" / "images" / "cat.png"
@@ -51,7 +51,8 @@ COLD_SCRIPT = """
 import json, sys, time
 sys.path.insert(0, {root!r})
 start = time.perf_counter()
-from zsdemo import classnames, wordnet
+from zsdemo.prompts import classnames
+from zsdemo.wordnet import senses as wordnet
 imports = time.perf_counter() - start
 names = classnames.preset_classnames("imagenet1k")
 start = time.perf_counter()

@@ -20,12 +20,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import open_clip  # noqa: E402
 
-from zsdemo.classnames import PRESETS  # noqa: E402
-from zsdemo.models import ModelSpec, load_model  # noqa: E402
-from zsdemo.pipeline import classify  # noqa: E402
-from zsdemo.templates import CLIP80  # noqa: E402
-from zsdemo.text import TextFeatureCache, encode_prompts  # noqa: E402
-from zsdemo.zero_shot_classifier import class_vectors  # noqa: E402
+from zsdemo.prompts.classnames import PRESETS  # noqa: E402
+from zsdemo.engine.models import ModelSpec, load_model  # noqa: E402
+from zsdemo.run.pipeline import classify  # noqa: E402
+from zsdemo.prompts.templates import CLIP80  # noqa: E402
+from zsdemo.engine.text import TextFeatureCache, encode_prompts  # noqa: E402
+from zsdemo.engine.zero_shot_classifier import class_vectors  # noqa: E402
 
 
 def sync_time(fn):

@@ -32,11 +32,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from zsdemo import evaluation  # noqa: E402
-from zsdemo.views import DEFAULT_VIEWS, make_view  # noqa: E402
-from zsdemo.feature_store import FeatureStore  # noqa: E402
-from zsdemo.images import load_image  # noqa: E402
-from zsdemo.labelled import open_labelled  # noqa: E402
-from zsdemo.models import get_model  # noqa: E402
+from zsdemo.engine.views import DEFAULT_VIEWS, make_view  # noqa: E402
+from zsdemo.engine.feature_store import FeatureStore  # noqa: E402
+from zsdemo.engine.images import load_image  # noqa: E402
+from zsdemo.data.labelled import open_labelled  # noqa: E402
+from zsdemo.engine.models import get_model  # noqa: E402
 
 PHOTOS = {"tabby cat": "cat.png", "coffee mug": "coffee.png", "astronaut": "astronaut.png", "rocket": "rocket.jpg"}
 

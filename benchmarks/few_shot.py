@@ -29,11 +29,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.strategies import best_of  # noqa: E402
-from zsdemo.models import ModelSpec, load_model  # noqa: E402
-from zsdemo.pipeline import classify  # noqa: E402
+from zsdemo.engine.models import ModelSpec, load_model  # noqa: E402
+from zsdemo.run.pipeline import classify  # noqa: E402
 from zsdemo.strategies import coop  # noqa: E402
-from zsdemo.support import embed_support, open_support  # noqa: E402
-from zsdemo.text import TextFeatureCache  # noqa: E402
+from zsdemo.data.support import embed_support, open_support  # noqa: E402
+from zsdemo.engine.text import TextFeatureCache  # noqa: E402
 
 CLASSES = ("cat", "dog", "coffee mug", "rocket", "astronaut", "teapot", "motorcycle", "lighthouse", "espresso",
            "tiger")

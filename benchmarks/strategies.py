@@ -28,9 +28,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from zsdemo.models import ModelSpec, load_model  # noqa: E402
-from zsdemo.pipeline import classify  # noqa: E402
-from zsdemo.text import TextFeatureCache  # noqa: E402
+from zsdemo.engine.models import ModelSpec, load_model  # noqa: E402
+from zsdemo.run.pipeline import classify  # noqa: E402
+from zsdemo.engine.text import TextFeatureCache  # noqa: E402
 
 CLASSES = "cat, dog, coffee mug, rocket, astronaut, teapot, motorcycle, lighthouse, espresso, tiger"
 PHOTOS = sorted((ROOT / "zsdemo" / "assets" / "images").glob("*.*"))

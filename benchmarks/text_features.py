@@ -25,10 +25,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import open_clip  # noqa: E402
 
-from zsdemo.models import ModelSpec, load_model  # noqa: E402
-from zsdemo.templates import CLIP80  # noqa: E402
-from zsdemo.text import TextFeatureCache  # noqa: E402
-from zsdemo.zero_shot_classifier import class_vectors  # noqa: E402
+from zsdemo.engine.models import ModelSpec, load_model  # noqa: E402
+from zsdemo.prompts.templates import CLIP80  # noqa: E402
+from zsdemo.engine.text import TextFeatureCache  # noqa: E402
+from zsdemo.engine.zero_shot_classifier import class_vectors  # noqa: E402
 
 
 def timed(fn, repeat: int = 1):

@@ -24,9 +24,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from zsdemo.strategies import tpt  # noqa: E402
-from zsdemo.classnames import preset_classnames  # noqa: E402
-from zsdemo.images import load_image  # noqa: E402
-from zsdemo.models import ModelSpec, load_model  # noqa: E402
+from zsdemo.prompts.classnames import preset_classnames  # noqa: E402
+from zsdemo.engine.images import load_image  # noqa: E402
+from zsdemo.engine.models import ModelSpec, load_model  # noqa: E402
 
 IMAGE = ROOT / "zsdemo" / "assets" / "images" / "cat.png"
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from zsdemo.models import get_model
+from zsdemo.engine.models import get_model
 
 ASSETS = Path(__file__).resolve().parents[1] / "zsdemo" / "assets"
 

@@ -4,7 +4,7 @@ torchrun to check that a failing rank ends the whole run with its message, not a
 import os
 import sys
 
-from zsdemo import evaluation
+from zsdemo.run import evaluation
 from zsdemo.cli import main
 
 _records = evaluation._records

@@ -1,4 +1,4 @@
-"""The app: its backend (zsdemo.demo, panels, plots) and the launched server through gradio_client."""
+"""The app: its backend (zsdemo.app.backend, panels, plots) and the launched server through gradio_client."""
 
 from __future__ import annotations
 
@@ -15,12 +15,13 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 import app
-from zsdemo import demo, panels, plots
-from zsdemo.consistency import ConsistencyDetails
-from zsdemo.errors import InputError, ModelLoadError
-from zsdemo.evaluation import SCORES
+from zsdemo.app import backend as demo, panels
+from zsdemo.run import plots
+from zsdemo.engine.consistency import ConsistencyDetails
+from zsdemo.core.errors import InputError, ModelLoadError
+from zsdemo.run.evaluation import SCORES
 from zsdemo.strategies import STRATEGIES
-from zsdemo.views import VIEW_LABELS
+from zsdemo.engine.views import VIEW_LABELS
 
 CONFIG = demo.AppConfig("tiny-random", None, "cpu")
 
@@ -52,7 +53,8 @@ def bar_cards(markup: str) -> list[tuple[str, list[tuple[str, float, str, bool]]
 def test_panels_of_a_run(run):
     p = demo.panels(CONFIG, run, 1)
     assert "astronaut\\.png" in p.title
-    assert 'class="zs-tree"' in p.tree and "parent" in p.tree
+    # The hierarchy's panel (asked of the strategy) goes beside the sense picker.
+    assert 'class="zs-tree"' in p.wordnet and "parent" in p.wordnet and 'class="zs-tree"' not in p.methods
     # Bars: one card per strategy, same classes in the same order and colours, the top-1 marked
     # in each, and "other" exactly when some classes are not drawn.
     cards = bar_cards(p.bars)
@@ -77,8 +79,8 @@ def test_panels_of_a_run(run):
         mark = "✓" if top == check.base else "✗"
         assert f"{VIEW_LABELS[view]}<br><b>→ {top} {mark}</b>" in p.views_html
     assert "WordNet re" in p.wordnet and "parent:" in p.wordnet
-    assert "Before tuning" in p.tpt and "entropy" in p.tpt
-    assert 'class="zs-tpt-row zs-top1"' in p.tpt_bars and "after tuning" in p.tpt_bars
+    assert "Before tuning" in p.methods and "entropy" in p.methods
+    assert 'class="zs-tpt-row zs-top1"' in p.methods and "after tuning" in p.methods
 
 
 def test_bars_sum_to_one_with_other(run):
@@ -102,7 +104,7 @@ def test_summary_has_the_verdict_first_and_marks_the_selected_image(run):
 
 def test_wordnet_tree_shows_markup_in_names_as_text(cat_path):
     run = demo.run(CONFIG, [str(cat_path)], "<b>bold</b>, cat", ["name", "hierarchy"], rerank_all=True)
-    tree = demo.panels(CONFIG, run, 0).tree
+    tree = demo.panels(CONFIG, run, 0).wordnet
     assert tree.count('class="zs-tree"') == 2 and "feline" in tree
     assert "&lt;b&gt;bold&lt;/b&gt;" in tree and "<b>" not in tree
 
@@ -309,7 +311,7 @@ def test_other_is_drawn_only_when_classes_are_hidden(cat_path):
 def test_the_summary_marks_each_top1_that_differs_from_name_only(tiny, cat_path, astronaut_path):
     import re
 
-    from zsdemo.pipeline import classify
+    from zsdemo.run.pipeline import classify
 
     result = classify(tiny, [cat_path, astronaut_path], "cat, dog, rocket, astronaut, teapot",
                       "name,photo,clip80,waffle,zpe")

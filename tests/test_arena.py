@@ -8,10 +8,10 @@ import math
 import numpy as np
 import pytest
 
-from zsdemo import metrics
-from zsdemo.evaluation import evaluate, evaluation_request
-from zsdemo.labelled import open_labelled
-from zsdemo.report import write_report
+from zsdemo.run import metrics
+from zsdemo.run.evaluation import evaluate, evaluation_request
+from zsdemo.data.labelled import open_labelled
+from zsdemo.run.report import write_report
 
 
 @pytest.mark.parametrize("b, c, p", [
@@ -51,7 +51,7 @@ def test_every_strategy_is_in_the_auroc_and_coverage_outputs(tiny, tmp_path, cat
     correctness and a coverage curve, the whole-set zpe and the descriptor methods included."""
     from PIL import Image
 
-    from zsdemo.pipeline import classify
+    from zsdemo.run.pipeline import classify
     root = tmp_path / "set"
     photos = {"cat": cat_path, "astronaut": astronaut_path}
     for label, photo in photos.items():

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from zsdemo.cli import main
-from zsdemo.results import SCHEMA
+from zsdemo.engine.results import SCHEMA
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,7 +34,7 @@ def test_json_schema(capsys, cat_path):
     doc = json.loads(out)
     assert doc["schema"] == SCHEMA
     assert set(doc) == {"schema", "model", "classes", "strategies", "templates", "top_k", "images", "warnings",
-                        "senses", "wordnet_nodes", "wordnet_sparsity"}
+                        "senses", "wordnet_nodes", "wordnet_sparsity", "options"}
     assert doc["templates"]["custom"] == ["a {}, seen from above", "a {} at night"]
     assert doc["model"]["random_weights"] is True
     image = doc["images"][0]

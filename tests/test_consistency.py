@@ -7,13 +7,14 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from zsdemo import consistency, templates
-from zsdemo.errors import InputError
-from zsdemo.images import load_image
-from zsdemo.pipeline import classify, embed_images
-from zsdemo.text import TextFeatureCache
-from zsdemo.views import DEFAULT_VIEWS, VIEWS, make_view, parse_views
-from zsdemo.zero_shot_classifier import template_features
+from zsdemo.engine import consistency
+from zsdemo.prompts import templates
+from zsdemo.core.errors import InputError
+from zsdemo.engine.images import load_image
+from zsdemo.run.pipeline import classify, embed_images
+from zsdemo.engine.text import TextFeatureCache
+from zsdemo.engine.views import DEFAULT_VIEWS, VIEWS, make_view, parse_views
+from zsdemo.engine.zero_shot_classifier import template_features
 
 
 def one_hot(i: int, n: int = 3) -> torch.Tensor:

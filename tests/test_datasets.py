@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from zsdemo import cli
-from zsdemo.classnames import imagenet_wnids
-from zsdemo.datasets import DATASETS, PAPER, open_dataset, subsets
-from zsdemo.errors import InputError
-from zsdemo.labelled import open_labelled
+from zsdemo.prompts.classnames import imagenet_wnids
+from zsdemo.data.datasets import DATASETS, PAPER, open_dataset, subsets
+from zsdemo.core.errors import InputError
+from zsdemo.data.labelled import open_labelled
 
 WNIDS = list(imagenet_wnids().values())
 NAMES = list(imagenet_wnids())

@@ -9,12 +9,13 @@ import torch
 import torch.nn.functional as F
 
 from zsdemo import cli
-from zsdemo.descriptors import parse_descriptors
-from zsdemo.errors import InputError
-from zsdemo.images import load_image
-from zsdemo.pipeline import classify, embed_images
-from zsdemo.templates import CLIP80, fill
-from zsdemo.text import encode_prompts
+from zsdemo.prompts.descriptors import parse_descriptors
+from zsdemo.core.errors import InputError
+from zsdemo.engine.images import load_image
+from zsdemo.run.pipeline import classify, embed_images
+from zsdemo.prompts.templates import CLIP80, fill
+from zsdemo.engine.text import encode_prompts
+from zsdemo.strategies import read_result
 
 CLASSES = ["cat", "golden retriever", "rocket"]
 DESCRIPTORS = {"Cat": ["whiskers", "has pointed ears", "a small furry animal"],
@@ -55,7 +56,7 @@ def test_dclip_is_the_mean_cosine_of_the_descriptor_phrases(tiny, cat_path):
     assert top["class_name"] == r.top1.class_name and [p["text"] for p in top["phrases"]] != []
     cosines = [p["cosine"] for p in top["phrases"]]
     assert cosines == sorted(cosines, reverse=True) and top["score"] == pytest.approx(sum(cosines) / len(cosines))
-    assert type(result).from_dict(result.to_dict()).images[0].strategies["dclip"].details == r.details
+    assert read_result(result.to_dict()).images[0].strategies["dclip"].details == r.details
 
 
 @pytest.mark.parametrize("strategy, with_clip80", [("cupl", False), ("cupl80", True)])

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from zsdemo.distributed import World
-from zsdemo.feature_store import FeatureStore
+from zsdemo.run.distributed import World
+from zsdemo.engine.feature_store import FeatureStore
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSETS = ROOT / "zsdemo" / "assets" / "images"
@@ -104,7 +104,7 @@ def test_shards_are_the_single_process_batches_dealt_out():
 
 
 def _writer(folder: str, digest: str, seed: int, rounds: int, queue) -> None:
-    from zsdemo.models import get_model
+    from zsdemo.engine.models import get_model
 
     store = FeatureStore(folder, get_model("tiny-random", None, "cpu"))
     rng = np.random.default_rng(seed)
@@ -136,7 +136,7 @@ def test_concurrent_cache_writers_never_corrupt_the_feature_store(tmp_path):
 def _text_writer(path: str, start: int, queue) -> None:
     import torch
 
-    from zsdemo.text import TextFeatureCache
+    from zsdemo.engine.text import TextFeatureCache
 
     cache = TextFeatureCache(disk_path=path)
     prompts = [f"prompt {k}" for k in range(start, start + 300)]
@@ -155,7 +155,7 @@ def test_concurrent_text_cache_writers_share_the_disk_cache(tmp_path):
     for w in workers:
         w.join(120)
     assert [w.exitcode for w in workers] == [0, 0] and [queue.get(timeout=5) for _ in workers] == [300, 300]
-    from zsdemo.text import TextFeatureCache
+    from zsdemo.engine.text import TextFeatureCache
 
     fresh = TextFeatureCache(disk_path=path)
     assert all(x is not None for x in fresh.get("model", [f"prompt {k}" for k in range(450)]))

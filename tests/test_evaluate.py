@@ -12,13 +12,14 @@ import pytest
 from conftest import make_zip
 from PIL import Image
 
-from zsdemo import cli, evaluation
-from zsdemo.archive import ArchiveLimits, UnsafeArchive, extract_zip
-from zsdemo.errors import InputError
-from zsdemo.feature_store import FeatureStore
-from zsdemo.labelled import open_labelled, read_class_map
-from zsdemo.limits import LIMITS
-from zsdemo.report import write_report
+from zsdemo import cli
+from zsdemo.run import evaluation
+from zsdemo.core.archive import ArchiveLimits, UnsafeArchive, extract_zip
+from zsdemo.core.errors import InputError
+from zsdemo.engine.feature_store import FeatureStore
+from zsdemo.data.labelled import open_labelled, read_class_map
+from zsdemo.core.limits import LIMITS
+from zsdemo.run.report import write_report
 
 
 def evaluate_set(loaded, data, strategies, store=None, batch_size=evaluation.BATCH_SIZE, progress=None, **options):

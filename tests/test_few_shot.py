@@ -11,17 +11,19 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from zsdemo import demo
+from zsdemo.app import backend as demo
 from zsdemo.cli import main
-from zsdemo.errors import InputError
-from zsdemo.evaluation import evaluate, evaluation_request
-from zsdemo.images import load_image
-from zsdemo.labelled import open_labelled
-from zsdemo.pipeline import classify, embed_images
+from zsdemo.core.errors import InputError
+from zsdemo.run.evaluation import evaluate, evaluation_request
+from zsdemo.engine.images import load_image
+from zsdemo.data.labelled import open_labelled
+from zsdemo.run.pipeline import classify, embed_images
 from zsdemo.strategies import coop, parse_strategies, tip
-from zsdemo.support import embed_support, open_support, validation_split
-from zsdemo.templates import CLIP80, fill
-from zsdemo.text import encode_prompts
+from zsdemo.data.support import embed_support, open_support, validation_split
+from zsdemo.prompts.templates import CLIP80, fill
+from zsdemo.engine.text import encode_prompts
+from zsdemo.strategies import read_result
+from zsdemo.strategies import options
 
 from conftest import make_zip
 
@@ -120,7 +122,7 @@ def test_all_leaves_out_the_few_shot_methods_without_a_support_set():
 
 
 def classify_without_support():
-    from zsdemo.models import get_model
+    from zsdemo.engine.models import get_model
 
     return classify(get_model("tiny-random", None, "cpu"), [ASSETS / "cat.png"], CLASSES, "tip")
 
@@ -207,28 +209,28 @@ def test_tip_equals_its_formula_written_out(tiny, support_dir):
 ])
 def test_bad_tip_settings(kwargs, message):
     with pytest.raises(InputError, match=message):
-        tip.parse_settings(**kwargs)
+        options.parse(tip.TipSettings, kwargs)
 
 
 # --- CoOp ----------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("settings", [dict(context="16", lr=1e-4, epochs=20), dict(context="init", epochs=20)])
 def test_coop_lowers_its_training_loss_and_is_deterministic(tiny, features, settings):
-    s = coop.parse_settings(**settings)
-    start = coop.training_loss(tiny, features, coop.train(tiny, features, coop.parse_settings(
-        **{**settings, "epochs": 1, "lr": 1e-12})).ctx, s)
+    s = options.parse(coop.CoOpSettings, settings)
+    start = coop.training_loss(tiny, features, coop.train(tiny, features, options.parse(
+        coop.CoOpSettings, {**settings, "epochs": 1, "lr": 1e-12})).ctx, s)
     learned = coop.train(tiny, features, s)
     assert coop.training_loss(tiny, features, learned.ctx, s) < start - 0.02
     assert learned.losses[-1] < learned.losses[0]
     again = coop.train(tiny, features, s)
     assert torch.equal(learned.ctx, again.ctx) and learned.losses == again.losses
-    other = coop.train(tiny, features, coop.parse_settings(**{**settings, "seed": 1}))
+    other = coop.train(tiny, features, options.parse(coop.CoOpSettings, {**settings, "seed": 1}))
     assert settings["context"] == "init" or not torch.equal(learned.ctx, other.ctx)
 
 
 def test_coop_never_trains_the_shared_model(tiny, features):
     before = {k: v.clone() for k, v in tiny.model.state_dict().items()}
-    coop.train(tiny, features, coop.parse_settings(epochs=2))
+    coop.train(tiny, features, options.parse(coop.CoOpSettings, {"epochs": 2}))
     assert all(torch.equal(before[k], v) for k, v in tiny.model.state_dict().items())
     assert all(not p.requires_grad for p in tiny.model.parameters())
 
@@ -270,7 +272,7 @@ def test_coop_details_explain_it(tiny, support_dir):
     d = result.images[0].strategies["coop"].details
     assert len(d.losses) == 2 and len(d.nearest_words) == 16 and all(len(w) == 3 for w in d.nearest_words)
     assert d.shots == {c: 4 for c in CLASSES}
-    assert type(result).from_dict(result.to_dict()).images[0].strategies["coop"].details == d
+    assert read_result(result.to_dict()).images[0].strategies["coop"].details == d
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -279,7 +281,7 @@ def test_coop_details_explain_it(tiny, support_dir):
 ])
 def test_bad_coop_settings(kwargs, message):
     with pytest.raises(InputError, match=message):
-        coop.parse_settings(**kwargs)
+        options.parse(coop.CoOpSettings, kwargs)
 
 
 # --- the page and the API ------------------------------------------------------------------------
@@ -295,8 +297,9 @@ def test_the_page_reads_an_uploaded_support_zip_and_pictures_the_nearest(tmp_pat
     run = demo.run(config, [str(uploads / "query.png")], ", ".join(CLASSES), ["tip", "coop"], support=str(archive),
                    coop_epochs=2)
     p = demo.panels(config, demo.Run.from_state(json.loads(json.dumps(run.to_state()))), 0)
-    assert p.nearest.count("<img") == 3 and "Tip-Adapter: this image looks most like" in p.nearest
-    assert "### CoOp" in p.methods and "Training loss by epoch" in p.methods
+    tip, coop = p.methods.split('data-strategy="coop"')
+    assert tip.count("<img") == 3 and "This image looks most like these labelled examples" in tip
+    assert "<h3>CoOp (learned context)</h3>" in coop and "Training loss by epoch" in coop
     for bad in (str(tmp_path / "s" / "cat" / "0.png"), "/etc/passwd", 7):
         with pytest.raises(InputError, match="was not uploaded with this request"):
             demo.run(config, [str(uploads / "query.png")], ", ".join(CLASSES), ["tip"], support=bad)

@@ -5,15 +5,15 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from zsdemo import wordnet, wordnet_data
-from zsdemo.consistency import Consistency
-from zsdemo.images import load_image
-from zsdemo.pipeline import classify, embed_images, prepare_request, strategy_result
-from zsdemo.results import StrategyResult
+from zsdemo.wordnet import senses as wordnet, data as wordnet_data
+from zsdemo.engine.consistency import Consistency
+from zsdemo.engine.images import load_image
+from zsdemo.run.pipeline import classify, embed_images, prepare_request, strategy_result
+from zsdemo.engine.results import StrategyResult
 from zsdemo.strategies import hierarchy
-from zsdemo.templates import CLIP80
-from zsdemo.text import TextFeatureCache, encode_prompts
-from zsdemo.zero_shot_classifier import class_vectors
+from zsdemo.prompts.templates import CLIP80
+from zsdemo.engine.text import TextFeatureCache, encode_prompts
+from zsdemo.engine.zero_shot_classifier import class_vectors
 
 ASSET_IMAGES = ["cat.png", "coffee.png", "astronaut.png", "rocket.jpg"]
 

@@ -23,13 +23,19 @@ from conftest import save_local_dir
 from gradio_client import Client, handle_file
 from PIL import Image
 
-from zsdemo import classnames, cli, demo, images, models, pipeline, weights, wordnet
-from zsdemo import text as text_encoding
-from zsdemo.descriptors import parse_descriptors
-from zsdemo.errors import ImageError, InputError, ModelLoadError
-from zsdemo.files import NOT_SENT, UploadPolicy, read_bytes
-from zsdemo.limits import LIMITS
+from zsdemo.prompts import classnames
+from zsdemo import cli
+from zsdemo.app import backend as demo
+from zsdemo.engine import images, models, weights
+from zsdemo.run import pipeline
+from zsdemo.wordnet import senses as wordnet
+from zsdemo.engine import text as text_encoding
+from zsdemo.prompts.descriptors import parse_descriptors
+from zsdemo.core.errors import ImageError, InputError, ModelLoadError
+from zsdemo.core.files import NOT_SENT, UploadPolicy, read_bytes
+from zsdemo.core.limits import LIMITS
 from zsdemo.strategies import tpt
+from zsdemo.engine import context
 
 CONFIG = demo.AppConfig("tiny-random", None, "cpu", None)
 
@@ -319,7 +325,7 @@ def test_tpt_gradient_in_class_chunks_is_the_one_pass_gradient(tiny, cat_path, m
     image = images.load_image(cat_path).image
     parts = tpt.prompt_parts(tiny, classes)
     whole = tpt.tune(tiny, image, parts, tpt.TPTSettings(steps=2))
-    monkeypatch.setattr(tpt, "CPU_CLASS_CHUNK", 2)
+    monkeypatch.setattr(context, "CPU_CLASS_CHUNK", 2)
     chunked = tpt.tune(tiny, image, parts, tpt.TPTSettings(steps=2))
     assert torch.allclose(whole.ctx_after, chunked.ctx_after, atol=1e-6)
     assert torch.allclose(whole.logits_after, chunked.logits_after, atol=1e-4)
@@ -480,7 +486,7 @@ def test_api_wrong_types_for_classes(live_app, cat_path, raw, expect):
     ("model", '"ViT-L-14"', "no pretrained tag"),
     ("wordnet_keep", "NaN", "keep fraction must be a finite number"), ("wordnet_keep", '"lots"', "must be a number"),
     ("wordnet_keep", "7", "above 0 and at most 1"), ("low_confidence", "[1]", "low_confidence must be text"),
-    ("low_confidence", '"s_t<2"', "Unknown low-confidence rule"), ("rerank_top", "2.5", "re-rank top-k must be"),
+    ("low_confidence", '"s_t<2"', "Unknown low-confidence rule"), ("rerank_top", "2.5", "Re-rank top-k must be"),
     ("descriptors", "[1]", "descriptors must be text"), ("descriptors", '"{\\"cat\\": 5}"', "must be a list of text"),
     ("descriptors", json.dumps('{"cat": ' + "[" * 100_000 + "]" * 100_000 + "}"), "descriptors: the JSON nests too"),
     ("descriptors", json.dumps("[" * 100_000 + "]" * 100_000), "descriptors: the JSON nests too deeply"),
@@ -500,10 +506,11 @@ def test_api_wrong_types_get_their_own_message(live_app, cat_path, field, raw, e
     _raw_call(live_app, cat_path, {field: raw}, expect)
 
 
+# The order README gives: the request's own arguments, then the methods' options as declared.
 ARGS = ("images", "classes", "strategies", "templates", "top_k", "consistency", "views", "rerank_all", "senses",
-        "tpt_steps", "tpt_views", "model", "wordnet_keep", "low_confidence", "rerank_top", "descriptors", "attributes",
-        "perception_temperature", "compare_model", "support", "tip_alpha", "tip_beta", "val_fraction", "coop_context",
-        "coop_epochs")
+        "model", "low_confidence", "descriptors", "compare_model", "support", "wordnet_keep", "rerank_top",
+        "tpt_views", "tpt_steps", "attributes", "perception_temperature", "tip_alpha", "tip_beta", "val_fraction",
+        "coop_context", "coop_epochs")
 
 
 def _raw_call(live_app: str, cat_path: Path, raw: dict[str, str], expect: str) -> None:
@@ -590,7 +597,7 @@ def test_shipped_photos_are_images_only_never_a_support_set_or_a_zip(client):
 
 def test_a_zip_of_more_images_than_can_be_evaluated_is_refused_before_extraction(client, tmp_path, monkeypatch):
     """10,000 tiny files: counted from the zip's directory, refused before anything is extracted."""
-    from zsdemo import archive
+    from zsdemo.core import archive
 
     png = io_png()
     path = tmp_path / "many.zip"
@@ -600,7 +607,7 @@ def test_a_zip_of_more_images_than_can_be_evaluated_is_refused_before_extraction
     with pytest.raises(Exception, match="10000 images found; at most 2000") as info:
         finishes(lambda: client.predict(handle_file(str(path)), "name", views="flip", api_name="/evaluate"), 60)
     assert "Traceback" not in str(info.value)
-    from zsdemo import labelled
+    from zsdemo.data import labelled
 
     extracted = []
     monkeypatch.setattr(labelled, "extract_zip", lambda *a, **k: extracted.append(a))
@@ -680,7 +687,7 @@ def _raw_event(live_app: str, endpoint: str, data: list) -> str:
                     "meta": {"_type": "gradio.FileData"}}], "cat, dog", "name"] + [None] * 22,
      "A file URL in this request could not be fetched"),
     ("classify", [[], "cat"], "This endpoint takes 25 arguments and 2 were sent"),
-    ("evaluate", [{"path": "/etc/passwd", "meta": {"_type": "gradio.FileData"}}] + [None] * 11,
+    ("evaluate", [{"path": "/etc/passwd", "meta": {"_type": "gradio.FileData"}}] + [None] * 16,
      "A file in this request was not uploaded with it"),
     ("wordnet", [], "This endpoint takes 2 arguments and 0 were sent"),
 ])

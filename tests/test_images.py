@@ -5,8 +5,8 @@ import pytest
 from conftest import png_with_header_size
 from PIL import Image
 
-from zsdemo.errors import ImageError
-from zsdemo.images import load_image
+from zsdemo.core.errors import ImageError
+from zsdemo.engine.images import load_image
 
 
 def save(img: Image.Image, path, **kw):

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from zsdemo.errors import ZsdemoError
-from zsdemo.limits import LIMITS, LIMITS_INFO, Limits
+from zsdemo.core.errors import ZsdemoError
+from zsdemo.core.limits import LIMITS, LIMITS_INFO, Limits
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -55,8 +55,8 @@ def test_app_flag_with_a_bad_value_stops_at_start():
 def test_uploads_over_the_evaluation_limit_are_refused(monkeypatch, tmp_path, cat_path):
     import zipfile
 
-    from zsdemo import demo
-    from zsdemo.errors import InputError
+    from zsdemo.app import backend as demo
+    from zsdemo.core.errors import InputError
 
     archive = tmp_path / "set.zip"
     with zipfile.ZipFile(archive, "w") as z:
@@ -70,7 +70,7 @@ def test_uploads_over_the_evaluation_limit_are_refused(monkeypatch, tmp_path, ca
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="malloc_trim is glibc's")
 def test_the_server_gives_freed_memory_back():
-    from zsdemo import memory
+    from zsdemo.core import memory
 
     assert memory.release_free_memory() is True
     thread = memory.start_trimming(interval_s=3600)

@@ -20,10 +20,11 @@ from conftest import make_zip, png_with_header_size
 from gradio_client import Client, handle_file
 from PIL import Image
 
-from zsdemo import cli, pipeline
-from zsdemo.errors import ZsdemoError
-from zsdemo.limits import LIMITS
-from zsdemo.models import load_model, resolve_spec
+from zsdemo import cli
+from zsdemo.run import pipeline
+from zsdemo.core.errors import ZsdemoError
+from zsdemo.core.limits import LIMITS
+from zsdemo.engine.models import load_model, resolve_spec
 
 DOORS = ("library", "cli", "api")
 
@@ -219,8 +220,8 @@ def test_malformed_zip(name, door, tmp_path, limits, capsys, request, cat_path):
     archive = make_zip(tmp_path / "upload.zip", entries, link)
     limits({"zip_files": 10})
     if door == "library":
-        from zsdemo.archive import extract_zip
-        from zsdemo.labelled import open_labelled
+        from zsdemo.core.archive import extract_zip
+        from zsdemo.data.labelled import open_labelled
 
         with pytest.raises(ZsdemoError, match=expect):
             open_labelled(extract_zip(archive, tmp_path / "out").root, confine=True)
@@ -286,7 +287,7 @@ def test_malformed_checkpoints_are_refused_and_never_unpickled(kind, expect, doo
     else:
         folder = tmp_path / "model"
         folder.mkdir()
-        from zsdemo.weights import TINY_CONFIG_DIR
+        from zsdemo.engine.weights import TINY_CONFIG_DIR
         cfg = (TINY_CONFIG_DIR / "zsdemo-tiny.json").read_text()
         (folder / "open_clip_config.json").write_text('{"model_cfg": ' + cfg + ', "preprocess_cfg": {}}')
         _pickle_bomb(folder / "open_clip_pytorch_model.bin", marker)
@@ -328,9 +329,10 @@ def test_raw_requests_the_client_would_never_send(live_app, cat_path):
         uploaded = httpx.post(f"{base}/upload", files={"files": ("cat.png", f, "image/png")}).json()[0]
     image = {"path": uploaded, "meta": {"_type": "gradio.FileData"}, "orig_name": "cat.png"}
     # Every input of /classify in order (a raw caller sends them all): images, classes, strategies,
-    # templates, top_k, consistency, views, rerank_all, senses, tpt_steps, tpt_views, model.
-    body = ('{"data": [[%s], "\\udcffcat, dog", "name", "", 5, false, "", false, "", 1, 64, "", 0.4, "binary", 5, "", '
-            '"", 3, "", null, 1.17, 1, 0, "16", 50]}'
+    # templates, top_k, consistency, views, rerank_all, senses, model, low_confidence, descriptors,
+    # compare_model, support, then the methods' options (README gives the order).
+    body = ('{"data": [[%s], "\\udcffcat, dog", "name", "", 5, false, "", false, "", "", "binary", "", "", null, '
+            '0.4, 5, 64, 1, "", 3, 1.17, 1, 0, "16", 50]}'
             % json.dumps(image)).encode("ascii")
     event = httpx.post(f"{base}/call/classify", content=body, headers={"content-type": "application/json"}).json()
     stream = httpx.get(f"{base}/call/classify/{event['event_id']}", timeout=60).text

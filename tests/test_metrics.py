@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from zsdemo import metrics
+from zsdemo.run import metrics
 
 
 def test_topk_accuracy():

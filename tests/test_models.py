@@ -7,11 +7,11 @@ import torch
 from conftest import save_local_dir
 from huggingface_hub import constants
 
-from zsdemo import models, weights
-from zsdemo.errors import ModelLoadError
-from zsdemo.models import PRESETS, ModelRegistry, get_model, resolve_spec
-from zsdemo.pipeline import embed_images, load_images
-from zsdemo.text import encode_prompts
+from zsdemo.engine import models, weights
+from zsdemo.core.errors import ModelLoadError
+from zsdemo.engine.models import PRESETS, ModelRegistry, get_model, resolve_spec
+from zsdemo.run.pipeline import embed_images, load_images
+from zsdemo.engine.text import encode_prompts
 
 TINY_CFG = json.loads((weights.TINY_CONFIG_DIR / "zsdemo-tiny.json").read_text())
 

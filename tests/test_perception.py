@@ -5,11 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from zsdemo.images import load_image
-from zsdemo.pipeline import classify, embed_images
+from zsdemo.engine.images import load_image
+from zsdemo.run.pipeline import classify, embed_images
 from zsdemo.strategies import perception
-from zsdemo.templates import fill
-from zsdemo.text import encode_prompts
+from zsdemo.prompts.templates import fill
+from zsdemo.engine.text import encode_prompts
+from zsdemo.strategies import read_result
+from zsdemo.strategies import options
 
 CLASSES = ["cat", "dog", "rocket"]
 
@@ -45,7 +47,7 @@ def test_the_strategy_matches_an_independent_computation(tiny, cat_path):
     assert set(d.attributes) == {"condition", "quality"} and d.temperature == 3.0
     assert sum(d.attributes["quality"].values()) == pytest.approx(1.0)
     assert d.most_likely_prob == pytest.approx(float(pz.max()), abs=1e-6)
-    assert type(result).from_dict(result.to_dict()).images[0].strategies["perception"].details == d
+    assert read_result(result.to_dict()).images[0].strategies["perception"].details == d
 
 
 def test_user_attributes_and_temperature_against_an_independent_computation(tiny, cat_path):
@@ -94,7 +96,7 @@ def test_the_attribute_forms_agree(text):
     ("a: x, " + "y" * 61, "longer than 60"),
 ])
 def test_bad_attributes_get_a_clear_message(text, message):
-    from zsdemo.errors import InputError
+    from zsdemo.core.errors import InputError
 
     with pytest.raises(InputError, match=message):
         perception.parse_attributes(text)
@@ -107,10 +109,10 @@ def test_default_attributes_are_the_papers_and_round_trip_through_text():
 
 @pytest.mark.parametrize("t", [0.0, -1, float("nan"), float("inf"), 1000, True])
 def test_bad_temperatures_are_refused(t):
-    from zsdemo.errors import InputError
+    from zsdemo.core.errors import InputError
 
     with pytest.raises(InputError, match="temperature"):
-        perception.parse_settings(temperature=t)
+        options.parse(perception.PerceptionSettings, {"temperature": t})
 
 
 def test_the_command_line_takes_attributes(cat_path, capsys):

@@ -4,13 +4,13 @@ import pytest
 import torch
 from PIL import Image
 
-from zsdemo.classnames import PRESETS, parse_classnames
-from zsdemo.errors import InputError
-from zsdemo.pipeline import classify, embed_images, load_images
+from zsdemo.prompts.classnames import PRESETS, parse_classnames
+from zsdemo.core.errors import InputError
+from zsdemo.run.pipeline import classify, embed_images, load_images
 from zsdemo.strategies import STRATEGIES
-from zsdemo.templates import CLIP80
-from zsdemo.text import TextFeatureCache
-from zsdemo.zero_shot_classifier import class_vectors
+from zsdemo.prompts.templates import CLIP80
+from zsdemo.engine.text import TextFeatureCache
+from zsdemo.engine.zero_shot_classifier import class_vectors
 
 CLASSES = "cat, dog, rocket, coffee mug"
 

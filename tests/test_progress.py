@@ -10,11 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from zsdemo import cli, demo, progress
-from zsdemo.errors import ModelLoadError
-from zsdemo.pipeline import classify_request, estimate, prepare_request
-from zsdemo.text import TextFeatureCache, encode_prompts
-from zsdemo.warmup import Example, WarmUp
+from zsdemo import cli
+from zsdemo.app import backend as demo
+from zsdemo.core import progress
+from zsdemo.core.errors import ModelLoadError
+from zsdemo.run.pipeline import classify_request, estimate, prepare_request
+from zsdemo.engine.text import TextFeatureCache, encode_prompts
+from zsdemo.app.warmup import Example, WarmUp
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = demo.AppConfig("tiny-random", None, "cpu", None)
@@ -170,7 +172,7 @@ def test_a_failing_warm_up_step_is_named_on_the_banner_and_the_next_steps_still_
     bad = Example((str(cat_path),), "", ("name",))                 # no class names: this step fails
     good = Example((str(cat_path),), "warm fox, warm owl", ("name",))
     cache = TextFeatureCache()
-    with caplog.at_level("WARNING", logger="zsdemo.warmup"):
+    with caplog.at_level("WARNING", logger="zsdemo.app.warmup"):
         warm.start(lambda: tiny, [bad, good], presets=["cifar10"], cache=cache)
         warm.join(120)
     assert warm.finished and not warm.failed and warm.done == len(warm.steps) == 5

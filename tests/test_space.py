@@ -24,12 +24,13 @@ import pytest
 import yaml
 from gradio_client import Client, handle_file
 
-from zsdemo import demo, weights
-from zsdemo.classnames import parse_classnames
+from zsdemo.app import backend as demo
+from zsdemo.engine import weights
+from zsdemo.prompts.classnames import parse_classnames
 from zsdemo.app import gpu, tasks
-from zsdemo.errors import InputError
-from zsdemo.model_presets import PRESETS
-from zsdemo.progress import StopFlag, Stopped
+from zsdemo.core.errors import InputError
+from zsdemo.engine.presets import PRESETS
+from zsdemo.core.progress import StopFlag, Stopped
 
 ROOT = Path(__file__).resolve().parents[1]
 ZEROGPU_PYTHONS = ("3.10", "3.12")     # the Hub's ZeroGPU documentation: 3.10.13 and 3.12.12
@@ -328,7 +329,7 @@ def test_a_cold_server_answers_concurrent_hierarchy_requests_sent_the_moment_it_
         assert got[0] == senses                                  # every start reads the same senses
     assert {s["name"]: s["chosen"]["synset"] for s in senses}["crane"] == "crane.n.05"
     # ... and what one thread reads here: every noun sense of each name, and the one chosen.
-    from zsdemo import wordnet
+    from zsdemo.wordnet import senses as wordnet
 
     alone = [c.to_dict() for c in wordnet.class_senses(parse_classnames(CLASSES).names)]
     for got, want in zip(senses, json.loads(json.dumps(alone)), strict=True):

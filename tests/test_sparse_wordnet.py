@@ -8,12 +8,14 @@ import json
 import pytest
 import torch
 
-from zsdemo import panels, wordnet, wordnet_sparse
-from zsdemo.consistency import Consistency, parse_rule
-from zsdemo.errors import InputError
-from zsdemo.pipeline import classify
-from zsdemo.request import prepare_request
-from zsdemo.templates import CLIP80, fill
+from zsdemo.app import panels  # noqa: F401
+from zsdemo.strategies import hierarchy
+from zsdemo.wordnet import senses as wordnet, sparse as wordnet_sparse
+from zsdemo.engine.consistency import Consistency, parse_rule
+from zsdemo.core.errors import InputError
+from zsdemo.run.pipeline import classify
+from zsdemo.run.request import prepare_request
+from zsdemo.prompts.templates import CLIP80, fill
 
 CLASSES = ["sea anemone", "crane", "heron", "stork", "cat"]
 
@@ -97,7 +99,7 @@ def test_the_result_lists_every_node_and_the_panel_says_what_was_pruned(tiny, ca
         assert c.parent is None or c.parent in kept_names
         assert set(c.children) <= kept_names
         assert all(p.text.endswith(f"which is a kind of {c.parent}") for p in c.prompts if c.parent)
-    text = panels.wordnet_markdown(result.images[0], result)
+    text = hierarchy.wordnet_markdown(result.images[0].strategies["hierarchy"], result)
     if any(s["pruned_parents"] or s["pruned_children"] for s in doc["senses"]):
         assert "pruned: ~~" in text and f"< {threshold:.3g}" in text
     assert f"at least {threshold:.3g}" in text
@@ -138,5 +140,5 @@ def test_top_10_reranks_ten_candidates(tiny, cat_path):
     result = classify(tiny, [cat_path], names, "hierarchy", rerank_all=True, rerank_top=10, wordnet_keep=1)
     r = result.images[0].strategies["hierarchy"]
     assert len(r.details.candidates) == 10 and sum(p > 0 for p in r.probs) == 10
-    with pytest.raises(InputError, match="re-rank top-k"):
+    with pytest.raises(InputError, match="Re-rank top-k"):
         prepare_request(names, "hierarchy", rerank_top=1)

@@ -5,15 +5,16 @@ import pytest
 import torch
 
 from zsdemo import cli
-from zsdemo.errors import InputError
-from zsdemo.evaluation import evaluate, evaluation_request
-from zsdemo.labelled import open_labelled
-from zsdemo.pipeline import classify
-from zsdemo.results import ClassificationResult
+from zsdemo.core.errors import InputError
+from zsdemo.run.evaluation import evaluate, evaluation_request
+from zsdemo.data.labelled import open_labelled
+from zsdemo.run.pipeline import classify
+from zsdemo.engine.results import ClassificationResult
 from zsdemo.strategies import STRATEGIES, Batch, Scores, Strategy, parse_strategies
-from zsdemo.templates import CLIP7, CLIP80, NAME_ONLY, SINGLE, parse_templates
-from zsdemo.text import TextFeatureCache
-from zsdemo.zero_shot_classifier import class_vectors
+from zsdemo.prompts.templates import CLIP7, CLIP80, NAME_ONLY, SINGLE, parse_templates
+from zsdemo.engine.text import TextFeatureCache
+from zsdemo.engine.zero_shot_classifier import class_vectors
+from zsdemo.strategies import read_result
 
 CLASSES = ["cat", "dog", "golden retriever", "space shuttle"]
 
@@ -99,7 +100,7 @@ def test_a_new_strategy_is_one_class_and_one_registry_line(tiny, cat_path, astro
         assert torch.allclose(torch.tensor(mix.probs), expected.softmax(-1), atol=1e-6)
         assert mix.label == "Name + photo" and len(mix.top_k) == 2 and mix.details == {}
     assert "  mix " in cli.format_table(result)
-    assert ClassificationResult.from_dict(result.to_dict()).to_dict() == result.to_dict()
+    assert read_result(result.to_dict()).to_dict() == result.to_dict()
     # The evaluation scores it through the same dispatch.
     for label, photo in (("cat", cat_path), ("astronaut", astronaut_path)):
         (tmp_path / label).mkdir()

@@ -2,8 +2,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from zsdemo.templates import CLIP80
-from zsdemo.text import TextFeatureCache, encode_prompts, encode_tokens, entry_bytes
+from zsdemo.prompts.templates import CLIP80
+from zsdemo.engine.text import TextFeatureCache, encode_prompts, encode_tokens, entry_bytes
 
 PROMPTS = [
     "dog",

@@ -5,11 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from zsdemo.errors import InputError
-from zsdemo.images import load_image
-from zsdemo.models import load_model, resolve_spec
-from zsdemo.pipeline import classify
+from zsdemo.core.errors import InputError
+from zsdemo.engine.images import load_image
+from zsdemo.engine.models import load_model, resolve_spec
+from zsdemo.run.pipeline import classify
 from zsdemo.strategies import tpt
+from zsdemo.strategies import read_result
+from zsdemo.strategies import options
+from zsdemo.engine import context
 
 CLASSES = ["cat", "dog", "coffee mug", "rocket", "astronaut"]
 
@@ -39,7 +42,7 @@ def test_one_step_is_a_hand_written_adamw_step(tiny, image):
 
     feats = tpt.embed_views(tiny, image, tpt.sample_views(image.width, image.height, s))
     ctx = parts.init.clone().requires_grad_(True)
-    logits = tiny.logit_scale * feats @ tpt.text_features(tiny, parts, ctx).T
+    logits = tiny.logit_scale * feats @ context.text_features(tiny, parts, ctx).T
     ent = tpt.entropy(logits.detach())
     kept = torch.argsort(ent, stable=True)[:6]
     assert out.kept == kept.tolist()
@@ -65,9 +68,9 @@ def test_context_starts_from_a_photo_of_a(tiny):
     words = tiny.tokenizer(["a photo of a"])[0, 1:5]
     assert torch.equal(parts.init, parts.tower.token_embedding(words).float())
     # With the initial context the prompts are exactly "a photo of a {class}.".
-    from zsdemo.text import encode_prompts
+    from zsdemo.engine.text import encode_prompts
     direct = encode_prompts(tiny, [tpt.TEMPLATE.replace("{}", c) for c in CLASSES])
-    assert torch.allclose(tpt.text_features(tiny, parts, parts.init), direct, atol=1e-6)
+    assert torch.allclose(context.text_features(tiny, parts, parts.init), direct, atol=1e-6)
 
 
 def test_every_image_starts_from_scratch(tiny, image, astronaut_path):
@@ -102,7 +105,7 @@ def test_settings_are_respected(tiny, image):
 ])
 def test_bad_settings_get_messages(kwargs, message):
     with pytest.raises(InputError, match=message):
-        tpt.parse_settings(**kwargs)
+        options.parse(tpt.TPTSettings, kwargs)
 
 
 def test_gradients_reach_only_the_context(image):
@@ -130,7 +133,7 @@ def test_result_records_before_and_after(tiny, cat_path):
     doc = result.to_dict()["images"][0]["strategies"]["tpt"]["details"]
     assert list(doc) == ["probs_before", "entropy_before", "entropy_after", "loss_before", "loss_after",
                          "kept_views", "view_entropy", "views", "settings", "top1_before"]
-    assert type(result).from_dict(result.to_dict()).images[0].strategies["tpt"].details == d
+    assert read_result(result.to_dict()).images[0].strategies["tpt"].details == d
 
 
 def test_tensor_crops_match_pillow_crops(tiny, image):

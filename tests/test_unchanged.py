@@ -36,6 +36,7 @@ ADDED = {
     "logit_bias",                                              # issue 17: a sigmoid model's bias (SigLIP)
     "tip", "coop", "support",                                  # issue 18: the few-shot settings and set
     "world_size", "images_per_rank",                           # issue 19: data-parallel evaluation
+    "options",                                                 # issue 27: the methods' settings, as declared
 }
 
 

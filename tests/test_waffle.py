@@ -5,14 +5,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from zsdemo.descriptors import which
-from zsdemo.evaluation import evaluate, evaluation_request
-from zsdemo.images import load_image
-from zsdemo.labelled import open_labelled
-from zsdemo.pipeline import classify, embed_images
+from zsdemo.prompts.descriptors import which
+from zsdemo.run.evaluation import evaluate, evaluation_request
+from zsdemo.engine.images import load_image
+from zsdemo.data.labelled import open_labelled
+from zsdemo.run.pipeline import classify, embed_images
 from zsdemo.strategies import waffle
-from zsdemo.templates import fill
-from zsdemo.text import encode_prompts
+from zsdemo.prompts.templates import fill
+from zsdemo.engine.text import encode_prompts
+from zsdemo.strategies import read_result
 
 CLASSES = ["cat", "dog", "golden retriever"]
 
@@ -48,7 +49,7 @@ def test_score_is_the_mean_cosine_over_phrases_then_seeds(tiny, cat_path):
     assert all(p["text"].startswith(f"A photo of a {r.top1.class_name}, which ") for p in d.top_phrases)
     cosines = [p["cosine"] for p in d.top_phrases]
     assert cosines == sorted(cosines, reverse=True)
-    again = type(result).from_dict(result.to_dict()).images[0].strategies["waffle"].details
+    again = read_result(result.to_dict()).images[0].strategies["waffle"].details
     assert again == d
 
 

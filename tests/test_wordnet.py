@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from zsdemo import classnames, wordnet, wordnet_data
-from zsdemo.errors import InputError
+from zsdemo.prompts import classnames
+from zsdemo.wordnet import senses as wordnet, data as wordnet_data
+from zsdemo.core.errors import InputError
 from zsdemo.strategies import hierarchy
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -5,13 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from zsdemo.evaluation import evaluate, evaluation_request
-from zsdemo.images import load_image
-from zsdemo.labelled import open_labelled
-from zsdemo.pipeline import classify, embed_images
+from zsdemo.run.evaluation import evaluate, evaluation_request
+from zsdemo.engine.images import load_image
+from zsdemo.data.labelled import open_labelled
+from zsdemo.run.pipeline import classify, embed_images
 from zsdemo.strategies import zpe
-from zsdemo.templates import CLIP80
-from zsdemo.zero_shot_classifier import template_features
+from zsdemo.prompts.templates import CLIP80
+from zsdemo.engine.zero_shot_classifier import template_features
+from zsdemo.strategies import read_result
 
 CLASSES = ["cat", "dog", "rocket", "astronaut"]
 
@@ -46,7 +47,7 @@ def test_classify_weights_the_templates_with_the_request_images(tiny, cat_path, 
         assert r.probs == pytest.approx(want[row].tolist(), abs=1e-5)
         assert r.details.informative and r.details.images == 2
         assert r.details.top[0]["weight"] == pytest.approx(float(w.max()), abs=1e-6)
-    assert type(result).from_dict(result.to_dict()).images[0].strategies["zpe"].details == r.details
+    assert read_result(result.to_dict()).images[0].strategies["zpe"].details == r.details
 
 
 def test_one_image_gives_uniform_weights_and_says_so(tiny, cat_path):

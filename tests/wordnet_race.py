@@ -5,7 +5,7 @@ import json
 import sys
 import threading
 
-from zsdemo import wordnet
+from zsdemo.wordnet import senses as wordnet
 
 LISTS = [["cat", "dog", "crane", "heron"], ["crane", "bulldozer", "excavator"], ["mouse", "keyboard", "tiger"],
          ["seal", "walrus", "boxer"], ["rocket", "missile", "lighthouse", "chimney"], ["coffee mug", "espresso", "cup"],

@@ -15,26 +15,26 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
-from .classnames import PRESETS as CLASS_PRESETS
-from .classnames import parse_classnames, preset_classnames
-from .constants import (
+from .prompts.classnames import PRESETS as CLASS_PRESETS
+from .prompts.classnames import parse_classnames, preset_classnames
+from .core.constants import (
     CLASSIFY_DEFAULT,
     DEFAULT_STRATEGIES,
     DEFAULT_TOP_K,
     EVAL_BATCH_SIZE,
 )
-from .datasets import DATASETS, open_dataset, parse_dataset
-from .errors import InputError, ZsdemoError
-from .files import is_regular_file, read_text
-from .limits import LIMITS, check_environment
-from .model_presets import DEFAULT_PRESET
-from .model_presets import PRESETS as MODEL_PRESETS
-from .views import VIEWS
+from .data.datasets import DATASETS, open_dataset, parse_dataset
+from .core.errors import InputError, ZsdemoError
+from .core.files import is_regular_file, read_text
+from .core.limits import LIMITS, check_environment
+from .engine.presets import DEFAULT_PRESET
+from .engine.presets import PRESETS as MODEL_PRESETS
+from .engine.views import VIEWS
 
 if TYPE_CHECKING:
-    from .evaluation import EvaluationReport
-    from .results import ClassificationResult
-    from .wordnet import ClassSense
+    from .run.evaluation import EvaluationReport
+    from .engine.results import ClassificationResult
+    from .wordnet.senses import ClassSense
 
 EXIT_BAD_INPUT = 2
 EXIT_IMAGE_FAILED = 1
@@ -80,86 +80,63 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
                    help="fp32, or amp (fp16 autocast; the default on CUDA)")
 
 
-def _add_tpt_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--tpt-views", type=int, default=None, help="TPT: views per image, the original included (64)")
-    p.add_argument("--tpt-select", type=float, default=None, help="TPT: share of views kept, lowest entropy (0.1)")
-    p.add_argument("--tpt-steps", type=int, default=None, help="TPT: AdamW steps (1)")
-    p.add_argument("--tpt-lr", type=float, default=None, help="TPT: learning rate (5e-3)")
-    p.add_argument("--tpt-seed", type=int, default=None, help="TPT: seed of the view sampling (0)")
-
-
-def _add_hierarchy_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--wordnet-keep", default=None, metavar="F",
-                   help="hierarchy: the sparse WordNet keeps this fraction of nodes, those whose text-feature "
-                        "norm varies most over the 80 templates (default 0.4, the paper's; 1 keeps all of WordNet)")
+def _add_request_args(p: argparse.ArgumentParser) -> None:
+    """The request's inputs that several methods read (the methods' own options come from them)."""
     p.add_argument("--low-confidence", default=None, metavar="RULE",
-                   help="hierarchy: which images are re-ranked: 'binary' (O_T or O_B, default) or a score below a "
-                        "threshold, 's_t<0.6' or 's_b<0.5' (the paper's Table 5)")
-    p.add_argument("--rerank-top", type=int, default=None, metavar="K",
-                   help="hierarchy: re-rank the name-only top-K (default 5; the paper's appendix also uses 10)")
-
-
-def _method_options(args: argparse.Namespace) -> dict[str, object]:
-    perception = {"attributes": args.attributes, "temperature": args.perception_temperature}
-    return dict(wordnet_keep=args.wordnet_keep, low_confidence=args.low_confidence, rerank_top=args.rerank_top,
-                descriptors=_read_descriptors(args.descriptors),
-                perception={k: v for k, v in perception.items() if v is not None} or None)
-
-
-def _add_descriptor_args(p: argparse.ArgumentParser) -> None:
+                   help="which images count as uncertain (the hierarchy re-ranks them): 'binary' (O_T or O_B, "
+                        "default) or a score below a threshold, 's_t<0.6' or 's_b<0.5' (the paper's Table 5)")
     p.add_argument("--descriptors", default=None, metavar="FILE",
                    help="descriptors per class for dclip, cupl and cupl80: the JSON object DCLIP and CuPL publish "
                         "({class: [descriptor, ...]}), or lines 'class: descriptor; descriptor'")
-    p.add_argument("--attributes", default=None, metavar="TEXT",
-                   help="perception: contextual attributes, 'name: value, value' separated by ';' or new lines, "
-                        "'-' for the value that adds nothing, e.g. 'orientation: -, upside-down, rotated' "
-                        "(default: the paper's ImageNet condition and quality)")
-    p.add_argument("--perception-temperature", type=float, default=None, metavar="T",
-                   help="perception: the temperature of step 1, p(z|x) (default 3, the paper's)")
-
-
-def _add_few_shot_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--support", default=None, metavar="FOLDER|ZIP",
                    help="few-shot (tip, coop): labelled examples of the classes, an ImageFolder, a folder with "
                         "labels.csv, a CSV of path,label or a zip of one; never the images scored (an identical "
                         "file is left out and reported)")
-    p.add_argument("--val-fraction", type=float, default=None, metavar="F",
-                   help="tip: hold out this share of each class's examples and search alpha and beta on it "
-                        "(default 0: alpha 1.17, beta 1)")
-    p.add_argument("--tip-alpha", type=float, default=None, help="tip: weight of the cache (1.17)")
-    p.add_argument("--tip-beta", type=float, default=None, help="tip: sharpness of the affinities (1)")
-    p.add_argument("--coop-context", default=None, choices=["16", "init"],
-                   help="coop: 16 random context vectors (default) or 4 initialised from 'a photo of a'")
-    p.add_argument("--coop-epochs", type=int, default=None, help="coop: training epochs (50)")
-    p.add_argument("--coop-batch-size", type=int, default=None, help="coop: examples per step (32)")
-    p.add_argument("--coop-lr", type=float, default=None, help="coop: SGD learning rate (0.002, cosine schedule)")
-    p.add_argument("--coop-seed", type=int, default=None, help="coop: seed of the initialisation and shuffling (0)")
-    p.add_argument("--coop-save", default=None, metavar="FILE", help="coop: save the learned context (safetensors)")
-    p.add_argument("--coop-load", default=None, metavar="FILE",
-                   help="coop: use a context saved with --coop-save instead of learning one")
 
 
-def _few_shot_options(args: argparse.Namespace, classnames: Sequence[str]) -> dict[str, object]:
-    from .support import open_support
+def _add_option_args(p: argparse.ArgumentParser) -> None:
+    """Every method's own options, as each declares them (``strategies/options.py``), a group each.
+    Not in every parser: the declarations live with the methods, which need PyTorch."""
+    from .strategies import groups
 
-    return dict(support=open_support(args.support, classnames) if args.support else None,
-                tip={"alpha": args.tip_alpha, "beta": args.tip_beta, "val_fraction": args.val_fraction},
-                coop={"context": args.coop_context, "epochs": args.coop_epochs, "batch_size": args.coop_batch_size,
-                      "lr": args.coop_lr, "seed": args.coop_seed, "save": args.coop_save, "load": args.coop_load})
+    for group in groups().values():
+        flags = p.add_argument_group(f"{group.label} ({', '.join(s.id for s in group.strategies)})")
+        for _, opt, default in group.fields("cli"):
+            helped = opt.help if default is None or opt.shown is not None else f"{opt.help} (default {default:g})" \
+                if isinstance(default, float) else f"{opt.help} (default {default})"
+            if opt.kind == "flag":
+                flags.add_argument(opt.cli_flag, dest=opt.name, action="store_true", default=None, help=helped)
+                continue
+            kind = {"whole": int, "number": float}.get(opt.kind) if opt.parse is None else None
+            flags.add_argument(opt.cli_flag, dest=opt.name, default=None, type=kind or str, metavar=opt.metavar,
+                               choices=[v for _, v in opt.choices] if opt.kind == "choice" else None,
+                               help=helped)
+
+
+def _option_values(args: argparse.Namespace) -> dict[str, object]:
+    """The options given on the command line, by their public names (the others keep defaults)."""
+    from .strategies import named_options
+
+    return {name: getattr(args, name) for name in named_options("cli") if getattr(args, name, None) is not None}
+
+
+def _request_inputs(args: argparse.Namespace, classnames: Sequence[str]) -> dict[str, object]:
+    from .data.support import open_support
+
+    return dict(low_confidence=args.low_confidence, descriptors=_read_descriptors(args.descriptors),
+                support=open_support(args.support, classnames) if args.support else None,
+                **_option_values(args))
 
 
 def _read_descriptors(path: str | None) -> str | None:
-    from .descriptors import MAX_CHARS
+    from .prompts.descriptors import MAX_CHARS
 
     return read_text(path, f"Cannot read the descriptors file {path!r}", MAX_CHARS * 4) if path else None
 
 
-def _tpt_settings(args: argparse.Namespace) -> dict[str, object]:
-    return dict(views=args.tpt_views, select_fraction=args.tpt_select, steps=args.tpt_steps, lr=args.tpt_lr,
-                seed=args.tpt_seed)
-
-
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(with_options: bool = False) -> argparse.ArgumentParser:
+    """The command line; ``with_options`` adds the methods' own flags to classify and evaluate
+    (that imports the methods, so ``main`` asks for it only when one of those commands runs)."""
     parser = argparse.ArgumentParser(prog="python -m zsdemo",
                                      description="Zero-shot image classification with CLIP-style models.")
     parser.add_argument("--verbose", action="store_true", help="show library log messages")
@@ -185,17 +162,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="hierarchy strategies re-rank every image, not only low-confidence ones")
     c.add_argument("--sense", action="append", default=None, metavar="CLASS=SENSE",
                    help="the WordNet sense of a class, e.g. crane=crane.n.04 or crane=n03126707 (repeatable)")
-    _add_hierarchy_args(c)
-    _add_descriptor_args(c)
-    _add_few_shot_args(c)
+    _add_request_args(c)
     c.add_argument("--cache", default=None,
                    help="cache folder for the sparse WordNet's node scores, per model "
                         "(default $ZSDEMO_FEATURE_CACHE or ~/.cache/zsdemo/features)")
     c.add_argument("--no-cache", action="store_true", help="keep no node scores on disk")
-    _add_tpt_args(c)
     c.add_argument("--json", action="store_true", help="print the full result as JSON")
     c.add_argument("--quiet", action="store_true", help="no progress line on stderr")
     _add_model_args(c)
+    if with_options:
+        _add_option_args(c)
 
     e = sub.add_parser("evaluate", help="accuracy and selective prediction on a labelled image folder",
                        description="Evaluate strategies on labelled images: an ImageFolder tree (one "
@@ -225,9 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--rerank-all", action="store_true", help="hierarchy strategies re-rank every image")
     e.add_argument("--sense", action="append", default=None, metavar="CLASS=SENSE",
                    help="the WordNet sense of a class (repeatable)")
-    _add_hierarchy_args(e)
-    _add_descriptor_args(e)
-    _add_few_shot_args(e)
+    _add_request_args(e)
     e.add_argument("--batch-size", type=int, default=EVAL_BATCH_SIZE,
                    help="images per encoder step, each with its views (default %(default)s)")
     e.add_argument("--cache", default=None,
@@ -235,10 +209,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "the encoder; also keeps the sparse WordNet's node scores "
                         "(default $ZSDEMO_FEATURE_CACHE or ~/.cache/zsdemo/features)")
     e.add_argument("--no-cache", action="store_true", help="neither read nor write the feature cache")
-    _add_tpt_args(e)
     e.add_argument("--quiet", action="store_true", help="no progress line on stderr")
     e.add_argument("--json", action="store_true", help="print the full report as JSON")
     _add_model_args(e)
+    if with_options:
+        _add_option_args(e)
 
     w = sub.add_parser("wordnet", help="show how class names map into WordNet")
     w.add_argument("names", nargs="+", help="class names; each is read in the context of the others")
@@ -295,23 +270,23 @@ def _read_classes(args: argparse.Namespace) -> str | tuple[str, ...]:
 
 def run_classify(args: argparse.Namespace) -> int:
     # Validate the cheap input first: a typo should not wait for a model to load.
-    from .feature_store import DEFAULT_DIR
-    from .models import get_model
-    from .pipeline import classify_request, prepare_request
-    from .wordnet_sparse import CACHE
+    from .engine.feature_store import DEFAULT_DIR
+    from .engine.models import get_model
+    from .run.pipeline import classify_request, prepare_request
+    from .wordnet.sparse import CACHE
 
     raw = _read_classes(args)
-    few_shot = _few_shot_options(args, parse_classnames(raw).names)
+    inputs = _request_inputs(args, parse_classnames(raw).names)
     try:
         request = prepare_request(raw, args.strategies, args.templates, args.top_k,
                                   consistency=args.consistency, views=args.views, rerank_all=args.rerank_all,
-                                  senses=args.sense, tpt=_tpt_settings(args), **_method_options(args), **few_shot)
+                                  senses=args.sense, **inputs)
         CACHE.attach(None if args.no_cache else args.cache or DEFAULT_DIR)
         loaded = get_model(args.model, args.pretrained, args.device, args.precision)
         result = classify_request(loaded, args.images, request, progress=progress_printer(args.quiet))
     finally:
-        if few_shot["support"] is not None:
-            few_shot["support"].close()
+        if inputs["support"] is not None:
+            inputs["support"].close()
     print(result.to_json() if args.json else format_table(result))
     failed = [im for im in result.images if im.error]
     for im in failed:
@@ -324,7 +299,7 @@ def _percent(x: float | None) -> str:
 
 
 def format_evaluation(report: EvaluationReport, files: Sequence[Path]) -> str:
-    from .evaluation import SCORES
+    from .run.evaluation import SCORES
 
     s = report.summary()
     model = report.model
@@ -388,14 +363,14 @@ def format_evaluation(report: EvaluationReport, files: Sequence[Path]) -> str:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from . import distributed
-    from .archive import extract_zip
-    from .evaluation import evaluate, evaluation_request
-    from .feature_store import DEFAULT_DIR, FeatureStore
-    from .labelled import open_labelled, open_zip, read_class_map
-    from .models import get_model
-    from .report import write_report
-    from .wordnet_sparse import CACHE
+    from .run import distributed
+    from .core.archive import extract_zip
+    from .run.evaluation import evaluate, evaluation_request
+    from .engine.feature_store import DEFAULT_DIR, FeatureStore
+    from .data.labelled import open_labelled, open_zip, read_class_map
+    from .engine.models import get_model
+    from .run.report import write_report
+    from .wordnet.sparse import CACHE
 
     mapping = read_class_map(args.class_map) if args.class_map else None
     candidates = None
@@ -415,9 +390,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
             data = (open_zip(source, tmp, mapping, candidates) if is_zip
                     else open_labelled(source, mapping, candidates))
         # The request is checked once, before a model loads: a typo does not wait for it.
-        few_shot = _few_shot_options(args, data.classes)
         request = evaluation_request(data, args.strategies, args.templates, args.views, args.rerank_all,
-                                     args.sense, _tpt_settings(args), **_method_options(args), **few_shot)
+                                     args.sense, **_request_inputs(args, data.classes))
         # Under torchrun: this rank's own device and shard; rank 0 alone reports (docs: README).
         world = distributed.start(args.device)
         loaded = get_model(args.model, args.pretrained, distributed.rank_device(args.device, world), args.precision)
@@ -461,7 +435,7 @@ def format_senses(senses: Sequence[ClassSense]) -> str:
 
 
 def run_wordnet(args: argparse.Namespace) -> int:
-    from .wordnet import class_senses, parse_overrides
+    from .wordnet.senses import class_senses, parse_overrides
 
     names = parse_classnames(list(args.names)).names
     senses = class_senses(names, parse_overrides(args.sense))
@@ -473,7 +447,7 @@ def run_wordnet(args: argparse.Namespace) -> int:
 
 
 def run_setup_wordnet() -> int:
-    from .wordnet import ensure_wordnet, reset
+    from .wordnet.senses import ensure_wordnet, reset
 
     reset()
     reader = ensure_wordnet()
@@ -498,8 +472,13 @@ def run_strategies() -> int:
     return 0
 
 
+OPTION_COMMANDS = ("classify", "evaluate")      # the commands that take the methods' options
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    args = build_parser(with_options=command in OPTION_COMMANDS).parse_args(argv)
     if not args.verbose:
         # Libraries log warnings (e.g. "no pretrained weights") that would clutter the output;
         # our own messages say what matters.
@@ -517,7 +496,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "models":
             return run_models()
         if args.command == "serve":
-            from .app import main as serve       # Gradio is imported for the page only
+            from .app import main as serve  # Gradio is imported for the page only
 
             serve(args.flags)
             return 0

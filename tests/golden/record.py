@@ -79,7 +79,7 @@ def normalise(doc: Any) -> Any:
 
 def record() -> dict[str, Any]:
     sys.path.insert(0, str(ROOT))
-    from zsdemo.pipeline import TEXT_CACHE
+    from zsdemo.run.pipeline import TEXT_CACHE
 
     # As a fresh process: a prompt's float32 features depend in their last bits on the batch that
     # first encoded it, so text features cached by earlier tests in this process must not be reused.

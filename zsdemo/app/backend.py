@@ -17,23 +17,24 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
-from . import arguments, models, resources
-from .classnames import PRESET_LABELS, parse_classnames, preset_classnames
-from .classnames import PRESETS as CLASS_PRESETS
-from .constants import (
+from ..core import arguments, resources
+from ..engine import models
+from ..prompts.classnames import PRESET_LABELS, parse_classnames, preset_classnames
+from ..prompts.classnames import PRESETS as CLASS_PRESETS
+from ..core.constants import (
     DEFAULT_STRATEGIES,  # noqa: F401 (the page's default choice)
     MAX_TOP_K,  # noqa: F401 (the page's top-k slider)
 )
-from .errors import ImageError, InputError, ModelLoadError
-from .evaluation import EvaluationReport, evaluate, evaluation_request
-from .feature_store import DEFAULT_DIR as DEFAULT_FEATURE_CACHE
-from .feature_store import FeatureStore
-from .descriptors import MAX_CHARS as DESCRIPTOR_CHARS
-from .descriptors import parse_descriptors
-from .files import UploadPolicy, display_name, read_text
-from .images import load_image
-from .labelled import open_zip
-from .limits import LIMITS
+from ..core.errors import ImageError, InputError, ModelLoadError
+from ..run.evaluation import EvaluationReport, evaluate, evaluation_request
+from ..engine.feature_store import DEFAULT_DIR as DEFAULT_FEATURE_CACHE
+from ..engine.feature_store import FeatureStore
+from ..prompts.descriptors import MAX_CHARS as DESCRIPTOR_CHARS
+from ..prompts.descriptors import parse_descriptors
+from ..core.files import UploadPolicy, display_name, read_text
+from ..engine.images import load_image
+from ..data.labelled import open_zip
+from ..core.limits import LIMITS
 
 # The page's text helpers and tables, re-exported for app.py (which imports only this module).
 from .panels import (  # noqa: F401
@@ -48,7 +49,7 @@ from .panels import (  # noqa: F401
     summary_html,
 )
 from .panels import sense_choices as _sense_choices
-from .pipeline import (
+from ..run.pipeline import (
     DEFAULT_TOP_K,
     TEXT_CACHE,
     Progress,
@@ -57,22 +58,16 @@ from .pipeline import (
     estimate,
     prepare_request,
 )
-from .progress import SLOW_SECONDS, StopFlag, StopSignal, count, track
-from .report import write_report
-from .results import ClassificationResult
-from .strategies import STRATEGIES, chosen, parse_strategies
-from .strategies.perception import TEMPERATURE, attributes_text  # noqa: F401
-from .request import Request
-from .strategies.coop import EPOCHS as COOP_EPOCHS  # noqa: F401
-from .strategies.tip import ALPHA as TIP_ALPHA  # noqa: F401
-from .strategies.tip import BETA as TIP_BETA  # noqa: F401
-from .strategies.tip import TipDetails
-from .strategies.tpt import MAX_STEPS
-from .support import SupportSet, open_support
-from .views import DEFAULT_VIEWS, FLIP_VIEW, VIEW_LABELS, VIEWS
+from ..core.progress import SLOW_SECONDS, StopFlag, StopSignal, count, track
+from ..run.report import write_report
+from ..engine.results import ClassificationResult
+from ..strategies import STRATEGIES, chosen, named_options, parse_strategies, read_result, route_options
+from ..run.request import Request
+from ..data.support import SupportSet, open_support
+from ..engine.views import DEFAULT_VIEWS, FLIP_VIEW, VIEW_LABELS, VIEWS
 from .warmup import Example, WarmUp
-from .wordnet import check_count, check_overrides, class_senses, parse_overrides
-from .wordnet_sparse import CACHE as WORDNET_SCORES
+from ..wordnet.senses import check_count, check_overrides, class_senses, parse_overrides
+from ..wordnet.sparse import CACHE as WORDNET_SCORES
 
 TEXT_CACHE_FILE = "text-features.sqlite"    # in the feature-cache folder: the warm-up's text features
 SLOW_PROMPTS = 20_000       # a model whose speed is unknown: this many new prompts is announced as slow
@@ -136,8 +131,8 @@ class Run:
             compared = state.get("compared")
             thumbnails = {str(k): str(v) for k, v in (state.get("thumbnails") or {}).items()
                           if str(v).startswith("data:image/jpeg;base64,")}
-            run = cls(ClassificationResult.from_dict(state["result"]), paths,
-                      ClassificationResult.from_dict(compared) if compared is not None else None, thumbnails)
+            run = cls(read_result(state["result"]), paths,
+                      read_result(compared) if compared is not None else None, thumbnails)
             if run.compared is not None and len(run.compared.images) != len(run.result.images):
                 raise ValueError("the two models' results cover different images")
             return run
@@ -222,7 +217,14 @@ def options(config: AppConfig) -> dict[str, Any]:
         "strategies": {s.id: s.description for s in STRATEGIES.values()},
         "class_presets": {p: PRESET_LABELS.get(p, p) for p in CLASS_PRESETS},
         "views": dict(VIEW_LABELS),
+        "method_options": {name: {"method": key, "default": _jsonable(opt.shown(default) if opt.shown else default),
+                                  "help": opt.help}
+                           for name, (key, _, opt, default) in named_options("api").items()},
     }
+
+
+def _jsonable(value: Any) -> Any:
+    return value if isinstance(value, (str, int, float, bool, type(None))) else str(value)
 
 
 def sense_choices(result: ClassificationResult) -> dict[str, list[tuple[str, str]]]:
@@ -298,17 +300,6 @@ def model_choice(config: AppConfig, choice: str | None, what: str = "model") -> 
     return name, tag
 
 
-def _tpt_settings(steps: object, views: object) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    steps = arguments.whole_number(steps, "TPT steps", 0, MAX_STEPS)
-    views = arguments.whole_number(views, "TPT views", 2, LIMITS.tpt_views)
-    if steps is not None:
-        out["steps"] = steps
-    if views is not None:
-        out["views"] = views
-    return out
-
-
 def run(
     config: AppConfig,
     paths: Sequence[object],
@@ -321,40 +312,27 @@ def run(
     consistency: bool = False,
     rerank_all: bool = False,
     senses: dict[str, str] | str | None = None,
-    tpt_steps: int | float | None = None,
-    tpt_views: int | float | None = None,
     progress: Progress | None = None,
     stop: StopSignal | None = None,
     announce: Callable[[str], None] | None = None,
-    wordnet_keep: float | str | None = None,
     low_confidence: str | None = None,
-    rerank_top: int | float | None = None,
     descriptors: str | None = None,
-    attributes: str | None = None,
-    perception_temperature: float | None = None,
     compare_model: str | None = None,
     support: object = None,
-    tip_alpha: float | None = None,
-    tip_beta: float | None = None,
-    val_fraction: float | None = None,
-    coop_context: str | None = None,
-    coop_epochs: int | float | None = None,
+    **options: object,
 ) -> Run:
     """Validate everything (fast, before a model loads), then classify every image.
 
     Every argument may come straight from a hostile API caller: each is checked for its type
     first, and ``paths`` (file paths or Gradio file records) must name files the server was sent.
+    ``options`` are the methods' own, by their public names (``strategies.named_options``).
     ``progress`` hears each stage with the time left; setting ``stop`` ends the run at the
     model's next turn (``progress.Stopped``); ``announce`` is told beforehand when a run will be
     slow, and why.
     """
     with prepared(config, paths, classes, strategies, templates=templates, top_k=top_k, views=views,
-                  consistency=consistency, rerank_all=rerank_all, senses=senses, tpt_steps=tpt_steps,
-                  tpt_views=tpt_views, wordnet_keep=wordnet_keep, low_confidence=low_confidence,
-                  rerank_top=rerank_top, descriptors=descriptors, attributes=attributes,
-                  perception_temperature=perception_temperature, support=support, tip_alpha=tip_alpha,
-                  tip_beta=tip_beta, val_fraction=val_fraction, coop_context=coop_context,
-                  coop_epochs=coop_epochs) as (files, request):
+                  consistency=consistency, rerank_all=rerank_all, senses=senses, low_confidence=low_confidence,
+                  descriptors=descriptors, support=support, **options) as (files, request):
         return _run(config, request, files, model, compare_model, progress, stop, announce)
 
 
@@ -363,12 +341,7 @@ def prepared(
     config: AppConfig, paths: Sequence[object], classes: str, strategies: Sequence[str] | str | None,
     templates: str | None = None, top_k: int | float | None = DEFAULT_TOP_K, views: Sequence[str] | str | None = None,
     consistency: bool = False, rerank_all: bool = False, senses: dict[str, str] | str | None = None,
-    tpt_steps: int | float | None = None, tpt_views: int | float | None = None,
-    wordnet_keep: float | str | None = None, low_confidence: str | None = None,
-    rerank_top: int | float | None = None, descriptors: str | None = None, attributes: str | None = None,
-    perception_temperature: float | None = None, support: object = None, tip_alpha: float | None = None,
-    tip_beta: float | None = None, val_fraction: float | None = None, coop_context: str | None = None,
-    coop_epochs: int | float | None = None,
+    low_confidence: str | None = None, descriptors: str | None = None, support: object = None, **options: object,
 ) -> Iterator[tuple[list[str], Request]]:
     """A run's files and request, every raw argument checked (``run``'s); the support set, if
     any, is open inside."""
@@ -379,24 +352,23 @@ def prepared(
     strategies = arguments.text_or_list(strategies, "strategies")
     if not strategies:
         raise InputError("No strategy selected: tick at least one strategy.")
+    methods = route_options(options, "api")
     support_set = _open_support(config, support, classes)
     try:
         yield files, prepare_request(
             arguments.text(classes, "classes"), strategies, arguments.text_or_list(templates, "templates") or None,
             top_k, consistency=arguments.flag(consistency, "consistency"),
             views=arguments.text_or_list(views, "views") or None, rerank_all=arguments.flag(rerank_all, "rerank_all"),
-            senses=arguments.text_or_mapping(senses, "senses") or None, tpt=_tpt_settings(tpt_steps, tpt_views),
-            **_hierarchy_options(wordnet_keep, low_confidence, rerank_top),
+            senses=arguments.text_or_mapping(senses, "senses") or None, low_confidence=_rule(low_confidence),
             descriptors=arguments.text(descriptors, "descriptors") if descriptors is not None else None,
-            perception=_perception_options(attributes, perception_temperature), support=support_set,
-            tip={"alpha": _optional_number(tip_alpha, "Tip-Adapter alpha"),
-                 "beta": _optional_number(tip_beta, "Tip-Adapter beta"),
-                 "val_fraction": _optional_number(val_fraction, "validation fraction")},
-            coop={"context": (arguments.text(coop_context, "coop_context") or None) if coop_context else None,
-                  "epochs": arguments.whole_number(coop_epochs, "CoOp epochs", 1, MAX_PAGE_EPOCHS)})
+            support=support_set, options=methods, served=True)
     finally:
         if support_set is not None:
             support_set.close()
+
+
+def _rule(low_confidence: object) -> str | None:
+    return arguments.text(low_confidence, "low_confidence", "binary") if low_confidence is not None else None
 
 
 def run_seconds(config: AppConfig, paths: Sequence[object], classes: str, strategies: Sequence[str] | str | None,
@@ -443,15 +415,10 @@ def _run(config: AppConfig, request: Request, files: list[str], model: object, c
             hi = sum(x.total for x in work[:k + 1]) / max(seconds, 1e-9)
             part = _part(progress, lo, hi, m.spec.display) if progress is not None and second else None
             results.append(classify_request(m, files, request, names=names, work=w, progress=part))
-        return Run(results[0], files, results[1] if second else None, _nearest_thumbnails(request, results[0]))
+        return Run(results[0], files, results[1] if second else None, _pictures(request, results[0]))
 
 
-MAX_PAGE_EPOCHS = 200                  # CoOp epochs a page or API request may ask for
 MAX_THUMBNAILS = 48                    # support examples pictured per run (the page keeps them)
-
-
-def _optional_number(value: object, name: str) -> float | None:
-    return None if value is None else arguments.number(value, name, 0.0)
 
 
 def _open_support(config: AppConfig, upload: object, classes: object) -> SupportSet | None:
@@ -463,13 +430,13 @@ def _open_support(config: AppConfig, upload: object, classes: object) -> Support
     return open_support(path, names, confine=True, max_images=LIMITS.eval_images, shown=display_name(path))
 
 
-def _nearest_thumbnails(request: Request, result: ClassificationResult) -> dict[str, str]:
-    """Small pictures of the support examples Tip-Adapter names as nearest (the support set's
+def _pictures(request: Request, result: ClassificationResult) -> dict[str, str]:
+    """Small pictures of the support examples the strategies' panels show (the support set's
     folder is gone after the run; the page keeps these)."""
     if request.support is None:
         return {}
-    wanted = {x["file"] for im in result.images for r in im.strategies.values()
-              if isinstance(r.details, TipDetails) for x in r.details.nearest}
+    wanted = {f for im in result.images for sid, r in im.strategies.items() if sid in STRATEGIES
+              for f in STRATEGIES[sid].pictured(r)}
     paths = {it.name: it.path for it in request.support.items}
     out = {}
     for name in sorted(wanted)[:MAX_THUMBNAILS]:
@@ -597,12 +564,6 @@ def wordnet_senses(names: str, senses: str | dict[str, str] | None = None) -> li
     return [c.to_dict() for c in class_senses(parsed, chosen)]
 
 
-def _hierarchy_options(wordnet_keep: object, low_confidence: object, rerank_top: object) -> dict[str, object]:
-    """The hierarchy's settings from raw page or API values (each checked by ``prepare_request``)."""
-    rule = arguments.text(low_confidence, "low_confidence", "binary") if low_confidence is not None else None
-    return dict(wordnet_keep=wordnet_keep, low_confidence=rule, rerank_top=rerank_top)
-
-
 def load_descriptors(config: AppConfig, upload: object, classes: object) -> tuple[str, str]:
     """An uploaded descriptors file (DCLIP/CuPL JSON or 'class: d; d' lines) as the box's text,
     checked against the class box now, and a line saying how much of it matched."""
@@ -620,11 +581,6 @@ def load_descriptors(config: AppConfig, upload: object, classes: object) -> tupl
     return text, f"Descriptors loaded: {found.count():,} for {covered} of the {len(names)} classes{extra}."
 
 
-def _perception_options(attributes: object, temperature: object) -> dict[str, object]:
-    return {"attributes": arguments.text(attributes, "attributes") if attributes is not None else None,
-            "temperature": arguments.number(temperature, "PerceptionCLIP temperature", TEMPERATURE)}
-
-
 def eval_strategy_choices() -> list[tuple[str, str]]:
     """The evaluation tab's strategies: all but those that learn per image (TPT; the CLI offers them)."""
     return [(s.label, s.id) for s in STRATEGIES.values() if not s.tunes_per_image]
@@ -633,10 +589,10 @@ def eval_strategy_choices() -> list[tuple[str, str]]:
 def evaluate_upload(config: AppConfig, upload: object, strategies: str | Sequence[str] | None, *,
                     views: str = "all", rerank_all: bool = False, model: str | None = None,
                     progress: Progress | None = None, stop: StopSignal | None = None,
-                    wordnet_keep: object = None, low_confidence: object = None,
-                    rerank_top: object = None, descriptors: object = None, attributes: object = None,
-                    perception_temperature: object = None, support: object = None) -> EvaluationReport:
-    """Evaluate an uploaded zip of labelled images (the tab and the ``/evaluate`` API)."""
+                    low_confidence: object = None, descriptors: object = None, support: object = None,
+                    **options: object) -> EvaluationReport:
+    """Evaluate an uploaded zip of labelled images (the tab and the ``/evaluate`` API);
+    ``options``: the methods' own, by their public names."""
     if not upload:
         raise InputError("Upload a .zip of labelled images first: one folder per class (ImageFolder), "
                          "or images with a labels.csv of path,label.")
@@ -646,7 +602,6 @@ def evaluate_upload(config: AppConfig, upload: object, strategies: str | Sequenc
     if isinstance(strategies, str):
         strategies = [x.strip() for x in strategies.split(",") if x.strip()]
     views = arguments.text(views, "views", "all")
-    rerank_all = arguments.flag(rerank_all, "rerank_all")
     if not strategies:
         raise InputError("No strategy selected: tick at least one.")
     for s in chosen(parse_strategies(strategies, has_custom_templates=False)):
@@ -655,21 +610,19 @@ def evaluate_upload(config: AppConfig, upload: object, strategies: str | Sequenc
                              f"Evaluate it on your own machine with the command line (zsdemo evaluate).")
     if views not in EVAL_VIEWS:
         raise InputError(f"Unknown view set {views!r}; choose one of {', '.join(EVAL_VIEWS)}.")
+    inputs = dict(rerank_all=arguments.flag(rerank_all, "rerank_all"), low_confidence=_rule(low_confidence),
+                  descriptors=arguments.text(descriptors, "descriptors") if descriptors is not None else None,
+                  options=route_options(options, "api"), served=True)
     with track(progress, stop) as tracker:
         tracker.stage(0.0, 0.0, "loading the model" if model_is_loaded(config, model) else
                       "loading the model (its first use on this server: this can take a minute)")
         loaded = pick_model(config, model)
         tracker.stage(0.0, 0.0, "unpacking the zip")
-        options = _hierarchy_options(wordnet_keep, low_confidence, rerank_top)
-        if descriptors is not None:
-            options["descriptors"] = arguments.text(descriptors, "descriptors")
-        options["perception"] = _perception_options(attributes, perception_temperature)
-        return _evaluate_zip(config, upload, loaded, list(strategies), views, rerank_all, progress, options, support)
+        return _evaluate_zip(config, upload, loaded, list(strategies), views, progress, inputs, support)
 
 
 def _evaluate_zip(config: AppConfig, upload: str, loaded: models.LoadedModel, strategies: list[str], views: str,
-                  rerank_all: bool, progress: Progress | None, hierarchy: dict[str, object],
-                  support: str | None = None) -> EvaluationReport:
+                  progress: Progress | None, inputs: dict[str, Any], support: str | None = None) -> EvaluationReport:
     with tempfile.TemporaryDirectory(prefix="zsdemo-upload-") as tmp:
         data = open_zip(upload, tmp, confine=True, max_images=LIMITS.eval_images)
         data.root = Path(Path(upload).name)          # what the report shows, not the server's temp path
@@ -677,8 +630,7 @@ def _evaluate_zip(config: AppConfig, upload: str, loaded: models.LoadedModel, st
         examples = open_support(support, data.classes, confine=True, max_images=LIMITS.eval_images,
                                 shown=display_name(support)) if support else None
         try:
-            request = evaluation_request(data, strategies, views=EVAL_VIEWS[views], rerank_all=rerank_all,
-                                         support=examples, **hierarchy)
+            request = evaluation_request(data, strategies, views=EVAL_VIEWS[views], support=examples, **inputs)
             return evaluate(loaded, data, request, store=store, progress=progress)
         finally:
             if examples is not None:
@@ -686,13 +638,11 @@ def _evaluate_zip(config: AppConfig, upload: str, loaded: models.LoadedModel, st
 
 
 def evaluate_zip(config: AppConfig, upload: object, strategies: str | Sequence[str] | None, *,
-                 views: str = "all", rerank_all: bool = False, model: str | None = None,
                  progress: Progress | None = None, stop: StopSignal | None = None,
-                 **hierarchy: object) -> tuple[EvaluationPanels, list[str]]:
-    """The evaluation tab: the panels and the report files to download (``hierarchy``: wordnet_keep,
-    low_confidence, rerank_top)."""
-    report = evaluate_upload(config, upload, strategies, views=views, rerank_all=rerank_all, model=model,
-                             progress=progress, stop=stop, **hierarchy)
+                 **arguments_by_name: object) -> tuple[EvaluationPanels, list[str]]:
+    """The evaluation tab: the panels and the report files to download (``evaluate_upload``'s
+    other arguments by name)."""
+    report = evaluate_upload(config, upload, strategies, progress=progress, stop=stop, **arguments_by_name)
     files = write_report(report, _report_dir())
     return evaluation_panels(report), [str(f) for f in files]
 

@@ -30,8 +30,8 @@ try:       # first: on ZeroGPU, importing spaces patches torch before CUDA is to
 except ImportError:      # a plain install without the Space's requirements: no ZeroGPU
     spaces = None
 
-from ..errors import ZsdemoError
-from ..pipeline import Rates
+from ..core.errors import ZsdemoError
+from ..run.pipeline import Rates
 
 F = TypeVar("F", bound=Callable[..., Any])
 

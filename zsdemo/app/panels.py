@@ -12,20 +12,18 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+from markdown_it import MarkdownIt
 from matplotlib.figure import Figure
 from PIL import Image
 
-from . import plots
-from .consistency import GROUP_LABELS, ConsistencyDetails
-from .evaluation import SCORES, EvaluationReport
-from .markup import code, html, md  # noqa: F401
-from .progress import count
-from .results import ClassificationResult, ImageResult, StrategyResult, verdict
-from .strategies import STRATEGIES
-from .strategies.hierarchy import HierarchyDetails
-from .strategies.tip import TipDetails
-from .strategies.tpt import TPTDetails
-from .views import VIEW_LABELS, make_view
+from ..core.markup import code, html, md  # noqa: F401
+from ..core.progress import count
+from ..engine.consistency import GROUP_LABELS, ConsistencyDetails
+from ..engine.results import ClassificationResult, ImageResult, StrategyResult, verdict
+from ..engine.views import VIEW_LABELS, make_view
+from ..run import plots
+from ..run.evaluation import SCORES, EvaluationReport
+from ..strategies import STRATEGIES, PanelContext, describe_options
 
 THUMBNAIL = 160
 NEAREST_THUMBNAIL = 112
@@ -185,22 +183,6 @@ def thumbnail_url(image: Image.Image, size: int = NEAREST_THUMBNAIL) -> str:
     return _data_url(_fit(image, size))
 
 
-def nearest_html(image: ImageResult, thumbnails: dict[str, str]) -> str:
-    """Tip-Adapter's "it looks like these examples": the nearest support images, pictured."""
-    r = details_of(image, TipDetails)
-    if r is None:
-        return ""
-    figures = []
-    for x in r.details.nearest:
-        url = thumbnails.get(x["file"], "")
-        picture = (f'<img src="{html(url)}" alt="{html(x["file"])}">' if url.startswith("data:image/jpeg;base64,")
-                   else '<div class="zs-missing">no picture kept</div>')
-        figures.append(f'<figure class="zs-view">{picture}<figcaption>{html(x["class_name"])}<br>'
-                       f'{html(x["file"])}<br>cos {x["cosine"]:.3f}</figcaption></figure>')
-    return ('<div class="zs-caption">Tip-Adapter: this image looks most like these labelled examples '
-            f'(its cache)</div><div class="zs-views">{"".join(figures)}</div>')
-
-
 def _colour(k: int) -> str:
     return plots.PALETTE[k % len(plots.PALETTE)]
 
@@ -270,139 +252,10 @@ def _bar_row(label: str, p: float, colour: str, top: bool, extra: str = "") -> s
             f'<span class="zs-pct">{100 * p:.0f}%</span></div>')
 
 
-def tpt_bars_html(result: StrategyResult, classes: Sequence[str], top_k: int) -> str:
-    """TPT: each class's probability before (light) and after (dark) tuning."""
-    before, after = result.details.probs_before, result.probs
-    best = {i: max(before[i], after[i]) for i in range(len(classes))}
-    order = sorted(best, key=lambda i: (-best[i], i))[:max(top_k, 1)]
-    rows = []
-    for i in order:
-        top = " zs-top1" if i == result.top1.index else ""
-        rows.append(f'<div class="zs-tpt-row{top}"><span class="zs-label">{html(classes[i])}</span><span>'
-                    + "".join(f'<span class="zs-bar" title="{what}: {100 * p:.1f}%"><span class="zs-track">'
-                              f'<span class="zs-fill" style="width:{100 * p:.1f}%;background:{colour}"></span>'
-                              f'</span><span class="zs-pct">{100 * p:.0f}%</span></span>'
-                              for what, p, colour in (("before", before[i], "#9ecae1"), ("after", after[i], "#08519c")))
-                    + "</span></div>")
-    return ('<div class="zs-card zs-tpt"><div class="zs-card-top">'
-            '<span class="zs-key" style="background:#9ecae1"></span> before tuning '
-            '<span class="zs-key" style="background:#08519c"></span> after tuning</div>'
-            f'{"".join(rows)}</div>')
-
-
 def _fit(image: Image.Image, size: int) -> Image.Image:
     im = image.copy()
     im.thumbnail((size, size))
     return im
-
-
-def details_of(image: ImageResult, kind: type) -> StrategyResult | None:
-    """The image's first strategy result whose details are of ``kind``, or None."""
-    return next((r for r in image.strategies.values() if isinstance(r.details, kind)), None)
-
-
-@dataclass
-class Pruning:
-    """What the sparse WordNet took out of a result, looked up by class and by synset."""
-
-    by_class: dict[str, dict[str, Any]]       # class name -> its sense (pruned_parents, pruned_children)
-    nodes: dict[str, dict[str, Any]]          # synset -> {"name", "norm_variance", "kept"}
-    threshold: float | None
-    keep: float | None
-
-    @classmethod
-    def of(cls, result: ClassificationResult) -> "Pruning":
-        sparsity = result.wordnet_sparsity or {}
-        return cls({s["name"]: s for s in result.senses}, {n["synset"]: n for n in result.wordnet_nodes},
-                   sparsity.get("threshold"), sparsity.get("keep"))
-
-    def pruned(self, class_name: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """The nodes (with their scores) pruned from a class's parents and from its children."""
-        sense = self.by_class.get(class_name, {})
-        pick = [self.nodes.get(k, {"name": k, "norm_variance": None}) for k in sense.get("pruned_parents", ())]
-        kids = [self.nodes.get(k, {"name": k, "norm_variance": None}) for k in sense.get("pruned_children", ())]
-        return pick, kids
-
-    def why(self, node: dict[str, Any]) -> str:
-        score = node.get("norm_variance")
-        if score is None or self.threshold is None:
-            return ""
-        return f"{score:.3g} < {self.threshold:.3g}"
-
-
-def wordnet_markdown(image: ImageResult, result: ClassificationResult) -> str:
-    """Each re-ranking candidate: its sense, gloss, why that sense, parent, children, prompts, and
-    what the sparse WordNet pruned (each node's score against the threshold)."""
-    found = details_of(image, HierarchyDetails)
-    if found is None:
-        return "*Select a hierarchy strategy to see what WordNet adds.*"
-    d: HierarchyDetails = found.details
-    rule_reason = {s["name"]: s["reason"] for s in result.senses}
-    pruning = Pruning.of(result)
-    lines = [f"**{md(found.label)}**: {md(d.reason)}. Name-only prediction: {md(d.base_prediction)}.", ""]
-    if pruning.threshold is not None:
-        lines[-1:] = [f"Sparse WordNet: the {100 * pruning.keep:.0f}% of nodes whose text-feature norm varies most "
-                      f"over the 80 templates are kept (norm variance at least {pruning.threshold:.3g}); rarer words "
-                      "are pruned.", ""]
-    for rank, c in enumerate(d.candidates, 1):
-        sense = code(c.sense) if c.sense else "not in WordNet (bare name kept)"
-        lines.append(f"{rank}. **{md(c.class_name)}**: {sense}" + (f", {md(c.gloss)}" if c.gloss else ""))
-        if c.class_name in rule_reason:
-            lines.append(f"   - sense chosen by: {md(rule_reason[c.class_name])}")
-        lines.append(f"   - parent: {md(c.parent) if c.parent else '(none)'}; children: "
-                     + (", ".join(md(k) for k in c.children) if c.children else "(none)"))
-        parents, kids = pruning.pruned(c.class_name)
-        if parents or kids:
-            pruned = [f"~~{md(n['name'])}~~ ({pruning.why(n)}, parent)" for n in parents]
-            pruned += [f"~~{md(n['name'])}~~ ({pruning.why(n)}, child)" for n in kids]
-            lines.append("   - pruned: " + ", ".join(pruned))
-        if c.score is not None:
-            prompts = "; ".join(f"“{md(p.text)}” {p.cosine:.3f}" for p in c.prompts)
-            lines.append(f"   - score {c.score:.3f} (max cosine of: {prompts})")
-    return "\n".join(lines)
-
-
-def hierarchy_tree(image: ImageResult, result: ClassificationResult | None = None, limit: int = 3,
-                   max_children: int = 6) -> str:
-    """Each top candidate's WordNet neighbourhood as a small HTML tree: parent, the class, children.
-
-    HTML rather than a figure: the browser lays it out at any width, long names wrap instead of
-    being clipped, the text can be searched and copied, and the server draws nothing (a matplotlib
-    tree cost about 70 ms of every page request). The ``zs-*`` classes are styled by the app.
-    """
-    found = details_of(image, HierarchyDetails)
-    if found is None:
-        return ""
-    pruning = Pruning.of(result) if result is not None else None
-    trees = []
-    for c in found.details.candidates[:limit]:
-        skipped, dropped = pruning.pruned(c.class_name) if pruning else ([], [])
-        parent = (f'<div class="zs-node zs-parent" title="parent (hypernym)">{html(c.parent)}</div>'
-                  if c.parent else '<div class="zs-node zs-none">no parent in WordNet</div>')
-        # Pruned parents sit between the class and the ancestor that replaced them, nearest lowest.
-        parent += "".join(f'<div class="zs-edge"></div>{_pruned_chip(n, pruning)}' for n in reversed(skipped))
-        sense = f'<br><code>{html(c.sense)}</code>' if c.sense else "<br><i>not in WordNet</i>"
-        kids = list(c.children)
-        chips = "".join(f'<span class="zs-node zs-kid">{html(k)}</span>' for k in kids[:max_children])
-        if len(kids) > max_children:
-            chips += f'<span class="zs-more">+{len(kids) - max_children} more</span>'
-        chips += "".join(_pruned_chip(n, pruning, "span") for n in dropped)
-        below = (f'<div class="zs-edge"></div><div class="zs-kids" title="children (hyponyms)">{chips}</div>'
-                 if chips else '<div class="zs-edge"></div><div class="zs-node zs-none">no children</div>')
-        trees.append(f'<div class="zs-tree">{parent}<div class="zs-edge"></div>'
-                     f'<div class="zs-node zs-class"><span class="zs-name">{html(c.class_name)}</span>{sense}'
-                     f'</div>{below}</div>')
-    caption = ("WordNet neighbourhood of the top candidates: parent (top), the class and its sense (middle), "
-               "children (bottom)")
-    if pruning is not None and pruning.threshold is not None:
-        caption += "; struck out: pruned by the sparse WordNet (norm variance below the threshold)"
-    return f'<div class="zs-caption">{caption}</div><div class="zs-trees">{"".join(trees)}</div>'
-
-
-def _pruned_chip(node: dict[str, Any], pruning: Pruning, tag: str = "div") -> str:
-    why = pruning.why(node)
-    return (f'<{tag} class="zs-node zs-pruned" title="pruned: norm variance {html(why)}">'
-            f'<s>{html(node["name"])}</s> <small>{html(why)}</small></{tag}>')
 
 
 def sense_choices(senses: Sequence[dict[str, Any]]) -> dict[str, list[tuple[str, str]]]:
@@ -414,38 +267,38 @@ def sense_choices(senses: Sequence[dict[str, Any]]) -> dict[str, list[tuple[str,
     return out
 
 
-def tpt_markdown(image: ImageResult) -> str:
-    r = details_of(image, TPTDetails)
-    if r is None:
-        return "*Tick the TPT strategy to tune the prompt on this image and compare before and after.*"
-    d: TPTDetails = r.details
-    return "\n".join([
-        f"**Before tuning** (\"a photo of a {{}}.\"): top-1 {md(d.top1_before)}, "
-        f"entropy {d.entropy_before:.3f} nats.",
-        "",
-        f"**After {count(d.settings.steps, 'step')}** on the {len(d.kept_views)} most confident of {len(d.views)} "
-        f"views: top-1 {md(r.top1.class_name)} ({100 * r.top1.prob:.1f}%), entropy {d.entropy_after:.3f} nats.",
-        "",
-        f"Loss (entropy of the kept views' mean prediction): {d.loss_before:.3f} → {d.loss_after:.3f}.",
-    ])
+MARKDOWN = MarkdownIt("commonmark", {"html": False}).enable(["table", "strikethrough"])
+AREA_HINTS = {"wordnet": "Tick {methods} to see what WordNet adds.",
+              "methods": "Tick {methods} to see here why each of them decided as it did."}
 
 
-ARENA_PANEL_HINT = ("*Tick DCLIP, CuPL, WaffleCLIP, ZPE, PerceptionCLIP, or (with labelled examples) Tip-Adapter "
-                    "and CoOp to see here why each of them decided as it did.*")
+def area_hint(area: str) -> str:
+    """What to tick to fill an area of the page (its methods, from the registry)."""
+    methods = [s.label for s in STRATEGIES.values() if s.panel_area == area and s.has_panel]
+    if not methods:
+        return ""
+    listed = ", ".join(methods[:-1]) + f" or {methods[-1]}" if len(methods) > 1 else methods[0]
+    return f'<div class="zs-caption">{html(AREA_HINTS[area].format(methods=listed))}</div>'
 
 
-def methods_markdown(image: ImageResult) -> str:
-    """Each selected method's own account of its decision on this image (the strategies with a
-    panel of their own, the hierarchy and TPT, are left to it)."""
-    parts = []
+def strategy_panels(result: ClassificationResult, image: ImageResult, area: str,
+                    thumbnails: dict[str, str] | None = None) -> str:
+    """The panels the image's strategies show in one area of the page, as HTML: each asked
+    through its ``panel`` hook (their Markdown is rendered here, with raw HTML off)."""
+    context = PanelContext(result, image, thumbnails or {})
+    sections = []
     for sid, r in image.strategies.items():
-        if isinstance(r.details, (HierarchyDetails, TPTDetails)):
+        strategy = STRATEGIES.get(sid)
+        if strategy is None or strategy.panel_area != area:
             continue
-        text = STRATEGIES[sid].explain(r) if sid in STRATEGIES and r.details else ""
-        if text:
-            parts.append(f"### {md(STRATEGIES[sid].label)}: {md(r.top1.class_name)} ({100 * r.top1.prob:.1f}%)\n\n"
-                         + text)
-    return "\n\n".join(parts) or ARENA_PANEL_HINT
+        panel = strategy.panel(r, context)
+        if panel is None:
+            continue
+        sections.append(f'<section class="zs-panel" data-strategy="{html(sid)}"><h3>{html(panel.title)}</h3>'
+                        f'<div class="zs-panel-top">top-1: <strong>{html(r.top1.class_name)}</strong> '
+                        f'({100 * r.top1.prob:.1f}%)</div>'
+                        f'{MARKDOWN.render(panel.markdown) if panel.markdown else ""}{panel.html}</section>')
+    return f'<div class="zs-panels">{"".join(sections)}</div>' if sections else area_hint(area)
 
 
 @dataclass
@@ -457,12 +310,8 @@ class ImagePanels:
     verdict: str
     consistency: str
     views: list[tuple[Image.Image, str]]
-    wordnet: str
-    tree: str
-    tpt: str
-    tpt_bars: str                               # HTML; "" without TPT
-    methods: str = ""                           # the arena's methods explain themselves
-    nearest: str = ""                           # HTML: Tip-Adapter's nearest support examples
+    wordnet: str                                # HTML: the panels of the WordNet area
+    methods: str                                # HTML: every other method's panel
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -478,10 +327,9 @@ def image_panels(result: ClassificationResult, index: int, image: Image.Image | 
     im = result.images[index]
     title = f"### {md(im.source)}" + (f" ({im.width}×{im.height})" if im.width else "")
     if im.error:
-        return ImagePanels(title, "", "", f"**This image could not be used:** {md(im.error)}", [], "",
-                           "", "", "", "", "", list(im.warnings))
+        return ImagePanels(title, "", "", f"**This image could not be used:** {md(im.error)}", [], "", "",
+                           list(im.warnings))
     check = im.analyses.get("consistency")
-    tpt = details_of(im, TPTDetails)
     return ImagePanels(
         title=title,
         bars=(compared_bars_html(result, compared, index) if compared is not None else
@@ -489,12 +337,8 @@ def image_panels(result: ClassificationResult, index: int, image: Image.Image | 
         verdict=verdict_html(check),
         consistency=consistency_markdown(check),
         views=view_thumbnails(image, check),
-        wordnet=wordnet_markdown(im, result),
-        tree=hierarchy_tree(im, result),
-        tpt=tpt_markdown(im),
-        tpt_bars=tpt_bars_html(tpt, result.classes, result.top_k) if tpt else "",
-        methods=methods_markdown(im),
-        nearest=nearest_html(im, thumbnails or {}),
+        wordnet=strategy_panels(result, im, "wordnet", thumbnails),
+        methods=strategy_panels(result, im, "methods", thumbnails),
         warnings=list(im.warnings),
     )
 
@@ -542,14 +386,15 @@ def evaluation_panels(report: EvaluationReport, listed: int = 5) -> EvaluationPa
     support = report.support_summary()
     if support is not None:
         lines.append(f"- Few-shot support set {md(support['root'])}: {count(support['images'], 'labelled example')}, "
-                     f"{support['shots_per_class']} per class; Tip-Adapter alpha {support['tip']['alpha']:g}, beta "
-                     f"{support['tip']['beta']:g}; CoOp {support['coop']['epochs']} epochs.")
+                     f"{support['shots_per_class']} per class.")
     lines += [f"- {md(w)}" for w in report.warnings]
     if report.sparsity is not None and report.sparsity.threshold is not None:
         sparse = report.sparsity.summary()
         lines.append(f"- Sparse WordNet: {sparse['kept']} of {sparse['population']} nodes kept (norm variance at least "
                      f"{sparse['threshold']:.3g}; keep {sparse['keep']:g}). Low-confidence rule: "
-                     f"{md(report.settings['low_confidence'])}; top-{report.settings['rerank_top']} re-ranked.")
+                     f"{md(report.settings['low_confidence'])}.")
+    if report.settings.get("options"):
+        lines.append(f"- Settings: {md(describe_options(report.settings['options']))}.")
     low = s["low_confidence"]
     accuracy = (["strategy", "top-1 %", "top-5 %", "note"],
                 [[a["label"], _pct(a["top1"]), _pct(a["top5"]), "" if a["selected"] else "computed for the baselines"]

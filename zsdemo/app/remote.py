@@ -25,8 +25,8 @@ import safehttpx
 from gradio import processing_utils
 from gradio.utils import get_upload_folder
 
-from ..errors import InputError
-from ..limits import LIMITS
+from ..core.errors import InputError
+from ..core.limits import LIMITS
 
 TIMEOUT_S = 20.0          # per file: connecting, and between two chunks
 MAX_REDIRECTS = 5

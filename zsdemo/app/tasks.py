@@ -12,8 +12,8 @@ from typing import Any
 
 import gradio as gr
 
-from .. import demo as backend
-from ..progress import StopFlag
+from . import backend
+from ..core.progress import StopFlag
 from . import gpu
 
 

@@ -14,18 +14,18 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
-from .classnames import PRESETS as CLASS_PRESETS
-from .classnames import preset_classnames
-from .errors import ZsdemoError
-from .models import LoadedModel
-from .pipeline import TEXT_CACHE, classify_request, prepare_request
-from .progress import count
-from .templates import CLIP80, NAME_ONLY, SINGLE
-from .text import TextFeatureCache
-from .wordnet import class_senses
-from .zero_shot_classifier import class_vectors
+from ..prompts.classnames import PRESETS as CLASS_PRESETS
+from ..prompts.classnames import preset_classnames
+from ..core.errors import ZsdemoError
+from ..engine.models import LoadedModel
+from ..run.pipeline import TEXT_CACHE, classify_request, prepare_request
+from ..core.progress import count
+from ..prompts.templates import CLIP80, NAME_ONLY, SINGLE
+from ..engine.text import TextFeatureCache
+from ..wordnet.senses import class_senses
+from ..engine.zero_shot_classifier import class_vectors
 
-log = logging.getLogger("zsdemo.warmup")
+log = logging.getLogger("zsdemo.app.warmup")
 
 # The template sets of the page's default strategies (the hierarchy's fallback and the
 # consistency check use CLIP-80 and the bare name).

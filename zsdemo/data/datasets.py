@@ -15,10 +15,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from .classnames import imagenet_wnids
-from .errors import InputError
+from ..prompts.classnames import imagenet_wnids
+from ..core.errors import InputError
 from .labelled import LabelledSet, open_labelled
-from .resources import asset
+from ..core.resources import asset
 
 SUBSETS_FILE = asset("imagenet_subsets.json")
 _WNID = re.compile(r"^n\d{8}$")

@@ -25,13 +25,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from .archive import count_entries, extract_zip
-from .classnames import clean_name, imagenet_names_by_wnid
-from .errors import InputError
-from .files import MAX_PATH_CHARS, display_name, is_folder, is_regular_file, read_text
-from .jsontext import parse_json
-from .limits import LIMITS
-from .wordnet import WordNetUnavailable, synset_by_id
+from ..core.archive import count_entries, extract_zip
+from ..prompts.classnames import clean_name, imagenet_names_by_wnid
+from ..core.errors import InputError
+from ..core.files import MAX_PATH_CHARS, display_name, is_folder, is_regular_file, read_text
+from ..core.jsontext import parse_json
+from ..core.limits import LIMITS
+from ..wordnet.senses import WordNetUnavailable, synset_by_id
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".jfif", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
 LABELS_CSV = "labels.csv"

@@ -19,12 +19,12 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .errors import ImageError, InputError
-from .feature_store import ORIGINAL, FeatureStore, file_digest, model_key, read_image_file
-from .files import is_regular_file
-from .images import load_image
+from ..core.errors import ImageError, InputError
+from ..engine.feature_store import ORIGINAL, FeatureStore, file_digest, model_key, read_image_file
+from ..core.files import is_regular_file
+from ..engine.images import load_image
 from .labelled import Item, open_labelled, open_zip
-from .models import LoadedModel
+from ..engine.models import LoadedModel
 
 MAX_SUPPORT = 20_000                # images in a support set on the command line (16 shots x 1000 classes)
 MEMORY_FEATURES = 20_000            # support features kept in memory between requests (about 20 MB)

@@ -20,9 +20,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .errors import InputError
+from ..core.errors import InputError
 from .models import LoadedModel
-from .templates import CLIP80, NAME_ONLY
+from ..prompts.templates import CLIP80, NAME_ONLY
 from .text import TextFeatureCache
 from .views import DEFAULT_VIEWS, FLIP_VIEW, make_view, parse_views
 from .zero_shot_classifier import class_vectors, template_features

@@ -20,9 +20,9 @@ from typing import Sequence
 
 import numpy as np
 
-from .errors import ImageError, InputError
-from .files import read_bytes
-from .limits import LIMITS
+from ..core.errors import ImageError, InputError
+from ..core.files import read_bytes
+from ..core.limits import LIMITS
 from .models import LoadedModel
 
 ORIGINAL = "original"      # the key of the unaugmented image, beside the view ids

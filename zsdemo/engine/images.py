@@ -18,9 +18,9 @@ from typing import Union
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import ImageError
-from .files import read_bytes
-from .limits import LIMITS
+from ..core.errors import ImageError
+from ..core.files import read_bytes
+from ..core.limits import LIMITS
 
 # Images are decoded at most this large (JPEG at a reduced scale, others reduced right after
 # decoding), so a request of ``LIMITS.images`` images at the pixel limit holds about

@@ -20,9 +20,9 @@ from typing import Any, Callable, Iterator, Sequence
 
 import torch
 
-from . import forksafe, progress
-from .errors import ModelLoadError, ZsdemoError
-from .model_presets import (  # noqa: F401
+from ..core import forksafe, progress
+from ..core.errors import ModelLoadError, ZsdemoError
+from .presets import (  # noqa: F401
     DEFAULT_PRESET,
     PRESETS,
     TINY_ARCH,
@@ -30,7 +30,7 @@ from .model_presets import (  # noqa: F401
     TINY_SEED,
     ModelPreset,
 )
-from .progress import Throughput
+from ..core.progress import Throughput
 from .weights import (ModelSpec, hub_repo_id, looks_like_path, open_clip_arguments,  # noqa: F401
                       register_tiny_config, resolve_spec, weights_identity)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 SCHEMA = "zsdemo.classify/1"
 
@@ -71,6 +71,9 @@ class ClassificationResult:
     # score threshold and counts (wordnet_sparse.Sparsity).
     wordnet_nodes: list[dict[str, Any]] = field(default_factory=list)
     wordnet_sparsity: dict[str, Any] | None = None
+    # The settings of the methods that have options, by method (its options as declared), the
+    # defaults included: what a result needs to be reproduced.
+    options: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {"schema": SCHEMA, **asdict(self)}
@@ -79,11 +82,13 @@ class ClassificationResult:
         return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "ClassificationResult":
-        """The inverse of ``to_dict`` (results saved as JSON, or kept as JSON by the app)."""
-        # Here, not at the top: the strategies need PyTorch, the result types do not.
+    def from_dict(cls, d: dict[str, Any],
+                  details: Callable[[str, dict[str, Any]], Any] | None = None) -> "ClassificationResult":
+        """The inverse of ``to_dict`` (results saved as JSON, or kept as JSON by the app).
+        ``details(strategy id, its details' dict)`` types a strategy's details (the registry's
+        ``read_result`` passes each strategy's own reader); without it they stay dicts."""
+        # Here, not at the top: the consistency check needs PyTorch, the result types do not.
         from .consistency import ConsistencyDetails
-        from .strategies import STRATEGIES
 
         if d.get("schema") != SCHEMA:
             raise ValueError(f"not a {SCHEMA} result (schema {d.get('schema')!r})")
@@ -92,7 +97,7 @@ class ClassificationResult:
                 source=im["source"], width=im["width"], height=im["height"],
                 strategies={k: StrategyResult(s["strategy"], s["label"], s["probs"], s["logits"],
                                               [Prediction(**p) for p in s["top_k"]],
-                                              STRATEGIES[k].details_from_dict(s["details"]) if s["details"] else {})
+                                              (details or _as_is)(k, s["details"]) if s["details"] else {})
                             for k, s in im["strategies"].items()},
                 analyses={k: ConsistencyDetails.from_dict(v) if k == "consistency" else v
                           for k, v in im["analyses"].items()},
@@ -102,7 +107,12 @@ class ClassificationResult:
         ]
         return cls(model=d["model"], classes=d["classes"], strategies=d["strategies"], templates=d["templates"],
                    top_k=d["top_k"], images=images, warnings=d["warnings"], senses=d["senses"],
-                   wordnet_nodes=d.get("wordnet_nodes", []), wordnet_sparsity=d.get("wordnet_sparsity"))
+                   wordnet_nodes=d.get("wordnet_nodes", []), wordnet_sparsity=d.get("wordnet_sparsity"),
+                   options=d.get("options", {}))
+
+
+def _as_is(strategy: str, details: dict[str, Any]) -> dict[str, Any]:
+    return details
 
 
 def verdict(image: ImageResult) -> str:

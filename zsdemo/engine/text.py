@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import forksafe, progress
+from ..core import forksafe, progress
 from .models import LoadedModel
 
 # Prompts per forward pass: small batches keep CPU caches warm; a GPU wants big matrices.

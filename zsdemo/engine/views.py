@@ -10,7 +10,7 @@ from typing import Callable, Sequence
 
 from PIL import Image
 
-from .errors import InputError
+from ..core.errors import InputError
 
 # Crops keep this share of each side: large enough to keep the object, small enough to move it.
 CROP_SIDE = 0.75

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from .errors import ModelLoadError
-from .model_presets import DEFAULT_PRESET, PRESETS, TINY_ARCH, TINY_SEED, TINY_SIGMOID_ARCH
-from .resources import MODEL_CONFIGS
+from ..core.errors import ModelLoadError
+from .presets import DEFAULT_PRESET, PRESETS, TINY_ARCH, TINY_SEED, TINY_SIGMOID_ARCH
+from ..core.resources import MODEL_CONFIGS
 
 TINY_CONFIG_DIR = MODEL_CONFIGS
 _WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt", ".npz")

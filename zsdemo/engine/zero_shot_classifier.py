@@ -11,9 +11,9 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-from .errors import InputError
+from ..core.errors import InputError
 from .models import LoadedModel
-from .templates import fill
+from ..prompts.templates import fill
 from .text import TextFeatureCache, encode_prompts
 
 

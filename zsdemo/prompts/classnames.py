@@ -6,10 +6,10 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from .errors import InputError
-from .limits import LIMITS
+from ..core.errors import InputError
+from ..core.limits import LIMITS
 from .open_clip_data import IMAGENET_CLASSNAMES
-from .resources import asset
+from ..core.resources import asset
 
 CIFAR10_CLASSNAMES: tuple[str, ...] = (
     "airplane", "automobile", "bird", "cat", "deer",

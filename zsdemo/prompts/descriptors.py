@@ -17,11 +17,11 @@ from typing import Any, Mapping, Sequence
 import torch
 
 from .classnames import clean_name
-from .errors import InputError
-from .jsontext import parse_json
-from .limits import LIMITS
-from .markup import md
-from .resources import DESCRIPTORS
+from ..core.errors import InputError
+from ..core.jsontext import parse_json
+from ..core.limits import LIMITS
+from ..core.markup import md
+from ..core.resources import DESCRIPTORS
 
 MAX_CHARS = 8_000_000            # of the whole text: DCLIP's ImageNet file is 0.25 MB, CuPL's 3 MB
 # zsdemo's own descriptors for the page's examples and class presets (written for this project),

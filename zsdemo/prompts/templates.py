@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .errors import InputError
-from .limits import LIMITS
+from ..core.errors import InputError
+from ..core.limits import LIMITS
 from .open_clip_data import OPENAI_IMAGENET_TEMPLATES, SIMPLE_IMAGENET_TEMPLATES
 
 PLACEHOLDER = "{}"

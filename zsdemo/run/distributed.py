@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from .errors import InputError
+from ..core.errors import InputError
 
 TIMEOUT_S = 600
 

@@ -21,29 +21,28 @@ from __future__ import annotations
 import contextlib
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
 
 from . import metrics
-from .consistency import LowConfidenceRule, embed_with_views
-from .constants import DEFAULT_STRATEGIES, EVAL_BATCH_SIZE
-from .datasets import paper_comparison
+from ..engine.consistency import LowConfidenceRule, embed_with_views
+from ..core.constants import DEFAULT_STRATEGIES, EVAL_BATCH_SIZE
+from ..data.datasets import paper_comparison
 from .distributed import SINGLE, World
-from .errors import ImageError, InputError
-from .feature_store import ORIGINAL, FeatureStore, read_image_file
-from .images import load_image
-from .labelled import LabelledSet
-from .models import LoadedModel
-from .pipeline import TEXT_CACHE, request_senses, score_batch
-from .progress import Progress, advance, stage, track
+from ..core.errors import ImageError, InputError
+from ..engine.feature_store import ORIGINAL, FeatureStore, read_image_file
+from ..engine.images import load_image
+from ..data.labelled import LabelledSet
+from ..engine.models import LoadedModel
+from .pipeline import TEXT_CACHE, chosen_options, request_senses, score_batch
+from ..core.progress import Progress, advance, stage, track
 from .request import Request, prepare_request
-from .strategies import STRATEGIES, Batch, Run
-from .strategies.tpt import TPTSettings
-from .support import SupportFeatures, SupportSet, digests_of, embed_support
-from .text import TextFeatureCache
-from .wordnet_sparse import Sparsity
+from ..strategies import STRATEGIES, Batch, Run, chosen
+from ..data.support import SupportFeatures, SupportSet, digests_of, embed_support
+from ..engine.text import TextFeatureCache
+from ..wordnet.sparse import Sparsity
 
 ALWAYS = ("name", "clip80")        # computed for the consistency scores and the baselines anyway
 TOP_K = 5
@@ -111,9 +110,9 @@ class EvaluationReport:
         (leaked, unreadable) and the settings each method used."""
         if self.support is None:
             return None
+        few_shot = {s.options_key for s in chosen(self.settings["strategies"]) if s.needs_support}
         return {**self.support.describe(), "shots_per_class": _shots(self.support),
-                "tip": {k: self.settings["tip"][k] for k in ("alpha", "beta", "val_fraction")},
-                "coop": self.settings["coop"]}
+                "options": {k: v for k, v in self.settings.get("options", {}).items() if k in few_shot}}
 
     def to_dict(self) -> dict[str, Any]:
         summary = self.summary()
@@ -145,24 +144,21 @@ def evaluation_request(
     views: str | Sequence[str] | None = None,
     rerank_all: bool = False,
     senses: str | Sequence[str] | dict[str, str] | None = None,
-    tpt: TPTSettings | dict[str, object] | None = None,
     *,
-    wordnet_keep: float | str | None = None,
     low_confidence: str | LowConfidenceRule | None = None,
-    rerank_top: int | None = None,
     descriptors: str | dict[str, Any] | None = None,
-    perception: dict[str, Any] | None = None,
     support: SupportSet | None = None,
-    tip: dict[str, Any] | None = None,
-    coop: dict[str, Any] | None = None,
+    options: Mapping[str, Any] | None = None,
+    served: bool = False,
+    **named: Any,
 ) -> Request:
     """The request that evaluates ``data``: its classes, the consistency check always on, top-5;
-    checked once here (before a model loads), then handed to ``evaluate``."""
+    checked once here (before a model loads), then handed to ``evaluate``. The methods' options
+    come as ``prepare_request`` takes them."""
     request = prepare_request(data.classes, strategies or DEFAULT_STRATEGIES, templates, TOP_K,
-                              consistency=True, views=views, rerank_all=rerank_all, senses=senses, tpt=tpt,
-                              wordnet_keep=wordnet_keep, low_confidence=low_confidence, rerank_top=rerank_top,
-                              descriptors=descriptors, perception=perception, support=support, tip=tip,
-                              coop=coop)
+                              consistency=True, views=views, rerank_all=rerank_all, senses=senses,
+                              low_confidence=low_confidence, descriptors=descriptors, support=support,
+                              options=options, served=served, **named)
     if request.needs_wordnet:
         # Classes read from WordNet ids use exactly those senses (the user's choices still win).
         # Added after the checks: without WordNet the hierarchy falls back to bare names and says so.
@@ -214,11 +210,8 @@ def evaluate(
         settings={"strategies": list(request.strategies), "views": list(request.views),
                   "rerank_all": request.rerank_all, "batch_size": batch_size, "top_k": TOP_K,
                   "senses": request.senses, "templates": list(request.custom_templates),
-                  "feature_cache": store is not None, "wordnet_keep": request.wordnet_keep,
-                  "low_confidence": str(request.low_confidence), "rerank_top": request.rerank_top,
-                  "perception": {"attributes": request.perception.attributes,
-                                 "temperature": request.perception.temperature},
-                  "tip": asdict(request.tip), "coop": asdict(request.coop)},
+                  "feature_cache": store is not None, "low_confidence": str(request.low_confidence),
+                  "options": chosen_options(request)},
         classes=list(request.classnames), strategies=evaluated, records=[],
         warnings=list(request.warnings) + ([missing] if missing else [])
         + (run.support.warnings() if run.support is not None else []), sparsity=sparsity,

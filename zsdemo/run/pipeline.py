@@ -14,21 +14,21 @@ from typing import Sequence
 
 import torch
 
-from .consistency import analyse_features, embed_with_views
-from .constants import DEFAULT_TOP_K
-from .errors import ImageError, InputError
-from .images import ImageSource, LoadedImage, describe_source, load_image
-from .limits import LIMITS
-from .models import LoadedModel
-from .progress import Progress, count, duration, stage, track
+from ..engine.consistency import analyse_features, embed_with_views
+from ..core.constants import DEFAULT_TOP_K
+from ..core.errors import ImageError, InputError
+from ..engine.images import ImageSource, LoadedImage, describe_source, load_image
+from ..core.limits import LIMITS
+from ..engine.models import LoadedModel
+from ..core.progress import Progress, count, duration, stage, track
 from .request import Request, prepare_request  # noqa: F401 (the pipeline's input, re-exported)
-from .results import ClassificationResult, ImageResult, Prediction, StrategyResult
-from .strategies import STRATEGIES, Batch, Rates, Run, Scores, Strategy
-from .support import embed_support
-from .templates import CLIP80, NAME_ONLY, PLACEHOLDER, fill
-from .text import TextFeatureCache, prompt_token_count
-from .wordnet import ClassSense, WordNetUnavailable, bare_sense, class_senses, is_loaded
-from .wordnet_sparse import Sparsity, sparsify
+from ..engine.results import ClassificationResult, ImageResult, Prediction, StrategyResult
+from ..strategies import STRATEGIES, Batch, Rates, Run, Scores, Strategy, options_dict
+from ..data.support import embed_support
+from ..prompts.templates import CLIP80, NAME_ONLY, PLACEHOLDER, fill
+from ..engine.text import TextFeatureCache, prompt_token_count
+from ..wordnet.senses import ClassSense, WordNetUnavailable, bare_sense, class_senses, is_loaded
+from ..wordnet.sparse import Sparsity, sparsify
 
 IMAGE_BATCH_SIZE = 32
 
@@ -118,6 +118,12 @@ def classify(
     return classify_request(loaded, images, request, cache, names, progress)
 
 
+def chosen_options(request: Request) -> dict[str, dict[str, object]]:
+    """The settings of the request's methods that have options, as JSON data, by method."""
+    keys = {s.options_key for s in request.chosen if s.options is not None}
+    return options_dict({k: v for k, v in request.options.items() if k in keys})
+
+
 def request_senses(loaded: LoadedModel, request: Request, limit: int | None = None,
                    ) -> tuple[list[ClassSense], Sparsity | None, str | None]:
     """Senses of every class on the request's sparse WordNet hierarchy, with what it kept; or bare
@@ -126,7 +132,8 @@ def request_senses(loaded: LoadedModel, request: Request, limit: int | None = No
         senses = class_senses(request.classnames, request.senses)
     except WordNetUnavailable as e:
         return [bare_sense(n) for n in request.classnames], None, str(e)
-    sparse, sparsity = sparsify(loaded, senses, request.wordnet_keep, limit=limit)
+    keep = min((s.sparse_share(request) for s in request.chosen if s.needs_wordnet), default=1.0)
+    sparse, sparsity = sparsify(loaded, senses, keep, limit=limit)
     return sparse, sparsity, None
 
 
@@ -316,4 +323,5 @@ def _classify(loaded: LoadedModel, images: Sequence[ImageSource], request: Reque
         senses=[c.to_dict() for c in senses],
         wordnet_nodes=sparsity.node_list() if sparsity else [],
         wordnet_sparsity=sparsity.summary() if sparsity else None,
+        options=chosen_options(request),
     )

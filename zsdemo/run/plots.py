@@ -12,7 +12,7 @@ from typing import Callable, Sequence
 
 from matplotlib.figure import Figure
 
-from .results import StrategyResult
+from ..engine.results import StrategyResult
 
 MAX_BARS = 12            # classes shown per figure; the rest is summed into "other"
 OTHER = "other"

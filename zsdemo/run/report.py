@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from . import plots
-from .errors import InputError
+from ..core.errors import InputError
 from .evaluation import SCORES, EvaluationReport
 
 

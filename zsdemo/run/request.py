@@ -6,74 +6,23 @@ evaluation through ``evaluation.evaluation_request``), so every input is checked
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
-from .arguments import whole_number
-from .classnames import parse_classnames
-from .consistency import BINARY, LowConfidenceRule, parse_rule
-from .constants import DEFAULT_TOP_K
-from .descriptors import Descriptors, descriptor_warnings, effective, parse_descriptors
-from .errors import InputError
-from .limits import LIMITS
-from .strategies import STRATEGIES, Strategy, parse_strategies
-from .strategies.coop import CoOpSettings
-from .strategies.coop import parse_settings as coop_settings
-from .strategies.perception import PerceptionSettings
-from .strategies.perception import parse_settings as perception_settings
-from .strategies.tip import TipSettings
-from .strategies.tip import parse_settings as tip_settings
-from .strategies.tpt import TPTSettings, parse_settings
-from .support import SupportSet
-from .templates import CLIP80, NAME_ONLY, parse_templates
-from .views import DEFAULT_VIEWS, parse_views
-from .wordnet import (
-    WordNetUnavailable,
-    check_count,
-    check_overrides,
-    foreign_senses,
-    parse_overrides,
-)
-from .wordnet_sparse import KEEP_DEFAULT, parse_keep
+from ..core.arguments import flag, whole_number
+from ..core.constants import DEFAULT_TOP_K
+from ..core.errors import InputError
+from ..core.limits import LIMITS
+from ..data.support import SupportSet
+from ..engine.consistency import LowConfidenceRule, parse_rule
+from ..engine.views import parse_views
+from ..prompts.classnames import parse_classnames
+from ..prompts.descriptors import Descriptors, descriptor_warnings, effective, parse_descriptors
+from ..prompts.templates import CLIP80, NAME_ONLY, parse_templates
+from ..strategies import STRATEGIES, Request, chosen, groups, parse_options, parse_strategies, route_options
+from ..strategies import unused_options
+from ..wordnet.senses import WordNetUnavailable, check_count, check_overrides, foreign_senses, parse_overrides
 
-RERANK_TOP_DEFAULT = 5           # the paper's candidates; its appendix also reports 10
-RERANK_TOP_MAX = 20
-
-
-@dataclass
-class Request:
-    """A validated request: what every strategy reads."""
-
-    classnames: tuple[str, ...]
-    strategies: tuple[str, ...]
-    custom_templates: tuple[str, ...]
-    top_k: int
-    warnings: list[str] = field(default_factory=list)
-    consistency: bool = False          # attach the consistency analysis to every image
-    views: tuple[str, ...] = DEFAULT_VIEWS
-    rerank_all: bool = False           # hierarchy: re-rank confident images too
-    senses: dict[str, str] = field(default_factory=dict)   # class name -> chosen WordNet sense
-    tpt: TPTSettings = field(default_factory=TPTSettings)
-    wordnet_keep: float = KEEP_DEFAULT  # hierarchy: the sparse WordNet's kept fraction (1: all of it)
-    low_confidence: LowConfidenceRule = BINARY   # hierarchy: which images are re-ranked
-    rerank_top: int = RERANK_TOP_DEFAULT         # hierarchy: candidates re-ranked
-    descriptors: Descriptors = field(default_factory=Descriptors)   # dclip, cupl: per class
-    perception: PerceptionSettings = field(default_factory=PerceptionSettings)   # its attributes, T
-    support: SupportSet | None = None             # few-shot: labelled examples of the classes
-    tip: TipSettings = field(default_factory=TipSettings)
-    coop: CoOpSettings = field(default_factory=CoOpSettings)
-
-    @property
-    def chosen(self) -> list[Strategy]:
-        return [STRATEGIES[s] for s in self.strategies]
-
-    @property
-    def needs_consistency(self) -> bool:
-        return self.consistency or any(s.needs_consistency for s in self.chosen)
-
-    @property
-    def needs_wordnet(self) -> bool:
-        return any(s.needs_wordnet for s in self.chosen)
+__all__ = ["Request", "prepare_request", "request_templates", "check_prompts"]
 
 
 def prepare_request(
@@ -85,17 +34,20 @@ def prepare_request(
     views: str | Sequence[str] | None = None,
     rerank_all: bool = False,
     senses: str | Sequence[str] | dict[str, str] | None = None,
-    tpt: TPTSettings | dict[str, object] | None = None,
-    wordnet_keep: float | str | None = None,
     low_confidence: str | LowConfidenceRule | None = None,
-    rerank_top: int | float | None = None,
     descriptors: str | dict[str, Any] | Descriptors | None = None,
-    perception: PerceptionSettings | dict[str, Any] | None = None,
     support: SupportSet | None = None,
-    tip: TipSettings | dict[str, Any] | None = None,
-    coop: CoOpSettings | dict[str, Any] | None = None,
+    options: Mapping[str, Any] | None = None,
+    served: bool = False,
+    **named: Any,
 ) -> Request:
     """Validate everything but the images; raise InputError with a message for the user.
+
+    The methods' options come by method in ``options`` ({"tpt": {"steps": 2}}, or a settings
+    object), or by their public names in ``named`` (as the API and the command
+    line name them), or a method's raw settings under its key (``tpt={"steps": 2}``); each is
+    checked by its declaration (``strategies/options.py``). ``served``: a shared server's
+    ceilings apply (the page and the API).
 
     The one check of top-k for the CLI, the app and the API: a whole number (2.0 is 2; None is
     the default), at most the class limit; more than the classes given lists them all."""
@@ -108,55 +60,72 @@ def prepare_request(
         warnings.append("Custom templates were given but the 'custom' strategy is not selected; they are unused.")
     if any(STRATEGIES[s].needs_wordnet for s in ids) or senses:
         check_count(parsed.names)
-    tpt_settings = tpt if isinstance(tpt, TPTSettings) else parse_settings(**(tpt or {}))  # type: ignore[arg-type]
+    methods = chosen(ids)
+    settings = parse_options(_gathered(options, named), served)
     request = Request(parsed.names, ids, custom, min(top_k, len(parsed.names)), warnings,
-                      consistency=bool(consistency), views=parse_views(views), rerank_all=bool(rerank_all),
-                      tpt=tpt_settings, wordnet_keep=parse_keep(wordnet_keep),
-                      low_confidence=parse_rule(low_confidence),
-                      rerank_top=whole_number(rerank_top, "re-rank top-k", 2, RERANK_TOP_MAX, RERANK_TOP_DEFAULT))
-    if isinstance(descriptors, Descriptors):
-        request.descriptors = descriptors
-    elif descriptors is not None and not isinstance(descriptors, (str, dict)):
-        raise InputError(f"descriptors must be text (JSON, or 'class: descriptor; descriptor' lines), "
-                         f"not {type(descriptors).__name__}.")
-    else:
-        request.descriptors = parse_descriptors(descriptors, parsed.names)
-    users = [s for s in request.chosen if s.needs_descriptors]
-    if users and request.descriptors.count():
-        request.warnings.extend(descriptor_warnings(request.descriptors, parsed.names))
-    elif users:
-        for s in users:
-            own = effective(request.descriptors, s.shipped_descriptors, parsed.names)
-            covered = sum(bool(own.of(c)) for c in parsed.names)
-            request.warnings.append(f"No descriptors given: {s.label} uses zsdemo's own (assets/descriptors/"
-                                    f"{s.shipped_descriptors}), which cover {covered} of the {len(parsed.names)} "
-                                    "classes; the others keep their bare name.")
-    elif request.descriptors.count():
-        request.warnings.append("Descriptors were given but no descriptor strategy (dclip, cupl, cupl80) is "
-                                "selected; they are unused.")
-    if isinstance(perception, PerceptionSettings):
-        request.perception = perception
-    elif perception is not None:
-        if not isinstance(perception, dict):
-            raise InputError(f"perception settings must be a dictionary, not {type(perception).__name__}.")
-        request.perception = perception_settings(**perception)
-        if request.perception != PerceptionSettings() and "perception" not in ids:
-            request.warnings.append("PerceptionCLIP settings (attributes, temperature) were given but its strategy "
-                                    "is not selected; they are unused.")
+                      consistency=bool(consistency), views=parse_views(views),
+                      rerank_all=flag(rerank_all, "rerank_all"), low_confidence=parse_rule(low_confidence),
+                      options=settings, chosen=tuple(methods))
+    request.warnings.extend(unused_options(settings, methods))
+    request.descriptors = _descriptors(descriptors, parsed.names, methods, request.warnings)
     request.support = support
-    request.tip = tip if isinstance(tip, TipSettings) else tip_settings(**(tip or {}))
-    request.coop = coop if isinstance(coop, CoOpSettings) else coop_settings(**(coop or {}))
     if support is not None:
         if support.classes != request.classnames:
             raise InputError("The support set was read for other classes than the request's.")
-        if any(s.needs_support for s in request.chosen):
+        if any(s.needs_support for s in methods):
             request.warnings.extend(support.warnings())
         else:
-            request.warnings.append("A support set was given but no few-shot strategy (tip, coop) is selected; "
+            users = ", ".join(s.id for s in STRATEGIES.values() if s.needs_support)
+            request.warnings.append(f"A support set was given but no few-shot strategy ({users}) is selected; "
                                     "it is unused.")
     check_prompts(request)
     request.senses = _check_senses(parse_overrides(senses), parsed.names, request.warnings)
     return request
+
+
+def _gathered(options: Mapping[str, Any] | None, named: Mapping[str, Any]) -> dict[str, Any]:
+    """Raw settings by method from ``options`` and the keyword arguments (by method key, or by
+    an option's public name)."""
+    out: dict[str, Any] = {}
+    for key, value in (options or {}).items():
+        out[key] = value
+    by_key = {k: v for k, v in named.items() if k in groups()}
+    for key, value in by_key.items():
+        if value is not None and not isinstance(value, (Mapping, groups()[key].settings)):
+            raise InputError(f"{key} settings must be a dictionary, not {type(value).__name__}.")
+        out[key] = value
+    for key, fields in route_options({k: v for k, v in named.items() if k not in by_key}).items():
+        given = out.get(key)
+        if isinstance(given, groups()[key].settings):
+            raise InputError(f"Give {key}'s settings either as an object or by name, not both.")
+        out[key] = {**(given or {}), **fields}
+    return out
+
+
+def _descriptors(value: object, names: Sequence[str], methods: Sequence[Any], warnings: list[str]) -> Descriptors:
+    """The request's descriptors, and what to say about them (no descriptor method chosen, or
+    zsdemo's own used in their place)."""
+    if isinstance(value, Descriptors):
+        found = value
+    elif value is not None and not isinstance(value, (str, dict)):
+        raise InputError(f"descriptors must be text (JSON, or 'class: descriptor; descriptor' lines), "
+                         f"not {type(value).__name__}.")
+    else:
+        found = parse_descriptors(value, names)
+    users = [s for s in methods if s.needs_descriptors]
+    if users and found.count():
+        warnings.extend(descriptor_warnings(found, names))
+    elif users:
+        for s in users:
+            own = effective(found, s.shipped_descriptors, names)
+            covered = sum(bool(own.of(c)) for c in names)
+            warnings.append(f"No descriptors given: {s.label} uses zsdemo's own (assets/descriptors/"
+                            f"{s.shipped_descriptors}), which cover {covered} of the {len(names)} "
+                            "classes; the others keep their bare name.")
+    elif found.count():
+        readers = ", ".join(s.id for s in STRATEGIES.values() if s.needs_descriptors)
+        warnings.append(f"Descriptors were given but no descriptor strategy ({readers}) is selected; they are unused.")
+    return found
 
 
 def request_templates(request: Request) -> set[str]:

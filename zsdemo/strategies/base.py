@@ -11,21 +11,51 @@ every strategy.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 from PIL import Image
 
-from ..consistency import Consistency
-from ..models import LoadedModel
-from ..text import TextFeatureCache
-from ..zero_shot_classifier import class_vectors
+from ..data.support import SupportFeatures, SupportSet
+from ..engine.consistency import BINARY, Consistency, LowConfidenceRule
+from ..engine.models import LoadedModel
+from ..engine.results import ClassificationResult, ImageResult, StrategyResult
+from ..engine.text import TextFeatureCache
+from ..engine.views import DEFAULT_VIEWS
+from ..engine.zero_shot_classifier import class_vectors
+from ..prompts.descriptors import Descriptors
+from ..wordnet.senses import ClassSense
 
-if TYPE_CHECKING:                                   # request.py imports the registry
-    from ..request import Request
-    from ..results import StrategyResult
-    from ..support import SupportFeatures
-    from ..wordnet import ClassSense
+
+@dataclass
+class Request:
+    """A validated request (``run/request.py`` makes it): what every strategy reads.
+
+    ``options`` holds each method's settings (its ``options`` dataclass) under its
+    ``options_key``; a strategy reads its own with ``Strategy.settings``."""
+
+    classnames: tuple[str, ...]
+    strategies: tuple[str, ...]
+    custom_templates: tuple[str, ...]
+    top_k: int
+    warnings: list[str] = field(default_factory=list)
+    consistency: bool = False          # attach the consistency analysis to every image
+    views: tuple[str, ...] = DEFAULT_VIEWS
+    senses: dict[str, str] = field(default_factory=dict)   # class name -> chosen WordNet sense
+    low_confidence: LowConfidenceRule = BINARY   # which images count as uncertain
+    rerank_all: bool = False                     # ... or every image, for the methods that re-rank them
+    descriptors: Descriptors = field(default_factory=Descriptors)   # per class, for the descriptor methods
+    support: SupportSet | None = None             # few-shot: labelled examples of the classes
+    options: dict[str, Any] = field(default_factory=dict)
+    chosen: tuple["Strategy", ...] = ()          # the strategies of ``strategies``, in order
+
+    @property
+    def needs_consistency(self) -> bool:
+        return self.consistency or any(s.needs_consistency for s in self.chosen)
+
+    @property
+    def needs_wordnet(self) -> bool:
+        return any(s.needs_wordnet for s in self.chosen)
 
 
 @dataclass
@@ -97,6 +127,26 @@ class Scores:
 
 
 @dataclass(frozen=True)
+class Panel:
+    """What a strategy shows of one image on the page: a heading, then Markdown (user text
+    through ``markup.md``) and/or HTML (through ``markup.html``)."""
+
+    title: str
+    markdown: str = ""
+    html: str = ""
+
+
+@dataclass
+class PanelContext:
+    """What a panel may read besides its own result: the whole result and image, and the
+    thumbnails of support examples the page kept."""
+
+    result: ClassificationResult
+    image: ImageResult
+    thumbnails: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Rates:
     """The model's speed on this server (measured, or assumed before its first use)."""
 
@@ -123,6 +173,24 @@ class Strategy:
     # Its logits are the logit scale times a cosine (or a mean or weighted sum of such), so a
     # sigmoid-trained model's bias turns them into that model's own per-class scores.
     scaled_cosine_logits: bool = False
+    # Its settings: a dataclass whose fields are declared with ``options.option`` (None: it has
+    # none). Variants of one method share them under one key (the hierarchy's two template sets).
+    options: type | None = None
+    options_id: str = ""
+    # Where the page shows its panel: "methods", or "wordnet" beside the sense picker.
+    panel_area: str = "methods"
+
+    @property
+    def options_key(self) -> str:
+        return self.options_id or self.id
+
+    def settings(self, request: Request) -> Any:
+        """Its settings in this request (the declared defaults where none were given)."""
+        return request.options[self.options_key]
+
+    def sparse_share(self, request: Request) -> float:
+        """The share of WordNet it reads (the sparse hierarchy; 1: all of it), with needs_wordnet."""
+        return 1.0
 
     def classifiers(self, request: Request) -> tuple[tuple[str, ...], ...]:
         """The template sets whose class vectors it reads through ``Batch.logits``."""
@@ -166,6 +234,20 @@ class Strategy:
         """Why it decided, for one image, as Markdown for the page's arena panel (user text
         through ``markup.md``; "" when the method has nothing beyond its probabilities)."""
         return ""
+
+    def panel(self, result: StrategyResult, context: PanelContext) -> Panel | None:
+        """Its own view of one image's result on the page (None: nothing beyond ``explain``)."""
+        text = self.explain(result) if result.details else ""
+        return Panel(self.label, markdown=text) if text else None
+
+    @property
+    def has_panel(self) -> bool:
+        """Whether it shows anything beyond its probabilities (the page's hints list those)."""
+        return type(self).panel is not Strategy.panel or type(self).explain is not Strategy.explain
+
+    def pictured(self, result: StrategyResult) -> list[str]:
+        """Support files its panel pictures (the page keeps their thumbnails after the run)."""
+        return []
 
     def details_from_dict(self, d: dict[str, Any]) -> Any:
         """The details back from their JSON form (a result saved by the page or the CLI)."""

@@ -1,7 +1,7 @@
 """CoOp, context optimisation (Zhou et al., IJCV 2022; docs/METHODS.md §8).
 
 A context of learnable token embeddings goes before every class name, "[V1] ... [V16] {class}.",
-through open_clip's own text transformer (the truncated path TPT uses, ``tpt.text_features``).
+through open_clip's own text transformer (``engine/context.py``, the code TPT uses too).
 It is learned by cross-entropy of logit_scale x f T^T on the support set's features (f: the
 unit image feature, original view, computed once without gradient; T: the class features the
 context gives), with CoOp's recipe: 16 vectors drawn from N(0, 0.02^2), or 4 initialised from
@@ -18,34 +18,33 @@ import math
 from collections import OrderedDict
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
 
-from .. import progress
-from ..errors import InputError
-from ..files import check_writable
-from ..jsontext import parse_json
-from ..limits import LIMITS
-from ..markup import md
-from ..models import LoadedModel
-from ..support import SupportFeatures
-from .base import Batch, Rates, Run, Scores, Strategy
-from .tpt import (PASSES_PER_STEP, PromptParts, class_chunks, context_gradient, features_no_grad, prompt_parts,
-                  text_features)
+from ..core import progress
+from ..core.errors import InputError
+from ..core.files import check_writable
+from ..core.jsontext import parse_json
+from ..core.limits import LIMITS
+from ..core.markup import md
+from ..engine.models import LoadedModel
+from ..data.support import SupportFeatures
+from ..engine.context import (PASSES_PER_STEP, PromptParts, class_chunks, context_gradient, features_no_grad,
+                              prompt_parts, text_features)
+from ..engine.results import StrategyResult
+from .base import Batch, Rates, Request, Run, Scores, Strategy
+from .options import CLI_ONLY, option
 
-if TYPE_CHECKING:
-    from ..request import Request
-    from ..results import StrategyResult
 
 N_CTX = 16
 INIT_WORDS = "a photo of a"
-CONTEXTS = ("16", "init")            # 16 random vectors, or "a photo of a"
 LR, MOMENTUM, WEIGHT_DECAY = 0.002, 0.9, 5e-4
 WARMUP_LR = 1e-5                     # CoOp's constant warm-up, one epoch
 EPOCHS, BATCH_SIZE, SEED = 50, 32, 0
 MAX_EPOCHS, MAX_BATCH = 500, 1024
+MAX_SERVED_EPOCHS = 200               # on a shared server (the page, the API)
 NEAREST_WORDS = 3
 FORMAT = "zsdemo.coop/1"
 LEARNED: OrderedDict[tuple, "Learned"] = OrderedDict()   # contexts learned by this process
@@ -54,35 +53,26 @@ KEEP_LEARNED = 8
 
 @dataclass(frozen=True)
 class CoOpSettings:
-    context: str = "16"
-    epochs: int = EPOCHS
-    batch_size: int = BATCH_SIZE
-    lr: float = LR
-    seed: int = SEED
-    load: str | None = None          # a saved context to use instead of learning one
-    save: str | None = None          # where to save the learned context
+    context: str = option("16", "coop_context", "CoOp's context",
+                          "16 random context vectors, or 4 initialised from 'a photo of a'",
+                          kind="choice", choices=(("16 learned vectors", "16"), ("4, from 'a photo of a'", "init")))
+    epochs: int = option(EPOCHS, "coop_epochs", "CoOp epochs", "training epochs", kind="whole", low=1,
+                         high=MAX_EPOCHS, served_high=MAX_SERVED_EPOCHS, step=1, info="training epochs")
+    batch_size: int = option(BATCH_SIZE, "coop_batch_size", "CoOp's batch size", "examples per step",
+                             kind="whole", low=1, high=MAX_BATCH, where=CLI_ONLY)
+    lr: float = option(LR, "coop_lr", "CoOp's learning rate", "SGD learning rate (cosine schedule)",
+                       low=0.0, above_low=True, high=1.0, where=CLI_ONLY)
+    seed: int = option(SEED, "coop_seed", "CoOp's seed", "seed of the initialisation and shuffling",
+                       kind="whole", low=0, high=2**63 - 1, where=CLI_ONLY)
+    load: str | None = option(None, "coop_load", "The CoOp context to load",
+                              "use a context saved with --coop-save instead of learning one", kind="path",
+                              where=CLI_ONLY, metavar="FILE")
+    save: str | None = option(None, "coop_save", "Where to save the CoOp context",
+                              "save the learned context (safetensors)", kind="path", where=CLI_ONLY, metavar="FILE")
 
-
-def parse_settings(context: str | None = None, epochs: int | None = None, batch_size: int | None = None,
-                   lr: float | None = None, seed: int | None = None, load: str | None = None,
-                   save: str | None = None) -> CoOpSettings:
-    d = CoOpSettings()
-    s = CoOpSettings(d.context if context is None else str(context).strip().lower(),
-                     d.epochs if epochs is None else epochs, d.batch_size if batch_size is None else batch_size,
-                     d.lr if lr is None else lr, d.seed if seed is None else seed, load or None, save or None)
-    if s.context not in CONTEXTS:
-        raise InputError(f"CoOp's context must be '16' (16 random vectors) or 'init' (4, from 'a photo of a'); "
-                         f"got {s.context!r}.")
-    for name, value, high in (("epochs", s.epochs, MAX_EPOCHS), ("batch size", s.batch_size, MAX_BATCH)):
-        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= high:
-            raise InputError(f"CoOp's {name} must be a whole number from 1 to {high} (got {value!r}).")
-    if isinstance(s.lr, bool) or not isinstance(s.lr, (int, float)) or not math.isfinite(s.lr) or not 0 < s.lr <= 1:
-        raise InputError(f"CoOp's learning rate must be above 0 and at most 1 (got {s.lr!r}).")
-    if isinstance(s.seed, bool) or not isinstance(s.seed, int) or not 0 <= s.seed < 2**63:
-        raise InputError(f"CoOp's seed must be a whole number from 0 to 2**63 - 1 (got {str(s.seed)[:30]}).")
-    if s.save is not None:
-        check_writable(s.save, "the CoOp context")      # now, not after the training
-    return s
+    def check(self) -> None:
+        if self.save is not None:
+            check_writable(self.save, "the CoOp context")      # now, not after the training
 
 
 def context_words(settings: CoOpSettings) -> str:
@@ -248,14 +238,16 @@ class CoOpStrategy(Strategy):
                    "class name (Zhou et al.)")
     needs_support = True
     scaled_cosine_logits = True
+    options = CoOpSettings
 
     def check(self, request: Request, n_images: int) -> None:
-        if request.support is None and request.coop.load is None:
+        settings: CoOpSettings = self.settings(request)
+        if request.support is None and settings.load is None:
             raise InputError("CoOp needs a support set to learn from (labelled examples of the classes)",
                              cli=" (--support FOLDER|ZIP), or a learned context (--coop-load FILE).",
                              page=" (upload a .zip of labelled images).")
-        if request.coop.load is None:
-            steps = request.coop.epochs * math.ceil(len(request.support.items) / request.coop.batch_size)
+        if settings.load is None:
+            steps = settings.epochs * math.ceil(len(request.support.items) / settings.batch_size)
             prompts = steps * len(request.classnames) * PASSES_PER_STEP
             if prompts > LIMITS.prompts * 10:
                 raise InputError(
@@ -265,9 +257,10 @@ class CoOpStrategy(Strategy):
                     page=".")
 
     def cost(self, request: Request, n_images: int, rates: Rates) -> tuple[float, str] | None:
-        if request.coop.load is not None or request.support is None:
+        settings: CoOpSettings = self.settings(request)
+        if settings.load is not None or request.support is None:
             return None
-        steps = request.coop.epochs * math.ceil(len(request.support.items) / request.coop.batch_size)
+        steps = settings.epochs * math.ceil(len(request.support.items) / settings.batch_size)
         classes = len(request.classnames)
         return (steps * classes * PASSES_PER_STEP / rates.prompts_per_second,
                 f"CoOp: {progress.count(steps, 'training step')} over {progress.count(classes, 'class', 'classes')}")
@@ -277,7 +270,7 @@ class CoOpStrategy(Strategy):
 
     def learned(self, run: Run, span: tuple[float, float] | None = None) -> Learned:
         """The request's context: loaded, learned by this process before, or learned now."""
-        request, settings = run.request, run.request.coop
+        request, settings = run.request, self.settings(run.request)
 
         def make() -> Learned:
             if settings.load is not None:

@@ -9,18 +9,15 @@ without sentences uses its bare name (``cupl``) or its CLIP-80 prompts alone (``
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Sequence
 
 import torch.nn.functional as F
 
-from ..descriptors import DescriptorDetails, class_mean, effective, explain, explain_markdown, per_class
-from ..templates import CLIP80, fill
-from ..text import encode_prompts
-from .base import Batch, Scores, Strategy
-
-if TYPE_CHECKING:
-    from ..request import Request
-    from ..results import StrategyResult
+from ..prompts.descriptors import DescriptorDetails, class_mean, effective, explain, explain_markdown, per_class
+from ..prompts.templates import CLIP80, fill
+from ..engine.text import encode_prompts
+from ..engine.results import StrategyResult
+from .base import Batch, Request, Scores, Strategy
 
 
 class CuPLStrategy(Strategy):

@@ -9,15 +9,12 @@ its bare name as its only phrase, and the result says so.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Sequence
 
-from ..descriptors import DescriptorDetails, class_mean, effective, explain, explain_markdown, per_class, which
-from ..text import encode_prompts
-from .base import Batch, Scores, Strategy
-
-if TYPE_CHECKING:
-    from ..request import Request
-    from ..results import StrategyResult
+from ..prompts.descriptors import DescriptorDetails, class_mean, effective, explain, explain_markdown, per_class, which
+from ..engine.text import encode_prompts
+from ..engine.results import StrategyResult
+from .base import Batch, Request, Scores, Strategy
 
 
 def phrases(classname: str, descriptors: Sequence[str]) -> list[str]:

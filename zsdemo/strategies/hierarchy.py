@@ -15,23 +15,41 @@ stays the maximum over a candidate's phrases; confident images keep the CLIP-80 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Sequence
 
 import torch
 
-from ..models import LoadedModel
-from ..templates import CLIP80, NAME_ONLY
-from ..text import TextFeatureCache, encode_prompts
-from ..wordnet import ClassSense
-from ..zero_shot_classifier import class_vectors
-from .base import Batch, Scores, Strategy
+from ..core.markup import code, html, md
+from ..engine.models import LoadedModel
+from ..engine.results import ClassificationResult, StrategyResult
+from ..engine.text import TextFeatureCache, encode_prompts
+from ..engine.zero_shot_classifier import class_vectors
+from ..prompts.templates import CLIP80, NAME_ONLY
+from ..wordnet.senses import ClassSense
+from ..wordnet.sparse import KEEP_DEFAULT, parse_keep
+from .base import Batch, Panel, PanelContext, Request, Scores, Strategy
+from .options import option
 
-if TYPE_CHECKING:
-    from ..request import Request
-    from ..results import StrategyResult
-
-CANDIDATES = 5
+CANDIDATES = 5                   # the paper's candidates; its appendix also reports 10
+MAX_CANDIDATES = 20
 PARENT_SUFFIX = "{} which is a kind of {}"
+
+
+@dataclass(frozen=True)
+class HierarchySettings:
+    """Both variants' settings (Ge et al.'s sparse hierarchy and candidates)."""
+
+    keep: float = option(
+        KEEP_DEFAULT, "wordnet_keep", "Share of WordNet kept",
+        "the sparse WordNet keeps this fraction of nodes, those whose text-feature norm varies most over the 80 "
+        "templates; the default is the paper's, 1 keeps all of WordNet",
+        parse=parse_keep, control="slider", low=0.05, high=1.0, step=0.05, metavar="F",
+        info="the sparse hierarchy: 0.4 as in the paper, 1 = all of WordNet")
+    top: int = option(
+        CANDIDATES, "rerank_top", "Re-rank top-k",
+        "re-rank the name-only top-K; the default is the paper's, its appendix also uses 10",
+        kind="whole", low=2, high=MAX_CANDIDATES, control="radio",
+        choices=(("top 5 (the paper's)", 5), ("top 10", 10)), metavar="K")
 
 
 @dataclass
@@ -79,6 +97,9 @@ class HierarchyStrategy(Strategy):
 
     needs_consistency = True
     needs_wordnet = True
+    options = HierarchySettings
+    options_id = "hierarchy"
+    panel_area = "wordnet"
 
     def __init__(self, id: str, label: str, description: str, phrase_templates: tuple[str, ...] | None,
                  fallback: str, fallback_templates: tuple[str, ...]):
@@ -93,17 +114,27 @@ class HierarchyStrategy(Strategy):
 
     def score(self, batch: Batch) -> Scores:
         request, run = batch.request, batch.run
+        settings: HierarchySettings = self.settings(request)
         name_logits = batch.logits(NAME_ONLY)
         fallback_logits = batch.logits(self.fallback_templates)
         rows = [predict(run.loaded, self, batch.features[row], name_logits[row], fallback_logits[row],
                         request.low_confidence.is_low(batch.checks[row]), request.rerank_all, request.classnames,
-                        run.senses, run.cache, request.rerank_top)
+                        run.senses, run.cache, settings.top)
                 for row in range(len(batch))]
         logits = torch.stack([logits.detach().float().cpu() for logits, _ in rows])
         return Scores(logits, [details for _, details in rows])
 
+    def sparse_share(self, request: Request) -> float:
+        return self.settings(request).keep
+
     def note(self, result: StrategyResult) -> str:
         return "re-ranked" if result.details.applied else "kept: confident"
+
+    def panel(self, result: StrategyResult, context: PanelContext) -> Panel | None:
+        if not result.details:
+            return None
+        return Panel(self.label, markdown=wordnet_markdown(result, context.result),
+                     html=hierarchy_tree(result, context.result))
 
     def card_note(self, result: StrategyResult) -> str:
         return "" if result.details.applied else "kept: confident"
@@ -212,3 +243,101 @@ def candidate_details(index: int, name: str, sense: ClassSense,
         prompts=[PromptScore(t, x) for t, x in zip(texts, values)],
         score=max(values) if cosines is not None else None,
     )
+
+
+@dataclass
+class Pruning:
+    """What the sparse WordNet took out of a result, looked up by class and by synset."""
+
+    by_class: dict[str, dict[str, Any]]       # class name -> its sense (pruned_parents, pruned_children)
+    nodes: dict[str, dict[str, Any]]          # synset -> {"name", "norm_variance", "kept"}
+    threshold: float | None
+    keep: float | None
+
+    @classmethod
+    def of(cls, result: ClassificationResult) -> "Pruning":
+        sparsity = result.wordnet_sparsity or {}
+        return cls({s["name"]: s for s in result.senses}, {n["synset"]: n for n in result.wordnet_nodes},
+                   sparsity.get("threshold"), sparsity.get("keep"))
+
+    def pruned(self, class_name: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """The nodes (with their scores) pruned from a class's parents and from its children."""
+        sense = self.by_class.get(class_name, {})
+        pick = [self.nodes.get(k, {"name": k, "norm_variance": None}) for k in sense.get("pruned_parents", ())]
+        kids = [self.nodes.get(k, {"name": k, "norm_variance": None}) for k in sense.get("pruned_children", ())]
+        return pick, kids
+
+    def why(self, node: dict[str, Any]) -> str:
+        score = node.get("norm_variance")
+        if score is None or self.threshold is None:
+            return ""
+        return f"{score:.3g} < {self.threshold:.3g}"
+
+
+def wordnet_markdown(found: StrategyResult, result: ClassificationResult) -> str:
+    """Each re-ranking candidate: its sense, gloss, why that sense, parent, children, prompts, and
+    what the sparse WordNet pruned (each node's score against the threshold)."""
+    d: HierarchyDetails = found.details
+    rule_reason = {s["name"]: s["reason"] for s in result.senses}
+    pruning = Pruning.of(result)
+    lines = [f"**{md(found.label)}**: {md(d.reason)}. Name-only prediction: {md(d.base_prediction)}.", ""]
+    if pruning.threshold is not None:
+        lines[-1:] = [f"Sparse WordNet: the {100 * pruning.keep:.0f}% of nodes whose text-feature norm varies most "
+                      f"over the 80 templates are kept (norm variance at least {pruning.threshold:.3g}); rarer words "
+                      "are pruned.", ""]
+    for rank, c in enumerate(d.candidates, 1):
+        sense = code(c.sense) if c.sense else "not in WordNet (bare name kept)"
+        lines.append(f"{rank}. **{md(c.class_name)}**: {sense}" + (f", {md(c.gloss)}" if c.gloss else ""))
+        if c.class_name in rule_reason:
+            lines.append(f"   - sense chosen by: {md(rule_reason[c.class_name])}")
+        lines.append(f"   - parent: {md(c.parent) if c.parent else '(none)'}; children: "
+                     + (", ".join(md(k) for k in c.children) if c.children else "(none)"))
+        parents, kids = pruning.pruned(c.class_name)
+        if parents or kids:
+            pruned = [f"~~{md(n['name'])}~~ ({pruning.why(n)}, parent)" for n in parents]
+            pruned += [f"~~{md(n['name'])}~~ ({pruning.why(n)}, child)" for n in kids]
+            lines.append("   - pruned: " + ", ".join(pruned))
+        if c.score is not None:
+            prompts = "; ".join(f"“{md(p.text)}” {p.cosine:.3f}" for p in c.prompts)
+            lines.append(f"   - score {c.score:.3f} (max cosine of: {prompts})")
+    return "\n".join(lines)
+
+
+def hierarchy_tree(found: StrategyResult, result: ClassificationResult | None = None, limit: int = 3,
+                   max_children: int = 6) -> str:
+    """Each top candidate's WordNet neighbourhood as a small HTML tree: parent, the class, children.
+
+    HTML rather than a figure: the browser lays it out at any width, long names wrap instead of
+    being clipped, the text can be searched and copied, and the server draws nothing (a matplotlib
+    tree cost about 70 ms of every page request). The ``zs-*`` classes are styled by the app.
+    """
+    pruning = Pruning.of(result) if result is not None else None
+    trees = []
+    for c in found.details.candidates[:limit]:
+        skipped, dropped = pruning.pruned(c.class_name) if pruning else ([], [])
+        parent = (f'<div class="zs-node zs-parent" title="parent (hypernym)">{html(c.parent)}</div>'
+                  if c.parent else '<div class="zs-node zs-none">no parent in WordNet</div>')
+        # Pruned parents sit between the class and the ancestor that replaced them, nearest lowest.
+        parent += "".join(f'<div class="zs-edge"></div>{_pruned_chip(n, pruning)}' for n in reversed(skipped))
+        sense = f'<br><code>{html(c.sense)}</code>' if c.sense else "<br><i>not in WordNet</i>"
+        kids = list(c.children)
+        chips = "".join(f'<span class="zs-node zs-kid">{html(k)}</span>' for k in kids[:max_children])
+        if len(kids) > max_children:
+            chips += f'<span class="zs-more">+{len(kids) - max_children} more</span>'
+        chips += "".join(_pruned_chip(n, pruning, "span") for n in dropped)
+        below = (f'<div class="zs-edge"></div><div class="zs-kids" title="children (hyponyms)">{chips}</div>'
+                 if chips else '<div class="zs-edge"></div><div class="zs-node zs-none">no children</div>')
+        trees.append(f'<div class="zs-tree">{parent}<div class="zs-edge"></div>'
+                     f'<div class="zs-node zs-class"><span class="zs-name">{html(c.class_name)}</span>{sense}'
+                     f'</div>{below}</div>')
+    caption = ("WordNet neighbourhood of the top candidates: parent (top), the class and its sense (middle), "
+               "children (bottom)")
+    if pruning is not None and pruning.threshold is not None:
+        caption += "; struck out: pruned by the sparse WordNet (norm variance below the threshold)"
+    return f'<div class="zs-caption">{caption}</div><div class="zs-trees">{"".join(trees)}</div>'
+
+
+def _pruned_chip(node: dict[str, Any], pruning: Pruning, tag: str = "div") -> str:
+    why = pruning.why(node)
+    return (f'<{tag} class="zs-node zs-pruned" title="pruned: norm variance {html(why)}">'
+            f'<s>{html(node["name"])}</s> <small>{html(why)}</small></{tag}>')

@@ -17,19 +17,18 @@ import itertools
 import math
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import Any, Mapping
 
 import torch
 
-from ..errors import InputError
-from ..jsontext import parse_json
-from ..markup import md, percent
-from ..zero_shot_classifier import template_features
-from .base import Batch, Scores, Strategy
+from ..core.errors import InputError
+from ..core.jsontext import parse_json
+from ..core.markup import md, percent
+from ..engine.zero_shot_classifier import template_features
+from ..engine.results import StrategyResult
+from .base import Batch, Request, Scores, Strategy
+from .options import option
 
-if TYPE_CHECKING:
-    from ..request import Request
-    from ..results import StrategyResult
 
 TEMPERATURE = 3.0
 MAIN = "a photo of a {}"
@@ -48,12 +47,6 @@ MAX_COMBINATIONS = 256           # prompts per class: the product of the attribu
 MAX_WORDS = 60                   # characters of one value's words
 TEMPERATURE_RANGE = (0.05, 100.0)
 NOTHING = ("-", "")              # a value that adds nothing to the prompt, named "normal"
-
-
-@dataclass(frozen=True)
-class PerceptionSettings:
-    attributes: Mapping[str, Mapping[str, str]] = field(default_factory=lambda: ATTRIBUTES)
-    temperature: float = TEMPERATURE
 
 
 def attributes_text(attributes: Mapping[str, Mapping[str, str]] = ATTRIBUTES) -> str:
@@ -127,13 +120,18 @@ def parse_attributes(text: str | Mapping[str, Any] | None) -> dict[str, dict[str
     return out
 
 
-def parse_settings(attributes: str | Mapping[str, Any] | None = None,
-                   temperature: float | None = None) -> PerceptionSettings:
-    t = TEMPERATURE if temperature is None else temperature
-    low, high = TEMPERATURE_RANGE
-    if not (isinstance(t, (int, float)) and not isinstance(t, bool) and math.isfinite(t) and low <= t <= high):
-        raise InputError(f"The PerceptionCLIP temperature must be a number from {low} to {high:g} (got {t!r}).")
-    return PerceptionSettings(parse_attributes(attributes), float(t))
+@dataclass(frozen=True)
+class PerceptionSettings:
+    attributes: Mapping[str, Mapping[str, str]] = option(
+        ATTRIBUTES, "attributes", "PerceptionCLIP attributes",
+        "contextual attributes, 'name: value, value' separated by ';' or new lines, '-' for the value that adds "
+        "nothing, e.g. 'orientation: -, upside-down, rotated' (default: the paper's ImageNet condition and quality)",
+        kind="text", parse=lambda text: parse_attributes(text), shown=lambda a: attributes_text(a), lines=2,
+        metavar="TEXT", info="'attribute: value, value' per line ('-' adds nothing)")
+    temperature: float = option(
+        TEMPERATURE, "perception_temperature", "PerceptionCLIP temperature",
+        "the temperature of step 1, p(z|x); the default is the paper's", low=TEMPERATURE_RANGE[0], high=TEMPERATURE_RANGE[1],
+        metavar="T", info="the temperature of p(z|x)")
 
 
 def combinations(attributes: Mapping[str, Mapping[str, str]] = ATTRIBUTES) -> list[tuple[str, ...]]:
@@ -179,13 +177,15 @@ class PerceptionStrategy(Strategy):
     label = "PerceptionCLIP (contextual attributes)"
     description = ("infers the image's condition and quality first, then classifies under them "
                    "(An et al.; T = 3)")
+    options = PerceptionSettings
 
     def prompt_templates(self, request: Request) -> tuple[str, ...]:
-        return templates(request.perception.attributes)
+        return templates(self.settings(request).attributes)
 
     def score(self, batch: Batch) -> Scores:
         run, names = batch.run, batch.classnames
-        attributes, temperature = batch.request.perception.attributes, batch.request.perception.temperature
+        settings: PerceptionSettings = self.settings(batch.request)
+        attributes, temperature = settings.attributes, settings.temperature
         combos, prompts = combinations(attributes), templates(attributes)
         feats = template_features(run.loaded, names, prompts, run.cache).to(batch.features.device)    # [C, Z, D]
         logits = run.loaded.logit_scale * torch.einsum("nd,czd->ncz", batch.features.float(), feats)  # [N, C, Z]

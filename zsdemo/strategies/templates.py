@@ -6,13 +6,9 @@ by ``zero_shot_classifier.class_vectors``; logits are the model's logit scale ti
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
 
-from ..templates import CLIP7, CLIP80, NAME_ONLY, SINGLE
-from .base import Batch, Scores, Strategy
-
-if TYPE_CHECKING:
-    from ..request import Request
+from ..prompts.templates import CLIP7, CLIP80, NAME_ONLY, SINGLE
+from .base import Batch, Request, Scores, Strategy
 
 
 class TemplateStrategy(Strategy):

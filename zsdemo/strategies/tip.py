@@ -12,22 +12,19 @@ ImageNet starting values), or set by the user, or searched on a held-out part of
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
-from ..errors import InputError
-from ..markup import md
-from ..support import SupportFeatures, validation_split
-from ..templates import CLIP80
-from ..zero_shot_classifier import class_vectors
-from .base import Batch, Scores, Strategy
-
-if TYPE_CHECKING:
-    from ..request import Request
-    from ..results import StrategyResult
+from ..core.errors import InputError
+from ..core.markup import html, md
+from ..data.support import SupportFeatures, validation_split
+from ..engine.results import StrategyResult
+from ..engine.zero_shot_classifier import class_vectors
+from ..prompts.templates import CLIP80
+from .base import Batch, Panel, PanelContext, Request, Scores, Strategy
+from .options import option
 
 ALPHA, BETA = 1.17, 1.0
 # The official search: beta over (0, 7], alpha over (0, 3]; 200 x 20 steps there, fewer here
@@ -39,21 +36,15 @@ NEAREST = 3                     # support examples shown per image
 
 @dataclass(frozen=True)
 class TipSettings:
-    alpha: float = ALPHA
-    beta: float = BETA
-    val_fraction: float = 0.0   # > 0: alpha and beta searched on this share of the support set
-
-
-def parse_settings(alpha: float | None = None, beta: float | None = None,
-                   val_fraction: float | None = None) -> TipSettings:
-    s = TipSettings(ALPHA if alpha is None else alpha, BETA if beta is None else beta,
-                    0.0 if val_fraction is None else val_fraction)
-    for name, value, low, high in (("alpha", s.alpha, 0.0, 100.0), ("beta", s.beta, 0.0, 100.0),
-                                   ("validation fraction", s.val_fraction, 0.0, 0.9)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-                or not low <= value <= high:
-            raise InputError(f"Tip-Adapter's {name} must be a number from {low:g} to {high:g} (got {value!r}).")
-    return s
+    alpha: float = option(ALPHA, "tip_alpha", "Tip-Adapter's alpha", "weight of the cache",
+                          low=0.0, high=100.0, info="the cache's weight")
+    beta: float = option(BETA, "tip_beta", "Tip-Adapter's beta", "sharpness of the affinities",
+                         low=0.0, high=100.0, info="the affinities' sharpness")
+    val_fraction: float = option(
+        0.0, "val_fraction", "Tip-Adapter's validation fraction",
+        "hold out this share of each class's examples and search alpha and beta on it (0: use them as given)",
+        low=0.0, high=0.9, control="slider", step=0.05, metavar="F",
+        info="share of the examples held out to search alpha and beta (0: use the values above)")
 
 
 def cache_logits(features: torch.Tensor, support: SupportFeatures, beta: float) -> torch.Tensor:
@@ -97,6 +88,7 @@ class TipStrategy(Strategy):
     description = ("few-shot, training-free: CLIP-80 plus a cache of your labelled examples, "
                    "alpha x exp(-beta (1 - cos)) per example (Zhang et al.)")
     needs_support = True
+    options = TipSettings
 
     def classifiers(self, request: Request) -> tuple[tuple[str, ...], ...]:
         return (CLIP80,)
@@ -106,10 +98,10 @@ class TipStrategy(Strategy):
             raise InputError("Tip-Adapter needs a support set: labelled examples of the classes",
                              cli=" (--support FOLDER|ZIP).", page=" (upload a .zip of labelled images).")
 
-    def settings(self, batch: Batch) -> tuple[float, float, bool]:
+    def alpha_beta(self, batch: Batch) -> tuple[float, float, bool]:
         """(alpha, beta, searched): the request's, or the best on a held-out part of the support
         set (searched once per request; the final cache then holds every example)."""
-        tip, support = batch.request.tip, batch.run.support
+        tip, support = self.settings(batch.request), batch.run.support
         if tip.val_fraction <= 0:
             return tip.alpha, tip.beta, False
 
@@ -125,7 +117,7 @@ class TipStrategy(Strategy):
 
     def score(self, batch: Batch) -> Scores:
         support = batch.run.support
-        alpha, beta, searched = self.settings(batch)
+        alpha, beta, searched = self.alpha_beta(batch)
         feats = batch.features.float()
         cosine = feats @ support.features.T.to(feats.device)                                  # [N, K]
         affinity = torch.exp(-beta * (1 - cosine))
@@ -152,8 +144,29 @@ class TipStrategy(Strategy):
         return (f"CLIP-80 plus a cache of {sum(d.shots.values())} labelled examples ({shots}); alpha {d.alpha:g}, "
                 f"beta {d.beta:g} ({how}). It looks most like these examples:\n{rows}")
 
+    def pictured(self, result: StrategyResult) -> list[str]:
+        return [x["file"] for x in result.details.nearest] if result.details else []
+
+    def panel(self, result: StrategyResult, context: PanelContext) -> Panel | None:
+        if not result.details:
+            return None
+        return Panel(self.label, markdown=self.explain(result), html=nearest_html(result, context.thumbnails))
+
     def details_from_dict(self, d: dict[str, Any]) -> TipDetails:
         return TipDetails.from_dict(d)
 
 
 TIP = TipStrategy()
+
+
+def nearest_html(result: StrategyResult, thumbnails: dict[str, str]) -> str:
+    """"It looks like these examples": the nearest support images, pictured."""
+    figures = []
+    for x in result.details.nearest:
+        url = thumbnails.get(x["file"], "")
+        picture = (f'<img src="{html(url)}" alt="{html(x["file"])}">' if url.startswith("data:image/jpeg;base64,")
+                   else '<div class="zs-missing">no picture kept</div>')
+        figures.append(f'<figure class="zs-view">{picture}<figcaption>{html(x["class_name"])}<br>'
+                       f'{html(x["file"])}<br>cos {x["cosine"]:.3f}</figcaption></figure>')
+    return ('<div class="zs-caption">This image looks most like these labelled examples (the cache)</div>'
+            f'<div class="zs-views">{"".join(figures)}</div>')

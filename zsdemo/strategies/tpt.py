@@ -18,71 +18,49 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .. import progress
-from ..errors import InputError
-from ..limits import LIMITS
-from ..models import LoadedModel
-from ..text import TextTower, encode_embeddings, eot_positions, text_tower
-from .base import Batch, Rates, Scores, Strategy
+from ..core import progress
+from ..core.errors import InputError
+from ..core.limits import LIMITS
+from ..core.markup import html, md
+from ..engine.context import (CONTEXT_INIT, PASSES_PER_STEP, PromptParts, context_gradient, features_no_grad,
+                              prompt_parts)
+from ..engine.models import LoadedModel
+from ..engine.results import StrategyResult
+from .base import Batch, Panel, PanelContext, Rates, Request, Scores, Strategy
+from .options import CLI_ONLY, option
 
-if TYPE_CHECKING:
-    from ..request import Request
-    from ..results import StrategyResult
 
-CONTEXT_INIT = "a photo of a"
 TEMPLATE = CONTEXT_INIT + " {}."
 MAX_STEPS = 20
-# Classes per forward/backward turn: ~200 MB of activations for ViT-B/32 on a CPU, about a
-# second and a half of work; a GPU takes far more at once.
-CPU_CLASS_CHUNK = 32
-CUDA_CLASS_CHUNK = 1024
 
 
 @dataclass(frozen=True)
 class TPTSettings:
-    views: int = 64                 # the original and views - 1 augmented ones
-    select_fraction: float = 0.1    # share of views kept, lowest entropy first
-    steps: int = 1
-    lr: float = 5e-3
-    seed: int = 0
+    views: int = option(64, "tpt_views", "TPT views", "views per image, the original included",
+                        kind="whole", low=2, high=lambda: LIMITS.tpt_views, step=2,
+                        info="random crops + the original")
+    select_fraction: float = option(0.1, "tpt_select", "TPT selection fraction",
+                                    "share of views kept, lowest entropy first", low=0.0, above_low=True,
+                                    high=1.0, where=CLI_ONLY)
+    steps: int = option(1, "tpt_steps", "TPT steps", "AdamW steps per image", kind="whole", low=0, high=MAX_STEPS,
+                        step=1, info="tuning steps per image")
+    lr: float = option(5e-3, "tpt_lr", "TPT learning rate", "AdamW learning rate", low=0.0, above_low=True,
+                       high=1.0, where=CLI_ONLY)
+    # torch.Generator takes seeds below 2**64, but a negative or huge one overflows elsewhere.
+    seed: int = option(0, "tpt_seed", "TPT seed", "seed of the view sampling", kind="whole", low=0,
+                       high=2**63 - 1, where=CLI_ONLY)
     scale: tuple[float, float] = (0.08, 1.0)   # random resized crop area range
 
     @property
     def kept(self) -> int:
         return max(1, int(self.views * self.select_fraction))
-
-
-def parse_settings(views: int | None = None, select_fraction: float | None = None, steps: int | None = None,
-                   lr: float | None = None, seed: int | None = None) -> TPTSettings:
-    """Settings from user input, each checked with a message; None keeps the paper's value."""
-    d = TPTSettings()
-    s = TPTSettings(
-        views=d.views if views is None else views,
-        select_fraction=d.select_fraction if select_fraction is None else select_fraction,
-        steps=d.steps if steps is None else steps,
-        lr=d.lr if lr is None else lr,
-        seed=d.seed if seed is None else seed,
-    )
-    if not isinstance(s.views, int) or isinstance(s.views, bool) or not 2 <= s.views <= LIMITS.tpt_views:
-        raise InputError(f"TPT views must be a whole number from 2 to {LIMITS.tpt_views} (got {s.views!r}).")
-    if not isinstance(s.steps, int) or isinstance(s.steps, bool) or not 0 <= s.steps <= MAX_STEPS:
-        raise InputError(f"TPT steps must be a whole number from 0 to {MAX_STEPS} (got {s.steps!r}).")
-    if not (isinstance(s.select_fraction, (int, float)) and math.isfinite(s.select_fraction)
-            and 0 < s.select_fraction <= 1):
-        raise InputError(f"TPT selection fraction must be above 0 and at most 1 (got {s.select_fraction!r}).")
-    if not (isinstance(s.lr, (int, float)) and math.isfinite(s.lr) and 0 < s.lr <= 1):
-        raise InputError(f"TPT learning rate must be above 0 and at most 1 (got {s.lr!r}).")
-    if not isinstance(s.seed, int) or isinstance(s.seed, bool) or not 0 <= s.seed < 2**63:
-        # torch.Generator takes seeds below 2**64, but a negative or huge one overflows elsewhere.
-        raise InputError(f"TPT seed must be a whole number from 0 to 2**63 - 1 (got {str(s.seed)[:30]}).")
-    return s
 
 
 # ---------------------------------------------------------------------------------------------
@@ -172,97 +150,6 @@ def view_batch(loaded: LoadedModel, image: Image.Image, views: list[View]) -> to
 def embed_views(loaded: LoadedModel, image: Image.Image, views: list[View]) -> torch.Tensor:
     """Unit features [V, D] of the views, without gradient: the image side never learns."""
     return loaded.encode_images(view_batch(loaded, image, views))
-
-
-# ---------------------------------------------------------------------------------------------
-# Prompts with a learnable context
-
-
-@dataclass
-class PromptParts:
-    """Frozen token embeddings of "a photo of a {class}." with the context slots cut out."""
-
-    tower: TextTower
-    prefix: torch.Tensor   # [C, 1, W]: start of text
-    suffix: torch.Tensor   # [C, L - 1 - n_ctx, W]: class name, full stop, end of text
-    eot: torch.Tensor      # [C]
-    init: torch.Tensor     # [n_ctx, W]: embeddings of "a photo of a"
-
-
-def prompt_parts(loaded: LoadedModel, classnames: list[str], context: str = CONTEXT_INIT,
-                 method: str = "TPT") -> PromptParts:
-    """The frozen parts of "``context`` {class}." for every class; the context's tokens are the
-    learnable slots (TPT: "a photo of a"; CoOp: 16 placeholders, or the same four words)."""
-    tower = text_tower(loaded.model)
-    if tower is None:
-        raise InputError(f"{method} needs an open_clip text transformer that it can feed embeddings to; "
-                         "this model's text tower is not supported. Choose another strategy or model.")
-    n_ctx = len(loaded.tokenizer.encode(context)) if hasattr(loaded.tokenizer, "encode") else len(context.split())
-    tokens = loaded.tokenizer([f"{context} {c}." for c in classnames]).to(loaded.device)
-    eot = eot_positions(tower, tokens)
-    length = int(eot.max()) + 1  # the causal tower ignores everything after end of text
-    with torch.no_grad():
-        emb = tower.token_embedding(tokens[:, :length]).float()
-    return PromptParts(
-        tower=tower,
-        prefix=emb[:, :1],
-        suffix=emb[:, 1 + n_ctx:],
-        eot=eot,
-        init=emb[0, 1:1 + n_ctx].clone(),
-    )
-
-
-def text_features(loaded: LoadedModel, parts: PromptParts, ctx: torch.Tensor,
-                  rows: slice = slice(None)) -> torch.Tensor:
-    """Unit class features [C, D] with ``ctx`` [n_ctx, W] in place of "a photo of a".
-
-    ``rows`` picks a chunk of the classes (all by default).
-    """
-    prefix, suffix = parts.prefix[rows], parts.suffix[rows]
-    n = prefix.shape[0]
-    x = torch.cat([prefix, ctx.unsqueeze(0).expand(n, -1, -1), suffix], dim=1)
-    with loaded.autocast():
-        out = encode_embeddings(parts.tower, x.to(parts.tower.cast_dtype()), parts.eot[rows])
-    return F.normalize(out.float(), dim=-1)
-
-
-def class_chunks(loaded: LoadedModel, n_classes: int) -> list[slice]:
-    size = CUDA_CLASS_CHUNK if loaded.device.type == "cuda" else CPU_CLASS_CHUNK
-    return [slice(start, start + size) for start in range(0, n_classes, size)]
-
-
-def features_no_grad(loaded: LoadedModel, parts: PromptParts, ctx: torch.Tensor) -> torch.Tensor:
-    """``text_features`` of every class without gradient, a chunk of classes per turn of the lock."""
-    out = []
-    for rows in class_chunks(loaded, parts.prefix.shape[0]):
-        with loaded.lock, torch.no_grad():
-            out.append(text_features(loaded, parts, ctx.detach(), rows))
-    return torch.cat(out)
-
-
-def context_gradient(loaded: LoadedModel, parts: PromptParts, ctx: torch.Tensor, text: torch.Tensor,
-                     loss_of: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
-    """d loss / d ctx, where ``text`` = ``features_no_grad(ctx)`` and loss = ``loss_of(text)``.
-
-    The chain rule in two halves: d loss / d text from the small class-feature matrix, then back
-    through the text transformer one chunk of classes at a time. The gradient is the same as one
-    backward pass over all classes, but only a chunk's activations are ever held (a backward
-    pass keeps about 6 MB per class for ViT-B/32: 6 GB for ImageNet-1k at once), and each
-    chunk is one turn of the model's lock.
-    """
-    text = text.detach().requires_grad_(True)
-    with torch.enable_grad():
-        loss = loss_of(text)
-        (d_text,) = torch.autograd.grad(loss, [text])
-        grad = torch.zeros_like(ctx)
-        for rows in class_chunks(loaded, text.shape[0]):
-            with loaded.lock:
-                # autograd.grad reaches only ctx: no gradient is computed for, or stored on, the
-                # shared model's weights even if they were left trainable.
-                (g,) = torch.autograd.grad(text_features(loaded, parts, ctx, rows), [ctx],
-                                           grad_outputs=d_text[rows])
-            grad += g
-    return grad
 
 
 def entropy(logits: torch.Tensor) -> torch.Tensor:
@@ -378,10 +265,6 @@ def tune(loaded: LoadedModel, image: Image.Image, parts: PromptParts, settings: 
 # ---------------------------------------------------------------------------------------------
 # The strategy
 
-# TPT per image: its views once through the image tower, then per step one forward and one
-# backward pass of the text tower over every class (a backward costs about two forwards).
-PASSES_PER_STEP = 3
-
 
 class TPTStrategy(Strategy):
     id = "tpt"
@@ -390,11 +273,15 @@ class TPTStrategy(Strategy):
                    "(Shu et al.)")
     needs_pixels = True
     tunes_per_image = True
+    options = TPTSettings
 
     def prompt_templates(self, request: Request) -> tuple[str, ...]:
         return (TEMPLATE,)
 
     def check(self, request: Request, n_images: int) -> None:
+        views = self.settings(request).views
+        if views > LIMITS.tpt_views:
+            raise InputError(f"TPT views must be a whole number from 2 to {LIMITS.tpt_views} (got {views}).")
         if n_images * len(request.classnames) > LIMITS.tpt_class_images:
             raise InputError(
                 f"TPT on {n_images} images x {len(request.classnames)} classes: at most "
@@ -402,14 +289,15 @@ class TPTStrategy(Strategy):
                 "pass per image). Send fewer images or classes with TPT, or untick it.")
 
     def cost(self, request: Request, n_images: int, rates: Rates) -> tuple[float, str]:
-        steps, views, classes = request.tpt.steps, request.tpt.views, len(request.classnames)
+        settings: TPTSettings = self.settings(request)
+        steps, views, classes = settings.steps, settings.views, len(request.classnames)
         seconds = n_images * (views / rates.images_per_second
                               + classes * (1 + PASSES_PER_STEP * steps) / rates.prompts_per_second)
         return seconds, (f"TPT: {progress.count(n_images, 'image')} x {views} views, "
                          f"{progress.count(steps, 'step')} over {progress.count(classes, 'class', 'classes')}")
 
     def score(self, batch: Batch) -> Scores:
-        run, settings = batch.run, batch.request.tpt
+        run, settings = batch.run, self.settings(batch.request)
         parts = run.once("tpt.parts", lambda: prompt_parts(run.loaded, list(batch.classnames)))
         logits, details = [], []
         for row, image in enumerate(batch.images):
@@ -426,8 +314,48 @@ class TPTStrategy(Strategy):
         d = result.details
         return f"before tuning: {d.top1_before}, entropy {d.entropy_before:.3f} -> {d.entropy_after:.3f}"
 
+    def panel(self, result: StrategyResult, context: PanelContext) -> Panel | None:
+        if not result.details:
+            return None
+        return Panel("Test-time prompt tuning: before and after", markdown=tpt_markdown(result),
+                     html=tpt_bars_html(result, context.result.classes, context.result.top_k))
+
     def details_from_dict(self, d: dict[str, Any]) -> TPTDetails:
         return TPTDetails.from_dict(d)
 
 
 TPT = TPTStrategy()
+
+
+def tpt_markdown(r: StrategyResult) -> str:
+    """Before and after tuning: top-1, entropy and the loss, in words."""
+    d: TPTDetails = r.details
+    return "\n".join([
+        f"**Before tuning** (\"a photo of a {{}}.\"): top-1 {md(d.top1_before)}, "
+        f"entropy {d.entropy_before:.3f} nats.",
+        "",
+        f"**After {progress.count(d.settings.steps, 'step')}** on the {len(d.kept_views)} most confident of {len(d.views)} "
+        f"views: top-1 {md(r.top1.class_name)} ({100 * r.top1.prob:.1f}%), entropy {d.entropy_after:.3f} nats.",
+        "",
+        f"Loss (entropy of the kept views' mean prediction): {d.loss_before:.3f} → {d.loss_after:.3f}.",
+    ])
+
+
+def tpt_bars_html(result: StrategyResult, classes: Sequence[str], top_k: int) -> str:
+    """TPT: each class's probability before (light) and after (dark) tuning."""
+    before, after = result.details.probs_before, result.probs
+    best = {i: max(before[i], after[i]) for i in range(len(classes))}
+    order = sorted(best, key=lambda i: (-best[i], i))[:max(top_k, 1)]
+    rows = []
+    for i in order:
+        top = " zs-top1" if i == result.top1.index else ""
+        rows.append(f'<div class="zs-tpt-row{top}"><span class="zs-label">{html(classes[i])}</span><span>'
+                    + "".join(f'<span class="zs-bar" title="{what}: {100 * p:.1f}%"><span class="zs-track">'
+                              f'<span class="zs-fill" style="width:{100 * p:.1f}%;background:{colour}"></span>'
+                              f'</span><span class="zs-pct">{100 * p:.0f}%</span></span>'
+                              for what, p, colour in (("before", before[i], "#9ecae1"), ("after", after[i], "#08519c")))
+                    + "</span></div>")
+    return ('<div class="zs-card zs-tpt"><div class="zs-card-top">'
+            '<span class="zs-key" style="background:#9ecae1"></span> before tuning '
+            '<span class="zs-key" style="background:#08519c"></span> after tuning</div>'
+            f'{"".join(rows)}</div>')

@@ -21,21 +21,19 @@ import math
 from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 
-from .. import progress
-from ..descriptors import which
-from ..markup import md
-from ..wordnet import ensure_wordnet
-from ..zero_shot_classifier import template_features
-from .base import Batch, Rates, Scores, Strategy
+from ..core import progress
+from ..prompts.descriptors import which
+from ..core.markup import md
+from ..wordnet.senses import ensure_wordnet
+from ..engine.zero_shot_classifier import template_features
+from ..engine.results import StrategyResult
+from .base import Batch, Rates, Request, Scores, Strategy
 
-if TYPE_CHECKING:
-    from ..request import Request
-    from ..results import StrategyResult
 
 PAIRS = 15                       # random-word and random-character descriptors per seed, each
 SEEDS = 7

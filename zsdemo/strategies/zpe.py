@@ -15,18 +15,16 @@ no information (l~ is zero, the weights uniform): the result says so.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
-from ..markup import code
-from ..templates import CLIP80
-from ..zero_shot_classifier import template_features
-from .base import Batch, Scores, Strategy
+from ..core.markup import code
+from ..prompts.templates import CLIP80
+from ..engine.zero_shot_classifier import template_features
+from ..engine.results import StrategyResult
+from .base import Batch, Request, Scores, Strategy
 
-if TYPE_CHECKING:
-    from ..request import Request
-    from ..results import StrategyResult
 
 SHOWN = 3                       # best and worst templates listed
 CHUNK_VALUES = 20_000_000       # images x templates x classes computed at once (80 MB of float32)

@@ -19,8 +19,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from . import forksafe
-from .errors import ZsdemoError
+from ..core import forksafe
+from ..core.errors import ZsdemoError
 
 SYSTEM_DIRS = ("/usr/share/wordnet", "/usr/share/WordNet-3.0/dict", "/usr/local/WordNet-3.0/dict")
 SYSTEM_FILES = (

@@ -26,13 +26,13 @@ from dataclasses import asdict, dataclass
 from functools import lru_cache
 from typing import Any, Iterable, Mapping, Sequence
 
-from . import wordnet_data
-from .classnames import imagenet_wnids
-from .errors import InputError
-from .limits import LIMITS
+from . import data as wordnet_data
+from ..prompts.classnames import imagenet_wnids
+from ..core.errors import InputError
+from ..core.limits import LIMITS
 
 # Finding and installing the data lives in wordnet_data; these names stay reachable from here.
-from .wordnet_data import (  # noqa: F401
+from .data import (  # noqa: F401
     LEXNAMES,
     WordNetUnavailable,
     ensure_wordnet,

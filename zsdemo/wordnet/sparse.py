@@ -29,13 +29,13 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
 
-from . import forksafe, progress
-from .arguments import number
-from .errors import InputError
-from .models import LoadedModel
-from .templates import CLIP80, fill
-from .text import prompt_norms
-from .wordnet import ClassSense, children_of, parent_of, readable_name, synset_by_id
+from ..core import forksafe, progress
+from ..core.arguments import number
+from ..core.errors import InputError
+from ..engine.models import LoadedModel
+from ..prompts.templates import CLIP80, fill
+from ..engine.text import prompt_norms
+from .senses import ClassSense, children_of, parent_of, readable_name, synset_by_id
 
 KEEP_DEFAULT = 0.4               # the paper's 40%
 SCORE_TEMPLATES = CLIP80

@@ -1,0 +1,152 @@
+"""The API's endpoints (gradio_client, raw HTTP and MCP tools): ``classify``, ``evaluate``,
+``wordnet`` and ``options``.
+
+``classify`` and ``evaluate`` take the request's own arguments (written here) and then every
+method's options as the methods declare them (``strategies/options.py``): a new method's
+options become arguments, with their defaults, types and descriptions, without an edit here.
+Gradio's MCP server names each tool after its function and reads its docstring's ``Args``.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, Callable
+
+import gradio as gr
+from gradio.data_classes import FileData
+
+from ..core.limits import LIMITS
+from ..strategies import OptionGroup, groups
+from . import backend, controls, remote, tasks
+from .events import user_errors
+
+P = inspect.Parameter
+TYPES = {"whole": int, "number": float, "flag": bool, "choice": str, "text": str, "path": str}
+
+CLASSIFY_DOC = """Classify images against class names with CLIP-style prompt strategies, side by side.
+
+Returns the result as JSON (schema zsdemo.classify/1): per image, each strategy's top-k
+classes and probabilities, the consistency check, the WordNet senses used; with
+compare_model, the same request on that model under "compared"."""
+CLASSIFY_ARGS = [
+    (P("images", P.POSITIONAL_OR_KEYWORD, annotation=list[FileData]),
+     "the images to classify (uploaded files; MCP clients send http(s) URLs), at most 64."),
+    (P("classes", P.POSITIONAL_OR_KEYWORD, annotation=str), "the class names, one per line or comma-separated."),
+    (P("strategies", P.POSITIONAL_OR_KEYWORD, default="name,photo,clip80", annotation=str),
+     'strategy ids, comma-separated ("all" for every one; the options tool lists them).'),
+    (P("templates", P.POSITIONAL_OR_KEYWORD, default="", annotation=str),
+     'custom prompt templates, one per line with {} for the class name ("custom" strategy).'),
+    (P("top_k", P.POSITIONAL_OR_KEYWORD, default=5, annotation=int),
+     "how many classes to return per strategy (1 to 20)."),
+    (P("consistency", P.POSITIONAL_OR_KEYWORD, default=False, annotation=bool),
+     "run the self-consistency check even without a hierarchy strategy."),
+    (P("views", P.POSITIONAL_OR_KEYWORD, default="", annotation=str),
+     "image views for the consistency check, comma-separated ids (empty: all of them)."),
+    (P("rerank_all", P.POSITIONAL_OR_KEYWORD, default=False, annotation=bool),
+     "re-rank every image with WordNet, not only the low-confidence ones."),
+    (P("senses", P.POSITIONAL_OR_KEYWORD, default="", annotation=str),
+     'WordNet senses to force, e.g. "crane=crane.n.04" (comma-separated).'),
+    (P("model", P.POSITIONAL_OR_KEYWORD, default="", annotation=str),
+     'another model to use: a preset id or "ARCH TAG" (empty: the server\'s model).'),
+    (P("low_confidence", P.POSITIONAL_OR_KEYWORD, default="binary", annotation=str),
+     'which images count as uncertain: "binary", or a rule such as "s_t<0.6".'),
+    (P("descriptors", P.POSITIONAL_OR_KEYWORD, default="", annotation=str),
+     'descriptors for dclip and cupl: DCLIP\'s JSON, or "class: d; d" lines.'),
+    (P("compare_model", P.POSITIONAL_OR_KEYWORD, default="", annotation=str),
+     'a second model to run the same request on (empty or "none": no comparison).'),
+    (P("support", P.POSITIONAL_OR_KEYWORD, default=None, annotation=FileData | None),
+     "a .zip of labelled examples for the few-shot methods (one folder per class, or a labels.csv)."),
+]
+EVALUATE_DOC = """Evaluate strategies on a .zip of labelled images; returns the report as JSON.
+
+The report holds top-1 and top-5 accuracy per strategy, the low-confidence set before and
+after WordNet re-ranking, AUROC and coverage of each confidence score, per-class accuracy
+and the most confused pairs."""
+EVALUATE_ARGS = [
+    (P("archive", P.POSITIONAL_OR_KEYWORD, annotation=FileData),
+     "a .zip of labelled images: a folder per class, or a labels.csv (path,label); a URL over MCP."),
+    (P("strategies", P.POSITIONAL_OR_KEYWORD, default="name,photo,clip80,hierarchy", annotation=str),
+     "strategy ids, comma-separated (name only and CLIP-80 always run)."),
+    (P("views", P.POSITIONAL_OR_KEYWORD, default="all", annotation=str),
+     'image views for S_B: "all" (the paper\'s) or "flip" (faster).'),
+    (P("rerank_all", P.POSITIONAL_OR_KEYWORD, default=False, annotation=bool),
+     "re-rank every image with WordNet, not only the low-confidence ones."),
+    (P("model", P.POSITIONAL_OR_KEYWORD, default="", annotation=str),
+     'another model to use: a preset id or "ARCH TAG" (empty: the server\'s model).'),
+    (P("low_confidence", P.POSITIONAL_OR_KEYWORD, default="binary", annotation=str),
+     'which images count as uncertain: "binary", or a rule such as "s_t<0.6".'),
+    (P("descriptors", P.POSITIONAL_OR_KEYWORD, default="", annotation=str),
+     'descriptors for dclip and cupl: DCLIP\'s JSON, or "class: d; d" lines.'),
+    (P("support", P.POSITIONAL_OR_KEYWORD, default=None, annotation=FileData | None),
+     "a .zip of labelled examples for the few-shot methods, separate from the evaluated set."),
+]
+
+
+def option_arguments(include: Callable[[OptionGroup], bool] = lambda g: True) -> list[tuple[P, str]]:
+    """The methods' options offered to API callers, as parameters with their descriptions."""
+    out = []
+    for g in groups().values():
+        if not include(g):
+            continue
+        for _, opt, default in g.fields("api"):
+            # Text a method parses (its attributes, say) defaults to "": the method's own default.
+            value = "" if opt.parse is not None and opt.kind == "text" else default
+            low, high = opt.bound("low"), opt.bound("high", served=True)
+            span = f" ({low:g} to {high:g})" if opt.kind in ("whole", "number") and None not in (low, high) else ""
+            out.append((P(opt.name, P.POSITIONAL_OR_KEYWORD, default=value, annotation=TYPES[opt.kind]),
+                        f"{g.label}: {opt.help}{span}."))
+    return out
+
+
+def endpoint(name: str, doc: str, arguments: list[tuple[P, str]], body: Callable[..., Any]) -> Callable[..., Any]:
+    """A function named ``name`` with exactly these parameters and an ``Args:`` docstring, which
+    hands every argument by name to ``body`` (what Gradio and its MCP server read)."""
+    signature = inspect.Signature([p for p, _ in arguments], return_annotation=dict)
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        return body(**bound.arguments)
+
+    call.__name__ = call.__qualname__ = name
+    call.__signature__ = signature                      # type: ignore[attr-defined]
+    call.__annotations__ = {p.name: p.annotation for p, _ in arguments} | {"return": dict}
+    call.__doc__ = doc + "\n\nArgs:\n" + "\n".join(f"    {p.name}: {words}" for p, words in arguments)
+    return call
+
+
+def register(config: backend.AppConfig) -> None:
+    """The endpoints, inside the page's Blocks."""
+    def classify(images: Any, support: Any, views: str, **args: Any) -> dict:
+        # Raw values: the backend checks every one (a string is not an uploaded file); URLs (what
+        # MCP clients send) are downloaded first, with Gradio's SSRF protection.
+        with remote.fetched(images, "image", LIMITS.images) as images, \
+                remote.fetched_one(support, "support set") as support:
+            return tasks.classify(config, dict(paths=images, support=support, views=views or None, **args),
+                                  answer="api")
+
+    def evaluate(archive: Any, support: Any, strategies: Any, **args: Any) -> dict:
+        with remote.fetched_one(archive, "zip") as archive, remote.fetched_one(support, "support set") as support:
+            return tasks.evaluate_api(config, archive, strategies, dict(support=support, **args))
+
+    def wordnet(classes: str, senses: str = "") -> list[dict]:
+        """How class names map into WordNet: every noun sense, the one used and why, parent, children.
+
+        Args:
+            classes: the class names, one per line or comma-separated; each is read in the context of the others.
+            senses: WordNet senses to force, e.g. "crane=crane.n.04" (comma-separated).
+        """
+        return backend.wordnet_senses(classes, senses)
+
+    def options() -> dict:
+        """What the other tools accept: model presets, strategy ids, class-name presets, image view ids
+        and every method's options with their defaults."""
+        return backend.options(config)
+
+    gr.api(user_errors(endpoint("classify", CLASSIFY_DOC, CLASSIFY_ARGS + option_arguments(), classify)),
+           api_name="classify", concurrency_id="model")
+    gr.api(user_errors(endpoint("evaluate", EVALUATE_DOC, EVALUATE_ARGS + option_arguments(controls.evaluable),
+                                evaluate)),
+           api_name="evaluate", concurrency_limit=1, concurrency_id="evaluate")
+    gr.api(user_errors(wordnet), api_name="wordnet")
+    gr.api(user_errors(options), api_name="options")

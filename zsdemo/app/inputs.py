@@ -1,0 +1,121 @@
+"""The Classify tab's inputs: images, classes, strategies, models, the few-shot examples and
+every method's settings. ``build`` returns them by name: the names are ``backend.run``'s
+arguments (the methods' settings under their public option names)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import gradio as gr
+
+from ..core.resources import EXAMPLE_IMAGES as PHOTOS
+from ..strategies import STRATEGIES
+from . import backend, controls
+
+CUSTOM_PLACEHOLDER = "a sketch of a {}.\na close-up photo of a {}."
+DESCRIPTOR_PLACEHOLDER = "cat: whiskers; pointed ears; a long tail\ndog: a wet nose; floppy ears"
+
+
+@dataclass
+class Inputs:
+    """The tab's inputs by name, and the buttons and boxes the events need."""
+
+    values: dict[str, gr.Component] = field(default_factory=dict)
+    run: gr.Button | None = None
+    stop: gr.Button | None = None
+    preset: gr.Dropdown | None = None
+    descriptor_file: gr.UploadButton | None = None
+    boxes: dict[str, gr.Group] = field(default_factory=dict)
+
+    def __getitem__(self, name: str) -> gr.Component:
+        return self.values[name]
+
+
+def build(config: backend.AppConfig, model: str) -> Inputs:
+    """The inputs column (called inside a gr.Column)."""
+    out = Inputs()
+    v = out.values
+    v["gallery"] = gr.Gallery(
+        label="Images (click one to inspect it)", value=[str(p) for p in sorted(PHOTOS.glob("*"))], type="filepath",
+        interactive=True, file_types=["image"], sources=["upload", "webcam", "clipboard"], columns=4, height=200,
+        elem_id="images")
+    out.preset = gr.Dropdown(label="Class-name preset (fills the box below)", choices=backend.preset_choices(),
+                             value=None, elem_id="preset")
+    v["classes"] = gr.Textbox(label="Class names, one per line or comma-separated", lines=4, max_lines=12,
+                              value=backend.preset_text("lab-photos"), elem_id="classes")
+    v["strategies"] = gr.CheckboxGroup(label="Strategies", choices=backend.strategy_choices(),
+                                       value=list(backend.DEFAULT_STRATEGIES), elem_id="strategies")
+    with gr.Row():
+        out.run = gr.Button("Classify", variant="primary", elem_id="run", scale=3)
+        out.stop = gr.Button("Stop", variant="stop", elem_id="stop", visible=False, scale=1)
+    with gr.Accordion("What the strategies do", open=False):
+        gr.Markdown(backend.strategy_legend())
+    v["templates"] = gr.Textbox(label="Custom templates for the 'Custom templates' strategy, one per line with {}",
+                                lines=2, placeholder=CUSTOM_PLACEHOLDER)
+    _models(v, config, model)
+    _few_shot(out)
+    with gr.Accordion("Settings of the ticked methods", open=False, elem_id="method-settings"):
+        found, boxes = controls.method_settings(lambda g: not controls.is_few_shot(g), v["strategies"].value)
+        v.update(found)
+        out.boxes.update(boxes)
+        _descriptors(out)
+    _advanced(v)
+    controls.follow_ticks(v["strategies"], out.boxes)
+    return out
+
+
+def _models(v: dict[str, gr.Component], config: backend.AppConfig, model: str) -> None:
+    v["model"] = gr.Dropdown(
+        label="Model: a preset, or an open_clip name and tag (e.g. 'ViT-B-32 laion2b_s34b_b79k', 'hf-hub:ORG/REPO')",
+        choices=backend.model_choices(config), value=model, allow_custom_value=True)
+    v["compare_model"] = gr.Dropdown(
+        label="Compare with a second model (side by side; both must fit the server's memory)",
+        choices=[("none", ""), *backend.model_choices(config)], value="", allow_custom_value=True,
+        elem_id="compare-model")
+
+
+def _few_shot(out: Inputs) -> None:
+    """The labelled examples, and the settings of the methods that learn from them."""
+    few_shot = [s for s in STRATEGIES.values() if s.needs_support]
+    if not few_shot:
+        return
+    with gr.Accordion(f"Few-shot: labelled examples for {controls.labels(few_shot)}", open=False,
+                      elem_id="few-shot"):
+        out.values["support"] = gr.File(
+            label="A .zip of labelled examples of your classes: one folder per class, or images with a labels.csv "
+                  "(never the images you classify)", file_types=[".zip"], type="filepath", elem_id="support")
+        found, boxes = controls.method_settings(controls.is_few_shot, out.values["strategies"].value)
+        out.values.update(found)
+        out.boxes.update(boxes)
+
+
+def _descriptors(out: Inputs) -> None:
+    readers = [s for s in STRATEGIES.values() if s.needs_descriptors]
+    out.values["descriptors"] = gr.Textbox(
+        label=f"Descriptors for {controls.labels(readers)}: one line per class, 'class: descriptor; descriptor', "
+              "or the JSON object DCLIP and CuPL publish", lines=3, placeholder=DESCRIPTOR_PLACEHOLDER,
+        elem_id="descriptors")
+    out.descriptor_file = gr.UploadButton("Load descriptors from a file (.json, .txt)", file_types=[".json", ".txt"],
+                                          type="filepath", size="sm", elem_id="descriptor-file")
+
+
+def _advanced(v: dict[str, gr.Component]) -> None:
+    with gr.Accordion("Advanced settings", open=False):
+        v["top_k"] = gr.Slider(1, backend.MAX_TOP_K, value=5, step=1, label="Top-k classes shown per strategy")
+        v["consistency"] = gr.Checkbox(label="Run the consistency check even without a hierarchy strategy",
+                                       value=True)
+        v["views"] = gr.CheckboxGroup(label="Image views for S_B (left-right flip always included)",
+                                      choices=backend.view_choices(), value=[x for _, x in backend.view_choices()])
+        v["low_confidence"] = low_confidence_rule()
+        v["rerank_all"] = gr.Checkbox(label="Re-rank every image, not only the uncertain ones (the hierarchy)")
+
+
+def low_confidence_rule() -> gr.Dropdown:
+    """Which images count as uncertain (Ge et al.): the binary rule, or a score under a threshold."""
+    return gr.Dropdown(label="Which images are uncertain (the hierarchy re-ranks them)",
+                       choices=[("binary rule: prompt groups or flip disagree (the paper's)", "binary"),
+                                ("S_T below 0.6 (share of the 80 templates agreeing)", "s_t<0.6"),
+                                ("S_B below 0.5 (share of the views agreeing)", "s_b<0.5")],
+                       value="binary", allow_custom_value=True, info="or type a rule such as s_t<0.7")
+
+

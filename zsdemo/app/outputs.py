@@ -1,0 +1,69 @@
+"""The Classify tab's results: the status line, the summary of every image, the bars of the one
+being inspected, its consistency check and every method's own panel (asked of the strategies;
+no method is named here)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import gradio as gr
+
+from . import backend
+
+# A click (or Enter) on a row of the summary selects that image.
+ROW_CLICK_JS = """
+const pick = (e) => { const row = e.target.closest('[data-index]');
+  if (row) trigger('click', {index: parseInt(row.dataset.index, 10)}); };
+element.addEventListener('click', pick);
+element.addEventListener('keydown', (e) => { if (e.key === 'Enter') pick(e); });
+"""
+WAITING = ('<div class="zs-caption">Results appear here: press Classify, or click an example above.</div>')
+# What each panel of ``backend.ImagePanels`` fills.
+PANELS = ("title", "bars", "verdict", "consistency", "views", "wordnet", "methods")
+
+
+@dataclass
+class Outputs:
+    """The results' components by name."""
+
+    parts: dict[str, gr.Component] = field(default_factory=dict)
+
+    def __getitem__(self, name: str) -> gr.Component:
+        return self.parts[name]
+
+    @property
+    def panels(self) -> list[gr.Component]:
+        return [self.parts[p] for p in PANELS]
+
+
+def build_results(out: Outputs) -> None:
+    """The column beside the inputs (called inside it)."""
+    p = out.parts
+    p["status"] = gr.HTML(WAITING, elem_id="run-status")
+    p["summary"] = gr.HTML(elem_id="summary", js_on_load=ROW_CLICK_JS)
+    p["model_note"] = gr.Markdown()
+    p["notes"] = gr.Markdown()
+    p["title"] = gr.Markdown(elem_id="image-title")
+    p["bars"] = gr.HTML(elem_id="bars")
+
+
+def build_consistency(out: Outputs) -> None:
+    gr.Markdown("## Consistency: does the prediction survive rewording and flipping?")
+    out.parts["verdict"] = gr.HTML(elem_id="verdict")
+    out.parts["consistency"] = gr.Markdown()
+    out.parts["views"] = gr.HTML(elem_id="views")
+
+
+def build_methods(out: Outputs) -> None:
+    gr.Markdown("## The methods: why each decided")
+    out.parts["methods"] = gr.HTML(elem_id="methods-panels")
+
+
+def panel_values(config: backend.AppConfig, out: Outputs, run: backend.Run | None, index: int | None) -> dict:
+    """The panels of one image of a run, by component (all empty without a run)."""
+    p = backend.panels(config, run, index)
+    if p is None:
+        return {c: "" for c in out.panels}
+    values = {"title": p.title, "bars": p.bars, "verdict": p.verdict, "consistency": p.consistency,
+              "views": p.views_html, "wordnet": p.wordnet, "methods": p.methods}
+    return {out[name]: values[name] for name in PANELS}
