@@ -44,7 +44,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from zsdemo import demo  # noqa: E402
+from zsdemo.app import backend as demo  # noqa: E402
 from zsdemo.engine.views import VIEWS, make_view  # noqa: E402
 from zsdemo.engine.images import load_image  # noqa: E402
 from zsdemo.engine.models import get_model  # noqa: E402

@@ -31,7 +31,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from zsdemo import evaluation  # noqa: E402
+from zsdemo.run import evaluation  # noqa: E402
 from zsdemo.engine.views import DEFAULT_VIEWS, make_view  # noqa: E402
 from zsdemo.engine.feature_store import FeatureStore  # noqa: E402
 from zsdemo.engine.images import load_image  # noqa: E402

@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.strategies import best_of  # noqa: E402
 from zsdemo.engine.models import ModelSpec, load_model  # noqa: E402
 from zsdemo.run.pipeline import classify  # noqa: E402
-from zsdemo.strategies import coop  # noqa: E402
+from zsdemo.strategies import coop, options  # noqa: E402
 from zsdemo.data.support import embed_support, open_support  # noqa: E402
 from zsdemo.engine.text import TextFeatureCache  # noqa: E402
 
@@ -79,7 +79,7 @@ def main() -> int:
         for k, t in best.items():
             print(f"{k:<24} {t * 1e3:>8.1f} {t / base:>9.2f}")
 
-        settings = coop.parse_settings(epochs=args.epochs)
+        settings = options.parse(coop.CoOpSettings, {"epochs": args.epochs})
         start = time.perf_counter()
         learned = coop.train(loaded, features, settings)
         train = time.perf_counter() - start

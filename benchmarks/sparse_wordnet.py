@@ -27,7 +27,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from zsdemo.wordnet import senses as wordnet
-from zsdemo import wordnet_sparse  # noqa: E402
+from zsdemo.wordnet import sparse as wordnet_sparse  # noqa: E402
 from zsdemo.engine.models import get_model  # noqa: E402
 from zsdemo.prompts.templates import CLIP80  # noqa: E402
 from zsdemo.engine.zero_shot_classifier import class_vectors  # noqa: E402

@@ -395,12 +395,12 @@ def test_few_shot_examples_are_uploaded_and_the_nearest_are_pictured(sized, tmp_
     sized.wait_for_selector("#support a, #support .file-name", timeout=20_000)
     sized.click("#run")
     # The previous run's "done" is still on the page at the click: wait for this run's pictures.
-    sized.wait_for_function("() => document.querySelectorAll('#methods-panels [data-strategy=tip] img').length === 3"
+    sized.wait_for_function("() => document.querySelectorAll('#methods-panels .zs-panel-tip img').length === 3"
                             " || document.querySelector('#run-status .zs-status-error')")
     assert sized.locator("#run-status .zs-status-error").count() == 0, sized.inner_text("#run-status")
-    pictures = sized.locator("#methods-panels [data-strategy=tip] img")
+    pictures = sized.locator("#methods-panels .zs-panel-tip img")
     assert pictures.count() == 3
-    sized.locator("#methods-panels [data-strategy=tip]").scroll_into_view_if_needed()
+    sized.locator("#methods-panels .zs-panel-tip").scroll_into_view_if_needed()
     for k in range(3):
         box = pictures.nth(k).bounding_box()
         assert box["width"] >= 60 and box["height"] >= 60                    # seen, not a speck

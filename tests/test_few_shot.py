@@ -297,7 +297,7 @@ def test_the_page_reads_an_uploaded_support_zip_and_pictures_the_nearest(tmp_pat
     run = demo.run(config, [str(uploads / "query.png")], ", ".join(CLASSES), ["tip", "coop"], support=str(archive),
                    coop_epochs=2)
     p = demo.panels(config, demo.Run.from_state(json.loads(json.dumps(run.to_state()))), 0)
-    tip, coop = p.methods.split('data-strategy="coop"')
+    tip, coop = p.methods.split('zs-panel-coop')
     assert tip.count("<img") == 3 and "This image looks most like these labelled examples" in tip
     assert "<h3>CoOp (learned context)</h3>" in coop and "Training loss by epoch" in coop
     for bad in (str(tmp_path / "s" / "cat" / "0.png"), "/etc/passwd", 7):

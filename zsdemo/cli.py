@@ -142,7 +142,30 @@ def build_parser(with_options: bool = False) -> argparse.ArgumentParser:
     parser.add_argument("--verbose", action="store_true", help="show library log messages")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    c = sub.add_parser("classify", help="classify images against class names")
+    _classify_parser(sub.add_parser("classify", help="classify images against class names"), with_options)
+    _evaluate_parser(sub.add_parser(
+        "evaluate", help="accuracy and selective prediction on a labelled image folder",
+        description="Evaluate strategies on labelled images: an ImageFolder tree (one subfolder per class, named by "
+                    "the class or by a WordNet id such as n01440764), a folder with labels.csv, a CSV of path,label, "
+                    "or a zip of either."), with_options)
+
+    w = sub.add_parser("wordnet", help="show how class names map into WordNet")
+    w.add_argument("names", nargs="+", help="class names; each is read in the context of the others")
+    w.add_argument("--sense", action="append", default=None, metavar="CLASS=SENSE",
+                   help="force the sense of a class, e.g. crane=crane.n.04 (repeatable)")
+    w.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    sub.add_parser("setup-wordnet", help="install WordNet for NLTK (from the system's packages or by download)")
+    sub.add_parser("models", help="list the model presets")
+    sub.add_parser("strategies", help="list the strategies")
+    # The page's own parser reads these flags (``zsdemo serve --help``), so that `zsdemo serve`
+    # and the Space's app.py take the same ones.
+    sub.add_parser("serve", help="start the web page (the same flags as app.py; zsdemo serve --help)",
+                   add_help=False, prefix_chars="\0").add_argument("flags", nargs=argparse.REMAINDER)
+    return parser
+
+
+def _classify_parser(c: argparse.ArgumentParser, with_options: bool) -> None:
     c.add_argument("images", nargs="+", help="image files")
     group = c.add_mutually_exclusive_group(required=True)
     group.add_argument("--classes", help="class names, separated by commas or new lines")
@@ -173,11 +196,8 @@ def build_parser(with_options: bool = False) -> argparse.ArgumentParser:
     if with_options:
         _add_option_args(c)
 
-    e = sub.add_parser("evaluate", help="accuracy and selective prediction on a labelled image folder",
-                       description="Evaluate strategies on labelled images: an ImageFolder tree (one "
-                                   "subfolder per class, named by the class or by a WordNet id such as "
-                                   "n01440764), a folder with labels.csv, a CSV of path,label, or a zip of "
-                                   "either.")
+
+def _evaluate_parser(e: argparse.ArgumentParser, with_options: bool) -> None:
     e.add_argument("data", help="ImageFolder folder, folder with labels.csv, CSV file, or .zip")
     e.add_argument("--dataset", default=None, choices=list(DATASETS),
                    help="read DATA as one of Ge et al.'s datasets (its label mapping, its classes; R and A "
@@ -214,21 +234,6 @@ def build_parser(with_options: bool = False) -> argparse.ArgumentParser:
     _add_model_args(e)
     if with_options:
         _add_option_args(e)
-
-    w = sub.add_parser("wordnet", help="show how class names map into WordNet")
-    w.add_argument("names", nargs="+", help="class names; each is read in the context of the others")
-    w.add_argument("--sense", action="append", default=None, metavar="CLASS=SENSE",
-                   help="force the sense of a class, e.g. crane=crane.n.04 (repeatable)")
-    w.add_argument("--json", action="store_true", help="print the result as JSON")
-
-    sub.add_parser("setup-wordnet", help="install WordNet for NLTK (from the system's packages or by download)")
-    sub.add_parser("models", help="list the model presets")
-    sub.add_parser("strategies", help="list the strategies")
-    # The page's own parser reads these flags (``zsdemo serve --help``), so that `zsdemo serve`
-    # and the Space's app.py take the same ones.
-    sub.add_parser("serve", help="start the web page (the same flags as app.py; zsdemo serve --help)",
-                   add_help=False, prefix_chars="\0").add_argument("flags", nargs=argparse.REMAINDER)
-    return parser
 
 
 def format_table(result: ClassificationResult) -> str:

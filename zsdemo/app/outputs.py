@@ -56,7 +56,7 @@ def build_consistency(out: Outputs) -> None:
 
 def build_methods(out: Outputs) -> None:
     gr.Markdown("## The methods: why each decided")
-    out.parts["methods"] = gr.HTML(elem_id="methods-panels")
+    out.parts["methods"] = gr.Markdown(elem_id="methods-panels")
 
 
 def panel_values(config: backend.AppConfig, out: Outputs, run: backend.Run | None, index: int | None) -> dict:

@@ -12,7 +12,6 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from markdown_it import MarkdownIt
 from matplotlib.figure import Figure
 from PIL import Image
 
@@ -267,7 +266,6 @@ def sense_choices(senses: Sequence[dict[str, Any]]) -> dict[str, list[tuple[str,
     return out
 
 
-MARKDOWN = MarkdownIt("commonmark", {"html": False}).enable(["table", "strikethrough"])
 AREA_HINTS = {"wordnet": "Tick {methods} to see what WordNet adds.",
               "methods": "Tick {methods} to see here why each of them decided as it did."}
 
@@ -283,8 +281,10 @@ def area_hint(area: str) -> str:
 
 def strategy_panels(result: ClassificationResult, image: ImageResult, area: str,
                     thumbnails: dict[str, str] | None = None) -> str:
-    """The panels the image's strategies show in one area of the page, as HTML: each asked
-    through its ``panel`` hook (their Markdown is rendered here, with raw HTML off)."""
+    """The panels the image's strategies show in one area of the page, each asked through its
+    ``panel`` hook, as one Markdown document for the page's Markdown component (the browser
+    renders it): each panel's HTML blocks and Markdown stand apart by blank lines, so that
+    CommonMark keeps the HTML as it is and renders the Markdown between."""
     context = PanelContext(result, image, thumbnails or {})
     sections = []
     for sid, r in image.strategies.items():
@@ -294,11 +294,13 @@ def strategy_panels(result: ClassificationResult, image: ImageResult, area: str,
         panel = strategy.panel(r, context)
         if panel is None:
             continue
-        sections.append(f'<section class="zs-panel" data-strategy="{html(sid)}"><h3>{html(panel.title)}</h3>'
+        # A class names the strategy (the page's sanitiser drops data- attributes).
+        sections.append(f'<section class="zs-panel zs-panel-{html(sid)}">\n<h3>{html(panel.title)}</h3>\n'
                         f'<div class="zs-panel-top">top-1: <strong>{html(r.top1.class_name)}</strong> '
-                        f'({100 * r.top1.prob:.1f}%)</div>'
-                        f'{MARKDOWN.render(panel.markdown) if panel.markdown else ""}{panel.html}</section>')
-    return f'<div class="zs-panels">{"".join(sections)}</div>' if sections else area_hint(area)
+                        f'({100 * r.top1.prob:.1f}%)</div>\n\n{panel.markdown}\n\n{panel.html}\n\n</section>')
+    if not sections:
+        return area_hint(area)
+    return '<div class="zs-panels">\n\n' + "\n\n".join(sections) + "\n\n</div>"
 
 
 @dataclass

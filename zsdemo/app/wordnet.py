@@ -12,7 +12,7 @@ from .outputs import Outputs
 def build(out: Outputs) -> dict[str, gr.Component]:
     """The area (inside a column); its WordNet panel goes into ``out``, the picker is returned."""
     gr.Markdown("## WordNet: what the hierarchy method adds")
-    out.parts["wordnet"] = gr.HTML(elem_id="wordnet-panels")
+    out.parts["wordnet"] = gr.Markdown(elem_id="wordnet-panels")
     picker: dict[str, gr.Component] = {}
     with gr.Row():
         picker["sense_class"] = gr.Dropdown(label="Class with several senses", choices=[], elem_id="sense-class")

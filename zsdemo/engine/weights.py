@@ -119,6 +119,28 @@ def _offline(what: str) -> ModelLoadError:
     )
 
 
+def _local_dir(name: str) -> str:
+    """``local-dir:FOLDER`` checked: the folder holds open_clip's config and its weights."""
+    from open_clip.constants import HF_CONFIG_NAME, HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME
+
+    folder = Path(name[len("local-dir:"):]).expanduser()
+    if not folder.is_dir():
+        raise ModelLoadError(f"Model folder {str(folder)!r} does not exist (from {name!r}).")
+    if not (folder / HF_CONFIG_NAME).is_file():
+        raise ModelLoadError(
+            f"Model folder {str(folder)!r} has no {HF_CONFIG_NAME}: a local-dir: model needs the "
+            "config and weights saved by open_clip (push_to_hf_hub / save_pretrained layout)."
+        )
+    weights = (HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME)
+    if not any((folder / w).is_file() for w in weights):
+        # open_clip would build the architecture with random, unseeded weights and say nothing.
+        raise ModelLoadError(
+            f"Model folder {str(folder)!r} has a config but no weights ({' or '.join(weights)}): "
+            "save the weights beside the config, or use the tiny-random preset for random weights."
+        )
+    return f"local-dir:{folder}"
+
+
 def open_clip_arguments(spec: ModelSpec) -> tuple[str, str | None, dict[str, Any]]:
     """Check the spec and find cached weights before open_clip runs.
 
@@ -134,22 +156,7 @@ def open_clip_arguments(spec: ModelSpec) -> tuple[str, str | None, dict[str, Any
 
     name, pretrained = spec.name, spec.pretrained
     if name.startswith("local-dir:"):
-        folder = Path(name[len("local-dir:"):]).expanduser()
-        if not folder.is_dir():
-            raise ModelLoadError(f"Model folder {str(folder)!r} does not exist (from {name!r}).")
-        if not (folder / HF_CONFIG_NAME).is_file():
-            raise ModelLoadError(
-                f"Model folder {str(folder)!r} has no {HF_CONFIG_NAME}: a local-dir: model needs the "
-                "config and weights saved by open_clip (push_to_hf_hub / save_pretrained layout)."
-            )
-        weights = (HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME)
-        if not any((folder / w).is_file() for w in weights):
-            # open_clip would build the architecture with random, unseeded weights and say nothing.
-            raise ModelLoadError(
-                f"Model folder {str(folder)!r} has a config but no weights ({' or '.join(weights)}): "
-                "save the weights beside the config, or use the tiny-random preset for random weights."
-            )
-        return f"local-dir:{folder}", None, {}
+        return _local_dir(name), None, {}
     if name.startswith("hf-hub:"):
         repo_id = hub_repo_id(name)
         cached_config = _cached_hub_file(repo_id, (HF_CONFIG_NAME,))

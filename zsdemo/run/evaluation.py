@@ -169,6 +169,30 @@ def evaluation_request(
     return request
 
 
+def _prepared_run(loaded: LoadedModel, data: LabelledSet, request: Request, store: FeatureStore | None,
+                  cache: TextFeatureCache | None, progress: Progress | None,
+                  ) -> tuple[Run, Sparsity | None, str | None]:
+    """What every batch shares: the classes' WordNet senses (and the sparse hierarchy, or why
+    WordNet is missing), the support set's features, and each strategy's once-per-request work."""
+    senses, sparsity, missing = [], None, None
+    if request.needs_wordnet:
+        with track(progress) if progress is not None else contextlib.nullcontext():
+            stage(0.0, 0.0, "reading the classes in WordNet")      # and scoring its nodes, once per model
+            senses, sparsity, missing = request_senses(loaded, request)
+    run = Run(loaded, request, cache, senses)
+    if request.support is not None and any(s.needs_support for s in request.chosen):
+        with track(progress) if progress is not None else contextlib.nullcontext():
+            # Leakage: an evaluated image is never in the support set, whatever its name.
+            stage(0.0, 0.0, "reading the evaluated images' contents (leakage check)")
+            evaluated_digests = digests_of([it.path for it in data.items])
+            stage(0.0, 0.0, "embedding the support set", len(request.support.items), "image")
+            run.support = embed_support(loaded, request.support, store, evaluated_digests)
+    with track(progress) if progress is not None else contextlib.nullcontext():
+        for strategy in request.chosen:     # CoOp learns its context here, with its own progress
+            strategy.prepare(run, (0.0, 1.0))
+    return run, sparsity, missing
+
+
 def evaluate(
     loaded: LoadedModel,
     data: LabelledSet,
@@ -189,22 +213,7 @@ def evaluate(
     if not isinstance(batch_size, int) or batch_size < 1:
         raise InputError(f"The batch size must be a whole number of at least 1 (got {batch_size!r}).")
     evaluated = list(dict.fromkeys([*ALWAYS, *request.strategies]))
-    senses, sparsity, missing = [], None, None
-    if request.needs_wordnet:
-        with track(progress) if progress is not None else contextlib.nullcontext():
-            stage(0.0, 0.0, "reading the classes in WordNet")      # and scoring its nodes, once per model
-            senses, sparsity, missing = request_senses(loaded, request)
-    run = Run(loaded, request, cache, senses)
-    if request.support is not None and any(s.needs_support for s in request.chosen):
-        with track(progress) if progress is not None else contextlib.nullcontext():
-            # Leakage: an evaluated image is never in the support set, whatever its name.
-            stage(0.0, 0.0, "reading the evaluated images' contents (leakage check)")
-            evaluated_digests = digests_of([it.path for it in data.items])
-            stage(0.0, 0.0, "embedding the support set", len(request.support.items), "image")
-            run.support = embed_support(loaded, request.support, store, evaluated_digests)
-    with track(progress) if progress is not None else contextlib.nullcontext():
-        for strategy in request.chosen:     # CoOp learns its context here, with its own progress
-            strategy.prepare(run, (0.0, 1.0))
+    run, sparsity, missing = _prepared_run(loaded, data, request, store, cache, progress)
     out = EvaluationReport(
         dataset=data.describe(), model=loaded.describe(),
         settings={"strategies": list(request.strategies), "views": list(request.views),

@@ -129,7 +129,8 @@ class Scores:
 @dataclass(frozen=True)
 class Panel:
     """What a strategy shows of one image on the page: a heading, then Markdown (user text
-    through ``markup.md``) and/or HTML (through ``markup.html``)."""
+    through ``markup.md``) and/or HTML (through ``markup.html``; one line, no blank lines, so
+    that it stays one HTML block of the page's Markdown)."""
 
     title: str
     markdown: str = ""

@@ -133,6 +133,11 @@ class HierarchyStrategy(Strategy):
     def panel(self, result: StrategyResult, context: PanelContext) -> Panel | None:
         if not result.details:
             return None
+        first = next(sid for sid in context.image.strategies if sid in VARIANTS)
+        if first != self.id:
+            # The senses, parents, children and trees are those the first variant shows: only
+            # what differs, this variant's decision and scores.
+            return Panel(self.label, markdown=scores_markdown(result))
         return Panel(self.label, markdown=wordnet_markdown(result, context.result),
                      html=hierarchy_tree(result, context.result))
 
@@ -300,6 +305,16 @@ def wordnet_markdown(found: StrategyResult, result: ClassificationResult) -> str
         if c.score is not None:
             prompts = "; ".join(f"“{md(p.text)}” {p.cosine:.3f}" for p in c.prompts)
             lines.append(f"   - score {c.score:.3f} (max cosine of: {prompts})")
+    return "\n".join(lines)
+
+
+def scores_markdown(found: StrategyResult) -> str:
+    """A variant's decision and its candidates' scores (the first variant's panel has the rest)."""
+    d: HierarchyDetails = found.details
+    lines = [f"{md(d.reason)}. Name-only prediction: {md(d.base_prediction)}.", ""]
+    for rank, c in enumerate(d.candidates, 1):
+        score = f"score {c.score:.3f}" if c.score is not None else "not re-ranked"
+        lines.append(f"{rank}. **{md(c.class_name)}**: {score}")
     return "\n".join(lines)
 
 
