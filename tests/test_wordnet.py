@@ -188,3 +188,15 @@ def test_without_nltk_wordnet_is_unavailable_not_a_crash(monkeypatch):
     finally:
         monkeypatch.undo()
         wordnet.reset()
+
+
+@pytest.mark.parametrize("names", [("crane", "excavator", "heron", "stork"), ("crane", "excavator", "heron", "pelican"),
+                                   ("crane", "bulldozer", "forklift", "excavator", "tow truck", "tractor")])
+def test_a_pin_on_one_class_never_changes_another_class_sense(names):
+    """Issue 28: pinning crane to crane.n.05, the sense it already had, switched excavator from the
+    machine to the workman (the pin used to be the context the other classes were read in)."""
+    unpinned = {c.name: c.chosen.synset for c in wordnet.class_senses(list(names), {})}
+    for crane in (s.synset for s in wordnet.class_senses(list(names), {})[0].senses):
+        pinned = {c.name: c.chosen.synset for c in wordnet.class_senses(list(names), {"crane": crane})}
+        assert pinned["crane"] == crane
+        assert {k: v for k, v in pinned.items() if k != "crane"} == {k: v for k, v in unpinned.items() if k != "crane"}

@@ -339,8 +339,11 @@ def resolve(
     wn_synsets = [_synsets(n) for n in names]
     given = {n: synset_by_id(overrides[n] if n in overrides else known_ids[n])
              for n in names if n in overrides or n in known_ids}
-    # Each name read on its own first: that reading is what the other names see as context.
-    alone = [given[n] if n in given else choose_sense(wn_synsets[i], name=n)[0] for i, n in enumerate(names)]
+    # Each name read on its own first: that reading is what the other names see as context. A
+    # user's pin is not part of it: pinning one class (even to the sense it already had) must
+    # never change another class's sense. Exact ImageNet ids are.
+    alone = [synset_by_id(known_ids[n]) if n in known_ids else choose_sense(wn_synsets[i], name=n)[0]
+             for i, n in enumerate(names)]
     out = []
     for i, name in enumerate(names):
         if name in given:
