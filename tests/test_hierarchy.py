@@ -151,3 +151,13 @@ def test_phrase_features_come_from_the_shared_cache(tiny, cat_path):
     assert cache.misses == misses
     phrase = "crane which is a kind of wading bird"
     assert torch.allclose(encode_prompts(tiny, [phrase], cache), encode_prompts(tiny, [phrase], None), atol=1e-6)
+
+
+def test_a_pruned_score_just_under_the_threshold_reads_as_smaller():
+    """Issue 28: "black stork (0.155 < 0.155)"."""
+    from zsdemo.strategies.hierarchy import Pruning, distinct
+
+    assert distinct(0.15512, 0.15534) == ("0.1551", "0.1553")
+    assert distinct(0.12, 0.155) == ("0.12", "0.155")
+    pruning = Pruning({}, {}, 0.155431, 0.4)
+    assert pruning.why({"name": "black stork", "norm_variance": 0.155102}) == "0.1551 < 0.1554"

@@ -21,8 +21,6 @@ class Inputs:
     """The tab's inputs by name, and the buttons and boxes the events need."""
 
     values: dict[str, gr.Component] = field(default_factory=dict)
-    run: gr.Button | None = None
-    stop: gr.Button | None = None
     preset: gr.Dropdown | None = None
     descriptor_file: gr.UploadButton | None = None
     boxes: dict[str, gr.Group] = field(default_factory=dict)
@@ -45,13 +43,10 @@ def build(config: backend.AppConfig, model: str) -> Inputs:
                               value=backend.preset_text("lab-photos"), elem_id="classes")
     v["strategies"] = gr.CheckboxGroup(label="Strategies", choices=backend.strategy_choices(),
                                        value=list(backend.DEFAULT_STRATEGIES), elem_id="strategies")
-    with gr.Row():
-        out.run = gr.Button("Classify", variant="primary", elem_id="run", scale=3)
-        out.stop = gr.Button("Stop", variant="stop", elem_id="stop", visible=False, scale=1)
-    with gr.Accordion("What the strategies do", open=False):
+    with gr.Accordion("What the strategies do", open=False, elem_id="legend"):
         gr.Markdown(backend.strategy_legend())
     v["templates"] = gr.Textbox(label="Custom templates for the 'Custom templates' strategy, one per line with {}",
-                                lines=2, placeholder=CUSTOM_PLACEHOLDER)
+                                lines=2, placeholder=CUSTOM_PLACEHOLDER, elem_id="templates")
     _models(v, config, model)
     _few_shot(out)
     with gr.Accordion("Settings of the ticked methods", open=False, elem_id="method-settings"):
@@ -67,7 +62,7 @@ def build(config: backend.AppConfig, model: str) -> Inputs:
 def _models(v: dict[str, gr.Component], config: backend.AppConfig, model: str) -> None:
     v["model"] = gr.Dropdown(
         label="Model: a preset, or an open_clip name and tag (e.g. 'ViT-B-32 laion2b_s34b_b79k', 'hf-hub:ORG/REPO')",
-        choices=backend.model_choices(config), value=model, allow_custom_value=True)
+        choices=backend.model_choices(config), value=model, allow_custom_value=True, elem_id="model")
     v["compare_model"] = gr.Dropdown(
         label="Compare with a second model (side by side; both must fit the server's memory)",
         choices=[("none", ""), *backend.model_choices(config)], value="", allow_custom_value=True,
@@ -100,7 +95,7 @@ def _descriptors(out: Inputs) -> None:
 
 
 def _advanced(v: dict[str, gr.Component]) -> None:
-    with gr.Accordion("Advanced settings", open=False):
+    with gr.Accordion("Advanced settings", open=False, elem_id="advanced"):
         v["top_k"] = gr.Slider(1, backend.MAX_TOP_K, value=5, step=1, label="Top-k classes shown per strategy")
         v["consistency"] = gr.Checkbox(label="Run the consistency check even without a hierarchy strategy",
                                        value=True)

@@ -17,7 +17,6 @@ const pick = (e) => { const row = e.target.closest('[data-index]');
 element.addEventListener('click', pick);
 element.addEventListener('keydown', (e) => { if (e.key === 'Enter') pick(e); });
 """
-WAITING = ('<div class="zs-caption">Results appear here: press Classify, or click an example above.</div>')
 # What each panel of ``backend.ImagePanels`` fills.
 PANELS = ("title", "bars", "verdict", "consistency", "views", "wordnet", "methods")
 
@@ -39,7 +38,6 @@ class Outputs:
 def build_results(out: Outputs) -> None:
     """The column beside the inputs (called inside it)."""
     p = out.parts
-    p["status"] = gr.HTML(WAITING, elem_id="run-status")
     p["summary"] = gr.HTML(elem_id="summary", js_on_load=ROW_CLICK_JS)
     p["model_note"] = gr.Markdown()
     p["notes"] = gr.Markdown()

@@ -27,7 +27,8 @@ from ..core.memory import start_trimming
 from ..core.resources import EXAMPLE_IMAGES as PHOTOS
 from ..core.resources import asset_text
 from ..engine.models import DEFAULT_PRESET, REGISTRY
-from . import api, backend, evaluate, gpu, inputs, outputs, tasks, wordnet
+from . import actions, api, backend, evaluate, gpu, inputs, outputs, tasks, wordnet
+from .actions import FRESH_JS, SHOW_RESULTS_JS, STAY_JS
 from .events import CONTROL, busy, idle, named, paths, problem, session, stop_session, user_errors
 from .refusals import explain_refusals
 from .warmup import Example as WarmExample
@@ -38,11 +39,6 @@ STATE_SESSIONS = 256          # ... and at most this many sessions keep one
 CSS = asset_text("app.css")
 log = logging.getLogger("zsdemo.app")
 
-# The click shows the results area (on a phone it is below the inputs) and dims the results of
-# the previous run until the new ones arrive.
-SHOW_RESULTS_JS = """() => { const r = document.getElementById('results');
-  if (r) { r.classList.add('zs-stale'); r.scrollIntoView({behavior: 'smooth', block: 'start'}); } }"""
-FRESH_JS = "() => { document.getElementById('results')?.classList.remove('zs-stale'); }"
 
 INTRO = """# zsdemo: a zero-shot image classification lab
 Upload images, type the classes you care about, tick prompt strategies and press **Classify**.
@@ -86,11 +82,11 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
     backend.attach_caches(config)
     warm = _warm_up(config, warm_up)
     with gr.Blocks(title="zsdemo: zero-shot classification lab") as page:
-        gr.Markdown(INTRO)
+        gr.Markdown(INTRO, elem_id="intro")
         banner = gr.HTML(elem_id="warmup")
         timer = gr.Timer(1.0, active=warm is not None)
         with gr.Tab("Classify images", id="classify"):
-            _classify_tab(config, model)
+            bar = _classify_tab(config, model)
         with gr.Tab("Evaluate a labelled set", id="evaluate"):
             evaluate.build(config, model)
 
@@ -99,6 +95,7 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
             return text, gr.Timer(active=changing)
         page.load(warm_status, None, [banner, timer], api_visibility="private")
         timer.tick(warm_status, None, [banner, timer], api_visibility="private", queue=False)
+        actions.follow_url(page, bar)
         api.register(config)
     return explain_refusals(page)
 
@@ -116,8 +113,8 @@ def _warm_up(config: backend.AppConfig, warm_up: bool) -> Any:
     return None
 
 
-def _classify_tab(config: backend.AppConfig, model: str) -> None:
-    """The tab's areas, then their events."""
+def _classify_tab(config: backend.AppConfig, model: str) -> actions.Actions:
+    """The tab's areas, then their events; the action bar, which the page's load also sets."""
     examples_slot = gr.Column()      # filled below, once the inputs exist: examples first on the page
     out = outputs.Outputs()
     with gr.Row():
@@ -133,19 +130,21 @@ def _classify_tab(config: backend.AppConfig, model: str) -> None:
     with gr.Row(elem_id="methods"):
         with gr.Column():
             outputs.build_methods(out)
-    with gr.Accordion("How it works", open=False):
+    with gr.Accordion("How it works", open=False, elem_id="how-it-works"):
         gr.Markdown(HOW_IT_WORKS)
+    bar = actions.build()
     state = gr.State(None, time_to_live=STATE_TTL_S)
     ins.values["senses"] = gr.State({})
     selected = gr.State(0)          # the image being inspected, kept across re-runs
-    _run_events(config, ins, out, picker, state)
+    _run_events(config, ins, out, bar, picker, state)
     _inspect_events(config, ins, out, picker, state, selected)
     with examples_slot:
-        _examples(config, ins, state)
+        _examples(config, ins, bar, state)
+    return bar
 
 
-def _run_events(config: backend.AppConfig, ins: inputs.Inputs, out: outputs.Outputs, picker: dict,
-                state: gr.State) -> None:
+def _run_events(config: backend.AppConfig, ins: inputs.Inputs, out: outputs.Outputs, bar: actions.Actions,
+                picker: dict, state: gr.State) -> None:
     """Classify, the sense picker's re-run and Stop: runs only set the state (and say how they
     went); its change event draws everything."""
     def classify_page(values: dict, request: gr.Request, progress=gr.Progress()) -> tuple:
@@ -165,21 +164,22 @@ def _run_events(config: backend.AppConfig, ins: inputs.Inputs, out: outputs.Outp
     def busy_classify(request: gr.Request) -> tuple:
         return *busy(request), backend.status_html("running", "Working… (Stop ends the run)")
 
-    running = [ins.run, ins.stop, out["status"]]
+    running = [bar.run, bar.stop, bar.status]
     everything = set(ins.values.values())
     # Page events are private (api_name set so that they do not take the API's names).
-    started = ins.run.click(busy_classify, None, running, js=SHOW_RESULTS_JS, queue=False, api_visibility="private")
-    event = started.then(classify_page, everything, [state, out["status"]], api_name="ui_run",
+    started = bar.run.click(busy_classify, None, running, js=SHOW_RESULTS_JS, queue=False, api_visibility="private")
+    event = started.then(classify_page, everything, [state, bar.status], api_name="ui_run",
                          api_visibility="private", concurrency_id="model")
-    event.then(idle("Classify"), None, [ins.run, ins.stop], js=FRESH_JS, queue=False, api_visibility="private")
+    event.then(idle("Classify"), None, [bar.run, bar.stop], js=FRESH_JS, queue=False, api_visibility="private")
+    # A sense re-run keeps the reader beside the WordNet panel (no jump to the summary).
     rerun = picker["apply"].click(user_errors(backend.choose_sense),
                                   [ins["senses"], picker["sense_class"], picker["sense"]], ins["senses"],
                                   api_visibility="private").success(
-        busy_classify, None, running, js=SHOW_RESULTS_JS, queue=False, api_visibility="private")
-    rerun = rerun.then(classify_page, everything, [state, out["status"]], api_name="ui_rerun_sense",
+        busy_classify, None, running, js=STAY_JS, queue=False, api_visibility="private")
+    rerun = rerun.then(classify_page, everything, [state, bar.status], api_name="ui_rerun_sense",
                        api_visibility="private", concurrency_id="model")
-    rerun.then(idle("Classify"), None, [ins.run, ins.stop], js=FRESH_JS, queue=False, api_visibility="private")
-    ins.stop.click(stop_session, None, [ins.run, ins.stop], queue=False, api_visibility="private")
+    rerun.then(idle("Classify"), None, [bar.run, bar.stop], js=FRESH_JS, queue=False, api_visibility="private")
+    bar.stop.click(stop_session, None, [bar.run, bar.stop], queue=False, api_visibility="private")
     # Resetting only forgets the choices; the next Classify uses the default senses.
     picker["reset"].click(wordnet.reset_sense_choices, None, ins["senses"], api_visibility="private")
 
@@ -247,7 +247,7 @@ def _inspect_events(config: backend.AppConfig, ins: inputs.Inputs, out: outputs.
                                  api_visibility="private")
 
 
-def _examples(config: backend.AppConfig, ins: inputs.Inputs, state: gr.State) -> None:
+def _examples(config: backend.AppConfig, ins: inputs.Inputs, bar: actions.Actions, state: gr.State) -> None:
     """The examples, cached on first use. gr.State cannot be stored with cached examples: an
     example's run (the result as JSON) comes back through a hidden component and is copied into
     the state. Examples are small, so the round trip to the browser is too."""
@@ -260,7 +260,12 @@ def _examples(config: backend.AppConfig, ins: inputs.Inputs, state: gr.State) ->
         return tasks.classify(config, run_args({**starting, "gallery": gallery, "classes": classes,
                                                 "strategies": strategies}))
 
-    example_state.change(lambda s: s, example_state, state, api_visibility="private")
+    def shown(result: dict | None) -> tuple:
+        # The status line says what is on show (it said "press Classify" under an example's result).
+        if not result:
+            return gr.skip(), gr.skip()
+        return result, backend.status_html("done", "Showing an example's result (computed once, then kept).")
+    example_state.change(shown, example_state, [state, bar.status], api_visibility="private")
     gr.Examples(EXAMPLES, [ins["gallery"], ins["classes"], ins["strategies"]], [example_state], fn=example,
                 cache_examples=True, cache_mode="lazy", api_visibility="private", example_labels=EXAMPLE_LABELS,
                 label="Examples: click one, then look at the results")

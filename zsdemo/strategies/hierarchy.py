@@ -276,7 +276,15 @@ class Pruning:
         score = node.get("norm_variance")
         if score is None or self.threshold is None:
             return ""
-        return f"{score:.3g} < {self.threshold:.3g}"
+        return "{} < {}".format(*distinct(score, self.threshold))
+
+
+def distinct(a: float, b: float, digits: int = 3) -> tuple[str, str]:
+    """Two numbers with the fewest significant digits (3 or more) that tell them apart: a pruned
+    node's score just under the threshold read "0.155 < 0.155" at three."""
+    while digits < 9 and f"{a:.{digits}g}" == f"{b:.{digits}g}" and a != b:
+        digits += 1
+    return f"{a:.{digits}g}", f"{b:.{digits}g}"
 
 
 def wordnet_markdown(found: StrategyResult, result: ClassificationResult) -> str:
