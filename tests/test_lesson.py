@@ -147,3 +147,42 @@ def test_the_presentation_switch_turns_it_on_and_off(browser, live_app):
         tab.wait_for_function("!document.body.classList.contains('zs-present')")
     finally:
         tab.close()
+
+
+def test_a_lesson_opens_from_its_link_and_copy_link_restores_the_page(browser, live_app):
+    tab = _open(browser, live_app + "?lesson=crane&present=1", SIZES["projector"])
+    try:
+        tab.wait_for_function("document.querySelector('#classes textarea').value.includes('excavator')")
+        assert tab.evaluate("document.body.classList.contains('zs-present')")
+        ticked = tab.eval_on_selector_all("#strategies input:checked", "els => els.length")
+        assert ticked == 3
+        assert tab.locator("#images [aria-label^='Thumbnail']").count() == 1
+        assert "Lesson loaded" in tab.inner_text("#run-status")
+        # Change the page, copy its link, and open the link in a fresh tab: the same page.
+        tab.fill("#classes textarea", "crane, heron, forklift")
+        tab.get_by_text("Lessons: open one as a link").first.click()
+        tab.click("#copy-link")
+        tab.wait_for_function("document.querySelector('#lesson-link textarea').value.includes('forklift')")
+        url = tab.input_value("#lesson-link textarea")
+        assert tab.evaluate("window.location.href") == url
+        tab.screenshot(path=str(SHOTS / "28_3_lesson_link.png"))
+    finally:
+        tab.close()
+    again = _open(browser, url, SIZES["laptop"])
+    try:
+        again.wait_for_function("document.querySelector('#classes textarea').value === 'crane\\nheron\\nforklift'")
+        assert not again.evaluate("document.body.classList.contains('zs-present')")
+    finally:
+        again.close()
+
+
+def test_a_hostile_address_gets_a_message_and_names_nothing_on_the_server(browser, live_app):
+    tab = _open(browser, live_app + "?images=..%2F..%2Fetc%2Fpasswd&model=local-dir%3A%2Fetc&tpt_steps=NaN",
+                SIZES["laptop"])
+    try:
+        tab.get_by_text("example photos", exact=False).first.wait_for()
+        text = tab.inner_text("body")
+        assert "passwd" not in text and "Traceback" not in text
+        assert tab.locator("#images [aria-label^='Thumbnail']").count() == 4     # the page's own photos stay
+    finally:
+        tab.close()

@@ -27,7 +27,7 @@ from ..core.memory import start_trimming
 from ..core.resources import EXAMPLE_IMAGES as PHOTOS
 from ..core.resources import asset_text
 from ..engine.models import DEFAULT_PRESET, REGISTRY
-from . import actions, api, backend, evaluate, gpu, inputs, outputs, tasks, wordnet
+from . import actions, api, backend, evaluate, gpu, inputs, lessons, outputs, tasks, wordnet
 from .actions import FRESH_JS, SHOW_RESULTS_JS, STAY_JS
 from .events import CONTROL, busy, idle, named, paths, problem, session, stop_session, user_errors
 from .refusals import explain_refusals
@@ -86,7 +86,7 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
         banner = gr.HTML(elem_id="warmup")
         timer = gr.Timer(1.0, active=warm is not None)
         with gr.Tab("Classify images", id="classify"):
-            bar = _classify_tab(config, model)
+            bar, ins, share = _classify_tab(config, model)
         with gr.Tab("Evaluate a labelled set", id="evaluate"):
             evaluate.build(config, model)
 
@@ -96,6 +96,7 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
         page.load(warm_status, None, [banner, timer], api_visibility="private")
         timer.tick(warm_status, None, [banner, timer], api_visibility="private", queue=False)
         actions.follow_url(page, bar)
+        lessons.wire(page, config, ins, bar, *share)
         api.register(config)
     return explain_refusals(page)
 
@@ -113,8 +114,9 @@ def _warm_up(config: backend.AppConfig, warm_up: bool) -> Any:
     return None
 
 
-def _classify_tab(config: backend.AppConfig, model: str) -> actions.Actions:
-    """The tab's areas, then their events; the action bar, which the page's load also sets."""
+def _classify_tab(config: backend.AppConfig, model: str) -> tuple[actions.Actions, inputs.Inputs, tuple]:
+    """The tab's areas, then their events; what the page's load sets (the action bar, the inputs,
+    the lessons' link)."""
     examples_slot = gr.Column()      # filled below, once the inputs exist: examples first on the page
     out = outputs.Outputs()
     with gr.Row():
@@ -140,7 +142,8 @@ def _classify_tab(config: backend.AppConfig, model: str) -> actions.Actions:
     _inspect_events(config, ins, out, picker, state, selected)
     with examples_slot:
         _examples(config, ins, bar, state)
-    return bar
+        share = lessons.build()
+    return bar, ins, share
 
 
 def _run_events(config: backend.AppConfig, ins: inputs.Inputs, out: outputs.Outputs, bar: actions.Actions,

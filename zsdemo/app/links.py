@@ -1,0 +1,187 @@
+"""A lesson as a link: the Classify tab's inputs in the address, and back.
+
+``link_query`` writes the inputs a lesson needs (classes, strategies, templates, senses, top-k,
+model, the example photos shown, each method's options) as a query string; ``from_query`` reads
+one back, each value checked as the API checks it, so that a hostile address can set nothing an
+API call could not, and no message names anything on the server. The built-in lessons
+(``LESSONS``) are such links, with what to say and what to point at.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+from urllib.parse import urlencode
+
+from ..core import arguments
+from ..core.constants import MAX_TOP_K
+from ..core.errors import InputError, ZsdemoError
+from ..core.resources import EXAMPLE_IMAGES
+from ..prompts.classnames import PRESETS as CLASS_PRESETS
+from ..prompts.classnames import parse_classnames
+from ..prompts.templates import parse_templates
+from ..strategies import STRATEGIES, groups, named_options
+from ..strategies import options as declared
+from ..wordnet.senses import parse_overrides
+
+MAX_QUERY = 20_000            # characters of a query string read at all
+MAX_PARAMETERS = 64
+FIELDS = ("classes", "strategies", "templates", "senses", "top_k", "model", "images", "preset")
+
+
+@dataclass(frozen=True)
+class Lesson:
+    id: str
+    title: str
+    query: dict[str, str]
+    say: str                  # what to say, and what to point at (Markdown)
+
+
+LESSONS = (
+    Lesson("crane", "Crane: a bird, or a machine?",
+           {"images": "rocket.jpg", "classes": "crane, heron, stork, excavator, bulldozer, rocket",
+            "strategies": "name,clip80,hierarchy"},
+           "A launch tower looks like a construction crane, and *crane* is also a bird. Classify, then open the "
+           "WordNet panel: the hierarchy read *crane* next to heron and stork, so it took the bird "
+           "(`crane.n.05`, parent *wading bird*). Point at its parent and children. In the sense picker choose "
+           "`crane.n.04` (the machine) and re-run: the parent becomes *lifting device*, the phrases change, and "
+           "the other classes keep their senses. Ask: which reading did the picture need?"),
+    Lesson("cats", "Fine-grained cats",
+           {"images": "cat.png", "classes": "tabby cat, tiger cat, Persian cat, Siamese cat, Egyptian Mau, lynx, tiger",
+            "strategies": "name,photo,clip80,hierarchy"},
+           "Seven kinds of cat, one photo. Point at the bars: the classes are close, so the probabilities are "
+           "spread thin, and the strategies may disagree (the summary marks a changed top-1 with ≠). Then the "
+           "consistency panel: do the prompt groups and the flipped image agree? Where they do not, the image "
+           "is *uncertain* and the hierarchy re-ranks it with each breed's parent."),
+    Lesson("prompt", "What the prompt does",
+           {"images": "coffee.png", "classes": "coffee mug, espresso, cup, teapot, soup bowl, plate",
+            "strategies": "name,photo,clip7,clip80,custom",
+            "templates": "a close-up photo of a {}.\na drawing of a {}."},
+           "The same image and classes, five ways of asking. *Name only* is the bare word; *Single template* says "
+           "'a photo of a {}.'; CLIP-7 and CLIP-80 average many templates; *Custom* uses the two templates in the "
+           "box. Point at how the bars change from card to card, and at the summary's ≠ marks: the words around "
+           "the class name move the answer."),
+    Lesson("unsure", "When CLIP is unsure",
+           {"images": "astronaut.png", "classes": "astronaut, pilot, scuba diver, firefighter, nurse, robot",
+            "strategies": "name,photo,clip80,hierarchy"},
+           "Eileen Collins in a flight suit: astronaut or pilot? Point at the verdict first: the consistency check "
+           "asks four prompt groups and ten views of the image. Open the views: which ones change the answer "
+           "(✗)? An image whose answer moves when it is flipped or reworded is one to distrust; the hierarchy "
+           "re-ranks exactly those."),
+)
+BY_ID = {lesson.id: lesson for lesson in LESSONS}
+
+
+def lesson_link(lesson: Lesson, present: bool = False) -> str:
+    return "?" + urlencode({"lesson": lesson.id, **({"present": "1"} if present else {})})
+
+
+def link_query(values: Mapping[str, Any]) -> str:
+    """The inputs (by the page's names) as a query string: what differs from nothing, and the
+    example photos only when every image shown is one of them."""
+    out: dict[str, str] = {}
+    for name in ("classes", "templates", "model"):
+        text = values.get(name)
+        if isinstance(text, str) and text.strip():
+            out[name] = text.strip()
+    senses = values.get("senses")
+    if isinstance(senses, Mapping) and senses:
+        out["senses"] = ",".join(f"{k}={v}" for k, v in senses.items())
+    strategies = values.get("strategies")
+    if isinstance(strategies, (list, tuple)) and strategies:
+        out["strategies"] = ",".join(str(s) for s in strategies)
+    if isinstance(values.get("top_k"), (int, float)):
+        out["top_k"] = str(int(values["top_k"]))
+    photos = [_photo(p) for p in values.get("gallery") or []]
+    if photos and all(photos):
+        out["images"] = ",".join(photos)
+    for name, (key, field_name, opt, default) in named_options("page").items():
+        value = values.get(name)
+        shown = opt.shown(default) if opt.shown is not None else default
+        if value is not None and value != shown and value != default:
+            out[name] = str(value).lower() if isinstance(value, bool) else str(value)
+    return urlencode(out)
+
+
+def _photo(item: Any) -> str | None:
+    path = item[0] if isinstance(item, (list, tuple)) and item else item
+    name = str(path).replace("\\", "/").rsplit("/", 1)[-1] if path else ""
+    return name if name and (EXAMPLE_IMAGES / name).is_file() and str(path).endswith(name) and \
+        str(EXAMPLE_IMAGES) in str(path) else None
+
+
+def from_query(params: Mapping[str, str] | Sequence[tuple[str, str]]) -> tuple[dict[str, Any], list[str]]:
+    """The page's inputs (by name) from a query string's parameters, and what was refused, in
+    words. Every value is checked as the API checks it; nothing refused is echoed back whole."""
+    items = list(params.items()) if isinstance(params, Mapping) else list(params)
+    if sum(len(k) + len(v) for k, v in items) > MAX_QUERY or len(items) > MAX_PARAMETERS:
+        return {}, [f"The link is too long (at most {MAX_QUERY:,} characters and {MAX_PARAMETERS} settings); "
+                    "nothing was read from it."]
+    given = dict(items)
+    lesson = BY_ID.get(given.pop("lesson", ""), None) if "lesson" in given else None
+    problems: list[str] = []
+    if "lesson" in dict(items) and lesson is None:
+        problems.append(f"There is no built-in lesson by that name; the lessons are: {', '.join(BY_ID)}.")
+    merged = {**(lesson.query if lesson else {}), **given}
+    merged.pop("present", None)                  # the page's own switch reads it
+    values: dict[str, Any] = {}
+    options = named_options("page")
+    for name, raw in merged.items():
+        try:
+            if name in FIELDS:
+                values.update(_field(name, raw))
+            elif name in options:
+                values[name] = _option(name, raw, options[name])
+            else:
+                problems.append(f"The link's setting {name[:40]!r} is not one this page has; it was left out.")
+        except ZsdemoError as e:
+            problems.append(f"The link's {name[:40]}: {e.for_page()}")
+    return values, problems
+
+
+def _field(name: str, raw: str) -> dict[str, Any]:
+    if name == "classes":
+        return {"classes": "\n".join(parse_classnames(raw).names)}
+    if name == "strategies":
+        ids = [s.strip().lower() for s in raw.split(",") if s.strip()]
+        unknown = [s for s in ids if s not in STRATEGIES]
+        if unknown or not ids:
+            raise InputError(f"unknown strategy {unknown[0][:40]!r}" if unknown else "no strategy given")
+        return {"strategies": ids}
+    if name == "templates":
+        return {"templates": "\n".join(parse_templates(raw))}
+    if name == "senses":
+        return {"senses": parse_overrides(raw)}
+    if name == "top_k":
+        return {"top_k": arguments.whole_number(_number(raw), "top-k", 1, MAX_TOP_K)}
+    if name == "model":
+        return {"model": raw}            # checked by backend.model_choice, with the page's config
+    if name == "preset":
+        if raw not in CLASS_PRESETS:
+            raise InputError("not one of the class-name presets")
+        return {"preset": raw}
+    photos = [p.strip() for p in raw.split(",") if p.strip()]
+    if not photos or len(photos) > 16 or any("/" in p or "\\" in p or not (EXAMPLE_IMAGES / p).is_file()
+                                             for p in photos):
+        raise InputError("images in a link can only be the page's example photos, by name "
+                         f"({', '.join(sorted(p.name for p in EXAMPLE_IMAGES.iterdir()))})")
+    return {"gallery": [str(EXAMPLE_IMAGES / p) for p in photos]}
+
+
+def _option(name: str, raw: str, spec: tuple[str, str, Any, Any]) -> Any:
+    key, field_name, opt, default = spec
+    value: Any = raw
+    if opt.kind in ("whole", "number"):
+        value = _number(raw)
+    elif opt.kind == "flag":
+        value = raw.strip().lower() in ("1", "true", "yes", "on")
+    declared.parse(groups()[key].settings, {field_name: value}, served=True)     # the API's check
+    return value
+
+
+def _number(raw: str) -> float | int:
+    try:
+        number = float(raw)
+    except ValueError:
+        raise InputError(f"{raw[:20]!r} is not a number") from None
+    return int(number) if number.is_integer() else number
