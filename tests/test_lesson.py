@@ -186,3 +186,23 @@ def test_a_hostile_address_gets_a_message_and_names_nothing_on_the_server(browse
         assert tab.locator("#images [aria-label^='Thumbnail']").count() == 4     # the page's own photos stay
     finally:
         tab.close()
+
+
+@pytest.mark.parametrize("size", list(SIZES))
+def test_the_result_can_be_taken_home(browser, live_app, size):
+    tab = _open(browser, live_app, SIZES[size])
+    try:
+        tab.click("#run")
+        tab.wait_for_selector("#run-status .zs-status-done")
+        tab.locator("#downloads").scroll_into_view_if_needed()
+        tab.click("#downloads")
+        tab.wait_for_function("document.querySelectorAll('#download-files a').length >= 4")
+        names = tab.eval_on_selector_all("#download-files a", "els => els.map(e => e.getAttribute('download') "
+                                         "|| decodeURIComponent(e.href.split('/').pop()))")
+        assert {"result.json", "probabilities.csv"} <= set(names)
+        assert any(n.endswith(".png") for n in names) and any(n.endswith(".svg") for n in names)
+        assert tab.evaluate("document.scrollingElement.scrollWidth") <= SIZES[size][0]
+        tab.locator("#download-files").scroll_into_view_if_needed()
+        tab.screenshot(path=str(SHOTS / f"28_4_{size}_downloads.png"))
+    finally:
+        tab.close()

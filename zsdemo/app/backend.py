@@ -7,6 +7,7 @@ browser session keeps between events is a ``Run``: its result and the uploaded f
 from __future__ import annotations
 
 import contextlib
+import csv
 import os
 import shutil
 import tempfile
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 from ..core import arguments, resources
+from ..run import plots
 from ..engine import models
 from ..prompts.classnames import PRESET_LABELS, parse_classnames, preset_classnames
 from ..prompts.classnames import PRESETS as CLASS_PRESETS
@@ -660,3 +662,45 @@ def _report_dir() -> Path:
     folder = REPORTS_DIR / uuid.uuid4().hex
     folder.mkdir()
     return folder
+
+
+CSV_COLUMNS = ("image", "model", "strategy", "strategy_label", "class", "probability", "logit", "is_top1", "error")
+
+
+def downloads(state: Run, index: int | None) -> list[str]:
+    """What a run can be taken home as: the result as JSON in the CLI's schema (and the second
+    model's), a CSV of every image x strategy x class probability, and the inspected image's
+    bars as the page draws them, as a slide-sized PNG and as SVG."""
+    results = [state.result] + ([state.compared] if state.compared is not None else [])
+    index = index if isinstance(index, int) and 0 <= index < len(state.result.images) else 0
+    folder = _report_dir()
+    files = [folder / "result.json"]
+    files[0].write_text(state.result.to_json(), encoding="utf-8")
+    if state.compared is not None:
+        files.append(folder / "result-compared.json")
+        files[-1].write_text(state.compared.to_json(), encoding="utf-8")
+    files.append(folder / "probabilities.csv")
+    _write_probabilities(files[-1], results)
+    stem = Path(state.result.images[index].source).stem[:60] or "image"
+    figure = plots.bars_figure(results, index)
+    for suffix in ("png", "svg"):
+        files.append(folder / f"bars-{stem}.{suffix}")
+        figure.savefig(files[-1], dpi=plots.DPI, format=suffix)
+    return [str(f) for f in files]
+
+
+def _write_probabilities(path: Path, results: Sequence[ClassificationResult]) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        out = csv.writer(f)
+        out.writerow(CSV_COLUMNS)
+        for result in results:
+            model = result.model.get("label", "")
+            for im in result.images:
+                if im.error:
+                    out.writerow([im.source, model, "", "", "", "", "", "", im.error])
+                    continue
+                for sid, r in im.strategies.items():
+                    for c, name in enumerate(result.classes):
+                        logit = r.logits[c]
+                        out.writerow([im.source, model, sid, r.label, name, f"{r.probs[c]:.6g}",
+                                      "" if logit is None else f"{logit:.6g}", c == r.top1.index, ""])

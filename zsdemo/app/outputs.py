@@ -43,6 +43,12 @@ def build_results(out: Outputs) -> None:
     p["notes"] = gr.Markdown()
     p["title"] = gr.Markdown(elem_id="image-title")
     p["bars"] = gr.HTML(elem_id="bars")
+    with gr.Row(equal_height=True):
+        p["prepare"] = gr.Button("Downloads: JSON, CSV, figure (PNG, SVG)", elem_id="downloads", size="sm",
+                                 scale=0, min_width=280)
+        p["files"] = gr.File(label="Take it home: the result (JSON, the CLI's schema), every probability (CSV), "
+                                   "the bars of the image inspected (PNG at 1920x1080, SVG)", file_count="multiple",
+                             interactive=False, visible=False, elem_id="download-files")
 
 
 def build_consistency(out: Outputs) -> None:

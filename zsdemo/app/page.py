@@ -21,7 +21,7 @@ from typing import Any
 import gradio as gr
 from gradio.utils import get_upload_folder
 
-from ..core.errors import ZsdemoError
+from ..core.errors import InputError, ZsdemoError
 from ..core.limits import LIMITS, LIMITS_INFO, check_environment
 from ..core.memory import start_trimming
 from ..core.resources import EXAMPLE_IMAGES as PHOTOS
@@ -240,6 +240,16 @@ def _inspect_events(config: backend.AppConfig, ins: inputs.Inputs, out: outputs.
         data = getattr(evt, "_data", None)
         return inspect(run_state, data.get("index") if isinstance(data, dict) else None)
 
+    @user_errors
+    def prepare(run_state: dict | None, index: int | None) -> dict:
+        run = backend.Run.from_state(run_state)
+        if run is None:
+            raise InputError("Nothing to download yet: press Classify first.")
+        return gr.update(value=backend.downloads(run, index), visible=True)
+
+    out["prepare"].click(prepare, [state, selected], out["files"], api_visibility="private")
+    # A new run or another image: the last downloads no longer match what is shown.
+    state.change(lambda: gr.update(value=None, visible=False), None, out["files"], api_visibility="private")
     shown = [*out.panels, selected, out["summary"]]
     ins["gallery"].select(select_image, [state], shown, api_visibility="private")
     out["summary"].click(select_row, [state], shown, api_visibility="private")

@@ -200,7 +200,7 @@ def sigmoid_scores(r: StrategyResult, bias: float | None) -> list[float] | None:
 
 
 def bars_html(image: ImageResult, classes: Sequence[str], strategies: Sequence[str], top_k: int,
-              bias: float | None = None) -> str:
+              bias: float | None = None, order: Sequence[int] | None = None) -> str:
     """Every strategy's probabilities as a card of bars: the same classes, order and colours in
     each card, the card's top-1 in bold with a frame, "other" only when classes are hidden. A
     sigmoid-trained model (``bias``, its logit bias) adds each class's sigmoid score under its bar.
@@ -208,7 +208,7 @@ def bars_html(image: ImageResult, classes: Sequence[str], strategies: Sequence[s
     HTML rather than a figure: the text stays at the page's font size on a phone and a projector
     alike (a figure's labels shrink with its width), and the cards wrap to the width there is."""
     results = [image.strategies[s] for s in strategies if s in image.strategies]
-    order = plots.shown_classes(results, top_k)
+    order = list(order) if order is not None else plots.shown_classes(results, top_k)
     hidden = len(order) < len(classes)
     cards = []
     for r in results:
@@ -233,10 +233,11 @@ def bars_html(image: ImageResult, classes: Sequence[str], strategies: Sequence[s
 def compared_bars_html(result: ClassificationResult, compared: ClassificationResult, index: int) -> str:
     """The bars of two models side by side, one column each (stacked on a narrow screen)."""
     columns = []
+    order = plots.compared_classes([result, compared], index)      # one order and colouring for both
     for r in (result, compared):
         im = r.images[index]
         body = (f"<p>{html(im.error)}</p>" if im.error else
-                bars_html(im, r.classes, r.strategies, r.top_k, r.model.get("logit_bias")))
+                bars_html(im, r.classes, r.strategies, r.top_k, r.model.get("logit_bias"), order))
         columns.append(f'<div class="zs-model-col"><div class="zs-model-name">{html(r.model.get("label", ""))}</div>'
                        f'{body}</div>')
     return f'<div class="zs-compare">{"".join(columns)}</div>'

@@ -8,11 +8,13 @@ a method.
 
 from __future__ import annotations
 
+import math
 from typing import Callable, Sequence
 
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
-from ..engine.results import StrategyResult
+from ..engine.results import ClassificationResult, StrategyResult
 
 MAX_BARS = 12            # classes shown per figure; the rest is summed into "other"
 OTHER = "other"
@@ -29,6 +31,64 @@ def shown_classes(strategies: Sequence[StrategyResult], top_k: int, limit: int =
         for p in s.top_k[:top_k]:
             best[p.index] = max(best.get(p.index, 0.0), p.prob)
     return sorted(best, key=lambda i: (-best[i], i))[:limit]
+
+
+def compared_classes(results: Sequence[ClassificationResult], index: int) -> list[int]:
+    """One class order for the bars of one image on every model compared (the same classes in
+    the same order and colours in each column)."""
+    shown = [r.images[index].strategies[s] for r in results if not r.images[index].error
+             for s in r.strategies if s in r.images[index].strategies]
+    return shown_classes(shown, results[0].top_k)
+
+
+SLIDE = (19.2, 10.8)      # inches at DPI: a 1920x1080 slide
+
+
+def bars_figure(results: Sequence[ClassificationResult], index: int, size: tuple[float, float] = SLIDE) -> Figure:
+    """The page's bars of one image as a figure (a slide, PNG or SVG): a card per strategy, the
+    same classes, order and colours in every card and every model's column, the card's top-1 in
+    bold and framed, "other" when classes are hidden."""
+    order = compared_classes(results, index)
+    fig = Figure(figsize=size, dpi=DPI, layout="constrained")
+    columns = fig.subfigures(1, len(results), squeeze=False)[0]
+    for column, result in zip(columns, results):
+        image = result.images[index]
+        title = result.model.get("label", "") if len(results) > 1 else image.source
+        column.suptitle(title, fontsize=18, fontweight="bold")
+        if image.error:
+            column.text(0.5, 0.5, image.error, ha="center", va="center", wrap=True, fontsize=14)
+            continue
+        cards = [image.strategies[s] for s in result.strategies if s in image.strategies]
+        cols = max(1, min(len(cards), round(math.sqrt(len(cards) * 1.6 / len(results)))))
+        rows = math.ceil(len(cards) / cols)
+        axes = column.subplots(rows, cols, squeeze=False).ravel()
+        hidden = len(order) < len(result.classes)
+        for ax, r in zip(axes, cards):
+            _card(ax, r, result.classes, order, hidden)
+        for ax in axes[len(cards):]:
+            ax.set_axis_off()
+    return fig
+
+
+def _card(ax, r: StrategyResult, classes: Sequence[str], order: Sequence[int], hidden: bool) -> None:
+    labels = [classes[c] for c in order] + ([OTHER] if hidden else [])
+    probs = [r.probs[c] for c in order] + ([max(0.0, 1.0 - sum(r.probs[c] for c in order))] if hidden else [])
+    colours = [PALETTE[k % len(PALETTE)] for k in range(len(order))] + ([OTHER_COLOUR] if hidden else [])
+    y = list(range(len(labels)))[::-1]
+    ax.barh(y, probs, color=colours, height=0.7)
+    ax.set_xlim(0, 1.18)
+    ax.set_yticks(y, labels, fontsize=13)
+    ax.set_xticks([])
+    for side in ("top", "right", "bottom"):
+        ax.spines[side].set_visible(False)
+    for yy, p, label in zip(y, probs, labels):
+        ax.text(p + 0.02, yy, f"{100 * p:.0f}%", va="center", fontsize=12)
+    top = r.top1.index
+    if top in order:
+        row = y[list(order).index(top)]
+        ax.get_yticklabels()[list(order).index(top)].set_fontweight("bold")
+        ax.add_patch(Rectangle((0, row - 0.45), 1.16, 0.9, fill=False, lw=2, ec="#222222", clip_on=False))
+    ax.set_title(f"{r.label}\ntop-1: {r.top1.class_name}", fontsize=14, loc="left")
 
 
 def coverage_curves(curves: dict[str, Sequence[tuple[float, float]]],
@@ -55,7 +115,7 @@ def strategy_coverage(curves: dict[str, Sequence[tuple[float, float]]],
 
 def _coverage_figure(curves: dict[str, Sequence[tuple[float, float]]], aurocs: dict[str, float | None] | None,
                      ylabel: str, title: str, dashed: Callable[[str], bool]) -> Figure:
-    fig = Figure(figsize=(9.5, 4.2), dpi=DPI, layout="constrained")
+    fig = Figure(figsize=(11, 4.8), dpi=DPI, layout="constrained")
     ax = fig.subplots()
     for k, (label, points) in enumerate(curves.items()):
         if not points:
@@ -70,6 +130,10 @@ def _coverage_figure(curves: dict[str, Sequence[tuple[float, float]]], aurocs: d
     ax.set_xlabel("coverage (share of images kept, most confident first)")
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
-    ax.set_title(title, fontsize=10, loc="left")
+    # Legends and titles a room can read: at the page's width a 7-point legend came out about 8 px.
+    ax.legend(fontsize=11, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    ax.set_title(title, fontsize=13, loc="left")
+    ax.tick_params(labelsize=11)
+    ax.xaxis.label.set_size(11)
+    ax.yaxis.label.set_size(11)
     return fig
