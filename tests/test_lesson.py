@@ -206,3 +206,33 @@ def test_the_result_can_be_taken_home(browser, live_app, size):
         tab.screenshot(path=str(SHOTS / f"28_4_{size}_downloads.png"))
     finally:
         tab.close()
+
+
+@pytest.mark.parametrize("size", list(SIZES))
+def test_where_the_model_looks(browser, live_app, size):
+    tab = _open(browser, live_app, SIZES[size])
+    try:
+        tab.click("#run")
+        tab.wait_for_selector("#run-status .zs-status-done")
+        tab.get_by_text("Where the model looks").first.click()
+        tab.wait_for_selector("#occlusion-run", state="visible")
+        grid = tab.locator("#occlusion-grid input[type=number]")
+        for _ in range(3):                      # the accordion draws its content on first opening
+            grid.fill("4")
+            grid.press("Tab")                   # the box commits its value when it loses focus
+            tab.wait_for_timeout(300)
+            if "17 forward passes" in tab.inner_text("#occlusion-cost"):
+                break
+        assert "17 forward passes" in tab.inner_text("#occlusion-cost")     # the cost, before the run
+        tab.locator("#occlusion-run").scroll_into_view_if_needed()
+        tab.click("#occlusion-run")
+        tab.wait_for_selector("#occlusion-map img", timeout=60_000)
+        picture = tab.locator("#occlusion-map img")
+        picture.scroll_into_view_if_needed()
+        box = picture.bounding_box()
+        assert box["width"] >= min(300, SIZES[size][0] - 120) and picture.evaluate("im => im.naturalWidth > 0")
+        assert "forward passes" in tab.inner_text("#occlusion-map")
+        assert tab.evaluate("document.scrollingElement.scrollWidth") <= SIZES[size][0]
+        tab.screenshot(path=str(SHOTS / f"28_5_{size}_occlusion.png"))
+    finally:
+        tab.close()

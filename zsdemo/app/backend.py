@@ -19,6 +19,10 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 from ..core import arguments, resources
+from ..engine import occlusion
+from ..engine.occlusion import check_grid
+from ..engine.zero_shot_classifier import class_vectors
+from ..prompts.templates import SINGLE
 from ..run import plots
 from ..engine import models
 from ..prompts.classnames import PRESET_LABELS, parse_classnames, preset_classnames
@@ -44,6 +48,7 @@ from .panels import (  # noqa: F401
     ImagePanels,
     evaluation_panels,
     image_panels,
+    occlusion_html,
     thumbnail_url,
     md,
     model_notice,
@@ -704,3 +709,57 @@ def _write_probabilities(path: Path, results: Sequence[ClassificationResult]) ->
                         logit = r.logits[c]
                         out.writerow([im.source, model, sid, r.label, name, f"{r.probs[c]:.6g}",
                                       "" if logit is None else f"{logit:.6g}", c == r.top1.index, ""])
+
+
+TOP1 = "top-1"                  # the occlusion map's default class: the single template's top-1
+
+
+def occlusion_passes(grid: object) -> str:
+    """What a map will cost, said before it is drawn."""
+    grid = check_grid(grid)
+    return (f"{grid} x {grid} positions + the whole image = **{occlusion.passes(grid)} forward passes** of the "
+            "image tower.")
+
+
+def where_it_looks(config: AppConfig, state: Run | None, index: object, class_name: object, grid: object,
+                   progress: Progress | None = None, stop: StopSignal | None = None) -> str:
+    """The occlusion map of the inspected image (``engine/occlusion.py``) for a class, on the
+    run's model, with the single-template classifier 'a photo of a {}.', as the page's HTML."""
+    if state is None or not state.result.images:
+        raise InputError("Nothing to look at yet: press Classify first, then pick an image.")
+    grid = check_grid(grid)
+    if occlusion.passes(grid) > LIMITS.images * (1 + len(DEFAULT_VIEWS)):
+        raise InputError(f"{occlusion.passes(grid)} forward passes are more than a request may take here; "
+                         "choose a coarser grid.")
+    index = index if isinstance(index, int) and 0 <= index < len(state.result.images) else 0
+    if not state.result.images[index].ok or index >= len(state.paths):
+        raise InputError("This image could not be read, so there is no map of it.")
+    image = load_image(config.uploads.check(state.paths[index], image=True)).image
+    classes = state.result.classes
+    name = arguments.text(class_name, "class", TOP1).strip() or TOP1
+    if name != TOP1 and name not in classes:
+        raise InputError(f"{name[:60]!r} is not one of this run's classes.")
+    with track(progress, stop) as tracker:
+        tracker.stage(0.0, 0.0, "finding the run's model")
+        loaded = _run_model(config, state.result.model)
+        weights = class_vectors(loaded, classes, SINGLE, TEXT_CACHE)
+        target = _top1(loaded, image, weights) if name == TOP1 else classes.index(name)
+        found = occlusion.occlusion_map(loaded, image, weights, target, classes[target], grid)
+    return occlusion_html(image, found)
+
+
+def _run_model(config: AppConfig, described: dict[str, Any]) -> models.LoadedModel:
+    """The model a result came from: the served one, or one still in memory. A state can come
+    back from the browser, so nothing it names is loaded from scratch."""
+    served = load_served(config)
+    spec = (described.get("name"), described.get("pretrained"))
+    if spec == (served.spec.name, served.spec.pretrained):
+        return served
+    if isinstance(spec[0], str) and models.REGISTRY.has(spec[0], spec[1], config.device):
+        return models.get_model(spec[0], spec[1], config.device)
+    raise InputError("The model of this result is no longer in memory: press Classify again, then draw the map.")
+
+
+def _top1(loaded: models.LoadedModel, image: Any, weights: Any) -> int:
+    feats = loaded.encode_images(loaded.preprocess(image).unsqueeze(0), 1)
+    return int((feats @ weights.to(feats.device).T).argmax())

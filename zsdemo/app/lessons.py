@@ -69,8 +69,9 @@ def wire(page: gr.Blocks, config: backend.AppConfig, ins: Inputs, bar: Actions, 
         out: dict[Any, Any] = {ins.values[k]: v for k, v in values.items() if k in ins.values}
         if "preset" in values and ins.preset is not None:
             out[ins.preset] = values["preset"]
-        if out:
-            out[bar.status] = backend.status_html("done", "Lesson loaded from the link: press Classify.")
+        # Gradio reads an empty dict as one value, not as "no updates": the status line is always set.
+        out[bar.status] = (backend.status_html("done", "Lesson loaded from the link: press Classify.") if out
+                           else gr.skip())
         return out
 
     page.load(restore, None, [*ins.values.values(), bar.status, *([ins.preset] if ins.preset else [])],

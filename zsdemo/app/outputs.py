@@ -49,6 +49,24 @@ def build_results(out: Outputs) -> None:
         p["files"] = gr.File(label="Take it home: the result (JSON, the CLI's schema), every probability (CSV), "
                                    "the bars of the image inspected (PNG at 1920x1080, SVG)", file_count="multiple",
                              interactive=False, visible=False, elem_id="download-files")
+    build_occlusion(out)
+
+
+def build_occlusion(out: Outputs) -> None:
+    """Where the model looks: an occlusion map of the inspected image, its cost said first."""
+    p = out.parts
+    with gr.Accordion("Where the model looks: cover parts of the image and watch the probability", open=False,
+                      elem_id="occlusion"):
+        with gr.Row(equal_height=True):
+            p["occlusion_class"] = gr.Dropdown(label="Class", choices=[backend.TOP1], value=backend.TOP1,
+                                               elem_id="occlusion-class", scale=1)
+            p["occlusion_grid"] = gr.Slider(4, 10, value=7, step=1, label="Grid (positions per side)",
+                                            elem_id="occlusion-grid", scale=1)
+        with gr.Row(equal_height=True):
+            p["occlusion_run"] = gr.Button("Show where the model looks", elem_id="occlusion-run", scale=0,
+                                           min_width=240)
+            p["occlusion_cost"] = gr.Markdown(backend.occlusion_passes(7), elem_id="occlusion-cost")
+        p["occlusion_map"] = gr.HTML(elem_id="occlusion-map")
 
 
 def build_consistency(out: Outputs) -> None:

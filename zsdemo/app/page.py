@@ -140,6 +140,7 @@ def _classify_tab(config: backend.AppConfig, model: str) -> tuple[actions.Action
     selected = gr.State(0)          # the image being inspected, kept across re-runs
     _run_events(config, ins, out, bar, picker, state)
     _inspect_events(config, ins, out, picker, state, selected)
+    _occlusion_events(config, out, bar, state, selected)
     with examples_slot:
         _examples(config, ins, bar, state)
         share = lessons.build()
@@ -258,6 +259,40 @@ def _inspect_events(config: backend.AppConfig, ins: inputs.Inputs, out: outputs.
                   *out.panels], api_visibility="private")
     picker["sense_class"].change(wordnet.senses_of, [state, picker["sense_class"]], picker["sense"],
                                  api_visibility="private")
+
+
+def _occlusion_events(config: backend.AppConfig, out: outputs.Outputs, bar: actions.Actions, state: gr.State,
+                      selected: gr.State) -> None:
+    """The occlusion map: its cost follows the grid; drawing it takes the model's turns like a
+    run (busy buttons, progress, Stop)."""
+    out["occlusion_grid"].change(user_errors(backend.occlusion_passes), out["occlusion_grid"], out["occlusion_cost"],
+                                 queue=False, api_visibility="private")
+
+    def draw(run_state: dict | None, index: int | None, class_name: str | None, grid: float,
+             request: gr.Request, progress=gr.Progress()) -> tuple:
+        key = session(request)
+        flag = CONTROL.current(key)
+        try:
+            found = tasks.where_it_looks(config, run_state, index, class_name, grid, flag, gpu.PageProgress(progress))
+        except Exception as e:
+            return gr.skip(), problem(e, "occlusion")
+        finally:
+            CONTROL.end(key, flag)
+        return found, backend.status_html("done", "The occlusion map is drawn under the bars.")
+
+    def classes_of(run_state: dict | None) -> dict:
+        run = backend.Run.from_state(run_state)
+        choices = [backend.TOP1, *(run.result.classes if run else [])]
+        return gr.update(choices=choices, value=backend.TOP1)
+
+    started = out["occlusion_run"].click(busy, None, [bar.run, bar.stop], queue=False, api_visibility="private")
+    started.then(draw, [state, selected, out["occlusion_class"], out["occlusion_grid"]],
+                 [out["occlusion_map"], bar.status], api_name="ui_occlusion", api_visibility="private",
+                 concurrency_id="model").then(idle("Classify"), None, [bar.run, bar.stop], queue=False,
+                                              api_visibility="private")
+    state.change(classes_of, state, out["occlusion_class"], api_visibility="private")
+    for changed in (state, selected):      # another run or another image: the map is no longer of it
+        changed.change(lambda: "", None, out["occlusion_map"], api_visibility="private")
 
 
 def _examples(config: backend.AppConfig, ins: inputs.Inputs, bar: actions.Actions, state: gr.State) -> None:

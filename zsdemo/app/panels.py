@@ -442,3 +442,26 @@ def _listing(items: Sequence[str], listed: int) -> str:
 
 def _auc(x: float | None) -> str:
     return "n/a (needs both right and wrong predictions)" if x is None else f"{x:.3f}"
+
+
+def occlusion_html(image: Image.Image, found: Any) -> str:
+    """The occlusion map over the image: red where covering the image lowers the class's
+    probability, blue where it raises it, with the scale and what it cost."""
+    fig = Figure(figsize=(6.4, 5.2), dpi=plots.DPI, layout="constrained")
+    ax = fig.subplots()
+    ax.imshow(image.convert("RGB"))
+    limit = max(1e-6, max(abs(x) for row in found.drops for x in row))
+    shown = ax.imshow(found.drops, cmap="RdBu_r", vmin=-limit, vmax=limit, alpha=0.55, interpolation="bilinear",
+                      extent=(0, image.width, image.height, 0))
+    bar = fig.colorbar(shown, ax=ax, shrink=0.85)
+    bar.set_label(f"drop in p({found.class_name[:40]}) when covered", fontsize=11)
+    ax.set_axis_off()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="jpeg", pil_kwargs={"quality": 85})
+    url = "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+    worst = max(((x, r, c) for r, row in enumerate(found.drops) for c, x in enumerate(row)))
+    return (f'<figure class="zs-occlusion"><img src="{url}" alt="occlusion map of {html(found.class_name)}">'
+            f'<figcaption>Where the model looks for <b>{html(found.class_name)}</b> ("a photo of a {{}}.", '
+            f'{100 * found.probability:.1f}% on the whole image): a grey patch slid over a {found.grid} x '
+            f'{found.grid} grid; red where covering lowers the probability (at most {100 * worst[0]:.1f} points), '
+            f'blue where it raises it. {found.passes} forward passes.</figcaption></figure>')

@@ -14,6 +14,7 @@ import gradio as gr
 
 from . import backend
 from ..core.progress import StopFlag
+from ..engine import occlusion
 from . import gpu
 
 
@@ -47,3 +48,15 @@ def evaluate_api(config: backend.AppConfig, upload: object, strategies: object,
                  options: dict[str, Any]) -> dict[str, Any]:
     """The ``/evaluate`` API: the report as JSON."""
     return backend.evaluate_upload(config, upload, strategies, **options).to_dict()
+
+
+def _occlusion_seconds(config: backend.AppConfig, state: dict[str, Any] | None, index: object, class_name: object,
+                       grid: object, *_: Any, **__: Any) -> float:
+    return occlusion.passes(occlusion.check_grid(grid)) / gpu.RATES.images_per_second
+
+
+@gpu.task(_occlusion_seconds)
+def where_it_looks(config: backend.AppConfig, state: dict[str, Any] | None, index: object, class_name: object,
+                   grid: object, stop: StopFlag | None = None, progress: gpu.PageProgress | None = None) -> str:
+    """The occlusion map of the inspected image (``backend.where_it_looks``), as the page's HTML."""
+    return backend.where_it_looks(config, backend.Run.from_state(state), index, class_name, grid, progress, stop)
