@@ -23,6 +23,7 @@ from zsdemo.data.support import embed_support, open_support, validation_split
 from zsdemo.prompts.templates import CLIP80, fill
 from zsdemo.engine.text import encode_prompts
 from zsdemo.strategies import read_result
+from zsdemo.engine.results import StrategyResult
 from zsdemo.strategies import options
 
 from conftest import make_zip
@@ -321,3 +322,15 @@ def test_coop_training_reports_its_steps_in_evaluate(tiny, support_dir, tmp_path
     steps = [m for _, m in heard if m.startswith("CoOp: learning the context (3 epochs): ")]
     assert steps[-1].endswith("3 of 3 steps")                       # 12 examples, batches of 32: 1 step per epoch
     assert [m for _, m in heard].index(steps[-1]) < [m for _, m in heard].index("evaluating")
+
+
+def test_coop_says_which_epochs_its_losses_are_of_and_shows_no_broken_words(tiny):
+    """Issue 28: "50 epochs" above 8 unlabelled losses, and nearest words with "\ufffd" in them."""
+    details = coop.CoOpDetails(epochs=50, losses=[1.0 - k / 100 for k in range(50)],
+                               nearest_words=[["a", "b", "c"]], shots={"cat": 2}, context="16", loaded_from=None)
+    text = coop.COOP.explain(StrategyResult("coop", "CoOp", [1.0], [0.0], [], details))
+    assert "at 8 of the 50 epochs" in text and "1: 1.000" in text and "50: 0.510" in text
+    torch.manual_seed(0)
+    words = coop.nearest_words(tiny, torch.randn(64, tiny.model.token_embedding.weight.shape[1]) * 0.02)
+    assert all(len(w) == coop.NEAREST_WORDS for w in words)
+    assert not any("\ufffd" in x or not x for w in words for x in w)

@@ -236,3 +236,48 @@ def test_where_the_model_looks(browser, live_app, size):
         tab.screenshot(path=str(SHOTS / f"28_5_{size}_occlusion.png"))
     finally:
         tab.close()
+
+
+def test_a_new_run_closes_the_last_problems_toast(browser, live_app):
+    tab = _open(browser, live_app, SIZES["projector"])
+    try:
+        tab.fill("#classes textarea", "  ,  ")
+        tab.click("#run")
+        tab.get_by_text("No class names given").first.wait_for()
+        assert tab.locator(".toast-body").count() >= 1
+        tab.fill("#classes textarea", "cat, dog")
+        tab.click("#run")
+        tab.wait_for_selector("#run-status .zs-status-done")
+        assert tab.locator(".toast-body").count() == 0
+    finally:
+        tab.close()
+
+
+def test_an_examples_result_says_so_in_the_status_line(browser, live_app):
+    tab = _open(browser, live_app, SIZES["projector"])
+    try:
+        tab.get_by_text("Chelsea the cat vs fine-grained cat breeds").click()
+        tab.wait_for_function("document.querySelector('#run-status').innerText.includes('Showing an example')",
+                              timeout=120_000)
+        assert "press Classify" not in tab.inner_text("#run-status")
+    finally:
+        tab.close()
+
+
+def test_the_per_class_table_shows_every_column_at_1280(browser, live_app, labelled_zip):
+    tab = _open(browser, live_app, SIZES["projector"])
+    try:
+        tab.get_by_role("tab", name="Evaluate a labelled set").click()
+        tab.set_input_files("#eval-zip input[type=file]", str(labelled_zip))
+        tab.wait_for_selector("#eval-zip a, #eval-zip .file-name", timeout=20_000)
+        tab.click("#eval-run")
+        tab.wait_for_selector("#eval-per-class table", state="visible")
+        table = tab.locator("#eval-per-class")
+        table.scroll_into_view_if_needed()
+        right = table.bounding_box()["x"] + table.bounding_box()["width"]
+        headers = tab.eval_on_selector_all("#eval-per-class thead th",
+                                           "els => els.map(e => e.getBoundingClientRect().right)")
+        assert len(headers) >= 5 and max(headers) <= right + 1            # the 4th and 5th column are there
+        tab.screenshot(path=str(SHOTS / "28_6_per_class_1280.png"))
+    finally:
+        tab.close()

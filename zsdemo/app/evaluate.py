@@ -103,11 +103,11 @@ def _outputs() -> dict[str, gr.Component]:
     o["coverage"] = gr.Plot(label="Accuracy against coverage", show_label=False, format="png", visible=False)
     o["strategy_coverage"] = gr.Plot(label="Each strategy's accuracy against coverage", show_label=False,
                                      format="png", visible=False)
-    with gr.Row():
-        o["per_class"] = gr.Dataframe(label="Per-class top-1 accuracy", visible=False, interactive=False,
-                                      max_height=400)
-        o["confusions"] = gr.Dataframe(label="Most confused class pairs", visible=False, interactive=False,
-                                       max_height=400)
+    # One above the other: side by side, the per-class table (a column per strategy) was cut at 1280 px.
+    o["per_class"] = gr.Dataframe(label="Per-class top-1 accuracy", visible=False, interactive=False,
+                                  max_height=400, wrap=True, elem_id="eval-per-class")
+    o["confusions"] = gr.Dataframe(label="Most confused class pairs", visible=False, interactive=False,
+                                   max_height=400, wrap=True)
     o["files"] = gr.File(label="Downloads: report.json and the CSV tables", file_count="multiple", interactive=False,
                          elem_id="eval-files", visible=False)
     return o

@@ -19,6 +19,7 @@ from ..core.markup import code, html, md  # noqa: F401
 from ..core.progress import count
 from ..engine.consistency import GROUP_LABELS, ConsistencyDetails
 from ..engine.results import ClassificationResult, ImageResult, StrategyResult, verdict
+from ..engine.images import NOT_AN_IMAGE
 from ..engine.views import VIEW_LABELS, make_view
 from ..run import plots
 from ..run.evaluation import SCORES, EvaluationReport
@@ -41,8 +42,10 @@ def model_notice(model: dict[str, Any]) -> str:
     """A line about the model; loud when its weights are random."""
     where = f"{md(model['label'])} on {md(model['device'])} ({md(model['precision'])})"
     if model.get("random_weights"):
-        return (f"⚠ **{where}: RANDOM weights, so the predictions are meaningless.** "
-                "It exists for tests and offline work; pick a pretrained model for real results.")
+        # Red, as "How it works" says (an HTML block of the page's Markdown, its text escaped).
+        return (f'<div class="zs-random">⚠ <b>{html(model["label"])} on {html(model["device"])} '
+                f'({html(model["precision"])}): RANDOM weights, so the predictions are meaningless.</b> '
+                "It exists for tests and offline work; pick a pretrained model for real results.</div>")
     return f"Model: {where}."
 
 
@@ -378,7 +381,7 @@ def evaluation_panels(report: EvaluationReport, listed: int = 5) -> EvaluationPa
              f"{t['from_cache']} of them from the feature cache)."]
     skipped = report.dataset["skipped_non_images"]
     if skipped:
-        lines.append(f"- {count(skipped, 'file')} skipped: not images.")
+        lines.append(f"- {count(skipped, 'file')} skipped, by name: {NOT_AN_IMAGE}")
     if report.corrupt:
         lines.append(f"- {count(len(report.corrupt), 'unreadable image')} skipped: "
                      + _listing([why for _, why in report.corrupt], listed))
@@ -418,7 +421,8 @@ def evaluation_panels(report: EvaluationReport, listed: int = 5) -> EvaluationPa
     auroc = (["confidence score", "AUROC (name-only correct)", "AUROC (own classifier correct)"],
              [[label, _auc(sel["auroc"][k]), _auc(sel["auroc_own"][k]) if k in sel["auroc_own"] else ""]
               for k, label in SCORES.items()]
-             + [[f"max softmax, {md(r['label'])} (its own)", _auc(r["auroc_name_correct"]), _auc(r["auroc"])]
+             # A table cell is plain text: a Markdown escape would show ("CLIP\\-80").
+             + [[f"max softmax, {r['label']} (its own)", _auc(r["auroc_name_correct"]), _auc(r["auroc"])]
                 for r in sel["by_strategy"].values()])
     strategies = report.strategies
     per_class = (["class", "images", *[STRATEGIES[x].label + " %" for x in strategies]],

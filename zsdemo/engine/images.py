@@ -30,6 +30,9 @@ WORKING_PIXELS = 1024 * 1024
 ORIENTATION = 0x0112
 TURNED = (5, 6, 7, 8)        # EXIF orientations that swap width and height
 
+# One wording wherever a file is not an image (the Classify tab, the Evaluate tab, the CLI).
+NOT_AN_IMAGE = "not an image (or a format this lab cannot read): use JPEG, PNG, WebP, GIF, BMP or TIFF."
+
 
 ImageSource = Union[str, os.PathLike, bytes, Image.Image]
 
@@ -111,7 +114,7 @@ def load_image(
                 img = Image.open(io.BytesIO(data))
         except UnidentifiedImageError:
             raise ImageError(
-                f"{label}: not an image, or a format Pillow cannot read. Use JPEG, PNG, WebP, GIF, BMP or TIFF."
+                f"{label}: {NOT_AN_IMAGE}"
             ) from None
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             raise ImageError(f"{label}: the image has too many pixels to decode safely.") from None

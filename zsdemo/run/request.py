@@ -142,10 +142,14 @@ def check_prompts(request: Request) -> None:
     count = len(request.classnames) * len(templates) + sum(s.extra_prompts(request) for s in request.chosen)
     if count > LIMITS.prompts:
         why = " (the consistency check and the hierarchy use CLIP-80)" if request.needs_consistency else ""
+        # Where the check was asked for by the request alone, say where to switch it off.
+        only_asked = request.consistency and not any(s.needs_consistency for s in request.chosen)
         raise InputError(
             f"{len(request.classnames):,} classes x {len(templates)} templates{why} = {count:,} text prompts; at most "
             f"{LIMITS.prompts:,} are allowed per request. Use fewer classes or a smaller template set "
-            "(for example CLIP-7 instead of CLIP-80, or no consistency check).")
+            "(for example CLIP-7 instead of CLIP-80)",
+            cli=", or leave out --consistency." if only_asked else ".",
+            page=", or untick 'Run the consistency check' under Advanced settings." if only_asked else ".")
 
 
 def _check_senses(chosen: dict[str, str], classnames: Sequence[str], warnings: list[str]) -> dict[str, str]:

@@ -188,7 +188,7 @@ def parse_strategies(value: str | Sequence[str] | None, has_custom_templates: bo
         raise InputError(
             "The 'custom' strategy needs templates: give at least one, each with one '{}'",
             cli=" (--templates 'a photo of a {}.').",
-            page=", in the 'Custom templates' box (e.g. 'a sketch of a {}.').",
+            page=", in the 'Custom templates' box under the strategies (e.g. 'a sketch of a {}.').",
         )
     return tuple(chosen)
 

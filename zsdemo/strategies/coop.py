@@ -166,8 +166,15 @@ def nearest_words(loaded: LoadedModel, ctx: torch.Tensor, k: int = NEAREST_WORDS
     decode = getattr(loaded.tokenizer, "decode", None)
     out = []
     for row in distance:
-        ids = torch.argsort(row, stable=True)[:k].tolist()
-        out.append([decode([i]).strip() if decode else str(i) for i in ids])
+        words: list[str] = []
+        for i in torch.argsort(row, stable=True).tolist():
+            word = decode([i]).strip() if decode else str(i)
+            # A token that is part of a character's bytes decodes to U+FFFD: not a word to show.
+            if word and "\ufffd" not in word:
+                words.append(word)
+            if len(words) == k:
+                break
+        out.append(words)
     return out
 
 
@@ -245,7 +252,7 @@ class CoOpStrategy(Strategy):
         if request.support is None and settings.load is None:
             raise InputError("CoOp needs a support set to learn from (labelled examples of the classes)",
                              cli=" (--support FOLDER|ZIP), or a learned context (--coop-load FILE).",
-                             page=" (upload a .zip of labelled images).")
+                             page=" (open 'Few-shot: labelled examples' under the strategies and upload a .zip of labelled images).")
         if settings.load is None:
             steps = settings.epochs * math.ceil(len(request.support.items) / settings.batch_size)
             prompts = steps * len(request.classnames) * PASSES_PER_STEP
@@ -319,17 +326,19 @@ class CoOpStrategy(Strategy):
         d = result.details
         source = f"loaded from {md(d.loaded_from)}" if d.loaded_from else \
             f"learned on {sum(d.shots.values())} labelled examples in {d.epochs} epochs"
-        curve = ", ".join(f"{x:.3f}" for x in _thin(d.losses, 8))
+        shown = _thin(list(enumerate(d.losses, 1)), 8)
+        curve = ", ".join(f"{epoch}: {x:.3f}" for epoch, x in shown)
+        which = (f"at {len(shown)} of the {len(d.losses)} epochs" if len(shown) < len(d.losses) else "by epoch")
         words = "; ".join(f"[V{k + 1}] " + " / ".join(md(w) for w in ws) for k, ws in enumerate(d.nearest_words))
-        return (f"A context of {len(d.nearest_words)} vectors before each class name, {source}. Training loss by "
-                f"epoch: {curve}.\n\nThe vocabulary words nearest to each vector (CoOp's vectors rarely mean a word): "
+        return (f"A context of {len(d.nearest_words)} vectors before each class name, {source}. Training loss "
+                f"{which} (epoch: loss): {curve}.\n\nThe vocabulary words nearest to each vector (CoOp's vectors rarely mean a word): "
                 f"{words}.")
 
     def details_from_dict(self, d: dict[str, Any]) -> CoOpDetails:
         return CoOpDetails.from_dict(d)
 
 
-def _thin(values: list[float], n: int) -> list[float]:
+def _thin(values: list[Any], n: int) -> list[Any]:
     if len(values) <= n:
         return values
     step = (len(values) - 1) / (n - 1)

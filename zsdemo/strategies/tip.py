@@ -96,7 +96,8 @@ class TipStrategy(Strategy):
     def check(self, request: Request, n_images: int) -> None:
         if request.support is None:
             raise InputError("Tip-Adapter needs a support set: labelled examples of the classes",
-                             cli=" (--support FOLDER|ZIP).", page=" (upload a .zip of labelled images).")
+                             cli=" (--support FOLDER|ZIP).",
+                             page=" (open 'Few-shot: labelled examples' under the strategies and upload a .zip of labelled images).")
 
     def alpha_beta(self, batch: Batch) -> tuple[float, float, bool]:
         """(alpha, beta, searched): the request's, or the best on a held-out part of the support
