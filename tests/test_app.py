@@ -257,8 +257,8 @@ def test_evaluation_tab_backend(labelled_zip, tmp_path):
     # The paper's confidence scores, then each strategy's own top-1 probability.
     assert len(p.auroc[1]) == len(SCORES) + 3 and isinstance(p.coverage, Figure)
     assert [r[0] for r in p.auroc[1][len(SCORES):]] == [
-        "max softmax, Name only (its own)", "max softmax, CLIP\\-80 ensemble (its own)",
-        "max softmax, WordNet re\\-ranking (its own)"]
+        "max softmax, Name only (its own)", "max softmax, CLIP-80 ensemble (its own)",
+        "max softmax, WordNet re-ranking (its own)"]
     assert isinstance(p.strategy_coverage, Figure)
     assert [r[0] for r in p.per_class[1]] == ["astronaut", "tabby cat"]      # folder order
     assert {Path(f).name for f in files} >= {"report.json", "accuracy.csv", "coverage.png"}

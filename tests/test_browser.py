@@ -405,7 +405,7 @@ def test_few_shot_examples_are_uploaded_and_the_nearest_are_pictured(sized, tmp_
         box = pictures.nth(k).bounding_box()
         assert box["width"] >= 60 and box["height"] >= 60                    # seen, not a speck
         assert pictures.nth(k).evaluate("im => im.complete && im.naturalWidth > 0")
-    assert "Training loss by epoch" in sized.inner_text("#methods-panels")
+    assert "Training loss at 8 of the 50 epochs" in sized.inner_text("#methods-panels")
     assert sized.evaluate("document.documentElement.scrollWidth") <= VIEWPORTS[sized.name][0]
     sized.screenshot(path=str(SHOTS / f"{sized.name}_8_few_shot.png"))
     sized.locator("#support button[aria-label='Clear']").first.click()

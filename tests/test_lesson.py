@@ -74,6 +74,7 @@ def test_classify_stop_and_the_status_stay_in_reach(browser, live_app, size):
         _tick(tab, ["Name only", "CLIP-80 ensemble"])
         tab.click("#run")
         tab.wait_for_function("document.querySelector('#run-status').innerText.includes('encoding prompts')")
+        tab.wait_for_timeout(700)                   # the smooth scroll to the results has ended
         assert _inside(tab, "#stop") and _inside(tab, "#run-status")        # during it, after the jump
         assert "Stop" in tab.inner_text("#run-status") or tab.is_visible("#stop")
         tab.screenshot(path=str(SHOTS / f"28_1_{size}_running.png"))
@@ -149,8 +150,9 @@ def test_the_presentation_switch_turns_it_on_and_off(browser, live_app):
         tab.close()
 
 
-def test_a_lesson_opens_from_its_link_and_copy_link_restores_the_page(browser, live_app):
-    tab = _open(browser, live_app + "?lesson=crane&present=1", SIZES["projector"])
+@pytest.mark.parametrize("size", list(SIZES))
+def test_a_lesson_opens_from_its_link_and_copy_link_restores_the_page(browser, live_app, size):
+    tab = _open(browser, live_app + "?lesson=crane&present=1", SIZES[size])
     try:
         tab.wait_for_function("document.querySelector('#classes textarea').value.includes('excavator')")
         assert tab.evaluate("document.body.classList.contains('zs-present')")
@@ -159,13 +161,16 @@ def test_a_lesson_opens_from_its_link_and_copy_link_restores_the_page(browser, l
         assert tab.locator("#images [aria-label^='Thumbnail']").count() == 1
         assert "Lesson loaded" in tab.inner_text("#run-status")
         # Change the page, copy its link, and open the link in a fresh tab: the same page.
+        tab.screenshot(path=str(SHOTS / f"28_3_{size}_lesson_opened.png"))
         tab.fill("#classes textarea", "crane, heron, forklift")
         tab.get_by_text("Lessons: open one as a link").first.click()
+        tab.locator("#copy-link").scroll_into_view_if_needed()
         tab.click("#copy-link")
         tab.wait_for_function("document.querySelector('#lesson-link textarea').value.includes('forklift')")
         url = tab.input_value("#lesson-link textarea")
         assert tab.evaluate("window.location.href") == url
-        tab.screenshot(path=str(SHOTS / "28_3_lesson_link.png"))
+        tab.locator("#lesson-list").scroll_into_view_if_needed()
+        tab.screenshot(path=str(SHOTS / f"28_3_{size}_lessons.png"))
     finally:
         tab.close()
     again = _open(browser, url, SIZES["laptop"])

@@ -62,3 +62,13 @@ def test_a_huge_query_string_is_not_read():
     assert values == {} and "too long" in problems[0]
     values, problems = links.from_query([(f"k{i}", "1") for i in range(100)])
     assert values == {} and "too long" in problems[0]
+
+
+def test_the_pages_copy_of_an_example_photo_goes_into_a_link_and_a_lookalike_does_not(tmp_path):
+    import shutil
+
+    shutil.copy(EXAMPLE_IMAGES / "rocket.jpg", tmp_path / "rocket.jpg")        # Gradio's copy, same bytes
+    (tmp_path / "cat.png").write_bytes(b"not the cat")
+    assert "images=rocket.jpg" in links.link_query({"gallery": [str(tmp_path / "rocket.jpg")]})
+    assert "images" not in links.link_query({"gallery": [str(tmp_path / "cat.png")]})
+    assert "images" not in links.link_query({"gallery": ["/dev/zero", "/etc/passwd"]})

@@ -33,8 +33,8 @@ def build() -> tuple[gr.Button, gr.Textbox]:
     """The Lessons accordion (inside the tab): the lessons, Copy link and the link itself."""
     with gr.Accordion("Lessons: open one as a link, or share what is on the page", open=False, elem_id="lessons"):
         gr.Markdown(lessons_markdown(), elem_id="lesson-list")
-        with gr.Row(equal_height=True):
-            copy = gr.Button("Copy link to this page", elem_id="copy-link", scale=0, min_width=220)
+        with gr.Row(equal_height=False):
+            copy = gr.Button("Copy link to this page", elem_id="copy-link", scale=0, min_width=220, size="md")
             link = gr.Textbox(label="Link to what is on the page (classes, strategies, settings, model, photos)",
                               elem_id="lesson-link", interactive=False, buttons=["copy"], scale=1)
     return copy, link

@@ -9,6 +9,9 @@ API call could not, and no message names anything on the server. The built-in le
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import os
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 from urllib.parse import urlencode
@@ -104,10 +107,26 @@ def link_query(values: Mapping[str, Any]) -> str:
 
 
 def _photo(item: Any) -> str | None:
+    """The example photo's name when ``item`` is one (the page holds Gradio's copy of it, under
+    the same name and with the same bytes), else None: an uploaded photo never goes into a link."""
     path = item[0] if isinstance(item, (list, tuple)) and item else item
     name = str(path).replace("\\", "/").rsplit("/", 1)[-1] if path else ""
-    return name if name and (EXAMPLE_IMAGES / name).is_file() and str(path).endswith(name) and \
-        str(EXAMPLE_IMAGES) in str(path) else None
+    example = EXAMPLE_IMAGES / name
+    if not name or not example.is_file():
+        return None
+    try:
+        if not os.path.isfile(path) or os.path.getsize(path) != example.stat().st_size:
+            return None           # also keeps a forged path (a device, a huge file) from being read
+        with open(path, "rb") as f:
+            same = hashlib.sha256(f.read()).hexdigest() == _digest(name)
+    except OSError:
+        return None
+    return name if same else None
+
+
+@functools.lru_cache(maxsize=32)
+def _digest(name: str) -> str:
+    return hashlib.sha256((EXAMPLE_IMAGES / name).read_bytes()).hexdigest()
 
 
 def from_query(params: Mapping[str, str] | Sequence[tuple[str, str]]) -> tuple[dict[str, Any], list[str]]:

@@ -62,10 +62,8 @@ def build_occlusion(out: Outputs) -> None:
                                                elem_id="occlusion-class", scale=1)
             p["occlusion_grid"] = gr.Slider(4, 10, value=7, step=1, label="Grid (positions per side)",
                                             elem_id="occlusion-grid", scale=1)
-        with gr.Row(equal_height=True):
-            p["occlusion_run"] = gr.Button("Show where the model looks", elem_id="occlusion-run", scale=0,
-                                           min_width=240)
-            p["occlusion_cost"] = gr.Markdown(backend.occlusion_passes(7), elem_id="occlusion-cost")
+        p["occlusion_cost"] = gr.Markdown(backend.occlusion_passes(7), elem_id="occlusion-cost")
+        p["occlusion_run"] = gr.Button("Show where the model looks", elem_id="occlusion-run", size="md")
         p["occlusion_map"] = gr.HTML(elem_id="occlusion-map")
 
 

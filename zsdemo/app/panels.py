@@ -43,8 +43,8 @@ def model_notice(model: dict[str, Any]) -> str:
     where = f"{md(model['label'])} on {md(model['device'])} ({md(model['precision'])})"
     if model.get("random_weights"):
         # Red, as "How it works" says (an HTML block of the page's Markdown, its text escaped).
-        return (f'<div class="zs-random">⚠ <b>{html(model["label"])} on {html(model["device"])} '
-                f'({html(model["precision"])}): RANDOM weights, so the predictions are meaningless.</b> '
+        return (f'<div class="zs-random">⚠ <strong>{html(model["label"])} on {html(model["device"])} '
+                f'({html(model["precision"])}): RANDOM weights, so the predictions are meaningless.</strong> '
                 "It exists for tests and offline work; pick a pretrained model for real results.</div>")
     return f"Model: {where}."
 
