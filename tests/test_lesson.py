@@ -23,7 +23,7 @@ PRESENT_SIZES = {"projector": (1280, 720), "full-hd": (1920, 1080)}
 LESSON_TEXT = ["#summary .zs-file", "#summary .zs-badge", "#summary .zs-chip", "#bars .zs-label", "#bars .zs-pct",
                "#bars .zs-card-title", "#verdict .zs-verdict", "#views figcaption", "#wordnet-panels .zs-node",
                "#wordnet-panels .zs-pruned small", "#wordnet-panels li", "#classes label span", "#run-status .zs-status",
-               "#strategies label span"]
+               "#strategies label span", "#model-note .zs-random"]
 
 pytestmark = pytest.mark.skipif(not os.path.exists(BROWSER), reason=f"no Chromium at {BROWSER}")
 

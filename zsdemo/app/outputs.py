@@ -39,11 +39,11 @@ def build_results(out: Outputs) -> None:
     """The column beside the inputs (called inside it)."""
     p = out.parts
     p["summary"] = gr.HTML(elem_id="summary", js_on_load=ROW_CLICK_JS)
-    p["model_note"] = gr.Markdown()
+    p["model_note"] = gr.Markdown(elem_id="model-note")
     p["notes"] = gr.Markdown()
     p["title"] = gr.Markdown(elem_id="image-title")
     p["bars"] = gr.HTML(elem_id="bars")
-    with gr.Row(equal_height=True):
+    with gr.Row(equal_height=False):
         p["prepare"] = gr.Button("Downloads: JSON, CSV, figure (PNG, SVG)", elem_id="downloads", size="sm",
                                  scale=0, min_width=280)
         p["files"] = gr.File(label="Take it home: the result (JSON, the CLI's schema), every probability (CSV), "
