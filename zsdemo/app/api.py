@@ -28,34 +28,34 @@ CLASSIFY_DOC = """Classify images against class names with CLIP-style prompt str
 Returns the result as JSON (schema zsdemo.classify/1): per image, each strategy's top-k
 classes and probabilities, the consistency check, the WordNet senses used; with
 compare_model, the same request on that model under "compared"."""
+
+
+def arg(name: str, annotation: Any, words: str, *default: Any) -> tuple[P, str]:
+    """One request argument and its description (no default: a required one)."""
+    return P(name, P.POSITIONAL_OR_KEYWORD, annotation=annotation, **({"default": default[0]} if default else {})), words
+
+
+# The arguments both endpoints take, said once.
+RERANK_ALL = arg("rerank_all", bool, "re-rank every image with WordNet, not only the low-confidence ones.", False)
+MODEL = arg("model", str, 'another model to use: a preset id or "ARCH TAG" (empty: the server\'s model).', "")
+LOW_CONFIDENCE = arg("low_confidence", str, 'which images count as uncertain: "binary", or a rule such as '
+                     '"s_t<0.6".', "binary")
+DESCRIPTORS = arg("descriptors", str, 'descriptors for dclip and cupl: DCLIP\'s JSON, or "class: d; d" lines.', "")
 CLASSIFY_ARGS = [
-    (P("images", P.POSITIONAL_OR_KEYWORD, annotation=list[FileData]),
-     "the images to classify (uploaded files; MCP clients send http(s) URLs), at most 64."),
-    (P("classes", P.POSITIONAL_OR_KEYWORD, annotation=str), "the class names, one per line or comma-separated."),
-    (P("strategies", P.POSITIONAL_OR_KEYWORD, default="name,photo,clip80", annotation=str),
-     'strategy ids, comma-separated ("all" for every one; the options tool lists them).'),
-    (P("templates", P.POSITIONAL_OR_KEYWORD, default="", annotation=str),
-     'custom prompt templates, one per line with {} for the class name ("custom" strategy).'),
-    (P("top_k", P.POSITIONAL_OR_KEYWORD, default=5, annotation=int),
-     "how many classes to return per strategy (1 to 20)."),
-    (P("consistency", P.POSITIONAL_OR_KEYWORD, default=False, annotation=bool),
-     "run the self-consistency check even without a hierarchy strategy."),
-    (P("views", P.POSITIONAL_OR_KEYWORD, default="", annotation=str),
-     "image views for the consistency check, comma-separated ids (empty: all of them)."),
-    (P("rerank_all", P.POSITIONAL_OR_KEYWORD, default=False, annotation=bool),
-     "re-rank every image with WordNet, not only the low-confidence ones."),
-    (P("senses", P.POSITIONAL_OR_KEYWORD, default="", annotation=str),
-     'WordNet senses to force, e.g. "crane=crane.n.04" (comma-separated).'),
-    (P("model", P.POSITIONAL_OR_KEYWORD, default="", annotation=str),
-     'another model to use: a preset id or "ARCH TAG" (empty: the server\'s model).'),
-    (P("low_confidence", P.POSITIONAL_OR_KEYWORD, default="binary", annotation=str),
-     'which images count as uncertain: "binary", or a rule such as "s_t<0.6".'),
-    (P("descriptors", P.POSITIONAL_OR_KEYWORD, default="", annotation=str),
-     'descriptors for dclip and cupl: DCLIP\'s JSON, or "class: d; d" lines.'),
-    (P("compare_model", P.POSITIONAL_OR_KEYWORD, default="", annotation=str),
-     'a second model to run the same request on (empty or "none": no comparison).'),
-    (P("support", P.POSITIONAL_OR_KEYWORD, default=None, annotation=FileData | None),
-     "a .zip of labelled examples for the few-shot methods (one folder per class, or a labels.csv)."),
+    arg("images", list[FileData], "the images to classify (uploaded files; MCP clients send http(s) URLs), at most 64."),
+    arg("classes", str, "the class names, one per line or comma-separated."),
+    arg("strategies", str, 'strategy ids, comma-separated ("all" for every one; the options tool lists them).',
+        "name,photo,clip80"),
+    arg("templates", str, 'custom prompt templates, one per line with {} for the class name ("custom" strategy).', ""),
+    arg("top_k", int, "how many classes to return per strategy (1 to 20).", 5),
+    arg("consistency", bool, "run the self-consistency check even without a hierarchy strategy.", False),
+    arg("views", str, "image views for the consistency check, comma-separated ids (empty: all of them).", ""),
+    RERANK_ALL,
+    arg("senses", str, 'WordNet senses to force, e.g. "crane=crane.n.04" (comma-separated).', ""),
+    MODEL, LOW_CONFIDENCE, DESCRIPTORS,
+    arg("compare_model", str, 'a second model to run the same request on (empty or "none": no comparison).', ""),
+    arg("support", FileData | None, "a .zip of labelled examples for the few-shot methods (one folder per class, "
+        "or a labels.csv).", None),
 ]
 EVALUATE_DOC = """Evaluate strategies on a .zip of labelled images; returns the report as JSON.
 
@@ -63,22 +63,14 @@ The report holds top-1 and top-5 accuracy per strategy, the low-confidence set b
 after WordNet re-ranking, AUROC and coverage of each confidence score, per-class accuracy
 and the most confused pairs."""
 EVALUATE_ARGS = [
-    (P("archive", P.POSITIONAL_OR_KEYWORD, annotation=FileData),
-     "a .zip of labelled images: a folder per class, or a labels.csv (path,label); a URL over MCP."),
-    (P("strategies", P.POSITIONAL_OR_KEYWORD, default="name,photo,clip80,hierarchy", annotation=str),
-     "strategy ids, comma-separated (name only and CLIP-80 always run)."),
-    (P("views", P.POSITIONAL_OR_KEYWORD, default="all", annotation=str),
-     'image views for S_B: "all" (the paper\'s) or "flip" (faster).'),
-    (P("rerank_all", P.POSITIONAL_OR_KEYWORD, default=False, annotation=bool),
-     "re-rank every image with WordNet, not only the low-confidence ones."),
-    (P("model", P.POSITIONAL_OR_KEYWORD, default="", annotation=str),
-     'another model to use: a preset id or "ARCH TAG" (empty: the server\'s model).'),
-    (P("low_confidence", P.POSITIONAL_OR_KEYWORD, default="binary", annotation=str),
-     'which images count as uncertain: "binary", or a rule such as "s_t<0.6".'),
-    (P("descriptors", P.POSITIONAL_OR_KEYWORD, default="", annotation=str),
-     'descriptors for dclip and cupl: DCLIP\'s JSON, or "class: d; d" lines.'),
-    (P("support", P.POSITIONAL_OR_KEYWORD, default=None, annotation=FileData | None),
-     "a .zip of labelled examples for the few-shot methods, separate from the evaluated set."),
+    arg("archive", FileData, "a .zip of labelled images: a folder per class, or a labels.csv (path,label); a URL "
+        "over MCP."),
+    arg("strategies", str, "strategy ids, comma-separated (name only and CLIP-80 always run).",
+        "name,photo,clip80,hierarchy"),
+    arg("views", str, 'image views for S_B: "all" (the paper\'s) or "flip" (faster).', "all"),
+    RERANK_ALL, MODEL, LOW_CONFIDENCE, DESCRIPTORS,
+    arg("support", FileData | None, "a .zip of labelled examples for the few-shot methods, separate from the "
+        "evaluated set.", None),
 ]
 
 
