@@ -67,8 +67,14 @@ def sized(request, browser, live_app):
 
 
 def _classify(page, classes: str) -> None:
+    """Start a run; a later wait for "done" then waits for this run, not the previous one's line
+    (the click dims the results until the new ones are drawn)."""
     page.fill("#classes textarea", classes)
     page.click("#run")
+    page.wait_for_function("document.getElementById('results').classList.contains('zs-stale')"
+                           " || document.querySelector('#run[disabled]')", timeout=10_000)
+    page.wait_for_function("!document.getElementById('results').classList.contains('zs-stale')"
+                           " && !document.querySelector('#run[disabled]')")
 
 
 def test_upload_type_run_and_see_every_panel(page, cat_path, tmp_path):
