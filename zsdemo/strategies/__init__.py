@@ -19,6 +19,7 @@ from .base import Batch, Panel, PanelContext, Rates, Request, Run, Scores, Strat
 from .coop import COOP
 from .cupl import CUPL, CUPL80
 from .dclip import DCLIP
+from .gda import GDA
 from .hierarchy import HIERARCHY, HIERARCHY80
 from .options import Option
 from .perception import PERCEPTION
@@ -47,6 +48,7 @@ STRATEGIES: dict[str, Strategy] = {
         PERCEPTION,
         TIP,
         COOP,
+        GDA,
     )
 }
 ALL = "all"
