@@ -103,7 +103,7 @@ def malformed_cases(junk: Path, hostile: dict[str, str], handle_file) -> list[tu
          "/classify"),
         ((str(IMAGES[0]),), {}, "zip was not uploaded", "/evaluate"),
         ((handle_file(hostile["many"]),), {"views": "flip"}, "images found; at most", "/evaluate"),
-        (([{"path": "/etc/passwd", "meta": {"_type": "gradio.FileData"}}], CLASSES, "name", *[None] * 24), {},
+        (([{"path": "/etc/passwd", "meta": {"_type": "gradio.FileData"}}], CLASSES, "name", *[None] * 26), {},
          "was not uploaded with it", "raw:classify"),
         (([], "cat"), {}, "arguments and 2 were sent", "raw:classify"),
     ]

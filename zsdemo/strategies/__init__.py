@@ -21,6 +21,7 @@ from .cupl import CUPL, CUPL80
 from .dclip import DCLIP
 from .gda import GDA
 from .hierarchy import HIERARCHY, HIERARCHY80
+from .linear_probe import LINEAR_PROBE
 from .options import Option
 from .perception import PERCEPTION
 from .templates import CLIP7_ENSEMBLE, CLIP80_ENSEMBLE, CUSTOM, NAME, PHOTO
@@ -49,6 +50,7 @@ STRATEGIES: dict[str, Strategy] = {
         TIP,
         COOP,
         GDA,
+        LINEAR_PROBE,
     )
 }
 ALL = "all"

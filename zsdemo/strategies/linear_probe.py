@@ -1,0 +1,160 @@
+"""The linear probe: the CLIP paper's few-shot baseline (Radford et al., 2021, §3.2 and Appendix A.3;
+docs/METHODS.md §10).
+
+A multinomial logistic regression on the support set's unit image features, fitted with L-BFGS,
+minimising scikit-learn's objective for ``LogisticRegression(C=c)`` (what the paper used):
+
+    ||W||^2 / 2  +  c x sum over examples of cross-entropy(x W + b, y)      (b not penalised)
+
+The regularisation strength is chosen as the paper does, scored on a held-out share of the
+support set: a sweep over c = 10^-6 ... 10^6 at half-decade steps, then the interval around the
+best is halved twice (a quarter, then an eighth of a decade: the paper's resolution of 8 steps
+per decade); the final model is fitted on every example. With a single example per class
+nothing can be held out, and c is ``probe_c`` (0.316, the value of the paper's example code).
+The fit starts from zeros in float64, so the same support set gives the same probe.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from ..core.errors import InputError
+from ..core.markup import md
+from ..data.support import SupportFeatures, validation_split
+from ..engine.results import StrategyResult
+from .base import Batch, Request, Scores, Strategy
+from .options import option
+
+C_DEFAULT = 0.316
+DECADES = (-6.0, 6.0)
+MAX_ITERATIONS = 1000
+
+
+@dataclass(frozen=True)
+class ProbeSettings:
+    c: float = option(C_DEFAULT, "probe_c", "The probe's C",
+                      "inverse regularisation strength, used when nothing is held out for the sweep",
+                      low=1e-6, high=1e6, info="inverse regularisation (used when the sweep cannot run)")
+    val_fraction: float = option(
+        0.25, "probe_val_fraction", "The probe's validation fraction",
+        "share of each class's examples held out to sweep C (0: use C as given)", low=0.0, high=0.9,
+        control="slider", step=0.05, metavar="F", info="share of the examples held out to choose C")
+
+
+def fit(features: torch.Tensor, labels: torch.Tensor, classes: int, c: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(W [D, C], b [C]) minimising ||W||^2 / 2 + c x the summed cross-entropy, by L-BFGS."""
+    x = features.double().cpu()
+    y = labels.cpu()
+    weights = torch.zeros(x.shape[1], classes, dtype=torch.float64, requires_grad=True)
+    bias = torch.zeros(classes, dtype=torch.float64, requires_grad=True)
+    optimiser = torch.optim.LBFGS([weights, bias], lr=1, max_iter=MAX_ITERATIONS, tolerance_grad=1e-10,
+                                  tolerance_change=1e-14, history_size=20, line_search_fn="strong_wolfe")
+
+    def objective() -> torch.Tensor:
+        optimiser.zero_grad()
+        loss = 0.5 * (weights ** 2).sum() + c * torch.nn.functional.cross_entropy(x @ weights + bias, y,
+                                                                                  reduction="sum")
+        loss.backward()
+        return loss
+
+    with torch.enable_grad():
+        optimiser.step(objective)
+    return weights.detach(), bias.detach()
+
+
+def accuracy(features: torch.Tensor, labels: torch.Tensor, probe: tuple[torch.Tensor, torch.Tensor]) -> float:
+    weights, bias = probe
+    return float(((features.double().cpu() @ weights + bias).argmax(dim=-1) == labels.cpu()).float().mean())
+
+
+def sweep(train: SupportFeatures, val: SupportFeatures) -> float:
+    """The paper's coarse-to-fine search of log10(c): half decades, then halved twice around the
+    best (ties keep the smaller c: more regularisation)."""
+    classes = len(train.classes)
+    scores: dict[float, float] = {}
+
+    def score(exponent: float) -> float:
+        if exponent not in scores:
+            scores[exponent] = accuracy(val.features, val.labels, fit(train.features, train.labels, classes,
+                                                                      10 ** exponent))
+        return scores[exponent]
+
+    step = 0.5
+    grid = [DECADES[0] + step * k for k in range(int((DECADES[1] - DECADES[0]) / step) + 1)]
+    best = max(grid, key=lambda e: (score(e), -e))
+    for _ in range(2):
+        step /= 2
+        around = [e for e in (best - step, best, best + step) if DECADES[0] <= e <= DECADES[1]]
+        best = max(around, key=lambda e: (score(e), -e))
+    return 10 ** best
+
+
+@dataclass
+class ProbeDetails:
+    c: float
+    searched: bool
+    shots: dict[str, int]
+    train_accuracy: float
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ProbeDetails":
+        return cls(**d)
+
+
+class LinearProbeStrategy(Strategy):
+    id = "linear-probe"
+    label = "Linear probe (few-shot)"
+    description = ("few-shot: a logistic regression on your labelled examples' image features, its "
+                   "regularisation swept on a held-out share (the CLIP paper's baseline)")
+    needs_support = True
+    options = ProbeSettings
+    options_id = "probe"
+
+    def check(self, request: Request, n_images: int) -> None:
+        if request.support is None:
+            raise InputError("The linear probe needs a support set: labelled examples of the classes",
+                             cli=" (--support FOLDER|ZIP).",
+                             page=" (open 'Few-shot: labelled examples' under the strategies and upload a .zip of "
+                                  "labelled images).")
+
+    def probe(self, batch: Batch) -> tuple[tuple[torch.Tensor, torch.Tensor], float, bool]:
+        """The fitted probe, its C and whether C was swept: once per request."""
+        settings: ProbeSettings = self.settings(batch.request)
+
+        def make() -> tuple[tuple[torch.Tensor, torch.Tensor], float, bool]:
+            support = batch.run.support
+            classes = len(support.classes)
+            c, searched = settings.c, False
+            if settings.val_fraction > 0 and any(n >= 2 for n in support.shots().values()):
+                train, val = validation_split(support, settings.val_fraction)
+                c, searched = sweep(support.subset(train), support.subset(val)), True
+            return fit(support.features, support.labels, classes, c), c, searched
+        return batch.run.once("linear-probe", make)
+
+    def score(self, batch: Batch) -> Scores:
+        probe, c, searched = self.probe(batch)
+        support = batch.run.support
+        logits = (batch.features.double().cpu() @ probe[0] + probe[1]).float()
+        train = accuracy(support.features, support.labels, probe)
+        details = [ProbeDetails(c, searched, support.shots(), train) for _ in range(len(batch))]
+        return Scores(logits, details)
+
+    def note(self, result: StrategyResult) -> str:
+        return f"C {result.details.c:.3g}" + (" (swept)" if result.details.searched else "")
+
+    def explain(self, result: StrategyResult) -> str:
+        d = result.details
+        shots = ", ".join(f"{md(c)} {n}" for c, n in d.shots.items())
+        how = "swept on the held-out examples, as the CLIP paper does" if d.searched else "as set"
+        return (f"A logistic regression on the image features of {sum(d.shots.values())} labelled examples "
+                f"({shots}), no text at all; C = {d.c:.3g} ({how}). It gets {100 * d.train_accuracy:.0f}% of its "
+                "own examples right.")
+
+    def details_from_dict(self, d: dict[str, Any]) -> ProbeDetails:
+        return ProbeDetails.from_dict(d)
+
+
+LINEAR_PROBE = LinearProbeStrategy()
