@@ -103,6 +103,11 @@ def test_upload_type_run_and_see_every_panel(page, cat_path, tmp_path):
 def test_the_wordnet_panel_shows_what_the_sparse_hierarchy_pruned(page):
     _classify(page, "coral, cat, stork, heron, rocket")
     page.wait_for_selector("#run-status .zs-status-done")
+    # The run's state change draws the panels after the buttons come back: wait until the tree of
+    # this run is drawn and has stopped changing.
+    page.wait_for_function("document.querySelector('#wordnet-panels')?.innerText.includes('coral')")
+    page.wait_for_selector("#wordnet-panels .zs-pruned")
+    page.wait_for_timeout(500)
     pruned = page.locator("#wordnet-panels .zs-pruned").first
     pruned.scroll_into_view_if_needed()
     assert pruned.is_visible()

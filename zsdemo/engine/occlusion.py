@@ -19,7 +19,6 @@ import torch
 from PIL import Image, ImageDraw
 
 from ..core import arguments, progress
-from ..core.errors import InputError
 from .models import LoadedModel
 
 GREY = (128, 128, 128)

@@ -16,6 +16,7 @@ from typing import Any, Callable, Sequence
 import torch
 from PIL import Image
 
+from ..core.errors import InputError
 from ..data.support import SupportFeatures, SupportSet
 from ..engine.consistency import BINARY, Consistency, LowConfidenceRule
 from ..engine.models import LoadedModel
@@ -153,6 +154,18 @@ class Rates:
 
     prompts_per_second: float
     images_per_second: float
+
+
+# Where the page and the command line take labelled examples (said by every few-shot method).
+SUPPORT_PAGE = " (open 'Few-shot: labelled examples' under the strategies and upload a .zip of labelled images)."
+SUPPORT_CLI = " (--support FOLDER|ZIP)."
+
+
+def require_support(request: Request, method: str, what: str = "a support set: labelled examples of the classes",
+                    cli: str = SUPPORT_CLI) -> None:
+    """Refuse a few-shot method without labelled examples, saying where to give them."""
+    if request.support is None:
+        raise InputError(f"{method} needs {what}", cli=cli, page=SUPPORT_PAGE)
 
 
 class Strategy:

@@ -34,7 +34,7 @@ from ..data.support import SupportFeatures
 from ..engine.context import (PASSES_PER_STEP, PromptParts, class_chunks, context_gradient, features_no_grad,
                               prompt_parts, text_features)
 from ..engine.results import StrategyResult
-from .base import Batch, Rates, Request, Run, Scores, Strategy
+from .base import Batch, Rates, Request, Run, Scores, Strategy, require_support
 from .options import CLI_ONLY, option
 
 
@@ -250,9 +250,8 @@ class CoOpStrategy(Strategy):
     def check(self, request: Request, n_images: int) -> None:
         settings: CoOpSettings = self.settings(request)
         if request.support is None and settings.load is None:
-            raise InputError("CoOp needs a support set to learn from (labelled examples of the classes)",
-                             cli=" (--support FOLDER|ZIP), or a learned context (--coop-load FILE).",
-                             page=" (open 'Few-shot: labelled examples' under the strategies and upload a .zip of labelled images).")
+            require_support(request, "CoOp", "a support set to learn from (labelled examples of the classes)",
+                            cli=" (--support FOLDER|ZIP), or a learned context (--coop-load FILE).")
         if settings.load is None:
             steps = settings.epochs * math.ceil(len(request.support.items) / settings.batch_size)
             prompts = steps * len(request.classnames) * PASSES_PER_STEP

@@ -35,7 +35,7 @@ from ..data.support import SupportFeatures, validation_split
 from ..engine.results import StrategyResult
 from ..engine.zero_shot_classifier import class_vectors
 from ..prompts.templates import CLIP80
-from .base import Batch, Request, Scores, Strategy
+from .base import Batch, Request, Scores, Strategy, require_support
 from .options import option
 
 ALPHA = 0.1
@@ -106,11 +106,7 @@ class GDAStrategy(Strategy):
         return (CLIP80,)
 
     def check(self, request: Request, n_images: int) -> None:
-        if request.support is None:
-            raise InputError("GDA needs a support set: labelled examples of the classes",
-                             cli=" (--support FOLDER|ZIP).",
-                             page=" (open 'Few-shot: labelled examples' under the strategies and upload a .zip of "
-                                  "labelled images).")
+        require_support(request, "GDA")
 
     def classifier(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, float, bool]:
         """(W, b, alpha, searched), once per request: the weight searched on a held-out share

@@ -21,11 +21,10 @@ from typing import Any
 
 import torch
 
-from ..core.errors import InputError
 from ..core.markup import md
 from ..data.support import SupportFeatures, validation_split
 from ..engine.results import StrategyResult
-from .base import Batch, Request, Scores, Strategy
+from .base import Batch, Request, Scores, Strategy, require_support
 from .options import option
 
 C_DEFAULT = 0.316
@@ -114,11 +113,7 @@ class LinearProbeStrategy(Strategy):
     options_id = "probe"
 
     def check(self, request: Request, n_images: int) -> None:
-        if request.support is None:
-            raise InputError("The linear probe needs a support set: labelled examples of the classes",
-                             cli=" (--support FOLDER|ZIP).",
-                             page=" (open 'Few-shot: labelled examples' under the strategies and upload a .zip of "
-                                  "labelled images).")
+        require_support(request, "The linear probe")
 
     def probe(self, batch: Batch) -> tuple[tuple[torch.Tensor, torch.Tensor], float, bool]:
         """The fitted probe, its C and whether C was swept: once per request."""

@@ -17,13 +17,12 @@ from typing import Any
 
 import torch
 
-from ..core.errors import InputError
 from ..core.markup import html, md
 from ..data.support import SupportFeatures, validation_split
 from ..engine.results import StrategyResult
 from ..engine.zero_shot_classifier import class_vectors
 from ..prompts.templates import CLIP80
-from .base import Batch, Panel, PanelContext, Request, Scores, Strategy
+from .base import Batch, Panel, PanelContext, Request, Scores, Strategy, require_support
 from .options import option
 
 ALPHA, BETA = 1.17, 1.0
@@ -94,10 +93,7 @@ class TipStrategy(Strategy):
         return (CLIP80,)
 
     def check(self, request: Request, n_images: int) -> None:
-        if request.support is None:
-            raise InputError("Tip-Adapter needs a support set: labelled examples of the classes",
-                             cli=" (--support FOLDER|ZIP).",
-                             page=" (open 'Few-shot: labelled examples' under the strategies and upload a .zip of labelled images).")
+        require_support(request, "Tip-Adapter")
 
     def alpha_beta(self, batch: Batch) -> tuple[float, float, bool]:
         """(alpha, beta, searched): the request's, or the best on a held-out part of the support
