@@ -215,7 +215,9 @@ def _inspect_events(config: backend.AppConfig, ins: inputs.Inputs, out: outputs.
         being inspected (a re-run with another sense stays on it)."""
         run = backend.Run.from_state(run_state)
         sense_class, sense = wordnet.picker_values(run, current_class)
-        drawn = {picker["sense_class"]: sense_class, picker["sense"]: sense}
+        # The occlusion map's class list follows the run too (read from the same parsed state).
+        targets = gr.update(choices=[backend.TOP1, *(run.result.classes if run else [])], value=backend.TOP1)
+        drawn = {picker["sense_class"]: sense_class, picker["sense"]: sense, out["occlusion_class"]: targets}
         if run is None:
             return {**drawn, out["summary"]: "", out["model_note"]: "", out["notes"]: "",
                     **outputs.panel_values(config, out, None, None)}
@@ -256,7 +258,7 @@ def _inspect_events(config: backend.AppConfig, ins: inputs.Inputs, out: outputs.
     out["summary"].click(select_row, [state], shown, api_visibility="private")
     state.change(refresh, [state, selected, picker["sense_class"]],
                  [out["summary"], out["model_note"], out["notes"], picker["sense_class"], picker["sense"],
-                  *out.panels], api_visibility="private")
+                  out["occlusion_class"], *out.panels], api_visibility="private")
     picker["sense_class"].change(wordnet.senses_of, [state, picker["sense_class"]], picker["sense"],
                                  api_visibility="private")
 
@@ -280,17 +282,11 @@ def _occlusion_events(config: backend.AppConfig, out: outputs.Outputs, bar: acti
             CONTROL.end(key, flag)
         return found, backend.status_html("done", "The occlusion map is drawn under the bars.")
 
-    def classes_of(run_state: dict | None) -> dict:
-        run = backend.Run.from_state(run_state)
-        choices = [backend.TOP1, *(run.result.classes if run else [])]
-        return gr.update(choices=choices, value=backend.TOP1)
-
     started = out["occlusion_run"].click(busy, None, [bar.run, bar.stop], queue=False, api_visibility="private")
     started.then(draw, [state, selected, out["occlusion_class"], out["occlusion_grid"]],
                  [out["occlusion_map"], bar.status], api_name="ui_occlusion", api_visibility="private",
                  concurrency_id="model").then(idle("Classify"), None, [bar.run, bar.stop], queue=False,
                                               api_visibility="private")
-    state.change(classes_of, state, out["occlusion_class"], api_visibility="private")
     for changed in (state, selected):      # another run or another image: the map is no longer of it
         changed.change(lambda: "", None, out["occlusion_map"], api_visibility="private")
 
