@@ -7,7 +7,6 @@ Set ZSDEMO_BROWSER to another Chromium executable; without one the tests are ski
 from __future__ import annotations
 
 import os
-import shutil
 import time
 import zipfile
 from pathlib import Path
@@ -17,11 +16,7 @@ from PIL import Image
 
 playwright = pytest.importorskip("playwright.sync_api")
 
-BROWSER = os.environ.get("ZSDEMO_BROWSER") or shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
-SHOTS = Path(__file__).resolve().parents[1] / "artifacts" / "screenshots"
-TIMEOUT_MS = 90_000
+from browser_support import ARGS, BROWSER, SHOTS, TIMEOUT_MS  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not os.path.exists(BROWSER), reason=f"no Chromium at {BROWSER}")
 

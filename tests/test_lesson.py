@@ -5,18 +5,12 @@ they were. Screenshots go to artifacts/screenshots (the ones README shows are in
 from __future__ import annotations
 
 import os
-import shutil
-from pathlib import Path
 
 import pytest
 
 playwright = pytest.importorskip("playwright.sync_api")
 
-BROWSER = os.environ.get("ZSDEMO_BROWSER") or shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
-SHOTS = Path(__file__).resolve().parents[1] / "artifacts" / "screenshots"
-TIMEOUT_MS = 90_000
+from browser_support import ARGS, BROWSER, SHOTS, TIMEOUT_MS  # noqa: E402
 SIZES = {"laptop": (1440, 900), "projector": (1280, 720), "phone": (390, 844)}
 PRESENT_SIZES = {"projector": (1280, 720), "full-hd": (1920, 1080)}
 # Every text a lesson reads from the back of the room (issue 28 measured 10-14 px at 1280x720).
