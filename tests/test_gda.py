@@ -63,7 +63,7 @@ def test_it_runs_as_a_few_shot_strategy_and_searches_its_weight(tiny, cat_path, 
                       gda={"val_fraction": 0.34})
     details = result.images[0].strategies["gda"].details
     assert details.searched and details.alpha in gda.ALPHA_GRID and details.shots == {"cat": 3, "astronaut": 3}
-    assert result.options["gda"] == {"alpha": 0.1, "val_fraction": 0.34}
+    assert result.options["gda"] == {"alpha": 0.1, "val_fraction": 0.34, "load": None, "save": None}
     with pytest.raises(InputError, match="GDA needs a support set"):
         classify(tiny, [str(cat_path)], "cat, astronaut", "gda")
     with pytest.raises(InputError, match="GDA's weight must be a number from 0 to 10000"):

@@ -71,6 +71,6 @@ def test_it_runs_as_a_few_shot_strategy(tiny, cat_path, astronaut_path, tmp_path
     result = classify(tiny, [str(cat_path)], "cat, astronaut", "linear-probe", support=support)
     details = result.images[0].strategies["linear-probe"].details
     assert details.searched and 1e-6 <= details.c <= 1e6 and details.shots == {"cat": 4, "astronaut": 4}
-    assert result.options["probe"] == {"c": 0.316, "val_fraction": 0.25}
+    assert result.options["probe"] == {"c": 0.316, "val_fraction": 0.25, "load": None, "save": None}
     with pytest.raises(InputError, match="The linear probe needs a support set"):
         classify(tiny, [str(cat_path)], "cat, astronaut", "linear-probe")

@@ -13,7 +13,6 @@ loaded again (never a pickle).
 
 from __future__ import annotations
 
-import json
 import math
 from collections import OrderedDict
 from dataclasses import asdict, dataclass
@@ -26,9 +25,9 @@ import torch.nn.functional as F
 from ..core import progress
 from ..core.errors import InputError
 from ..core.files import check_writable
-from ..core.jsontext import parse_json
 from ..core.limits import LIMITS
 from ..core.markup import md
+from ..engine import saved_heads
 from ..engine.models import LoadedModel
 from ..data.support import SupportFeatures
 from ..engine.context import (PASSES_PER_STEP, PromptParts, class_chunks, context_gradient, features_no_grad,
@@ -179,46 +178,27 @@ def nearest_words(loaded: LoadedModel, ctx: torch.Tensor, k: int = NEAREST_WORDS
 
 
 def save(learned: Learned, path: str | Path, loaded: LoadedModel) -> None:
-    from safetensors import SafetensorError
-    from safetensors.torch import save_file
-
-    meta = {"format": FORMAT, "model": loaded.identity, "classes": json.dumps(list(learned.classes)),
-            "settings": json.dumps({k: v for k, v in asdict(learned.settings).items() if k not in ("load", "save")}),
-            "losses": json.dumps(learned.losses), "shots": json.dumps(learned.shots)}
-    try:
-        save_file({"ctx": learned.ctx.contiguous()}, str(path), metadata=meta)
-    except (OSError, SafetensorError) as e:     # what changed since the check (a full disk, say)
-        raise InputError(f"Cannot save the CoOp context to {str(path)!r}: "
-                         f"{getattr(e, 'strerror', None) or str(e)[:200]}.") from None
+    meta = {"classes": list(learned.classes), "losses": learned.losses, "shots": learned.shots,
+            "settings": {k: v for k, v in asdict(learned.settings).items() if k not in ("load", "save")}}
+    saved_heads.save(path, {"ctx": learned.ctx}, meta, "the CoOp context", loaded, FORMAT)
 
 
 def load(path: str | Path, loaded: LoadedModel) -> Learned:
     """A context saved by ``save``: safetensors only (nothing is unpickled), checked against the model."""
-    from safetensors import SafetensorError, safe_open
-
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-            names = list(f.keys())
-            ctx = f.get_tensor("ctx") if names == ["ctx"] else None
-    except (OSError, SafetensorError, ValueError) as e:
-        raise InputError(f"Cannot read the CoOp context {str(path)!r}: not a safetensors file saved by "
-                         f"zsdemo ({str(e)[:120]}).") from None
+    what = "the CoOp context"
+    tensors, meta = saved_heads.read(path, what)
+    ctx = tensors.get("ctx") if list(tensors) == ["ctx"] else None
     width = loaded.model.token_embedding.weight.shape[1]
-    if meta.get("format") != FORMAT or ctx is None or ctx.ndim != 2 or ctx.shape[1] != width \
-            or not 1 <= ctx.shape[0] <= 32 or not torch.isfinite(ctx).all():
+    if meta.get("format") != FORMAT or not saved_heads.finite(ctx, None, width) or not 1 <= ctx.shape[0] <= 32:
         raise InputError(f"{str(path)!r} is not a CoOp context for this model: expected one tensor 'ctx' of "
                          f"[n, {width}] saved by zsdemo (--coop-save).")
-    if meta.get("model") != loaded.identity:
-        raise InputError(f"The CoOp context {str(path)!r} was learned with another model ({meta.get('model')!r}); "
-                         f"this one is {loaded.identity!r}. Load it with that model, or learn a new one.")
-    what = f"The metadata of the CoOp context {Path(path).name!r}"
+    saved_heads.check_model(meta, loaded, path, what, "learn a new one")
     try:
-        settings = CoOpSettings(**parse_json(meta["settings"], what))
-        classes = tuple(parse_json(meta["classes"], what))
-        losses, shots = parse_json(meta["losses"], what), parse_json(meta["shots"], what)
-    except (KeyError, TypeError, ValueError) as e:
+        settings = CoOpSettings(**saved_heads.field(meta, "settings", path, what))
+    except TypeError as e:
         raise InputError(f"The CoOp context {str(path)!r} has damaged metadata ({e}).") from None
+    classes = tuple(saved_heads.field(meta, "classes", path, what))
+    losses, shots = saved_heads.field(meta, "losses", path, what), saved_heads.field(meta, "shots", path, what)
     return Learned(ctx.float(), losses, settings, classes, shots, loaded_from=Path(path).name)
 
 

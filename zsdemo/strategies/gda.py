@@ -18,28 +18,35 @@ and the prediction adds them to the zero-shot classifier (CLIP-80):
 alpha is searched, as the official code does, over 1e-4 ... 100 on a held-out share of the
 support set (``gda_val_fraction``; the means and covariance then come from the rest, and the
 final ones from every example), or used as given when nothing is held out (0.1, where the
-official search starts).
+official search starts). The weights, biases and alpha can be saved as a safetensors file and
+loaded again (``--gda-save`` / ``--gda-load``).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from ..core.errors import InputError
+from ..core.files import check_writable
 from ..core.markup import md
 from ..data.support import SupportFeatures, validation_split
+from ..engine import saved_heads
+from ..engine.models import LoadedModel
 from ..engine.results import StrategyResult
 from ..engine.zero_shot_classifier import class_vectors
 from ..prompts.templates import CLIP80
 from .base import Batch, Request, Scores, Strategy, require_support
-from .options import option
+from .options import CLI_ONLY, option
 
 ALPHA = 0.1
 ALPHA_GRID = (1e-4, 1e-3, 1e-2, 0.1, 1.0, 10.0, 100.0)      # the official code's search
+FORMAT = "zsdemo.gda/1"
+WHAT = "the GDA classifier"
 
 
 @dataclass(frozen=True)
@@ -52,6 +59,16 @@ class GDASettings:
         "hold out this share of each class's examples and search the weight on it, as the official code does "
         "(0: use the weight as given)", low=0.0, high=0.9, control="slider", step=0.05, metavar="F",
         info="share of the examples held out to search the weight (0: use the value above)")
+    load: str | None = option(None, "gda_load", "The GDA classifier to load",
+                              "use a classifier saved with --gda-save instead of building one", kind="path",
+                              where=CLI_ONLY, metavar="FILE")
+    save: str | None = option(None, "gda_save", "Where to save the GDA classifier",
+                              "save the built classifier and its weight (safetensors)", kind="path", where=CLI_ONLY,
+                              metavar="FILE")
+
+    def check(self) -> None:
+        if self.save is not None:
+            check_writable(self.save, "the GDA classifier")      # now, not after the fit
 
 
 def fit(support: SupportFeatures) -> tuple[torch.Tensor, torch.Tensor]:
@@ -83,11 +100,50 @@ def search(clip_logits: torch.Tensor, features: torch.Tensor, labels: torch.Tens
 
 
 @dataclass
+class Built:
+    """GDA's classifier and how it came to be: built from this request's support set, or loaded."""
+
+    weights: torch.Tensor              # [D, C] float64
+    bias: torch.Tensor                 # [C]
+    alpha: float
+    searched: bool
+    classes: tuple[str, ...]
+    shots: dict[str, int]
+    loaded_from: str | None = None
+
+
+def save(built: Built, path: str | Path, loaded: LoadedModel) -> None:
+    meta = {"classes": list(built.classes), "alpha": built.alpha, "searched": built.searched, "shots": built.shots}
+    saved_heads.save(path, {"weights": built.weights, "bias": built.bias}, meta, WHAT, loaded, FORMAT)
+
+
+def load(path: str | Path, loaded: LoadedModel, classes: tuple[str, ...]) -> Built:
+    """A classifier saved by ``save``, checked against the model and the request's classes."""
+    tensors, meta = saved_heads.read(path, WHAT)
+    weights, bias = tensors.get("weights"), tensors.get("bias")
+    if meta.get("format") != FORMAT or set(tensors) != {"weights", "bias"} or not saved_heads.finite(weights, None, None) \
+            or not saved_heads.finite(bias, weights.shape[1]):
+        raise InputError(f"{str(path)!r} is not a GDA classifier: expected the tensors 'weights' [D, C] and 'bias' "
+                         "[C] saved by zsdemo (--gda-save).")
+    saved_heads.check_model(meta, loaded, path, WHAT, "build a new one (--support)")
+    saved = tuple(saved_heads.field(meta, "classes", path, WHAT))
+    if saved != classes or len(saved) != weights.shape[1]:
+        raise InputError(f"The GDA classifier {str(path)!r} was built on other classes ({len(saved)}, e.g. "
+                         f"{str(saved[0] if saved else '')[:40]!r}): it scores only the classes it was built on, in "
+                         "their order. Classify exactly those classes, or build a new one (--support).")
+    alpha, searched, shots = (saved_heads.field(meta, k, path, WHAT) for k in ("alpha", "searched", "shots"))
+    if not isinstance(alpha, (int, float)) or isinstance(alpha, bool) or not 0 <= alpha <= 1e4:
+        raise InputError(f"The GDA classifier {str(path)!r} has damaged metadata (alpha {str(alpha)[:20]}).")
+    return Built(weights.double(), bias.double(), float(alpha), bool(searched), saved, shots, Path(path).name)
+
+
+@dataclass
 class GDADetails:
     alpha: float
     searched: bool
     shots: dict[str, int]
     clip_top1: str                 # CLIP-80's own top-1, before the Gaussian classifier is added
+    loaded_from: str | None = None
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "GDADetails":
@@ -106,14 +162,17 @@ class GDAStrategy(Strategy):
         return (CLIP80,)
 
     def check(self, request: Request, n_images: int) -> None:
-        require_support(request, "GDA")
+        if self.settings(request).load is None:
+            require_support(request, "GDA", cli=" (--support FOLDER|ZIP), or a saved classifier (--gda-load FILE).")
 
-    def classifier(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, float, bool]:
-        """(W, b, alpha, searched), once per request: the weight searched on a held-out share
-        first when asked, then W and b from every example."""
+    def built(self, batch: Batch) -> Built:
+        """The request's classifier, once per request: loaded, or built (the weight searched on a
+        held-out share first when asked, then W and b from every example)."""
         settings: GDASettings = self.settings(batch.request)
 
-        def make() -> tuple[torch.Tensor, torch.Tensor, float, bool]:
+        def make() -> Built:
+            if settings.load is not None:
+                return load(settings.load, batch.run.loaded, batch.classnames)
             support = batch.run.support
             missing = [c for c, n in support.shots().items() if n == 0]
             if missing:
@@ -128,18 +187,22 @@ class GDAStrategy(Strategy):
                 alpha = search(run.loaded.logit_scale * feats @ vectors.T, feats, support.labels[val],
                                support.subset(train))
                 searched = True
-            weights, bias = fit(support)
-            return weights, bias, alpha, searched
+            found = Built(*fit(support), alpha, searched, support.classes, support.shots())
+            if settings.save is not None:
+                save(found, settings.save, batch.run.loaded)
+            return found
         return batch.run.once("gda.classifier", make)
 
     def score(self, batch: Batch) -> Scores:
-        weights, bias, alpha, searched = self.classifier(batch)
+        b = self.built(batch)
+        if b.weights.shape[0] != batch.features.shape[1]:
+            raise InputError(f"The GDA classifier takes features of size {b.weights.shape[0]}; this model's are "
+                             f"{batch.features.shape[1]}.")
         clip_logits = batch.logits(CLIP80)
-        gda = (batch.features.double().cpu() @ weights + bias).float().to(clip_logits.device)
-        shots = batch.run.support.shots()
-        details = [GDADetails(alpha, searched, shots, batch.classnames[int(clip_logits[row].argmax())])
-                   for row in range(len(batch))]
-        return Scores((clip_logits + alpha * gda).float().cpu(), details)
+        gda = (batch.features.double().cpu() @ b.weights + b.bias).float().to(clip_logits.device)
+        details = [GDADetails(b.alpha, b.searched, b.shots, batch.classnames[int(clip_logits[row].argmax())],
+                              b.loaded_from) for row in range(len(batch))]
+        return Scores((clip_logits + b.alpha * gda).float().cpu(), details)
 
     def note(self, result: StrategyResult) -> str:
         return f"alpha {result.details.alpha:g}; CLIP-80 alone: {result.details.clip_top1}"
@@ -148,7 +211,8 @@ class GDAStrategy(Strategy):
         d = result.details
         shots = ", ".join(f"{md(c)} {n}" for c, n in d.shots.items())
         how = "searched on the held-out examples" if d.searched else "as set"
-        return (f"CLIP-80 plus a Gaussian classifier of {sum(d.shots.values())} labelled examples ({shots}): each "
+        where = f" (loaded from {md(d.loaded_from)})" if d.loaded_from else ""
+        return (f"CLIP-80 plus a Gaussian classifier{where} of {sum(d.shots.values())} labelled examples ({shots}): each "
                 f"class's mean feature and one covariance shared by all, turned into weights by Bayes' rule; "
                 f"weight alpha {d.alpha:g} ({how}). CLIP-80 alone would say {md(d.clip_top1)}.")
 

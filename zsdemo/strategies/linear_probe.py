@@ -11,25 +11,33 @@ support set: a sweep over c = 10^-6 ... 10^6 at half-decade steps, then the inte
 best is halved twice (a quarter, then an eighth of a decade: the paper's resolution of 8 steps
 per decade); the final model is fitted on every example. With a single example per class
 nothing can be held out, and c is ``probe_c`` (0.316, the value of the paper's example code).
-The fit starts from zeros in float64, so the same support set gives the same probe.
+The fit starts from zeros in float64, so the same support set gives the same probe. A fitted
+probe can be saved as a safetensors file and loaded again (``--probe-save`` / ``--probe-load``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 
+from ..core.errors import InputError
+from ..core.files import check_writable
 from ..core.markup import md
 from ..data.support import SupportFeatures, validation_split
+from ..engine import saved_heads
+from ..engine.models import LoadedModel
 from ..engine.results import StrategyResult
 from .base import Batch, Request, Scores, Strategy, require_support
-from .options import option
+from .options import CLI_ONLY, option
 
 C_DEFAULT = 0.316
 DECADES = (-6.0, 6.0)
 MAX_ITERATIONS = 1000
+FORMAT = "zsdemo.linear-probe/1"
+WHAT = "the linear probe"
 
 
 @dataclass(frozen=True)
@@ -41,6 +49,15 @@ class ProbeSettings:
         0.25, "probe_val_fraction", "The probe's validation fraction",
         "share of each class's examples held out to sweep C (0: use C as given)", low=0.0, high=0.9,
         control="slider", step=0.05, metavar="F", info="share of the examples held out to choose C")
+    load: str | None = option(None, "probe_load", "The linear probe to load",
+                              "use a probe saved with --probe-save instead of fitting one", kind="path",
+                              where=CLI_ONLY, metavar="FILE")
+    save: str | None = option(None, "probe_save", "Where to save the linear probe",
+                              "save the fitted probe (safetensors)", kind="path", where=CLI_ONLY, metavar="FILE")
+
+    def check(self) -> None:
+        if self.save is not None:
+            check_writable(self.save, "the linear probe")      # now, not after the fit
 
 
 def fit(features: torch.Tensor, labels: torch.Tensor, classes: int, c: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -92,11 +109,51 @@ def sweep(train: SupportFeatures, val: SupportFeatures) -> float:
 
 
 @dataclass
+class Fitted:
+    """A probe and how it came to be: fitted on this request's support set, or loaded."""
+
+    weights: torch.Tensor              # [D, C] float64
+    bias: torch.Tensor                 # [C]
+    c: float
+    searched: bool
+    classes: tuple[str, ...]
+    shots: dict[str, int]
+    train_accuracy: float
+    loaded_from: str | None = None
+
+
+def save(fitted: Fitted, path: str | Path, loaded: LoadedModel) -> None:
+    meta = {"classes": list(fitted.classes), "c": fitted.c, "searched": fitted.searched, "shots": fitted.shots,
+            "train_accuracy": fitted.train_accuracy}
+    saved_heads.save(path, {"weights": fitted.weights, "bias": fitted.bias}, meta, WHAT, loaded, FORMAT)
+
+
+def load(path: str | Path, loaded: LoadedModel, classes: tuple[str, ...]) -> Fitted:
+    """A probe saved by ``save``, checked against the model and the request's classes."""
+    tensors, meta = saved_heads.read(path, WHAT)
+    weights, bias = tensors.get("weights"), tensors.get("bias")
+    if meta.get("format") != FORMAT or set(tensors) != {"weights", "bias"} or not saved_heads.finite(weights, None, None) \
+            or not saved_heads.finite(bias, weights.shape[1]):
+        raise InputError(f"{str(path)!r} is not a linear probe: expected the tensors 'weights' [D, C] and 'bias' [C] "
+                         "saved by zsdemo (--probe-save).")
+    saved_heads.check_model(meta, loaded, path, WHAT, "fit a new one (--support)")
+    saved = tuple(saved_heads.field(meta, "classes", path, WHAT))
+    if saved != classes or len(saved) != weights.shape[1]:
+        raise InputError(f"The linear probe {str(path)!r} was fitted on other classes ({len(saved)}, e.g. "
+                         f"{str(saved[0] if saved else '')[:40]!r}): a probe scores only the classes it was fitted "
+                         "on, in their order. Classify exactly those classes, or fit a new probe (--support).")
+    c, searched, shots, train = (saved_heads.field(meta, k, path, WHAT) for k in ("c", "searched", "shots",
+                                                                                  "train_accuracy"))
+    return Fitted(weights.double(), bias.double(), c, searched, saved, shots, train, Path(path).name)
+
+
+@dataclass
 class ProbeDetails:
     c: float
     searched: bool
     shots: dict[str, int]
     train_accuracy: float
+    loaded_from: str | None = None
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ProbeDetails":
@@ -113,29 +170,39 @@ class LinearProbeStrategy(Strategy):
     options_id = "probe"
 
     def check(self, request: Request, n_images: int) -> None:
-        require_support(request, "The linear probe")
+        if self.settings(request).load is None:
+            require_support(request, "The linear probe", cli=" (--support FOLDER|ZIP), or a saved probe "
+                                                             "(--probe-load FILE).")
 
-    def probe(self, batch: Batch) -> tuple[tuple[torch.Tensor, torch.Tensor], float, bool]:
-        """The fitted probe, its C and whether C was swept: once per request."""
+    def fitted(self, batch: Batch) -> Fitted:
+        """The request's probe, loaded or fitted (its C swept first), once per request."""
         settings: ProbeSettings = self.settings(batch.request)
 
-        def make() -> tuple[tuple[torch.Tensor, torch.Tensor], float, bool]:
+        def make() -> Fitted:
+            if settings.load is not None:
+                return load(settings.load, batch.run.loaded, batch.classnames)
             support = batch.run.support
             classes = len(support.classes)
             c, searched = settings.c, False
             if settings.val_fraction > 0 and any(n >= 2 for n in support.shots().values()):
                 train, val = validation_split(support, settings.val_fraction)
                 c, searched = sweep(support.subset(train), support.subset(val)), True
-            return fit(support.features, support.labels, classes, c), c, searched
+            probe = fit(support.features, support.labels, classes, c)
+            found = Fitted(*probe, c, searched, support.classes, support.shots(),
+                           accuracy(support.features, support.labels, probe))
+            if settings.save is not None:
+                save(found, settings.save, batch.run.loaded)
+            return found
         return batch.run.once("linear-probe", make)
 
     def score(self, batch: Batch) -> Scores:
-        probe, c, searched = self.probe(batch)
-        support = batch.run.support
-        logits = (batch.features.double().cpu() @ probe[0] + probe[1]).float()
-        train = accuracy(support.features, support.labels, probe)
-        details = [ProbeDetails(c, searched, support.shots(), train) for _ in range(len(batch))]
-        return Scores(logits, details)
+        f = self.fitted(batch)
+        if f.weights.shape[0] != batch.features.shape[1]:
+            raise InputError(f"The linear probe takes features of size {f.weights.shape[0]}; this model's are "
+                             f"{batch.features.shape[1]}.")
+        logits = (batch.features.double().cpu() @ f.weights + f.bias).float()
+        details = ProbeDetails(f.c, f.searched, f.shots, f.train_accuracy, f.loaded_from)
+        return Scores(logits, [details] * len(batch))
 
     def note(self, result: StrategyResult) -> str:
         return f"C {result.details.c:.3g}" + (" (swept)" if result.details.searched else "")
@@ -144,7 +211,8 @@ class LinearProbeStrategy(Strategy):
         d = result.details
         shots = ", ".join(f"{md(c)} {n}" for c, n in d.shots.items())
         how = "swept on the held-out examples, as the CLIP paper does" if d.searched else "as set"
-        return (f"A logistic regression on the image features of {sum(d.shots.values())} labelled examples "
+        where = f", loaded from {md(d.loaded_from)}" if d.loaded_from else ""
+        return (f"A logistic regression{where} on the image features of {sum(d.shots.values())} labelled examples "
                 f"({shots}), no text at all; C = {d.c:.3g} ({how}). It gets {100 * d.train_accuracy:.0f}% of its "
                 "own examples right.")
 
