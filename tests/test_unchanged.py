@@ -37,6 +37,7 @@ ADDED = {
     "tip", "coop", "support",                                  # issue 18: the few-shot settings and set
     "world_size", "images_per_rank",                           # issue 19: data-parallel evaluation
     "options",                                                 # issue 27: the methods' settings, as declared
+    "shots_curve",                                             # issue 29: accuracy against shots per class
 }
 
 

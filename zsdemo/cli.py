@@ -222,6 +222,12 @@ def _evaluate_parser(e: argparse.ArgumentParser, with_options: bool) -> None:
     e.add_argument("--sense", action="append", default=None, metavar="CLASS=SENSE",
                    help="the WordNet sense of a class (repeatable)")
     _add_request_args(e)
+    e.add_argument("--shots", default=None, metavar="K,K,...",
+                   help="the CLIP paper's curve: fit the linear probe, GDA and Tip-Adapter (and CoOp when selected) "
+                        "on K examples per class of --support, for each K (e.g. 1,2,4,8,16), beside the zero-shot "
+                        "strategies selected; writes shots_curve.csv and shots_curve.png")
+    e.add_argument("--seeds", default=None, metavar="R",
+                   help="draws of the examples per K, the curve's spread (default 3, at most 10)")
     e.add_argument("--batch-size", type=int, default=EVAL_BATCH_SIZE,
                    help="images per encoder step, each with its views (default %(default)s)")
     e.add_argument("--cache", default=None,
@@ -359,12 +365,31 @@ def format_evaluation(report: EvaluationReport, files: Sequence[Path]) -> str:
         lines += ["", "which strategy fixed what (top-1; McNemar's exact test, arena.csv has every pair):"]
         lines += [f"  {r['a']} vs {r['b']}: only {r['a']} right {r['only_a_right']}, only {r['b']} right "
                   f"{r['only_b_right']}, p = {r['mcnemar_p']:.3g}" for r in pairs]
+    lines += format_shots(report)
     confused = s["confusions"].get("name", [])[:5]
     if confused:
         lines += ["", "most confused (name only): "
                   + "; ".join(f"{c['true']} -> {c['predicted']} ({c['count']})" for c in confused)]
     lines += ["", "written: " + ", ".join(str(f) for f in files)]
     return "\n".join(lines)
+
+
+def format_shots(report: EvaluationReport) -> list[str]:
+    """The shots curve as a table (top-1 %, mean ± s.d. over seeds) and what each zero-shot line is worth."""
+    curve = report.shots_curve
+    if curve is None:
+        return []
+    lines = ["", f"accuracy against shots per class (top-1 %, mean ± s.d. over {curve.seeds} seeds; "
+                 f"{curve.seconds:.1f} s, no image embedded again):",
+             f"  {'strategy':<14}" + "".join(f"{f'k={k}':>14}" for k in curve.shots)]
+    for sid in curve.few_shot:
+        cells = {p.k: f"{100 * p.mean:.1f} ± {100 * p.spread:.1f}" for p in curve.points if p.strategy == sid}
+        lines.append(f"  {sid:<14}" + "".join(f"{cells[k]:>14}" for k in curve.shots))
+    for sid, accuracy in curve.zero_shot.items():
+        lines.append(f"  {sid:<14}{100 * accuracy:>14.1f}   (zero-shot)")
+    lines += [f"  {c['sentence']}" for c in curve.crossings()]
+    lines += [f"warning: {w}" for w in curve.warnings]
+    return lines
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
@@ -375,6 +400,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from .data.labelled import open_labelled, open_zip, read_class_map
     from .engine.models import get_model
     from .run.report import write_report
+    from .run.shots import plan as shots_plan
     from .wordnet.sparse import CACHE
 
     mapping = read_class_map(args.class_map) if args.class_map else None
@@ -396,7 +422,11 @@ def run_evaluate(args: argparse.Namespace) -> int:
                     else open_labelled(source, mapping, candidates))
         # The request is checked once, before a model loads: a typo does not wait for it.
         request = evaluation_request(data, args.strategies, args.templates, args.views, args.rerank_all,
-                                     args.sense, **_request_inputs(args, data.classes))
+                                     args.sense, support_used=args.shots is not None,
+                                     **_request_inputs(args, data.classes))
+        if args.seeds is not None and args.shots is None:
+            raise InputError("--seeds sets the draws of the shots curve: give --shots too (e.g. --shots 1,2,4,8,16).")
+        curve = shots_plan(args.shots, args.seeds, request)
         # Under torchrun: this rank's own device and shard; rank 0 alone reports (docs: README).
         world = distributed.start(args.device)
         loaded = get_model(args.model, args.pretrained, distributed.rank_device(args.device, world), args.precision)
@@ -404,7 +434,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         CACHE.attach(None if args.no_cache else args.cache or DEFAULT_DIR)
         try:
             report = evaluate(loaded, data, request, batch_size=args.batch_size, store=store,
-                              progress=progress_printer(args.quiet or not world.main), world=world)
+                              progress=progress_printer(args.quiet or not world.main), world=world, shots=curve)
         finally:
             if request.support is not None:
                 request.support.close()

@@ -61,7 +61,8 @@ EVALUATE_DOC = """Evaluate strategies on a .zip of labelled images; returns the 
 
 The report holds top-1 and top-5 accuracy per strategy, the low-confidence set before and
 after WordNet re-ranking, AUROC and coverage of each confidence score, per-class accuracy
-and the most confused pairs."""
+and the most confused pairs; with support and shots, the few-shot methods' accuracy against
+labelled examples per class beside the zero-shot strategies (shots_curve)."""
 EVALUATE_ARGS = [
     arg("archive", FileData, "a .zip of labelled images: a folder per class, or a labels.csv (path,label); a URL "
         "over MCP."),
@@ -71,6 +72,13 @@ EVALUATE_ARGS = [
     RERANK_ALL, MODEL, LOW_CONFIDENCE, DESCRIPTORS,
     arg("support", FileData | None, "a .zip of labelled examples for the few-shot methods, separate from the "
         "evaluated set.", None),
+]
+
+# After the methods' options, so that positional callers of earlier versions keep their order.
+SHOTS_ARGS = [
+    arg("shots", str, 'the shots curve: examples per class to draw from support for the linear probe, GDA and '
+        'Tip-Adapter, e.g. "1,2,4,8,16" (empty: no curve; report.json\'s shots_curve).', ""),
+    arg("seeds", int, "draws per shot count for the curve's spread (1 to 10).", 3),
 ]
 
 
@@ -137,8 +145,8 @@ def register(config: backend.AppConfig) -> None:
 
     gr.api(user_errors(endpoint("classify", CLASSIFY_DOC, CLASSIFY_ARGS + option_arguments(), classify)),
            api_name="classify", concurrency_id="model")
-    gr.api(user_errors(endpoint("evaluate", EVALUATE_DOC, EVALUATE_ARGS + option_arguments(controls.evaluable),
-                                evaluate)),
+    gr.api(user_errors(endpoint("evaluate", EVALUATE_DOC,
+                                EVALUATE_ARGS + option_arguments(controls.evaluable) + SHOTS_ARGS, evaluate)),
            api_name="evaluate", concurrency_limit=1, concurrency_id="evaluate")
     gr.api(user_errors(wordnet), api_name="wordnet")
     gr.api(user_errors(options), api_name="options")

@@ -33,6 +33,7 @@ from ..core.constants import (
 )
 from ..core.errors import ImageError, InputError, ModelLoadError
 from ..run.evaluation import EvaluationReport, evaluate, evaluation_request
+from ..run.shots import plan as shots_plan
 from ..engine.feature_store import DEFAULT_DIR as DEFAULT_FEATURE_CACHE
 from ..engine.feature_store import FeatureStore
 from ..prompts.descriptors import MAX_CHARS as DESCRIPTOR_CHARS
@@ -597,9 +598,10 @@ def evaluate_upload(config: AppConfig, upload: object, strategies: str | Sequenc
                     views: str = "all", rerank_all: bool = False, model: str | None = None,
                     progress: Progress | None = None, stop: StopSignal | None = None,
                     low_confidence: object = None, descriptors: object = None, support: object = None,
-                    **options: object) -> EvaluationReport:
+                    shots: object = None, seeds: object = None, **options: object) -> EvaluationReport:
     """Evaluate an uploaded zip of labelled images (the tab and the ``/evaluate`` API);
-    ``options``: the methods' own, by their public names."""
+    ``options``: the methods' own, by their public names; ``shots`` ("1,2,4,8,16"; empty: none)
+    and ``seeds``: the shots curve, drawn from ``support``."""
     if not upload:
         raise InputError("Upload a .zip of labelled images first: one folder per class (ImageFolder), "
                          "or images with a labels.csv of path,label.")
@@ -617,19 +619,25 @@ def evaluate_upload(config: AppConfig, upload: object, strategies: str | Sequenc
                              f"Evaluate it on your own machine with the command line (zsdemo evaluate).")
     if views not in EVAL_VIEWS:
         raise InputError(f"Unknown view set {views!r}; choose one of {', '.join(EVAL_VIEWS)}.")
+    curve = None if shots is None or (isinstance(shots, str) and not shots.strip()) else shots
+    if curve is not None and not support:
+        raise InputError("The shots curve draws its examples from a support set: upload a .zip of labelled examples "
+                         "(the few-shot .zip) too.")
     inputs = dict(rerank_all=arguments.flag(rerank_all, "rerank_all"), low_confidence=_rule(low_confidence),
                   descriptors=arguments.text(descriptors, "descriptors") if descriptors is not None else None,
-                  options=route_options(options, "api"), served=True)
+                  options=route_options(options, "api"), served=True, support_used=curve is not None)
     with track(progress, stop) as tracker:
         tracker.stage(0.0, 0.0, "loading the model" if model_is_loaded(config, model) else
                       "loading the model (its first use on this server: this can take a minute)")
         loaded = pick_model(config, model)
         tracker.stage(0.0, 0.0, "unpacking the zip")
-        return _evaluate_zip(config, upload, loaded, list(strategies), views, progress, inputs, support)
+        return _evaluate_zip(config, upload, loaded, list(strategies), views, progress, inputs, support,
+                             (curve, seeds))
 
 
 def _evaluate_zip(config: AppConfig, upload: str, loaded: models.LoadedModel, strategies: list[str], views: str,
-                  progress: Progress | None, inputs: dict[str, Any], support: str | None = None) -> EvaluationReport:
+                  progress: Progress | None, inputs: dict[str, Any], support: str | None = None,
+                  curve: tuple[object, object] = (None, None)) -> EvaluationReport:
     with tempfile.TemporaryDirectory(prefix="zsdemo-upload-") as tmp:
         data = open_zip(upload, tmp, confine=True, max_images=LIMITS.eval_images)
         data.root = Path(Path(upload).name)          # what the report shows, not the server's temp path
@@ -638,7 +646,8 @@ def _evaluate_zip(config: AppConfig, upload: str, loaded: models.LoadedModel, st
                                 shown=display_name(support)) if support else None
         try:
             request = evaluation_request(data, strategies, views=EVAL_VIEWS[views], support=examples, **inputs)
-            return evaluate(loaded, data, request, store=store, progress=progress)
+            plan = shots_plan(*curve, request, served=True)
+            return evaluate(loaded, data, request, store=store, progress=progress, shots=plan)
         finally:
             if examples is not None:
                 examples.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from ..core.limits import LIMITS
+from ..run import shots
 from . import backend, controls, gpu, tasks
 from .events import CONTROL, busy, idle, named, problem, session, stop_session
 from .inputs import low_confidence_rule
@@ -26,6 +27,7 @@ FRESH_EVAL_JS = "() => { document.getElementById('eval-results')?.classList.remo
 # The report's parts, in the order the tab shows them.
 TABLES = ("accuracy", "low_confidence", "auroc", "per_class", "confusions")
 PLOTS = ("coverage", "strategy_coverage")
+CURVE = ("shots_text", "shots_curve")
 
 
 def build(config: backend.AppConfig, model: str) -> None:
@@ -53,6 +55,9 @@ def build(config: backend.AppConfig, model: str) -> None:
         shown = {outputs[t]: gr.update(value={"headers": getattr(p, t)[0], "data": getattr(p, t)[1]}, visible=True)
                  for t in TABLES}
         shown.update({outputs[k]: gr.update(value=getattr(p, k), visible=True) for k in PLOTS})
+        # The curve only when one was asked for; hidden again after an evaluation without it.
+        shown.update({outputs[k]: gr.update(value=getattr(p, k) or None, visible=bool(getattr(p, k)))
+                      for k in CURVE})
         return {outputs["summary"]: p.summary, outputs["files"]: gr.update(value=files, visible=True), **shown}
 
     started = run.click(busy, None, [run, stop], js=SHOW_EVAL_JS, queue=False, api_visibility="private")
@@ -76,6 +81,14 @@ def _inputs(config: backend.AppConfig, model: str) -> tuple[dict[str, gr.Compone
                              allow_custom_value=True)
     v["support"] = gr.File(label="Few-shot: a .zip of labelled examples, separate from the evaluated set",
                            file_types=[".zip"], type="filepath", elem_id="eval-support")
+    with gr.Row(elem_id="eval-shots-row"):
+        v["shots"] = gr.Textbox(label="Shots curve: examples per class to draw from that .zip",
+                                placeholder="e.g. 1,2,4,8,16 (empty: no curve)", elem_id="eval-shots", scale=3,
+                                info="fits the linear probe, GDA and Tip-Adapter on each count, beside the "
+                                     "zero-shot strategies ticked")
+        v["seeds"] = gr.Number(label="Draws per count", value=shots.DEFAULT_SEEDS, minimum=1,
+                               maximum=shots.MAX_SEEDS, precision=0, elem_id="eval-seeds", scale=1,
+                               info="the curve's spread")
     with gr.Accordion("Settings of the ticked methods", open=False, elem_id="eval-method-settings"):
         v["low_confidence"] = low_confidence_rule()
         v["rerank_all"] = gr.Checkbox(label="Re-rank every image, not only the uncertain ones (the hierarchy)")
@@ -100,6 +113,9 @@ def _outputs() -> dict[str, gr.Component]:
                                            wrap=True)
         o["auroc"] = gr.Dataframe(label="Selective prediction: AUROC of each confidence score", visible=False,
                                   interactive=False, wrap=True)
+    o["shots_text"] = gr.Markdown(visible=False, elem_id="eval-shots-text")
+    o["shots_curve"] = gr.Plot(label="Accuracy against shots per class", show_label=False, format="png",
+                               visible=False, elem_id="eval-shots-curve")
     o["coverage"] = gr.Plot(label="Accuracy against coverage", show_label=False, format="png", visible=False)
     o["strategy_coverage"] = gr.Plot(label="Each strategy's accuracy against coverage", show_label=False,
                                      format="png", visible=False)

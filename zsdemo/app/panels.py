@@ -23,6 +23,8 @@ from ..engine.images import NOT_AN_IMAGE
 from ..engine.views import VIEW_LABELS, make_view
 from ..run import plots
 from ..run.evaluation import SCORES, EvaluationReport
+from ..run.report import shots_figure
+from ..run.shots import ShotsCurve, short
 from ..strategies import STRATEGIES, PanelContext, describe_options
 
 THUMBNAIL = 160
@@ -368,6 +370,24 @@ class EvaluationPanels:
     strategy_coverage: Figure
     per_class: Table
     confusions: Table
+    shots_text: str = ""                  # what each zero-shot line is worth (Markdown)
+    shots_curve: Figure | None = None
+
+
+def shots_text(curve: ShotsCurve) -> str:
+    """The curve in sentences, one per zero-shot strategy: the shots of each few-shot method it is worth."""
+    by_zero: dict[str, list[str]] = {}
+    for c in curve.crossings():
+        by_zero.setdefault(c["zero_shot"], []).append(f"{c['words']} of {short(curve.labels[c['few_shot']], True)}")
+    fits = len(curve.shots) * curve.seeds
+    lines = ["**How many labelled examples is a prompt worth here?**", "",
+             f"Each few-shot method was fitted {count(fits, 'time')} ({', '.join(map(str, curve.shots))} examples per "
+             f"class, {count(curve.seeds, 'draw')} each) on features embedded once, in {curve.seconds:.1f} s, and "
+             f"scored on the same {count(curve.images, 'image')} as the zero-shot strategies.", ""]
+    lines += [f"- **{md(short(curve.labels[z]))}** ({100 * curve.zero_shot[z]:.0f}%) is worth {', '.join(parts)}."
+              for z, parts in by_zero.items()]
+    lines += [f"- {md(w)}" for w in curve.warnings]
+    return "\n".join(lines)
 
 
 def evaluation_panels(report: EvaluationReport, listed: int = 5) -> EvaluationPanels:
@@ -435,8 +455,9 @@ def evaluation_panels(report: EvaluationReport, listed: int = 5) -> EvaluationPa
     own = sel["by_strategy"].values()
     strategy_coverage = plots.strategy_coverage({r["label"]: r["coverage"] for r in own},
                                                 {r["label"]: r["auroc"] for r in own})
+    curve = report.shots_curve
     return EvaluationPanels("\n".join(lines), accuracy, low_table, auroc, coverage, strategy_coverage, per_class,
-                            confusions)
+                            confusions, shots_text(curve) if curve else "", shots_figure(curve) if curve else None)
 
 
 def _listing(items: Sequence[str], listed: int) -> str:

@@ -39,6 +39,7 @@ from ..engine.models import LoadedModel
 from .pipeline import TEXT_CACHE, chosen_options, request_senses, score_batch
 from ..core.progress import Progress, advance, stage, track
 from .request import Request, prepare_request
+from .shots import ShotsCurve, ShotsPlan, sweep as shots_sweep
 from ..strategies import STRATEGIES, Batch, Run, chosen
 from ..data.support import SupportFeatures, SupportSet, digests_of, embed_support
 from ..engine.text import TextFeatureCache
@@ -91,6 +92,7 @@ class EvaluationReport:
     support: SupportFeatures | None = None   # the few-shot methods' labelled examples
     world_size: int = 1                      # processes that scored the images (torchrun)
     images_per_rank: list[int] = field(default_factory=list)
+    shots_curve: ShotsCurve | None = None    # accuracy against shots per class (--shots)
 
     def correct(self, strategy: str) -> np.ndarray:
         return np.array([r.top5[strategy][0] == r.label for r in self.records], dtype=bool)
@@ -127,6 +129,7 @@ class EvaluationReport:
             "wordnet_sparsity": self.sparsity.summary() if self.sparsity else None,
             "wordnet_nodes": self.sparsity.node_list() if self.sparsity else [],
             "support": self.support_summary(),
+            "shots_curve": self.shots_curve.to_dict() if self.shots_curve is not None else None,
             "images": [asdict(r) for r in self.records],
         }
 
@@ -150,15 +153,17 @@ def evaluation_request(
     support: SupportSet | None = None,
     options: Mapping[str, Any] | None = None,
     served: bool = False,
+    support_used: bool = False,
     **named: Any,
 ) -> Request:
     """The request that evaluates ``data``: its classes, the consistency check always on, top-5;
     checked once here (before a model loads), then handed to ``evaluate``. The methods' options
-    come as ``prepare_request`` takes them."""
+    come as ``prepare_request`` takes them; ``support_used``: the support set is read even
+    without a few-shot strategy selected (the shots curve fits its own)."""
     request = prepare_request(data.classes, strategies or DEFAULT_STRATEGIES, templates, TOP_K,
                               consistency=True, views=views, rerank_all=rerank_all, senses=senses,
                               low_confidence=low_confidence, descriptors=descriptors, support=support,
-                              options=options, served=served, **named)
+                              options=options, served=served, support_used=support_used, **named)
     if request.needs_wordnet:
         # Classes read from WordNet ids use exactly those senses (the user's choices still win).
         # Added after the checks: without WordNet the hierarchy falls back to bare names and says so.
@@ -170,7 +175,7 @@ def evaluation_request(
 
 
 def _prepared_run(loaded: LoadedModel, data: LabelledSet, request: Request, store: FeatureStore | None,
-                  cache: TextFeatureCache | None, progress: Progress | None,
+                  cache: TextFeatureCache | None, progress: Progress | None, support_used: bool = False,
                   ) -> tuple[Run, Sparsity | None, str | None]:
     """What every batch shares: the classes' WordNet senses (and the sparse hierarchy, or why
     WordNet is missing), the support set's features, and each strategy's once-per-request work."""
@@ -180,7 +185,7 @@ def _prepared_run(loaded: LoadedModel, data: LabelledSet, request: Request, stor
             stage(0.0, 0.0, "reading the classes in WordNet")      # and scoring its nodes, once per model
             senses, sparsity, missing = request_senses(loaded, request)
     run = Run(loaded, request, cache, senses)
-    if request.support is not None and any(s.needs_support for s in request.chosen):
+    if request.support is not None and (support_used or any(s.needs_support for s in request.chosen)):
         with track(progress) if progress is not None else contextlib.nullcontext():
             # Leakage: an evaluated image is never in the support set, whatever its name.
             stage(0.0, 0.0, "reading the evaluated images' contents (leakage check)")
@@ -203,9 +208,12 @@ def evaluate(
     cache: TextFeatureCache | None = TEXT_CACHE,
     progress: Progress | None = None,
     world: World = SINGLE,
+    shots: ShotsPlan | None = None,
 ) -> EvaluationReport | None:
     """Evaluate every strategy of ``request`` (``evaluation_request``; by default the default
-    strategies) on ``data``; a bad image is skipped and reported.
+    strategies) on ``data``; a bad image is skipped and reported. With ``shots`` (``shots.plan``)
+    the few-shot methods are also fitted on k examples per class of the support set, for each k
+    and seed, on the features already computed (the report's ``shots_curve``).
 
     In a distributed run (``world``, from ``distributed.start``) each rank scores its shard and
     rank 0 gets the report of them all; the other ranks get None."""
@@ -213,7 +221,7 @@ def evaluate(
     if not isinstance(batch_size, int) or batch_size < 1:
         raise InputError(f"The batch size must be a whole number of at least 1 (got {batch_size!r}).")
     evaluated = list(dict.fromkeys([*ALWAYS, *request.strategies]))
-    run, sparsity, missing = _prepared_run(loaded, data, request, store, cache, progress)
+    run, sparsity, missing = _prepared_run(loaded, data, request, store, cache, progress, shots is not None)
     out = EvaluationReport(
         dataset=data.describe(), model=loaded.describe(),
         settings={"strategies": list(request.strategies), "views": list(request.views),
@@ -235,8 +243,9 @@ def evaluate(
         stage(0.0, 1.0, "evaluating", len(items), UNIT)
         per_batch = [s for s in evaluated if not STRATEGIES[s].whole_set]
         whole_set = [s for s in evaluated if STRATEGIES[s].whole_set]
+        keep = bool(whole_set) or shots is not None
         indexed: list[tuple[int, ImageRecord]] = []       # (item index, record): merged in item order
-        kept: list[tuple[int, np.ndarray]] = []           # (item index, features), for whole-set strategies
+        kept: list[tuple[int, np.ndarray]] = []           # (item index, features): whole-set strategies, shots
         corrupt: list[tuple[int, tuple[str, str]]] = []
         for round_ in range(world.rounds(len(items), batch_size)):
             rows = list(mine[round_]) if round_ < len(mine) else []
@@ -248,7 +257,7 @@ def evaluate(
             if found:
                 records, feats = _records(run, found, per_batch)
                 indexed += [(where[r.file], r) for r in records]
-                if whole_set:
+                if keep:
                     kept += [(where[r.file], f) for r, f in zip(records, feats.cpu().numpy())]
             advance(world.total(len(rows)), UNIT)      # one progress line counts every rank's images
         gathered = world.gather((indexed, kept, corrupt, stats, sum(len(b) for b in mine)))
@@ -258,11 +267,16 @@ def evaluate(
         out.corrupt = [c for _, c in sorted((x for part in gathered for x in part[2]), key=lambda x: x[0])]
         stats = {k: sum(part[3][k] for part in gathered) for k in stats}
         out.world_size, out.images_per_rank = world.size, [part[4] for part in gathered]
-        if whole_set and out.records:
+        if keep and out.records:
             ordered = [f for _, f in sorted((x for part in gathered for x in part[1]), key=lambda x: x[0])]
             features = torch.from_numpy(np.stack(ordered)).to(loaded.device)
-            _whole_set_records(run, out.records, features, whole_set)
+            if whole_set:
+                _whole_set_records(run, out.records, features, whole_set)
         seconds = time.perf_counter() - start
+        if shots is not None and out.records:
+            labels = torch.tensor([r.label for r in out.records])
+            zero = {s: float(np.mean([r.top5[s][0] == r.label for r in out.records])) for s in shots.zero_shot}
+            out.shots_curve = shots_sweep(run, features, labels, shots, zero)
     if not out.records:
         first = f" (the first: {out.corrupt[0][1]})" if out.corrupt else ""
         raise InputError(f"None of the {len(items)} images could be read{first}.")

@@ -137,3 +137,38 @@ def _coverage_figure(curves: dict[str, Sequence[tuple[float, float]]], aurocs: d
     ax.xaxis.label.set_size(11)
     ax.yaxis.label.set_size(11)
     return fig
+
+
+def shots_curve(curves: dict[str, Sequence[tuple[int, float, float]]], lines: dict[str, float],
+                shots: Sequence[int], seeds: int, title: str = "Top-1 accuracy against labelled examples per class",
+                ) -> Figure:
+    """The CLIP paper's Figure 6 for this data: each few-shot method's mean accuracy per k (a
+    band of one standard deviation over the seeds around it), each zero-shot strategy a flat
+    dashed line, k on a log2 axis. ``curves``: label -> [(k, mean, spread)]; ``lines``: label -> accuracy."""
+    fig = Figure(figsize=(11, 4.8), dpi=DPI, layout="constrained")
+    ax = fig.subplots()
+    k = 0
+    for k, (label, points) in enumerate(curves.items()):
+        xs, means, spreads = zip(*sorted(points))
+        colour = PALETTE[k % len(PALETTE)]
+        ax.plot(xs, means, marker="o", markersize=5, lw=2, color=colour, label=label)
+        if seeds > 1:
+            ax.fill_between(xs, [m - s for m, s in zip(means, spreads)], [m + s for m, s in zip(means, spreads)],
+                            color=colour, alpha=0.15, lw=0)
+    for j, (label, accuracy) in enumerate(lines.items(), start=len(curves)):
+        ax.axhline(accuracy, color=PALETTE[j % len(PALETTE)], ls="--", lw=1.8,
+                   label=f"{label} (zero-shot, {100 * accuracy:.0f}%)")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(list(shots), [str(s) for s in shots])
+    ax.minorticks_off()
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("labelled examples per class (shots), log scale")
+    ax.set_ylabel("top-1 accuracy on the evaluated set")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=11, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    band = f"; bands: ±1 s.d. over {seeds} seeds" if seeds > 1 else ""
+    ax.set_title(title + band, fontsize=13, loc="left")
+    ax.tick_params(labelsize=11)
+    ax.xaxis.label.set_size(11)
+    ax.yaxis.label.set_size(11)
+    return fig

@@ -14,6 +14,7 @@ from typing import Any
 from . import plots
 from ..core.errors import InputError
 from .evaluation import SCORES, EvaluationReport
+from .shots import CSV_HEADER, ShotsCurve
 
 
 def write_report(report: EvaluationReport, out_dir: str | Path) -> list[Path]:
@@ -88,7 +89,19 @@ def write_report(report: EvaluationReport, out_dir: str | Path) -> list[Path]:
     path = out / "strategy_coverage.png"
     fig.savefig(path, dpi=plots.DPI)
     files.append(path)
+    if report.shots_curve is not None:
+        table("shots_curve.csv", CSV_HEADER, report.shots_curve.rows())
+        path = out / "shots_curve.png"
+        shots_figure(report.shots_curve).savefig(path, dpi=plots.DPI)
+        files.append(path)
     return files
+
+
+def shots_figure(curve: ShotsCurve):
+    """shots_curve.png, and the Evaluate tab's plot of it."""
+    return plots.shots_curve({curve.labels[s]: [(p.k, p.mean, p.spread) for p in curve.points if p.strategy == s]
+                              for s in curve.few_shot},
+                             {curve.labels[z]: a for z, a in curve.zero_shot.items()}, curve.shots, curve.seeds)
 
 
 def _cell(value: Any) -> Any:

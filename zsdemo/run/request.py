@@ -39,6 +39,7 @@ def prepare_request(
     support: SupportSet | None = None,
     options: Mapping[str, Any] | None = None,
     served: bool = False,
+    support_used: bool = False,
     **named: Any,
 ) -> Request:
     """Validate everything but the images; raise InputError with a message for the user.
@@ -47,7 +48,8 @@ def prepare_request(
     object), or by their public names in ``named`` (as the API and the command
     line name them), or a method's raw settings under its key (``tpt={"steps": 2}``); each is
     checked by its declaration (``strategies/options.py``). ``served``: a shared server's
-    ceilings apply (the page and the API).
+    ceilings apply (the page and the API). ``support_used``: the support set is read even when no
+    few-shot strategy is selected (the evaluation's shots curve).
 
     The one check of top-k for the CLI, the app and the API: a whole number (2.0 is 2; None is
     the default), at most the class limit; more than the classes given lists them all."""
@@ -72,7 +74,7 @@ def prepare_request(
     if support is not None:
         if support.classes != request.classnames:
             raise InputError("The support set was read for other classes than the request's.")
-        if any(s.needs_support for s in methods):
+        if support_used or any(s.needs_support for s in methods):
             request.warnings.extend(support.warnings())
         else:
             users = ", ".join(s.id for s in STRATEGIES.values() if s.needs_support)

@@ -1,32 +1,64 @@
-"""The CLIP paper's curve of accuracy against shots per class: its pieces that need no model.
+"""The CLIP paper's curve of accuracy against labelled examples ("shots") per class (Radford et
+al., 2021, Figure 6): few-shot methods fitted on k examples per class, k = 1, 2, 4, 8, 16, beside
+the zero-shot strategies as flat lines, and how many shots each zero-shot line is worth.
 
-``parse_shots`` checks a shots list ("1,2,4,8,16"), ``draw`` picks k examples per class for one
-seed (the same k and seed always give the same examples, and a larger k keeps the smaller k's
-examples, so the curve compares like with like), ``summarise`` turns per-seed accuracies into
-the curve (mean and spread), and ``crossing`` says how many shots a zero-shot line is worth
-(where it meets a few-shot curve, interpolated in log2 of k as the paper's figure is drawn).
+``plan`` checks what was asked before a model loads (``parse_shots``: the shots list; the seeds;
+the budget). ``sweep`` runs it once the evaluation has embedded every image: for each k and seed,
+``draw`` picks k examples per class from the support set (the same k and seed always give the
+same examples, and a larger k keeps the smaller k's, so the curve compares like with like), each
+few-shot method is fitted on them and scores the evaluated set. No image is embedded again: the
+evaluated images' and the support set's features are computed once and reused for every fit.
+``summarise`` turns the per-seed accuracies into the curve (mean and spread), and ``crossing``
+says where a zero-shot line meets a few-shot curve (interpolated in log2 of k, as the paper's
+figure is drawn).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 import statistics
-from dataclasses import dataclass
-from typing import Sequence
+import time
+from dataclasses import dataclass, field
+from typing import Any, Sequence
 
+import torch
+
+from ..core.arguments import whole_number
 from ..core.errors import InputError
+from ..core.progress import advance, stage
+from ..strategies import STRATEGIES, Batch, Request, Run
+from ..strategies.options import without_files
 
 MAX_SHOTS = 256
+MAX_COUNTS = 32                 # shot counts in one list
+MAX_TEXT = 1000                 # characters of a shots list
 MAX_SEEDS = 10
+DEFAULT_SEEDS = 3
 MAX_FITS = 100                  # shots x seeds: each is a fit of every few-shot method
+MAX_SERVED_FITS = 30            # on a shared server (the page and the API)
+# The linear probe's C sweep costs about its examples x classes, per fit (some 4e-5 s each on
+# two CPU cores: 100 classes x 16 shots, 6.8 s); a shared server stops at about two minutes.
+MAX_SERVED_PROBE_WORK = 3_000_000
+CURVE = ("linear-probe", "gda", "tip")      # always on the curve
+SLOW = ("coop",)                            # on it when selected, and not on a shared server
+SCORE_BATCH = 1024
 
 
-def parse_shots(value: str | Sequence[int], smallest_class: int, seeds: int) -> list[int]:
+def parse_shots(value: str | Sequence[int], smallest_class: int, seeds: int, smallest_name: str = "") -> list[int]:
     """The shots per class to draw, ascending, each checked: whole numbers from 1 to the smallest
     class's number of examples, and not so many runs that a request would never end."""
-    items = [s.strip() for s in value.split(",")] if isinstance(value, str) else [str(v) for v in value]
+    if isinstance(value, str):
+        items = [s.strip() for s in value[:MAX_TEXT + 1].split(",")]
+    elif isinstance(value, (list, tuple)) and len(value) <= MAX_COUNTS:
+        items = [str(v) for v in value]
+    else:
+        raise InputError(f"Shots must be text such as 1,2,4,8,16 or a list of at most {MAX_COUNTS} whole numbers "
+                         f"(got {type(value).__name__}{f' of {len(value):,}' if isinstance(value, (list, tuple)) else ''}).")
     items = [s for s in items if s]
+    if len(items) > MAX_COUNTS or (isinstance(value, str) and len(value) > MAX_TEXT):
+        raise InputError(f"Too many shot counts: at most {MAX_COUNTS}, e.g. 1,2,4,8,16.")
     if not items:
         raise InputError("No shots given: list how many examples per class to draw, e.g. --shots 1,2,4,8,16.")
     shots = []
@@ -36,14 +68,78 @@ def parse_shots(value: str | Sequence[int], smallest_class: int, seeds: int) -> 
         shots.append(int(item))
     shots = sorted(set(shots))
     if shots[-1] > min(smallest_class, MAX_SHOTS):
-        raise InputError(f"{shots[-1]} shots per class, but the smallest class of the support set has "
-                         f"{smallest_class} examples: draw at most {min(smallest_class, MAX_SHOTS)}.")
+        which = f" ({smallest_name!r})" if smallest_name else ""
+        most = min(smallest_class, MAX_SHOTS)
+        raise InputError(f"{shots[-1]} shots per class, but the smallest class of the support set{which} has "
+                         f"{smallest_class} examples: " + (f"draw at most {most}." if most else
+                                                           "give examples of every class, or leave it out."))
     if not isinstance(seeds, int) or isinstance(seeds, bool) or not 1 <= seeds <= MAX_SEEDS:
         raise InputError(f"Seeds must be a whole number from 1 to {MAX_SEEDS} (got {str(seeds)[:20]}).")
     if len(shots) * seeds > MAX_FITS:
         raise InputError(f"{len(shots)} shot counts x {seeds} seeds = {len(shots) * seeds} fits of every few-shot "
                          f"method; at most {MAX_FITS}. Use fewer shot counts or seeds.")
     return shots
+
+
+def parse_seeds(value: object) -> int:
+    """How many draws per shot count: a whole number from 1 to MAX_SEEDS (text of one too)."""
+    if isinstance(value, str):
+        value = int(value.strip()) if value.strip().isdigit() else (None if not value.strip() else value)
+    return whole_number(value, "Seeds", 1, MAX_SEEDS, DEFAULT_SEEDS)
+
+
+@dataclass(frozen=True)
+class ShotsPlan:
+    """A checked shots curve request: what to draw and which methods to fit and to compare."""
+
+    shots: tuple[int, ...]
+    seeds: int
+    few_shot: tuple[str, ...]           # strategy ids fitted per k and seed
+    zero_shot: tuple[str, ...]          # strategy ids drawn as flat lines
+    warnings: tuple[str, ...] = ()
+
+
+def plan(value: str | Sequence[int] | None, seeds: object, request: Request, served: bool = False,
+         ) -> ShotsPlan | None:
+    """The curve asked for (None when ``value`` is None), checked against the request's support
+    set and the budget, before a model loads."""
+    if value is None:
+        return None
+    if request.support is None:
+        raise InputError("The shots curve draws its examples from a support set: give one",
+                         cli=" (--support FOLDER|ZIP).", page=" (the few-shot .zip above).")
+    counts = request.support.shots()
+    smallest = min(counts, key=lambda c: (counts[c], c))
+    n_seeds = parse_seeds(seeds)
+    shots = parse_shots(value, counts[smallest], n_seeds, smallest)
+    if served and len(shots) * n_seeds > MAX_SERVED_FITS:
+        raise InputError(f"{len(shots)} shot counts x {n_seeds} seeds = {len(shots) * n_seeds} fits of every few-shot "
+                         f"method; at most {MAX_SERVED_FITS} on this server. Use fewer shot counts or seeds, or run "
+                         "zsdemo evaluate --shots on your own machine.")
+    classes = len(request.classnames)
+    work = n_seeds * sum(k * classes for k in shots) * classes
+    if served and work > MAX_SERVED_PROBE_WORK:
+        raise InputError(f"The linear probe would be fitted on {work:,} example-class pairs in all ({n_seeds} seeds, "
+                         f"{classes:,} classes, shots {', '.join(map(str, shots))}); at most {MAX_SERVED_PROBE_WORK:,} "
+                         "on this server. Use fewer classes, shots or seeds, or run zsdemo evaluate --shots on your "
+                         "own machine.")
+    selected = set(request.strategies)
+    warnings = []
+    slow = [s for s in SLOW if s in selected]
+    if served and slow:
+        warnings.append(f"{', '.join(short(STRATEGIES[s].label) for s in slow)} is left off the shots curve on this server "
+                        f"({len(shots) * n_seeds} trainings); zsdemo evaluate --shots on your own machine draws it.")
+        slow = []
+    few_shot = tuple(CURVE) + tuple(slow)
+    for sid in few_shot:
+        least = STRATEGIES[sid].least_shots(request)
+        if shots[0] < least:
+            raise InputError(f"{STRATEGIES[sid].label} holds out examples of each class to tune its settings (its "
+                             f"validation fraction), so it needs at least {least} shots per class: drop "
+                             f"{', '.join(str(k) for k in shots if k < least)} from the shots, or set its validation "
+                             "fraction to 0.")
+    zero_shot = tuple(s for s in request.strategies if not STRATEGIES[s].needs_support) or ("clip80",)
+    return ShotsPlan(tuple(shots), n_seeds, few_shot, zero_shot, tuple(warnings))
 
 
 def draw(labels: Sequence[int], k: int, seed: int) -> list[int]:
@@ -91,3 +187,117 @@ def crossing(zero_shot: float, curve: Sequence[tuple[int, float]]) -> float | No
             t = (zero_shot - a0) / (a1 - a0)
             return 2 ** (math.log2(k0) + t * (math.log2(k1) - math.log2(k0)))
     return None
+
+
+def worth(shots: float | None, curve: Sequence[tuple[int, float]]) -> str:
+    """A crossing in words: "about 3 shots", "less than 1 shot", "more than 16 shots"."""
+    ks = sorted(k for k, _ in curve)
+    if shots is None:
+        return f"more than {ks[-1]} shot{'s' * (ks[-1] != 1)}"
+    if shots == 0:
+        return f"less than {ks[0]} shot{'s' * (ks[0] != 1)}"
+    n = max(1, round(shots))
+    return f"about {n} shot{'s' * (n != 1)}"
+
+
+def short(label: str, inside: bool = False) -> str:
+    """A strategy's label in a sentence: "CLIP-80 ensemble", "linear probe", "Tip-Adapter"."""
+    name = label.split(" (")[0]
+    first = name.split(" ")[0]
+    return name[0].lower() + name[1:] if inside and first[1:].islower() else name
+
+
+@dataclass
+class ShotsCurve:
+    """The curve: each few-shot method's accuracy per k (mean and spread over seeds), the
+    zero-shot strategies' accuracy on the same images, and where they cross."""
+
+    shots: list[int]
+    seeds: int
+    points: list[CurvePoint]
+    zero_shot: dict[str, float]               # strategy -> top-1 accuracy on the evaluated set
+    labels: dict[str, str]                    # strategy -> its label, for every strategy shown
+    images: int                               # evaluated images each fit scored
+    seconds: float = 0.0                      # the sweep's own time (no image embedded)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def few_shot(self) -> list[str]:
+        return list(dict.fromkeys(p.strategy for p in self.points))
+
+    def curve(self, strategy: str) -> list[tuple[int, float]]:
+        return [(p.k, p.mean) for p in self.points if p.strategy == strategy]
+
+    def crossings(self) -> list[dict[str, Any]]:
+        """Every zero-shot line against every few-shot curve: the shots it is worth there."""
+        out = []
+        for z, accuracy in self.zero_shot.items():
+            for f in self.few_shot:
+                k = crossing(accuracy, self.curve(f))
+                out.append({"zero_shot": z, "few_shot": f, "shots": k, "words": worth(k, self.curve(f)),
+                            "sentence": f"{short(self.labels[z])} is worth {worth(k, self.curve(f))} of "
+                                        f"{short(self.labels[f], inside=True)} here."})
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"shots": self.shots, "seeds": self.seeds, "images": self.images, "seconds": round(self.seconds, 3),
+                "labels": self.labels, "zero_shot": self.zero_shot,
+                "points": [dataclasses.asdict(p) for p in self.points], "crossings": self.crossings(),
+                "warnings": self.warnings}
+
+    def rows(self) -> list[list[Any]]:
+        """shots_curve.csv: k, strategy, label, kind, mean, spread, per-seed values (';'); the
+        zero-shot strategies at every k (they do not depend on the draw)."""
+        rows = [[p.k, p.strategy, self.labels[p.strategy], "few-shot", p.mean, p.spread,
+                 ";".join(f"{v:.6g}" for v in p.per_seed)] for p in self.points]
+        rows += [[k, z, self.labels[z], "zero-shot", a, 0.0, f"{a:.6g}"]
+                 for z, a in self.zero_shot.items() for k in self.shots]
+        return rows
+
+
+CSV_HEADER = ["k", "strategy", "label", "kind", "mean", "spread", "per_seed"]
+
+
+def sweep(run: Run, features: torch.Tensor, labels: torch.Tensor, plan: ShotsPlan,
+          zero_shot: dict[str, float]) -> ShotsCurve:
+    """Fit every few-shot method of ``plan`` on k drawn examples per class of ``run.support``, for
+    each k and seed, and score ``features`` (the evaluated images', already embedded: [N, D],
+    with their ``labels``); ``zero_shot``: the zero-shot strategies' accuracies on them."""
+    support = run.support
+    counts = support.shots()
+    short = {c: n for c, n in counts.items() if n < plan.shots[-1]}
+    if short:
+        c = min(short, key=lambda name: (short[name], name))
+        raise InputError(f"{plan.shots[-1]} shots per class, but after leaving out the support images that are also "
+                         f"evaluated (or unreadable) {c!r} has {short[c]}: draw at most {short[c]}, or give more "
+                         "examples.")
+    # Each draw is fitted afresh: no method loads or saves a file here.
+    request = dataclasses.replace(run.request, options={k: without_files(v) for k, v in run.request.options.items()})
+    start = time.perf_counter()
+    stage(0.0, 1.0, f"the shots curve: {', '.join(STRATEGIES[s].label for s in plan.few_shot)}",
+          len(plan.shots) * plan.seeds, "fit")
+    accuracies: dict[tuple[int, str], list[float]] = {}
+    all_labels = support.labels.tolist()
+    for k in plan.shots:
+        for seed in range(plan.seeds):
+            fitted = Run(run.loaded, request, run.cache, run.senses, support.subset(draw(all_labels, k, seed)))
+            for sid in plan.few_shot:
+                strategy = STRATEGIES[sid]
+                strategy.prepare(fitted)
+                right = 0
+                for first in range(0, len(features), SCORE_BATCH):
+                    chunk = features[first:first + SCORE_BATCH]
+                    logits = strategy.score(Batch(fitted, chunk)).logits
+                    right += int((logits.argmax(dim=-1).cpu() == labels[first:first + SCORE_BATCH].cpu()).sum())
+                accuracies.setdefault((k, sid), []).append(right / len(features))
+            advance(1, "fit")
+    names = {s: STRATEGIES[s].label for s in [*plan.few_shot, *zero_shot]}
+    points = sorted(summarise(accuracies), key=lambda p: (plan.few_shot.index(p.strategy), p.k))
+    return ShotsCurve(list(plan.shots), plan.seeds, points, dict(zero_shot), names, len(features),
+                      time.perf_counter() - start, list(plan.warnings))
+
+
+def curve_from_dict(d: dict[str, Any]) -> ShotsCurve:
+    """A curve back from report.json's ``shots_curve``."""
+    return ShotsCurve(d["shots"], d["seeds"], [CurvePoint(**p) for p in d["points"]], d["zero_shot"], d["labels"],
+                      d["images"], d.get("seconds", 0.0), d.get("warnings", []))

@@ -225,6 +225,11 @@ class Strategy:
     def check(self, request: Request, n_images: int) -> None:
         """Refuse (InputError) a request this method cannot serve within the limits."""
 
+    def least_shots(self, request: Request) -> int:
+        """The fewest labelled examples per class it can learn from with these settings (the
+        shots curve's smallest count; a validation split needs two)."""
+        return 1
+
     def cost(self, request: Request, n_images: int, rates: Rates) -> tuple[float, str] | None:
         """Seconds of model work beyond its class vectors, and that work in words (None: none)."""
         return None

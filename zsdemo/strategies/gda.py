@@ -161,6 +161,9 @@ class GDAStrategy(Strategy):
     def classifiers(self, request: Request) -> tuple[tuple[str, ...], ...]:
         return (CLIP80,)
 
+    def least_shots(self, request: Request) -> int:
+        return 2 if self.settings(request).val_fraction > 0 else 1
+
     def check(self, request: Request, n_images: int) -> None:
         if self.settings(request).load is None:
             require_support(request, "GDA", cli=" (--support FOLDER|ZIP), or a saved classifier (--gda-load FILE).")

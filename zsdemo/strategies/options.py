@@ -143,6 +143,13 @@ def parse(settings: type, raw: Mapping[str, Any] | None, served: bool = False) -
     return made
 
 
+def without_files(settings: Any) -> Any:
+    """The same settings with every file option back at its default (nothing loaded or saved):
+    what a method fitted afresh many times over uses (the shots curve)."""
+    paths = {name: default for name, opt, default in declared(type(settings)) if opt.kind == "path"}
+    return dataclasses.replace(settings, **paths) if paths else settings
+
+
 def to_dict(settings: Any) -> dict[str, Any]:
     """The settings as JSON data (what a result and a report record)."""
     return {name: _plain(getattr(settings, name)) for name, _, _ in declared(type(settings))}

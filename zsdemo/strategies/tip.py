@@ -92,6 +92,9 @@ class TipStrategy(Strategy):
     def classifiers(self, request: Request) -> tuple[tuple[str, ...], ...]:
         return (CLIP80,)
 
+    def least_shots(self, request: Request) -> int:
+        return 2 if self.settings(request).val_fraction > 0 else 1
+
     def check(self, request: Request, n_images: int) -> None:
         require_support(request, "Tip-Adapter")
 
