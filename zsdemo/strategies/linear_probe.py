@@ -6,10 +6,10 @@ minimising scikit-learn's objective for ``LogisticRegression(C=c)`` (what the pa
 
     ||W||^2 / 2  +  c x sum over examples of cross-entropy(x W + b, y)      (b not penalised)
 
-The regularisation strength is chosen as the paper does, scored on a held-out share of the
-support set: a sweep over c = 10^-6 ... 10^6 at half-decade steps, then the interval around the
-best is halved twice (a quarter, then an eighth of a decade: the paper's resolution of 8 steps
-per decade); the final model is fitted on every example. With a single example per class
+The regularisation strength is chosen as the paper does (Appendix A.3), scored on a held-out
+share of the support set: c = 10^-6, 10^-4, ..., 10^6, then the interval around the best is halved
+until it reaches 8 steps per decade (4 halvings, 2 fits each: 15 fits in all); the final model
+is fitted on every example. With a single example per class
 nothing can be held out, and c is ``probe_c`` (0.316, the value of the paper's example code).
 The fit starts from zeros in float64, so the same support set gives the same probe. A fitted
 probe can be saved as a safetensors file and loaded again (``--probe-save`` / ``--probe-load``).
@@ -35,6 +35,8 @@ from .options import CLI_ONLY, option
 
 C_DEFAULT = 0.316
 DECADES = (-6.0, 6.0)
+COARSE_STEP = 2.0                 # the paper's first grid: every second decade
+FINEST_STEP = 1 / 8               # its resolution: 8 steps per decade
 MAX_ITERATIONS = 1000
 FORMAT = "zsdemo.linear-probe/1"
 WHAT = "the linear probe"
@@ -63,22 +65,24 @@ class ProbeSettings:
 def fit(features: torch.Tensor, labels: torch.Tensor, classes: int, c: float) -> tuple[torch.Tensor, torch.Tensor]:
     """(W [D, C], b [C]) minimising ||W||^2 / 2 + c x the summed cross-entropy, by L-BFGS."""
     x = features.double().cpu()
-    y = labels.cpu()
-    weights = torch.zeros(x.shape[1], classes, dtype=torch.float64, requires_grad=True)
-    bias = torch.zeros(classes, dtype=torch.float64, requires_grad=True)
+    targets = torch.nn.functional.one_hot(labels.cpu(), classes).double()
+    weights = torch.zeros(x.shape[1], classes, dtype=torch.float64)
+    bias = torch.zeros(classes, dtype=torch.float64)
     optimiser = torch.optim.LBFGS([weights, bias], lr=1, max_iter=MAX_ITERATIONS, tolerance_grad=1e-10,
                                   tolerance_change=1e-14, history_size=20, line_search_fn="strong_wolfe")
 
     def objective() -> torch.Tensor:
-        optimiser.zero_grad()
-        loss = 0.5 * (weights ** 2).sum() + c * torch.nn.functional.cross_entropy(x @ weights + bias, y,
-                                                                                  reduction="sum")
-        loss.backward()
-        return loss
+        # The gradient written out (softmax minus one-hot): a third faster than autograd on these
+        # small problems, where each of up to 1000 iterations costs little more than its overhead.
+        log_p = torch.log_softmax(x @ weights + bias, dim=1)
+        residual = c * (log_p.exp() - targets)
+        weights.grad = weights + x.T @ residual
+        bias.grad = residual.sum(dim=0)
+        return 0.5 * (weights * weights).sum() - c * (log_p * targets).sum()
 
-    with torch.enable_grad():
+    with torch.no_grad():
         optimiser.step(objective)
-    return weights.detach(), bias.detach()
+    return weights, bias
 
 
 def accuracy(features: torch.Tensor, labels: torch.Tensor, probe: tuple[torch.Tensor, torch.Tensor]) -> float:
@@ -87,8 +91,9 @@ def accuracy(features: torch.Tensor, labels: torch.Tensor, probe: tuple[torch.Te
 
 
 def sweep(train: SupportFeatures, val: SupportFeatures) -> float:
-    """The paper's coarse-to-fine search of log10(c): half decades, then halved twice around the
-    best (ties keep the smaller c: more regularisation)."""
+    """The CLIP paper's parametric binary search of log10(c): 10^-6, 10^-4, ..., 10^6, then the
+    interval around the best halved until it reaches 8 steps per decade (ties keep the smaller
+    c: more regularisation). 15 fits."""
     classes = len(train.classes)
     scores: dict[float, float] = {}
 
@@ -98,10 +103,10 @@ def sweep(train: SupportFeatures, val: SupportFeatures) -> float:
                                                                       10 ** exponent))
         return scores[exponent]
 
-    step = 0.5
+    step = COARSE_STEP
     grid = [DECADES[0] + step * k for k in range(int((DECADES[1] - DECADES[0]) / step) + 1)]
     best = max(grid, key=lambda e: (score(e), -e))
-    for _ in range(2):
+    while step > FINEST_STEP:
         step /= 2
         around = [e for e in (best - step, best, best + step) if DECADES[0] <= e <= DECADES[1]]
         best = max(around, key=lambda e: (score(e), -e))
