@@ -688,7 +688,7 @@ def _raw_event(live_app: str, endpoint: str, data: list) -> str:
                     "meta": {"_type": "gradio.FileData"}}], "cat, dog", "name"] + [None] * 26,
      "A file URL in this request could not be fetched"),
     ("classify", [[], "cat"], "This endpoint takes 29 arguments and 2 were sent"),
-    ("evaluate", [{"path": "/etc/passwd", "meta": {"_type": "gradio.FileData"}}] + [None] * 20,
+    ("evaluate", [{"path": "/etc/passwd", "meta": {"_type": "gradio.FileData"}}] + [None] * 22,
      "A file in this request was not uploaded with it"),
     ("wordnet", [], "This endpoint takes 2 arguments and 0 were sent"),
 ])

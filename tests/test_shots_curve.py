@@ -205,3 +205,10 @@ def test_a_list_of_shots_is_taken_by_the_api(served):
     config, archive, support = served
     report = backend.evaluate_upload(config, archive, ["name"], views="flip", support=support, shots=[2, 1], seeds=1)
     assert report.shots_curve.shots == [1, 2] and report.to_dict()["shots_curve"]["seeds"] == 1
+
+
+def test_the_probes_work_on_a_shared_server_is_bounded(served, monkeypatch):
+    config, archive, support = served
+    monkeypatch.setattr(shots, "MAX_SERVED_PROBE_WORK", 50)      # 3 classes: 2 seeds x (1 + 2) x 3 x 3 = 54
+    with pytest.raises(InputError, match="example-class pairs in all .* at most 50 on this server"):
+        backend.evaluate_upload(config, archive, ["name"], views="flip", support=support, shots="1,2", seeds=2)

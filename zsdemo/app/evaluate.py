@@ -115,10 +115,11 @@ def _outputs() -> dict[str, gr.Component]:
                                   interactive=False, wrap=True)
     o["shots_text"] = gr.Markdown(visible=False, elem_id="eval-shots-text")
     o["shots_curve"] = gr.Plot(label="Accuracy against shots per class", show_label=False, format="png",
-                               visible=False, elem_id="eval-shots-curve")
-    o["coverage"] = gr.Plot(label="Accuracy against coverage", show_label=False, format="png", visible=False)
+                               visible=False, elem_id="eval-shots-curve", elem_classes="zs-eval-plot")
+    o["coverage"] = gr.Plot(label="Accuracy against coverage", show_label=False, format="png", visible=False,
+                            elem_classes="zs-eval-plot")
     o["strategy_coverage"] = gr.Plot(label="Each strategy's accuracy against coverage", show_label=False,
-                                     format="png", visible=False)
+                                     format="png", visible=False, elem_classes="zs-eval-plot")
     # One above the other: side by side, the per-class table (a column per strategy) was cut at 1280 px.
     o["per_class"] = gr.Dataframe(label="Per-class top-1 accuracy", visible=False, interactive=False,
                                   max_height=400, wrap=True, elem_id="eval-per-class")
