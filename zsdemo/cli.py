@@ -89,7 +89,8 @@ def _add_request_args(p: argparse.ArgumentParser) -> None:
                    help="descriptors per class for dclip, cupl and cupl80: the JSON object DCLIP and CuPL publish "
                         "({class: [descriptor, ...]}), or lines 'class: descriptor; descriptor'")
     p.add_argument("--support", default=None, metavar="FOLDER|ZIP",
-                   help="few-shot (tip, coop, gda, linear-probe): labelled examples of the classes, an ImageFolder, a folder with "
+                   help="few-shot (tip, coop, gda, linear-probe) and the shots curve: labelled examples of the "
+                        "classes, an ImageFolder, a folder with "
                         "labels.csv, a CSV of path,label or a zip of one; never the images scored (an identical "
                         "file is left out and reported)")
 

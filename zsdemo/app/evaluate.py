@@ -17,7 +17,9 @@ EVAL_INTRO = """Measure the strategies on your own labelled images. Upload a **.
 
 You get top-1 and top-5 accuracy per strategy, the low-confidence set before and after WordNet
 re-ranking, how well each confidence score separates right from wrong predictions (AUROC, coverage
-curve), per-class accuracy, the most confused pairs, and CSV/JSON downloads. Limits: the upload
+curve), per-class accuracy, the most confused pairs, and CSV/JSON downloads. With a few-shot .zip
+of labelled examples and a shots curve (1,2,4,8,16), the CLIP paper's question: how many labelled
+examples per class is each zero-shot strategy worth here? Limits: the upload
 size limit of this server, at most {max_images} images, {max_files} zip entries, {max_mb} MB
 unzipped; links and paths leaving the zip are refused. Larger sets: the command line on your own machine
 (`zsdemo evaluate`)."""

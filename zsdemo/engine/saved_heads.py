@@ -69,3 +69,30 @@ def finite(tensor: torch.Tensor | None, *shape: int | None) -> bool:
     """A float tensor of this shape (None: any size there), every value finite."""
     return (tensor is not None and tensor.is_floating_point() and tensor.ndim == len(shape)
             and all(n is None or n == m for n, m in zip(shape, tensor.shape)) and bool(torch.isfinite(tensor).all()))
+
+
+def save_linear(path: str | Path, weights: torch.Tensor, bias: torch.Tensor, classes: tuple[str, ...],
+                meta: dict[str, Any], what: str, loaded: LoadedModel, format: str) -> None:
+    """A linear classifier over the model's features: weights [D, C], bias [C], its classes in order."""
+    save(path, {"weights": weights, "bias": bias}, {"classes": list(classes), **meta}, what, loaded, format)
+
+
+def read_linear(path: str | Path, loaded: LoadedModel, classes: tuple[str, ...], format: str, what: str,
+                flag: str, again: str) -> tuple[torch.Tensor, torch.Tensor, dict[str, str]]:
+    """(weights, bias, metadata) of a file ``save_linear`` wrote for ``format``, refused unless it
+    is one, of this model, for exactly ``classes`` in their order (a linear classifier scores
+    only the classes it was fitted on)."""
+    tensors, meta = read(path, what)
+    weights, bias = tensors.get("weights"), tensors.get("bias")
+    if meta.get("format") != format or set(tensors) != {"weights", "bias"} or not finite(weights, None, None) \
+            or not finite(bias, weights.shape[1]):
+        raise InputError(f"{str(path)!r} is not {what}: expected the tensors 'weights' [D, C] and 'bias' [C] saved "
+                         f"by zsdemo ({flag}).")
+    check_model(meta, loaded, path, what, again)
+    saved = tuple(field(meta, "classes", path, what))
+    if saved != tuple(classes) or len(saved) != weights.shape[1]:
+        first = str(saved[0])[:40] if saved else ""
+        raise InputError(f"{what[0].upper()}{what[1:]} {str(path)!r} was fitted on other classes ({len(saved)}, e.g. "
+                         f"{first!r}): it scores only the classes it was fitted on, in their order. Classify exactly "
+                         f"those classes, or {again}.")
+    return weights.double(), bias.double(), meta

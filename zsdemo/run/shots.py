@@ -56,8 +56,9 @@ def parse_shots(value: str | Sequence[int], smallest_class: int, seeds: int, sma
     elif isinstance(value, (list, tuple)) and len(value) <= MAX_COUNTS:
         items = [str(v) for v in value]
     else:
+        size = f" of {len(value):,}" if isinstance(value, (list, tuple)) else ""
         raise InputError(f"Shots must be text such as 1,2,4,8,16 or a list of at most {MAX_COUNTS} whole numbers "
-                         f"(got {type(value).__name__}{f' of {len(value):,}' if isinstance(value, (list, tuple)) else ''}).")
+                         f"(got {type(value).__name__}{size}).")
     items = [s for s in items if s]
     if len(items) > MAX_COUNTS or (isinstance(value, str) and len(value) > MAX_TEXT):
         raise InputError(f"Too many shot counts: at most {MAX_COUNTS}, e.g. 1,2,4,8,16.")
@@ -129,8 +130,9 @@ def plan(value: str | Sequence[int] | None, seeds: object, request: Request, ser
     warnings = []
     slow = [s for s in SLOW if s in selected]
     if served and slow:
-        warnings.append(f"{', '.join(short(STRATEGIES[s].label) for s in slow)} is left off the shots curve on this server "
-                        f"({len(shots) * n_seeds} trainings); zsdemo evaluate --shots on your own machine draws it.")
+        names = ", ".join(short(STRATEGIES[s].label) for s in slow)
+        warnings.append(f"{names} is left off the shots curve on this server ({len(shots) * n_seeds} trainings); "
+                        "zsdemo evaluate --shots on your own machine draws it.")
         slow = []
     few_shot = tuple(CURVE) + tuple(slow)
     for sid in few_shot:

@@ -113,28 +113,18 @@ class Built:
 
 
 def save(built: Built, path: str | Path, loaded: LoadedModel) -> None:
-    meta = {"classes": list(built.classes), "alpha": built.alpha, "searched": built.searched, "shots": built.shots}
-    saved_heads.save(path, {"weights": built.weights, "bias": built.bias}, meta, WHAT, loaded, FORMAT)
+    meta = {"alpha": built.alpha, "searched": built.searched, "shots": built.shots}
+    saved_heads.save_linear(path, built.weights, built.bias, built.classes, meta, WHAT, loaded, FORMAT)
 
 
 def load(path: str | Path, loaded: LoadedModel, classes: tuple[str, ...]) -> Built:
     """A classifier saved by ``save``, checked against the model and the request's classes."""
-    tensors, meta = saved_heads.read(path, WHAT)
-    weights, bias = tensors.get("weights"), tensors.get("bias")
-    if meta.get("format") != FORMAT or set(tensors) != {"weights", "bias"} or not saved_heads.finite(weights, None, None) \
-            or not saved_heads.finite(bias, weights.shape[1]):
-        raise InputError(f"{str(path)!r} is not a GDA classifier: expected the tensors 'weights' [D, C] and 'bias' "
-                         "[C] saved by zsdemo (--gda-save).")
-    saved_heads.check_model(meta, loaded, path, WHAT, "build a new one (--support)")
-    saved = tuple(saved_heads.field(meta, "classes", path, WHAT))
-    if saved != classes or len(saved) != weights.shape[1]:
-        raise InputError(f"The GDA classifier {str(path)!r} was built on other classes ({len(saved)}, e.g. "
-                         f"{str(saved[0] if saved else '')[:40]!r}): it scores only the classes it was built on, in "
-                         "their order. Classify exactly those classes, or build a new one (--support).")
+    weights, bias, meta = saved_heads.read_linear(path, loaded, classes, FORMAT, WHAT, "--gda-save",
+                                                  "build a new one (--support)")
     alpha, searched, shots = (saved_heads.field(meta, k, path, WHAT) for k in ("alpha", "searched", "shots"))
     if not isinstance(alpha, (int, float)) or isinstance(alpha, bool) or not 0 <= alpha <= 1e4:
         raise InputError(f"The GDA classifier {str(path)!r} has damaged metadata (alpha {str(alpha)[:20]}).")
-    return Built(weights.double(), bias.double(), float(alpha), bool(searched), saved, shots, Path(path).name)
+    return Built(weights, bias, float(alpha), bool(searched), tuple(classes), shots, Path(path).name)
 
 
 @dataclass
@@ -215,7 +205,8 @@ class GDAStrategy(Strategy):
         shots = ", ".join(f"{md(c)} {n}" for c, n in d.shots.items())
         how = "searched on the held-out examples" if d.searched else "as set"
         where = f" (loaded from {md(d.loaded_from)})" if d.loaded_from else ""
-        return (f"CLIP-80 plus a Gaussian classifier{where} of {sum(d.shots.values())} labelled examples ({shots}): each "
+        return (f"CLIP-80 plus a Gaussian classifier{where} of {sum(d.shots.values())} labelled examples ({shots}): "
+                "each "
                 f"class's mean feature and one covariance shared by all, turned into weights by Bayes' rule; "
                 f"weight alpha {d.alpha:g} ({how}). CLIP-80 alone would say {md(d.clip_top1)}.")
 

@@ -128,28 +128,17 @@ class Fitted:
 
 
 def save(fitted: Fitted, path: str | Path, loaded: LoadedModel) -> None:
-    meta = {"classes": list(fitted.classes), "c": fitted.c, "searched": fitted.searched, "shots": fitted.shots,
-            "train_accuracy": fitted.train_accuracy}
-    saved_heads.save(path, {"weights": fitted.weights, "bias": fitted.bias}, meta, WHAT, loaded, FORMAT)
+    meta = {"c": fitted.c, "searched": fitted.searched, "shots": fitted.shots, "train_accuracy": fitted.train_accuracy}
+    saved_heads.save_linear(path, fitted.weights, fitted.bias, fitted.classes, meta, WHAT, loaded, FORMAT)
 
 
 def load(path: str | Path, loaded: LoadedModel, classes: tuple[str, ...]) -> Fitted:
     """A probe saved by ``save``, checked against the model and the request's classes."""
-    tensors, meta = saved_heads.read(path, WHAT)
-    weights, bias = tensors.get("weights"), tensors.get("bias")
-    if meta.get("format") != FORMAT or set(tensors) != {"weights", "bias"} or not saved_heads.finite(weights, None, None) \
-            or not saved_heads.finite(bias, weights.shape[1]):
-        raise InputError(f"{str(path)!r} is not a linear probe: expected the tensors 'weights' [D, C] and 'bias' [C] "
-                         "saved by zsdemo (--probe-save).")
-    saved_heads.check_model(meta, loaded, path, WHAT, "fit a new one (--support)")
-    saved = tuple(saved_heads.field(meta, "classes", path, WHAT))
-    if saved != classes or len(saved) != weights.shape[1]:
-        raise InputError(f"The linear probe {str(path)!r} was fitted on other classes ({len(saved)}, e.g. "
-                         f"{str(saved[0] if saved else '')[:40]!r}): a probe scores only the classes it was fitted "
-                         "on, in their order. Classify exactly those classes, or fit a new probe (--support).")
+    weights, bias, meta = saved_heads.read_linear(path, loaded, classes, FORMAT, WHAT, "--probe-save",
+                                                  "fit a new one (--support)")
     c, searched, shots, train = (saved_heads.field(meta, k, path, WHAT) for k in ("c", "searched", "shots",
                                                                                   "train_accuracy"))
-    return Fitted(weights.double(), bias.double(), c, searched, saved, shots, train, Path(path).name)
+    return Fitted(weights, bias, c, searched, tuple(classes), shots, train, Path(path).name)
 
 
 @dataclass
