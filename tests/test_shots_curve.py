@@ -192,7 +192,7 @@ def test_the_page_shows_the_curve_and_says_what_a_prompt_is_worth(served):
     (dict(shots="1,2", seeds=2.5), "Seeds must be a whole number"),
     (dict(shots="1,2,3,4", seeds=10), "at most 30 on this server"),
     (dict(shots=[1, 2], seeds=True), "Seeds must be a whole number"),
-    (dict(shots="1,2", support=None), "upload a .zip of labelled examples"),
+    (dict(shots="1,2", support=None), "draws its examples from a support set"),
 ])
 def test_bad_shots_through_the_api(arguments, message, served):
     config, archive, support = served
@@ -212,3 +212,16 @@ def test_the_probes_work_on_a_shared_server_is_bounded(served, monkeypatch):
     monkeypatch.setattr(shots, "MAX_SERVED_PROBE_WORK", 50)      # 3 classes: 2 seeds x (1 + 2) x 3 x 3 = 54
     with pytest.raises(InputError, match="example-class pairs in all .* at most 50 on this server"):
         backend.evaluate_upload(config, archive, ["name"], views="flip", support=support, shots="1,2", seeds=2)
+
+
+def test_the_progress_line_counts_the_draws_after_the_images(tiny, sets):
+    data_dir, support_dir = sets
+    data = open_labelled(data_dir)
+    request = evaluation_request(data, "name", views="hflip", support=open_support(support_dir, data.classes),
+                                 support_used=True)
+    seen: list[tuple[float, str]] = []
+    evaluate(tiny, data, request, shots=shots.plan("1,2", 2, request), progress=lambda f, m: seen.append((f, m)))
+    draws = [(f, m) for f, m in seen if "draws" in m]
+    assert [m.split(": ")[-1] for _, m in draws] == [f"{n} of 4 draws" for n in range(1, 5)]
+    assert draws[0][0] > shots.SWEEP_SPAN[0] and draws[-1][0] == 1.0
+    assert all(f <= shots.SWEEP_SPAN[0] for f, m in seen if m.startswith("evaluating"))

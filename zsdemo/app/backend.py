@@ -34,6 +34,7 @@ from ..core.constants import (
 from ..core.errors import ImageError, InputError, ModelLoadError
 from ..run.evaluation import EvaluationReport, evaluate, evaluation_request
 from ..run.shots import plan as shots_plan
+from ..run.shots import require_support as shots_require_support
 from ..engine.feature_store import DEFAULT_DIR as DEFAULT_FEATURE_CACHE
 from ..engine.feature_store import FeatureStore
 from ..prompts.descriptors import MAX_CHARS as DESCRIPTOR_CHARS
@@ -620,9 +621,8 @@ def evaluate_upload(config: AppConfig, upload: object, strategies: str | Sequenc
     if views not in EVAL_VIEWS:
         raise InputError(f"Unknown view set {views!r}; choose one of {', '.join(EVAL_VIEWS)}.")
     curve = None if shots is None or (isinstance(shots, str) and not shots.strip()) else shots
-    if curve is not None and not support:
-        raise InputError("The shots curve draws its examples from a support set: upload a .zip of labelled examples "
-                         "(the few-shot .zip) too.")
+    if curve is not None:
+        shots_require_support(support)
     inputs = dict(rerank_all=arguments.flag(rerank_all, "rerank_all"), low_confidence=_rule(low_confidence),
                   descriptors=arguments.text(descriptors, "descriptors") if descriptors is not None else None,
                   options=route_options(options, "api"), served=True, support_used=curve is not None)

@@ -39,7 +39,7 @@ from ..engine.models import LoadedModel
 from .pipeline import TEXT_CACHE, chosen_options, request_senses, score_batch
 from ..core.progress import Progress, advance, stage, track
 from .request import Request, prepare_request
-from .shots import ShotsCurve, ShotsPlan, sweep as shots_sweep
+from .shots import SWEEP_SPAN, ShotsCurve, ShotsPlan, sweep as shots_sweep
 from ..strategies import STRATEGIES, Batch, Run, chosen
 from ..data.support import SupportFeatures, SupportSet, digests_of, embed_support
 from ..engine.text import TextFeatureCache
@@ -240,7 +240,8 @@ def evaluate(
     with track(progress) if progress is not None else contextlib.nullcontext():
         # One clock for the progress line and the report: both count from the first batch on.
         start = time.perf_counter()
-        stage(0.0, 1.0, "evaluating", len(items), UNIT)
+        # With a shots curve, its fits take the last part of the bar (shots.SWEEP_SPAN).
+        stage(0.0, 1.0 if shots is None else SWEEP_SPAN[0], "evaluating", len(items), UNIT)
         per_batch = [s for s in evaluated if not STRATEGIES[s].whole_set]
         whole_set = [s for s in evaluated if STRATEGIES[s].whole_set]
         keep = bool(whole_set) or shots is not None
@@ -275,7 +276,7 @@ def evaluate(
         seconds = time.perf_counter() - start
         if shots is not None and out.records:
             labels = torch.tensor([r.label for r in out.records])
-            zero = {s: float(np.mean([r.top5[s][0] == r.label for r in out.records])) for s in shots.zero_shot}
+            zero = {s: float(out.correct(s).mean()) for s in shots.zero_shot}
             out.shots_curve = shots_sweep(run, features, labels, shots, zero)
     if not out.records:
         first = f" (the first: {out.corrupt[0][1]})" if out.corrupt else ""

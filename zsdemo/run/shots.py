@@ -46,6 +46,7 @@ MAX_SERVED_PROBE_WORK = 1_000_000
 CURVE = ("linear-probe", "gda", "tip")      # always on the curve
 SLOW = ("coop",)                            # on it when selected, and not on a shared server
 SCORE_BATCH = 1024
+SWEEP_SPAN = (0.6, 1.0)                     # the sweep's part of an evaluation's progress bar
 
 
 def parse_shots(value: str | Sequence[int], smallest_class: int, seeds: int, smallest_name: str = "") -> list[int]:
@@ -91,6 +92,14 @@ def parse_seeds(value: object) -> int:
     return whole_number(value, "Seeds", 1, MAX_SEEDS, DEFAULT_SEEDS)
 
 
+def require_support(support: object) -> None:
+    """Refuse a curve without a support set to draw from (the page asks before the model loads)."""
+    if not support:
+        raise InputError("The shots curve draws its examples from a support set: give one",
+                         cli=" (--support FOLDER|ZIP).", page=" (upload a .zip of labelled examples as the few-shot "
+                                                           ".zip).")
+
+
 @dataclass(frozen=True)
 class ShotsPlan:
     """A checked shots curve request: what to draw and which methods to fit and to compare."""
@@ -108,9 +117,7 @@ def plan(value: str | Sequence[int] | None, seeds: object, request: Request, ser
     set and the budget, before a model loads."""
     if value is None:
         return None
-    if request.support is None:
-        raise InputError("The shots curve draws its examples from a support set: give one",
-                         cli=" (--support FOLDER|ZIP).", page=" (the few-shot .zip above).")
+    require_support(request.support)
     counts = request.support.shots()
     smallest = min(counts, key=lambda c: (counts[c], c))
     n_seeds = parse_seeds(seeds)
@@ -269,17 +276,17 @@ def sweep(run: Run, features: torch.Tensor, labels: torch.Tensor, plan: ShotsPla
     with their ``labels``); ``zero_shot``: the zero-shot strategies' accuracies on them."""
     support = run.support
     counts = support.shots()
-    short = {c: n for c, n in counts.items() if n < plan.shots[-1]}
-    if short:
-        c = min(short, key=lambda name: (short[name], name))
+    lacking = {c: n for c, n in counts.items() if n < plan.shots[-1]}
+    if lacking:
+        c = min(lacking, key=lambda name: (lacking[name], name))
         raise InputError(f"{plan.shots[-1]} shots per class, but after leaving out the support images that are also "
-                         f"evaluated (or unreadable) {c!r} has {short[c]}: draw at most {short[c]}, or give more "
+                         f"evaluated (or unreadable) {c!r} has {lacking[c]}: draw at most {lacking[c]}, or give more "
                          "examples.")
     # Each draw is fitted afresh: no method loads or saves a file here.
     request = dataclasses.replace(run.request, options={k: without_files(v) for k, v in run.request.options.items()})
     start = time.perf_counter()
-    stage(0.0, 1.0, f"the shots curve: {', '.join(STRATEGIES[s].label for s in plan.few_shot)}",
-          len(plan.shots) * plan.seeds, "fit")
+    stage(*SWEEP_SPAN, f"the shots curve: {', '.join(short(STRATEGIES[s].label) for s in plan.few_shot)}",
+          len(plan.shots) * plan.seeds, "draw")
     accuracies: dict[tuple[int, str], list[float]] = {}
     all_labels = support.labels.tolist()
     for k in plan.shots:
@@ -294,7 +301,7 @@ def sweep(run: Run, features: torch.Tensor, labels: torch.Tensor, plan: ShotsPla
                     logits = strategy.score(Batch(fitted, chunk)).logits
                     right += int((logits.argmax(dim=-1).cpu() == labels[first:first + SCORE_BATCH].cpu()).sum())
                 accuracies.setdefault((k, sid), []).append(right / len(features))
-            advance(1, "fit")
+            advance(1, "draw")
     names = {s: STRATEGIES[s].label for s in [*plan.few_shot, *zero_shot]}
     points = sorted(summarise(accuracies), key=lambda p: (plan.few_shot.index(p.strategy), p.k))
     return ShotsCurve(list(plan.shots), plan.seeds, points, dict(zero_shot), names, len(features),
