@@ -144,31 +144,31 @@ def shots_curve(curves: dict[str, Sequence[tuple[int, float, float]]], lines: di
                 ) -> Figure:
     """The CLIP paper's Figure 6 for this data: each few-shot method's mean accuracy per k (a
     band of one standard deviation over the seeds around it), each zero-shot strategy a flat
-    dashed line, k on a log2 axis. ``curves``: label -> [(k, mean, spread)]; ``lines``: label -> accuracy."""
-    fig = Figure(figsize=(11, 4.8), dpi=DPI, layout="constrained")
+    dashed line, k on a log2 axis. ``curves``: label -> [(k, mean, spread)]; ``lines``: label -> accuracy.
+
+    Drawn for a projector: narrower than the coverage plots, with large type and the legend
+    under the axes, so that the page's column shows it near its own size."""
+    fig = Figure(figsize=(9, 6.2), dpi=DPI, layout="constrained")
     ax = fig.subplots()
-    k = 0
     for k, (label, points) in enumerate(curves.items()):
         xs, means, spreads = zip(*sorted(points))
         colour = PALETTE[k % len(PALETTE)]
-        ax.plot(xs, means, marker="o", markersize=5, lw=2, color=colour, label=label)
+        ax.plot(xs, means, marker="o", markersize=7, lw=2.5, color=colour, label=label)
         if seeds > 1:
             ax.fill_between(xs, [m - s for m, s in zip(means, spreads)], [m + s for m, s in zip(means, spreads)],
                             color=colour, alpha=0.15, lw=0)
     for j, (label, accuracy) in enumerate(lines.items(), start=len(curves)):
-        ax.axhline(accuracy, color=PALETTE[j % len(PALETTE)], ls="--", lw=1.8,
+        ax.axhline(accuracy, color=PALETTE[j % len(PALETTE)], ls="--", lw=2.2,
                    label=f"{label} (zero-shot, {100 * accuracy:.0f}%)")
     ax.set_xscale("log", base=2)
     ax.set_xticks(list(shots), [str(s) for s in shots])
     ax.minorticks_off()
     ax.set_ylim(-0.02, 1.02)
-    ax.set_xlabel("labelled examples per class (shots), log scale")
-    ax.set_ylabel("top-1 accuracy on the evaluated set")
+    ax.set_xlabel("labelled examples per class (shots), log scale", fontsize=15)
+    ax.set_ylabel("top-1 accuracy", fontsize=15)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=11, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
-    band = f"; bands: ±1 s.d. over {seeds} seeds" if seeds > 1 else ""
-    ax.set_title(title + band, fontsize=13, loc="left")
-    ax.tick_params(labelsize=11)
-    ax.xaxis.label.set_size(11)
-    ax.yaxis.label.set_size(11)
+    ax.legend(fontsize=14, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncols=2, frameon=False)
+    band = f"\nthe bands: ±1 standard deviation over {seeds} draws of the examples" if seeds > 1 else ""
+    ax.set_title(title + band, fontsize=15, loc="left")
+    ax.tick_params(labelsize=14)
     return fig
