@@ -42,7 +42,8 @@ def labelled(tmp_path_factory) -> tuple[Path, Path]:
 def evaluate_cli(data: Path, support: Path, out: Path, cache: Path, ranks: int = 1, script: str | None = None,
                  timeout: int = 300) -> subprocess.CompletedProcess:
     args = ["evaluate", str(data), "--strategies", STRATEGIES, "--support", str(support), "--model", "tiny-random",
-            "--device", "cpu", "--cache", str(cache), "--out", str(out), "--json", "--quiet", "--batch-size", "2"]
+            "--device", "cpu", "--cache", str(cache), "--out", str(out), "--json", "--quiet", "--batch-size", "2",
+            "--shots", "1,2", "--seeds", "2"]        # and the shots curve, on rank 0's gathered features
     if ranks == 1:
         command = [sys.executable, "-m", "zsdemo", *args]
     else:
@@ -61,7 +62,8 @@ def single(labelled, tmp_path_factory) -> dict:
 
 
 def without_run_facts(report: dict) -> dict:
-    return {k: v for k, v in report.items() if k not in ("timing", "world_size", "images_per_rank")}
+    facts = {k: v for k, v in report.items() if k not in ("timing", "world_size", "images_per_rank")}
+    return {**facts, "shots_curve": {k: v for k, v in report["shots_curve"].items() if k != "seconds"}}
 
 
 def test_two_ranks_give_the_single_process_report(labelled, single, tmp_path):
@@ -71,6 +73,7 @@ def test_two_ranks_give_the_single_process_report(labelled, single, tmp_path):
     both = json.loads(done.stdout)                     # one report: the other rank printed nothing
     assert without_run_facts(both) == without_run_facts(single)
     assert single["world_size"] == 1 and single["images_per_rank"] == [11]
+    assert single["shots_curve"]["images"] == 11 and len(single["shots_curve"]["points"]) == 6
     assert both["world_size"] == 2 and both["images_per_rank"] == [6, 5]
     assert both["timing"]["images"] == 11 and both["timing"]["encoded"] == 11
     assert json.loads((tmp_path / "out" / "report.json").read_text())["world_size"] == 2

@@ -225,3 +225,21 @@ def test_the_progress_line_counts_the_draws_after_the_images(tiny, sets):
     assert [m.split(": ")[-1] for _, m in draws] == [f"{n} of 4 draws" for n in range(1, 5)]
     assert draws[0][0] > shots.SWEEP_SPAN[0] and draws[-1][0] == 1.0
     assert all(f <= shots.SWEEP_SPAN[0] for f, m in seen if m.startswith("evaluating"))
+
+
+def test_gradio_client_draws_the_curve_by_name_and_hears_bad_shots_in_words(live_app, sets, tmp_path):
+    from gradio_client import Client, handle_file
+    from gradio_client.exceptions import AppError
+
+    data, support = sets
+    archive, examples = _zip(data, tmp_path / "eval.zip"), _zip(support, tmp_path / "support.zip")
+    client = Client(live_app, verbose=False)
+    report = client.predict(handle_file(str(archive)), "name,clip80", views="flip", support=handle_file(str(examples)),
+                            shots="1,2", seeds=1, api_name="/evaluate")
+    curve = report["shots_curve"]
+    assert curve["shots"] == [1, 2] and curve["seeds"] == 1 and len(curve["crossings"]) == 6
+    plain = client.predict(handle_file(str(archive)), "name", views="flip", api_name="/evaluate")
+    assert plain["shots_curve"] is None
+    with pytest.raises(AppError, match="No shots given"):
+        client.predict(handle_file(str(archive)), "name", views="flip", support=handle_file(str(examples)),
+                       shots=" , ", api_name="/evaluate")
