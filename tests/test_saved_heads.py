@@ -84,3 +84,18 @@ def test_the_command_line_says_what_is_missing_or_wrong(method, support_dir, tmp
     assert "Traceback" not in err and "not a safetensors file" in err
     assert main([*_common(method), "--support", str(support_dir), f"--{flag}-save", str(tmp_path / "no" / "x")]) == 2
     assert "folder that does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("method", list(METHODS))
+def test_a_forged_file_of_another_width_is_refused_in_words(method, tiny, tmp_path, capsys):
+    """The model's identity promises the feature size; a file that lies about it still gets a message."""
+    from safetensors.torch import save_file
+
+    flag, module = METHODS[method]
+    meta = {"format": module.FORMAT, "model": tiny.identity, "classes": json.dumps(list(CLASSES)), "c": "1",
+            "alpha": "1", "searched": "false", "shots": "{}", "train_accuracy": "1"}
+    forged = tmp_path / "forged.safetensors"
+    save_file({"weights": torch.zeros(7, 3), "bias": torch.zeros(3)}, str(forged), metadata=meta)
+    assert main([*_common(method), f"--{flag}-load", str(forged)]) == 2
+    err = capsys.readouterr().err
+    assert "takes features of size 7; this model's are 32" in err and len(err.strip().splitlines()) == 1

@@ -96,3 +96,11 @@ def read_linear(path: str | Path, loaded: LoadedModel, classes: tuple[str, ...],
                          f"{first!r}): it scores only the classes it was fitted on, in their order. Classify exactly "
                          f"those classes, or {again}.")
     return weights.double(), bias.double(), meta
+
+
+def check_width(weights: torch.Tensor, features: torch.Tensor, what: str) -> None:
+    """Refuse a linear classifier whose input size is not the features' (a forged or damaged file:
+    the model's identity alone promises the size)."""
+    if weights.shape[0] != features.shape[1]:
+        raise InputError(f"{what[0].upper()}{what[1:]} takes features of size {weights.shape[0]}; this model's are "
+                         f"{features.shape[1]}.")

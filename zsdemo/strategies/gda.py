@@ -188,9 +188,7 @@ class GDAStrategy(Strategy):
 
     def score(self, batch: Batch) -> Scores:
         b = self.built(batch)
-        if b.weights.shape[0] != batch.features.shape[1]:
-            raise InputError(f"The GDA classifier takes features of size {b.weights.shape[0]}; this model's are "
-                             f"{batch.features.shape[1]}.")
+        saved_heads.check_width(b.weights, batch.features, WHAT)
         clip_logits = batch.logits(CLIP80)
         gda = (batch.features.double().cpu() @ b.weights + b.bias).float().to(clip_logits.device)
         details = [GDADetails(b.alpha, b.searched, b.shots, batch.classnames[int(clip_logits[row].argmax())],

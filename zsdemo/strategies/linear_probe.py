@@ -23,7 +23,6 @@ from typing import Any
 
 import torch
 
-from ..core.errors import InputError
 from ..core.files import check_writable
 from ..core.markup import md
 from ..data.support import SupportFeatures, validation_split
@@ -191,9 +190,7 @@ class LinearProbeStrategy(Strategy):
 
     def score(self, batch: Batch) -> Scores:
         f = self.fitted(batch)
-        if f.weights.shape[0] != batch.features.shape[1]:
-            raise InputError(f"The linear probe takes features of size {f.weights.shape[0]}; this model's are "
-                             f"{batch.features.shape[1]}.")
+        saved_heads.check_width(f.weights, batch.features, WHAT)
         logits = (batch.features.double().cpu() @ f.weights + f.bias).float()
         details = ProbeDetails(f.c, f.searched, f.shots, f.train_accuracy, f.loaded_from)
         return Scores(logits, [details] * len(batch))
