@@ -16,22 +16,13 @@ from PIL import Image
 
 playwright = pytest.importorskip("playwright.sync_api")
 
-from browser_support import ARGS, BROWSER, SHOTS, TIMEOUT_MS  # noqa: E402
+from browser_support import BROWSER, SHOTS, TIMEOUT_MS, browser  # noqa: E402,F401 (a fixture)
 
 pytestmark = pytest.mark.skipif(not os.path.exists(BROWSER), reason=f"no Chromium at {BROWSER}")
 
 
 # The sizes a person sees the page at: a laptop, a projector, a phone.
 VIEWPORTS = {"laptop": (1440, 900), "projector": (1280, 720), "phone": (390, 844)}
-
-
-@pytest.fixture(scope="module")
-def browser(live_app):
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with playwright.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=BROWSER, args=ARGS)
-        yield chromium
-        chromium.close()
 
 
 def _open(browser, url: str, width: int, height: int):

@@ -10,7 +10,7 @@ import pytest
 
 playwright = pytest.importorskip("playwright.sync_api")
 
-from browser_support import ARGS, BROWSER, SHOTS, TIMEOUT_MS  # noqa: E402
+from browser_support import BROWSER, SHOTS, TIMEOUT_MS, browser  # noqa: E402,F401 (a fixture)
 SIZES = {"laptop": (1440, 900), "projector": (1280, 720), "phone": (390, 844)}
 PRESENT_SIZES = {"projector": (1280, 720), "full-hd": (1920, 1080)}
 # Every text a lesson reads from the back of the room (issue 28 measured 10-14 px at 1280x720).
@@ -20,15 +20,6 @@ LESSON_TEXT = ["#summary .zs-file", "#summary .zs-badge", "#summary .zs-chip", "
                "#strategies label span", "#model-note .zs-random"]
 
 pytestmark = pytest.mark.skipif(not os.path.exists(BROWSER), reason=f"no Chromium at {BROWSER}")
-
-
-@pytest.fixture(scope="module")
-def browser(live_app):
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with playwright.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=BROWSER, args=ARGS)
-        yield chromium
-        chromium.close()
 
 
 def _open(browser, url: str, size: tuple[int, int]):

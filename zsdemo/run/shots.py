@@ -77,8 +77,7 @@ def parse_shots(value: str | Sequence[int], smallest_class: int, seeds: int, sma
         raise InputError(f"{shots[-1]} shots per class, but the smallest class of the support set{which} has "
                          f"{smallest_class} examples: " + (f"draw at most {most}." if most else
                                                            "give examples of every class, or leave it out."))
-    if not isinstance(seeds, int) or isinstance(seeds, bool) or not 1 <= seeds <= MAX_SEEDS:
-        raise InputError(f"Seeds must be a whole number from 1 to {MAX_SEEDS} (got {str(seeds)[:20]}).")
+    seeds = parse_seeds(seeds)
     if len(shots) * seeds > MAX_FITS:
         raise InputError(f"{len(shots)} shot counts x {seeds} seeds = {len(shots) * seeds} fits of every few-shot "
                          f"method; at most {MAX_FITS}. Use fewer shot counts or seeds.")
