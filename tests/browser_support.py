@@ -1,5 +1,5 @@
 """What the browser tests share: the Chromium they drive, its flags, where screenshots go, and
-the ``browser`` fixture (a module imports it to use it)."""
+the ``browser`` fixture (conftest.py offers it to every test module)."""
 
 from __future__ import annotations
 

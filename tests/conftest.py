@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 from zsdemo.engine.models import get_model
+from browser_support import browser  # noqa: F401  (the browser tests' Chromium, a fixture)
 
 ASSETS = Path(__file__).resolve().parents[1] / "zsdemo" / "assets"
 

@@ -17,7 +17,7 @@ from zsdemo.core.errors import InputError
 from zsdemo.data.labelled import open_zip
 from zsdemo.run.evaluation import evaluate, evaluation_request
 from zsdemo.run.pipeline import classify
-from zsdemo.strategies import STRATEGIES, register, unregister
+from zsdemo.strategies import register, unregister
 
 sys.path.insert(0, str(Path(__file__).parent))
 from toy_method import SHARP  # noqa: E402

@@ -16,7 +16,7 @@ from PIL import Image
 
 playwright = pytest.importorskip("playwright.sync_api")
 
-from browser_support import BROWSER, SHOTS, TIMEOUT_MS, browser  # noqa: E402,F401 (a fixture)
+from browser_support import BROWSER, SHOTS, TIMEOUT_MS  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not os.path.exists(BROWSER), reason=f"no Chromium at {BROWSER}")
 

@@ -4,7 +4,6 @@ before loading, the descriptors file upload and each method's account of its dec
 from __future__ import annotations
 
 import json
-import math
 import re
 from pathlib import Path
 

@@ -10,7 +10,7 @@ import pytest
 
 playwright = pytest.importorskip("playwright.sync_api")
 
-from browser_support import BROWSER, SHOTS, TIMEOUT_MS, browser  # noqa: E402,F401 (a fixture)
+from browser_support import BROWSER, SHOTS, TIMEOUT_MS  # noqa: E402
 SIZES = {"laptop": (1440, 900), "projector": (1280, 720), "phone": (390, 844)}
 PRESENT_SIZES = {"projector": (1280, 720), "full-hd": (1920, 1080)}
 # Every text a lesson reads from the back of the room (issue 28 measured 10-14 px at 1280x720).

@@ -11,7 +11,7 @@ import pytest
 
 playwright = pytest.importorskip("playwright.sync_api")
 
-from browser_support import BROWSER, SHOTS, TIMEOUT_MS, browser  # noqa: E402,F401 (a fixture)
+from browser_support import BROWSER, SHOTS, TIMEOUT_MS  # noqa: E402
 from test_few_shot import make_support  # noqa: E402
 from test_shots_curve import make_eval  # noqa: E402
 

@@ -9,7 +9,6 @@ from zsdemo.core.errors import InputError
 from zsdemo.run.evaluation import evaluate, evaluation_request
 from zsdemo.data.labelled import open_labelled
 from zsdemo.run.pipeline import classify
-from zsdemo.engine.results import ClassificationResult
 from zsdemo.strategies import STRATEGIES, Batch, Scores, Strategy, parse_strategies
 from zsdemo.prompts.templates import CLIP7, CLIP80, NAME_ONLY, SINGLE, parse_templates
 from zsdemo.engine.text import TextFeatureCache
