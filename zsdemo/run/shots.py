@@ -140,7 +140,7 @@ def plan(value: str | Sequence[int] | None, seeds: object, request: Request, ser
         warnings.append(f"{names} is left off the shots curve on this server ({len(shots) * n_seeds} trainings); "
                         "zsdemo evaluate --shots on your own machine draws it.")
         slow = []
-    few_shot = tuple(CURVE) + tuple(slow)
+    few_shot = CURVE + tuple(slow)
     for sid in few_shot:
         least = STRATEGIES[sid].least_shots(request)
         if shots[0] < least:
