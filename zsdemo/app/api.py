@@ -18,7 +18,7 @@ from gradio.data_classes import FileData
 from ..core.limits import LIMITS
 from ..strategies import OptionGroup, groups
 from . import backend, controls, remote, tasks
-from .events import user_errors
+from .events import api_errors
 
 P = inspect.Parameter
 TYPES = {"whole": int, "number": float, "flag": bool, "choice": str, "text": str, "path": str}
@@ -143,10 +143,10 @@ def register(config: backend.AppConfig) -> None:
         and every method's options with their defaults."""
         return backend.options(config)
 
-    gr.api(user_errors(endpoint("classify", CLASSIFY_DOC, CLASSIFY_ARGS + option_arguments(), classify)),
+    gr.api(api_errors(endpoint("classify", CLASSIFY_DOC, CLASSIFY_ARGS + option_arguments(), classify)),
            api_name="classify", concurrency_id="model")
-    gr.api(user_errors(endpoint("evaluate", EVALUATE_DOC,
+    gr.api(api_errors(endpoint("evaluate", EVALUATE_DOC,
                                 EVALUATE_ARGS + option_arguments(controls.evaluable) + SHOTS_ARGS, evaluate)),
            api_name="evaluate", concurrency_limit=1, concurrency_id="evaluate")
-    gr.api(user_errors(wordnet), api_name="wordnet")
-    gr.api(user_errors(options), api_name="options")
+    gr.api(api_errors(wordnet), api_name="wordnet")
+    gr.api(api_errors(options), api_name="options")

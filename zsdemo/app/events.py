@@ -11,7 +11,7 @@ import gradio as gr
 
 from ..core.errors import ZsdemoError
 from ..core.progress import Stopped
-from . import backend
+from . import backend, toasts
 
 log = logging.getLogger("zsdemo.app")
 CONTROL = backend.RunControl()      # the Stop button of each browser session
@@ -25,26 +25,33 @@ def problem(e: Exception, where: str) -> str:
     if isinstance(e, Stopped):
         return backend.status_html("stopped", e.for_page())
     if isinstance(e, ZsdemoError):
-        gr.Warning(e.for_page())
+        toasts.warning(e.for_page())
         return backend.status_html("error", e.for_page())
     log.exception("unexpected error in %s", where)
     return backend.status_html("error", GENERIC_ERROR)
 
 
-def user_errors(fn: Callable) -> Callable:
-    """Our errors become a short message on the page; anything else too, without a traceback."""
+def user_errors(fn: Callable, shown_in_page: bool = True) -> Callable:
+    """Our errors become a short message on the page (escaped: it may quote what a visitor sent)
+    or, for an API endpoint (``shown_in_page=False``), to its client as text; anything else too,
+    without a traceback."""
     @functools.wraps(fn)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except ZsdemoError as e:
-            raise gr.Error(e.for_page(), print_exception=False) from None
+            raise toasts.error(e.for_page(), shown_in_page) from None
         except gr.Error:
             raise
         except Exception:
             log.exception("unexpected error in %s", fn.__name__)
-            raise gr.Error(GENERIC_ERROR, print_exception=False) from None
+            raise toasts.error(GENERIC_ERROR, shown_in_page) from None
     return wrapped
+
+
+def api_errors(fn: Callable) -> Callable:
+    """``user_errors`` for an API endpoint: its client reads the message as text."""
+    return user_errors(fn, shown_in_page=False)
 
 
 def session(request: gr.Request | None) -> str:

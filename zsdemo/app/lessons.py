@@ -9,7 +9,7 @@ import gradio as gr
 
 from ..core.errors import ZsdemoError
 from ..core.markup import md
-from . import backend, links
+from . import backend, links, toasts
 from .actions import Actions
 from .events import named
 from .inputs import Inputs
@@ -51,7 +51,7 @@ def wire(page: gr.Blocks, config: backend.AppConfig, ins: Inputs, bar: Actions, 
     everything = set(ins.values.values())
     copy.click(share, everything, query, queue=False, api_visibility="private").then(
         None, query, link, js=SHARE_JS, queue=False, api_visibility="private").then(
-        lambda: gr.Info("Link copied: it opens this page with the same classes, strategies and settings."),
+        lambda: toasts.info("Link copied: it opens this page with the same classes, strategies and settings."),
         None, None, queue=False, api_visibility="private")
     bar.run.click(share, everything, query, queue=False, api_visibility="private").then(
         None, query, link, js=SHARE_JS, queue=False, api_visibility="private")
@@ -65,7 +65,7 @@ def wire(page: gr.Blocks, config: backend.AppConfig, ins: Inputs, bar: Actions, 
                 problems.append(f"The link's model: {e.for_page()}")
                 values.pop("model")
         for message in problems[:3]:
-            gr.Warning(message)
+            toasts.warning(message)
         out: dict[Any, Any] = {ins.values[k]: v for k, v in values.items() if k in ins.values}
         if "preset" in values and ins.preset is not None:
             out[ins.preset] = values["preset"]

@@ -29,6 +29,10 @@ from ..wordnet.senses import parse_overrides
 
 MAX_QUERY = 20_000            # characters of a query string read at all
 MAX_PARAMETERS = 64
+# Bytes of an address's query string (and of its path) that reach Gradio at all: it parses every
+# address with httpx, which refuses one over 65,536 characters (a server error, no page).
+MAX_ADDRESS = 32_768
+TOO_LONG = "zsdemo-link-too-long"       # the query an over-long one is replaced with
 FIELDS = ("classes", "strategies", "templates", "senses", "top_k", "model", "images", "preset")
 
 
@@ -133,7 +137,8 @@ def from_query(params: Mapping[str, str] | Sequence[tuple[str, str]]) -> tuple[d
     """The page's inputs (by name) from a query string's parameters, and what was refused, in
     words. Every value is checked as the API checks it; nothing refused is echoed back whole."""
     items = list(params.items()) if isinstance(params, Mapping) else list(params)
-    if sum(len(k) + len(v) for k, v in items) > MAX_QUERY or len(items) > MAX_PARAMETERS:
+    too_long = any(k == TOO_LONG for k, _ in items)
+    if too_long or sum(len(k) + len(v) for k, v in items) > MAX_QUERY or len(items) > MAX_PARAMETERS:
         return {}, [f"The link is too long (at most {MAX_QUERY:,} characters and {MAX_PARAMETERS} settings); "
                     "nothing was read from it."]
     given = dict(items)
@@ -204,3 +209,29 @@ def _number(raw: str) -> float | int:
     except ValueError:
         raise InputError(f"{raw[:20]!r} is not a number") from None
     return int(number) if number.is_integer() else number
+
+
+class LongAddresses:
+    """ASGI middleware: a request whose query string is over ``MAX_ADDRESS`` bytes reaches the app
+    with the query ``TOO_LONG`` instead, so such a link opens the page with "The link is too long"
+    (``from_query``); a path that long is answered 414 in words. Either way, never a server error."""
+
+    def __init__(self, app: Any):
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope.get("type") in ("http", "websocket"):
+            if len(scope.get("raw_path") or scope.get("path", "").encode()) > MAX_ADDRESS and scope["type"] == "http":
+                await _too_long(send)
+                return
+            if len(scope.get("query_string") or b"") > MAX_ADDRESS:
+                scope = {**scope, "query_string": f"{TOO_LONG}=1".encode()}
+        await self.app(scope, receive, send)
+
+
+async def _too_long(send: Any) -> None:
+    body = (f"This address is too long: at most {MAX_ADDRESS:,} characters are read. "
+            "Open the page without it.").encode()
+    await send({"type": "http.response.start", "status": 414,
+                "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})

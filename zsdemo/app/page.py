@@ -13,13 +13,16 @@ tab's events, by name.
 from __future__ import annotations
 
 import argparse
+import copy
 import logging
 import os
+import threading
 import time
 from typing import Any
 
 import gradio as gr
 from gradio.utils import get_upload_folder
+from starlette.middleware import Middleware
 
 from ..core.errors import InputError, ZsdemoError
 from ..core.limits import LIMITS, LIMITS_INFO, check_environment
@@ -27,7 +30,7 @@ from ..core.memory import start_trimming
 from ..core.resources import EXAMPLE_IMAGES as PHOTOS
 from ..core.resources import asset_text
 from ..engine.models import DEFAULT_PRESET, REGISTRY
-from . import actions, api, backend, evaluate, gpu, inputs, lessons, outputs, tasks, wordnet
+from . import actions, api, backend, evaluate, gpu, inputs, lessons, links, outputs, tasks, toasts, wordnet
 from .actions import FRESH_JS, SHOW_RESULTS_JS, STAY_JS
 from .events import CONTROL, busy, idle, named, paths, problem, session, stop_session, user_errors
 from .refusals import explain_refusals
@@ -190,13 +193,13 @@ def _run_events(config: backend.AppConfig, ins: inputs.Inputs, out: outputs.Outp
     def check_upload(gallery: list | None) -> list[str]:
         kept, refused = backend.check_uploads(config, paths(gallery))
         for message in refused[:5]:
-            gr.Warning(message)
+            toasts.warning(message)
         return kept
 
     @user_errors
     def load_descriptors(upload: str | None, classes: str) -> str:
         text, message = backend.load_descriptors(config, upload, classes)
-        gr.Info(message)
+        toasts.info(message)
         return text
 
     ins["gallery"].upload(check_upload, ins["gallery"], ins["gallery"], api_visibility="private")
@@ -292,27 +295,63 @@ def _occlusion_events(config: backend.AppConfig, out: outputs.Outputs, bar: acti
 
 
 def _examples(config: backend.AppConfig, ins: inputs.Inputs, bar: actions.Actions, state: gr.State) -> None:
-    """The examples, cached on first use. gr.State cannot be stored with cached examples: an
-    example's run (the result as JSON) comes back through a hidden component and is copied into
-    the state. Examples are small, so the round trip to the browser is too."""
+    """The examples, cached on first use. gr.State cannot be stored with cached examples, and what
+    Gradio caches goes through the browser, which may send anything back: so the cache holds only
+    the example's number, and its run is computed and kept on the server (``ExampleRuns``)."""
+    runs = ExampleRuns(config, {name: c.value for name, c in ins.values.items()})
     example_state = gr.JSON(visible=False)
-    starting = {name: c.value for name, c in ins.values.items()}
 
     @user_errors
     def example(gallery, classes, strategies) -> dict:
-        # Every other input as the page starts with it.
-        return tasks.classify(config, run_args({**starting, "gallery": gallery, "classes": classes,
-                                                "strategies": strategies}))
+        index = runs.index_of(classes, strategies)
+        runs.run(index)
+        return {"example": index}
 
-    def shown(result: dict | None) -> tuple:
+    @user_errors
+    def shown(reference: object) -> tuple:
         # The status line says what is on show (it said "press Classify" under an example's result).
-        if not result:
+        if not reference:
             return gr.skip(), gr.skip()
-        return result, backend.status_html("done", "Showing an example's result (computed once, then kept).")
-    example_state.change(shown, example_state, [state, bar.status], api_visibility="private")
+        return runs.run(ExampleRuns.number(reference)), backend.status_html(
+            "done", "Showing an example's result (computed once, then kept).")
+    example_state.change(shown, example_state, [state, bar.status], api_visibility="private",
+                         concurrency_id="model")
     gr.Examples(EXAMPLES, [ins["gallery"], ins["classes"], ins["strategies"]], [example_state], fn=example,
                 cache_examples=True, cache_mode="lazy", api_visibility="private", example_labels=EXAMPLE_LABELS,
                 label="Examples: click one, then look at the results")
+
+
+class ExampleRuns:
+    """Each example's run, computed once on the server and kept there (a few small results)."""
+
+    def __init__(self, config: backend.AppConfig, starting: dict[str, Any]):
+        self.config, self.starting = config, starting
+        self._runs: dict[int, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def number(reference: object) -> int:
+        """The example a cached reference names; anything else (a forged result, say) is refused."""
+        index = reference.get("example") if isinstance(reference, dict) and len(reference) == 1 else None
+        if type(index) is not int or not 0 <= index < len(EXAMPLES):
+            raise InputError("Only this page's own examples can be shown this way (by their number): "
+                             "nothing was changed. Press Classify to see a result.")
+        return index
+
+    def index_of(self, classes: object, strategies: object) -> int:
+        for k, (_, names, chosen) in enumerate(EXAMPLES):
+            if classes == names and list(strategies or []) == chosen:
+                return k
+        raise InputError("That is not one of this page's examples: press Classify instead.")
+
+    def run(self, index: int) -> dict[str, Any]:
+        with self._lock:          # two visitors opening an example at once compute it once
+            if index not in self._runs:
+                gallery, classes, strategies = EXAMPLES[index]
+                # Every other input as the page starts with it.
+                self._runs[index] = tasks.classify(self.config, run_args(
+                    {**self.starting, "gallery": gallery, "classes": classes, "strategies": strategies}))
+            return copy.deepcopy(self._runs[index])     # each session's state is its own
 
 
 def launch(page: gr.Blocks, host: str = "127.0.0.1", port: int | None = 7860, share: bool = False,
@@ -322,8 +361,11 @@ def launch(page: gr.Blocks, host: str = "127.0.0.1", port: int | None = 7860, sh
     # mcp: the public endpoints also become MCP tools (Gradio's MCP server, /gradio_api/mcp/).
     page.queue(default_concurrency_limit=concurrency, max_size=queue_size)
     start_trimming()
+    app_kwargs = dict(kwargs.pop("app_kwargs", None) or {})
+    app_kwargs["middleware"] = [*app_kwargs.get("middleware", []), Middleware(links.LongAddresses)]
     return page.launch(server_name=host, server_port=port, share=share, max_file_size=LIMITS.upload_bytes,
-                       state_session_capacity=STATE_SESSIONS, css=CSS, show_error=False, mcp_server=mcp, **kwargs)
+                       state_session_capacity=STATE_SESSIONS, css=CSS, show_error=False, mcp_server=mcp,
+                       app_kwargs=app_kwargs, **kwargs)
 
 
 def _env_flag(name: str) -> bool:

@@ -15,9 +15,17 @@ import re
 from typing import Any
 
 import gradio as gr
-from gradio.exceptions import InvalidPathError
+from gradio.exceptions import ComponentProcessingError, InvalidPathError
+from pydantic import ValidationError
+
+from . import toasts
 
 FEW_ARGUMENTS = re.compile(r"didn't receive enough input values \(needed: (\d+), got: (\d+)\)")
+BAD_VALUE = re.compile(r"input component at index (\d+) \(a `(\w+)` component\)")
+# What each kind of input takes, for a caller who sent something else.
+TAKES = {"slider": "a number in its range", "number": "a number", "checkbox": "true or false",
+         "checkboxgroup": "a list of its choices", "dropdown": "one of its choices", "radio": "one of its choices",
+         "textbox": "text", "gallery": "a list of uploaded images", "file": "an uploaded file", "json": "JSON"}
 
 
 def explain(error: BaseException) -> str | None:
@@ -27,6 +35,14 @@ def explain(error: BaseException) -> str | None:
     if few:
         return (f"This endpoint takes {few.group(1)} arguments and {few.group(2)} were sent: send every "
                 "argument, in the order /gradio_api/info lists (gradio_client fills in the defaults).")
+    bad = BAD_VALUE.search(text)
+    if isinstance(error, ComponentProcessingError) and bad:
+        takes = TAKES.get(bad.group(2), "a value of the kind /gradio_api/info lists")
+        return (f"Argument {int(bad.group(1)) + 1} of this request is not a value its input takes: send "
+                f"{takes} there.")
+    if isinstance(error, ValidationError):
+        return ("An argument of this request does not have the form its input takes (a file record where a file "
+                "belongs, a list where a list belongs): send each as /gradio_api/info lists it.")
     if isinstance(error, InvalidPathError) or "not uploaded" in text or "cannot be accessed" in text:
         return ("A file in this request was not uploaded with it: upload it first (gradio_client: "
                 "handle_file(path); raw HTTP: POST /gradio_api/upload) and send the path that returns.")
@@ -49,7 +65,8 @@ def explain_refusals(page: gr.Blocks) -> gr.Blocks:
             message = explain(e)
             if message is None:
                 raise
-            raise gr.Error(message, print_exception=False) from None
+            # Our own words, no visitor's text in them: the same for a page and an API client.
+            raise toasts.error(message, shown_in_page=False) from None
 
     page.preprocess_data = preprocess_data  # type: ignore[method-assign]
     return page

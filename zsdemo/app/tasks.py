@@ -10,12 +10,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import gradio as gr
-
-from . import backend
 from ..core.progress import StopFlag
 from ..engine import occlusion
-from . import gpu
+from . import backend, gpu, toasts
 
 
 def _run_seconds(config: backend.AppConfig, args: dict[str, Any], *_: Any, **__: Any) -> float:
@@ -31,7 +28,7 @@ def classify(config: backend.AppConfig, args: dict[str, Any], stop: StopFlag | N
              progress: gpu.PageProgress | None = None, answer: str = "state") -> dict[str, Any]:
     """``demo.run`` with ``args`` (its arguments by name); the page's state (``answer="state"``)
     or the API's JSON (``"api"``). A run with a progress bar is a page's: slow runs are announced."""
-    run = backend.run(config, stop=stop, progress=progress, announce=gr.Info if progress is not None else None,
+    run = backend.run(config, stop=stop, progress=progress, announce=toasts.info if progress is not None else None,
                       **args)
     return run.to_state() if answer == "state" else run.to_dict()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from . import backend
+from . import backend, toasts
 from .outputs import Outputs
 
 
@@ -40,5 +40,5 @@ def senses_of(state: dict | None, classname: str | None) -> dict:
 
 
 def reset_sense_choices() -> dict:
-    gr.Info("Sense choices cleared: the next Classify uses the default senses.")
+    toasts.info("Sense choices cleared: the next Classify uses the default senses.")
     return {}

@@ -35,6 +35,16 @@ def _open_flags() -> int:
 def read_bytes(path: str | os.PathLike, label: str, max_bytes: int,
                error: type[ZsdemoError] = InputError) -> bytes:
     """The bytes of a regular file, or ``error`` with a one-line message saying what is wrong."""
+    return _read(path, label, max_bytes, error, whole=True)
+
+
+def read_head(path: str | os.PathLike, label: str, max_bytes: int,
+              error: type[ZsdemoError] = InputError) -> bytes:
+    """The first ``max_bytes`` bytes of a regular file, whatever its size (a file's header)."""
+    return _read(path, label, max_bytes, error, whole=False)
+
+
+def _read(path: str | os.PathLike, label: str, max_bytes: int, error: type[ZsdemoError], whole: bool) -> bytes:
     try:
         fd = os.open(path, _open_flags())
     except FileNotFoundError:
@@ -51,7 +61,7 @@ def read_bytes(path: str | os.PathLike, label: str, max_bytes: int,
             raise error(f"{label}: is a folder, not a file.")
         if not stat.S_ISREG(st.st_mode):
             raise error(f"{label}: is not a regular file (a device, pipe or socket); give a file.")
-        if st.st_size > max_bytes:   # checked before reading
+        if whole and st.st_size > max_bytes:   # checked before reading
             raise error(f"{label}: the file is {st.st_size / 2**20:.1f} MB; the limit is "
                         f"{max_bytes / 2**20:.0f} MB. Use a smaller file.")
         chunks, size = [], 0
@@ -66,6 +76,8 @@ def read_bytes(path: str | os.PathLike, label: str, max_bytes: int,
         raise error(f"{label}: cannot be read ({e.strerror or e}).") from None
     finally:
         os.close(fd)
+    if not whole:
+        return data[:max_bytes]
     if len(data) > max_bytes:  # it grew while we read
         raise error(f"{label}: larger than the {max_bytes / 2**20:.0f} MB limit. Use a smaller file.")
     return data

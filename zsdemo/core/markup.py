@@ -21,8 +21,9 @@ def md(text: Any) -> str:
     return escaped.replace("://", "&#58;//").replace("@", "&#64;")
 
 
-def html(text: Any) -> str:
-    return _html.escape(str(text))
+def html(text: Any, quote: bool = True) -> str:
+    """Text shown literally in HTML (``quote=False``: between tags only, where quotes may stay)."""
+    return _html.escape(str(text), quote=quote)
 
 
 def code(text: Any) -> str:

@@ -24,7 +24,6 @@ import torch.nn.functional as F
 
 from ..core import progress
 from ..core.errors import InputError
-from ..core.files import check_writable
 from ..core.limits import LIMITS
 from ..core.markup import md
 from ..engine import saved_heads
@@ -71,7 +70,7 @@ class CoOpSettings:
 
     def check(self) -> None:
         if self.save is not None:
-            check_writable(self.save, "the CoOp context")      # now, not after the training
+            saved_heads.check_save(self.save, "the CoOp context", FORMAT)      # now, not after the training
 
 
 def context_words(settings: CoOpSettings) -> str:
@@ -186,19 +185,22 @@ def save(learned: Learned, path: str | Path, loaded: LoadedModel) -> None:
 def load(path: str | Path, loaded: LoadedModel) -> Learned:
     """A context saved by ``save``: safetensors only (nothing is unpickled), checked against the model."""
     what = "the CoOp context"
-    tensors, meta = saved_heads.read(path, what)
-    ctx = tensors.get("ctx") if list(tensors) == ["ctx"] else None
     width = loaded.model.token_embedding.weight.shape[1]
-    if meta.get("format") != FORMAT or not saved_heads.finite(ctx, None, width) or not 1 <= ctx.shape[0] <= 32:
-        raise InputError(f"{str(path)!r} is not a CoOp context for this model: expected one tensor 'ctx' of "
-                         f"[n, {width}] saved by zsdemo (--coop-save).")
+    refusal = (f"{str(path)!r} is not a CoOp context for this model: expected one tensor 'ctx' of [n, {width}] "
+               "saved by zsdemo (--coop-save).")
+    tensors, meta = saved_heads.read(path, what, {"ctx": (None, width)}, "--coop-save", refusal)
+    ctx = tensors["ctx"]
+    if meta.get("format") != FORMAT or not 1 <= ctx.shape[0] <= 32:
+        raise InputError(refusal)
     saved_heads.check_model(meta, loaded, path, what, "learn a new one")
-    try:
-        settings = CoOpSettings(**saved_heads.field(meta, "settings", path, what))
+    saved = saved_heads.field(meta, "settings", path, what, "object")
+    try:    # never a file name from the file itself
+        settings = CoOpSettings(**{k: v for k, v in saved.items() if k not in ("load", "save")})
     except TypeError as e:
-        raise InputError(f"The CoOp context {str(path)!r} has damaged metadata ({e}).") from None
-    classes = tuple(saved_heads.field(meta, "classes", path, what))
-    losses, shots = saved_heads.field(meta, "losses", path, what), saved_heads.field(meta, "shots", path, what)
+        raise InputError(f"The CoOp context {str(path)!r} has damaged metadata ({str(e)[:200]}).") from None
+    classes = tuple(saved_heads.field(meta, "classes", path, what, "texts"))
+    losses = saved_heads.field(meta, "losses", path, what, "numbers")
+    shots = saved_heads.field(meta, "shots", path, what, "counts")
     return Learned(ctx.float(), losses, settings, classes, shots, loaded_from=Path(path).name)
 
 

@@ -32,7 +32,6 @@ from typing import Any
 import torch
 
 from ..core.errors import InputError
-from ..core.files import check_writable
 from ..core.markup import md
 from ..data.support import SupportFeatures, validation_split
 from ..engine import saved_heads
@@ -68,7 +67,7 @@ class GDASettings:
 
     def check(self) -> None:
         if self.save is not None:
-            check_writable(self.save, "the GDA classifier")      # now, not after the fit
+            saved_heads.check_save(self.save, "the GDA classifier", FORMAT)      # now, not after the fit
 
 
 def fit(support: SupportFeatures) -> tuple[torch.Tensor, torch.Tensor]:
@@ -121,7 +120,8 @@ def load(path: str | Path, loaded: LoadedModel, classes: tuple[str, ...]) -> Bui
     """A classifier saved by ``save``, checked against the model and the request's classes."""
     weights, bias, meta = saved_heads.read_linear(path, loaded, classes, FORMAT, WHAT, "--gda-save",
                                                   "build a new one (--support)")
-    alpha, searched, shots = (saved_heads.field(meta, k, path, WHAT) for k in ("alpha", "searched", "shots"))
+    alpha, searched, shots = (saved_heads.field(meta, k, path, WHAT, kind) for k, kind in (
+        ("alpha", "number"), ("searched", "flag"), ("shots", "counts")))
     if not isinstance(alpha, (int, float)) or isinstance(alpha, bool) or not 0 <= alpha <= 1e4:
         raise InputError(f"The GDA classifier {str(path)!r} has damaged metadata (alpha {str(alpha)[:20]}).")
     return Built(weights, bias, float(alpha), bool(searched), tuple(classes), shots, Path(path).name)

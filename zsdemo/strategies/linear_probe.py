@@ -23,7 +23,6 @@ from typing import Any
 
 import torch
 
-from ..core.files import check_writable
 from ..core.markup import md
 from ..data.support import SupportFeatures, validation_split
 from ..engine import saved_heads
@@ -58,7 +57,7 @@ class ProbeSettings:
 
     def check(self) -> None:
         if self.save is not None:
-            check_writable(self.save, "the linear probe")      # now, not after the fit
+            saved_heads.check_save(self.save, "the linear probe", FORMAT)      # now, not after the fit
 
 
 def fit(features: torch.Tensor, labels: torch.Tensor, classes: int, c: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -135,8 +134,8 @@ def load(path: str | Path, loaded: LoadedModel, classes: tuple[str, ...]) -> Fit
     """A probe saved by ``save``, checked against the model and the request's classes."""
     weights, bias, meta = saved_heads.read_linear(path, loaded, classes, FORMAT, WHAT, "--probe-save",
                                                   "fit a new one (--support)")
-    c, searched, shots, train = (saved_heads.field(meta, k, path, WHAT) for k in ("c", "searched", "shots",
-                                                                                  "train_accuracy"))
+    c, searched, shots, train = (saved_heads.field(meta, k, path, WHAT, kind) for k, kind in (
+        ("c", "number"), ("searched", "flag"), ("shots", "counts"), ("train_accuracy", "number")))
     return Fitted(weights, bias, c, searched, tuple(classes), shots, train, Path(path).name)
 
 
