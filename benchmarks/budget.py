@@ -18,8 +18,10 @@ Cases (each at a limit of ``zsdemo/core/limits.py``, or just inside it):
   context of the others);
 - ``TPT, 2 images x 1,000 classes``: 64 views each, ImageNet-1k's names: the TPT limit (2,000
   image-classes); memory is bounded by the class chunks.
+- ``TPT at 256 views, 2 images x 31 classes``: the views limit; the largest TPT request by views
+  (64 images x 256 views x 31 classes, within both TPT limits) costs 32 times this.
 
-    python benchmarks/budget.py [--model ViT-B-32] [--cases baseline,images,classes,prompts,long-names,tiff,wordnet,tpt]
+    python benchmarks/budget.py [--model ViT-B-32] [--cases baseline,images,classes,prompts,long-names,tiff,wordnet,tpt,tpt-views]
 """
 
 from __future__ import annotations
@@ -39,7 +41,8 @@ ROOT = Path(__file__).resolve().parents[1]
 CAT = ROOT / "zsdemo" / "assets" / "images" / "cat.png"
 CASES = {"baseline": "baseline: 1 photo, 8 classes", "images": "64 images at 50 MP", "classes": "10,000 classes",
          "prompts": "10,000 prompts (CLIP-80)", "long-names": "300 names of 1,000 characters",
-         "tiff": "TIFF of 160,000 pages", "wordnet": "WordNet, 1,000 names", "tpt": "TPT, 2 images x 1,000 classes"}
+         "tiff": "TIFF of 160,000 pages", "wordnet": "WordNet, 1,000 names", "tpt": "TPT, 2 images x 1,000 classes",
+         "tpt-views": "TPT at 256 views, 2 images x 31"}
 
 CHILD = r"""
 import json, resource, sys, time
@@ -69,6 +72,9 @@ elif case == "tiff":
     images, strategies = [scratch + "/pages.tif"], "name"
 elif case == "tpt":
     images, classes, strategies = [cat, cat], list(classnames.PRESETS["imagenet1k"]), "tpt"
+elif case == "tpt-views":
+    images, classes, strategies = [cat, cat], list(classnames.PRESETS["imagenet1k"])[:31], "tpt"
+    options = {"tpt": {"views": 256}}
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 start = time.perf_counter()
 if case == "wordnet":

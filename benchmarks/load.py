@@ -8,14 +8,21 @@ without ``{}``, too many TPT views, and what an attacker sends (strings naming a
 ``/etc/passwd``, ``/dev/zero`` and a FIFO; a bare architecture that would build random weights;
 wrong types; 10,000 classes x CLIP-80; 30,000 names to ``/wordnet``; descriptors nested 100,000
 levels deep; 100,001 descriptors; a shipped photo named as a support set or an evaluation zip; a
-zip of 10,000 tiny images; and, as raw HTTP, a file record never uploaded and too few
-arguments). The whole run is bounded in
+zip of 10,000 tiny images; as raw HTTP, a file record never uploaded and too few arguments;
+and, issue 34, what a shared link and the page's own events are sent: hostile links and a 70,000
+character address opened as pages, a forged result sent to the page's example event, occlusion
+grids that are no number, a gallery that is no list of files). The whole run is bounded in
 count (clients x requests) and in time (``--timeout``; a request that does not finish in time
 counts as an error).
 
 Then the fairness check: one 10,000-class request (name + single template: 20,000 prompts, new
 names so that no cache helps) and, two seconds into it, a small request from another client;
 the small request's latency is the figure (target 15 s).
+
+After the run: every hostile ``serve`` flag (``--port -1``, ``--concurrency 0``, ``--feature-cache
+/etc/passwd``, ...) as its own process (exit status 2 with its sentence, no traceback), and, when
+Chromium and playwright are there, the hostile links opened in Chromium (elements created from a
+visitor's text, and requests to another host: target 0 each).
 
 Printed: errors on valid requests (target 0), malformed requests answered with their message
 (target: all), generic messages ("Something went wrong", or an empty error) and tracebacks
@@ -106,8 +113,90 @@ def malformed_cases(junk: Path, hostile: dict[str, str], handle_file) -> list[tu
         (([{"path": "/etc/passwd", "meta": {"_type": "gradio.FileData"}}], CLASSES, "name", *[None] * 26), {},
          "was not uploaded with it", "raw:classify"),
         (([], "cat"), {}, "arguments and 2 were sent", "raw:classify"),
+        # issue 34: links, the page's own events and its state, as a hostile visitor sends them
+        (("/?strategies=%3Cimg%20src%3D//other.host/t%3E&%3Ca%20href%3D//other.host/p%3ELog%20in%3C/a%3E=1",), {},
+         "200", "get:"),
+        (("/?classes=" + "a" * 70_000,), {}, "200", "get:"),
+        (("/" + "a" * 70_000,), {}, "414", "get:"),
+        (({"result": {"classes": [f"c{i}" for i in range(100_000)], "images": []}, "paths": []},), {},
+         "Only this page's own examples", "page:shown"),
+        ((None, None, "top-1", "abc"), {}, "send a number in its range", "page:ui_occlusion"),
+        ((None, None, "top-1", None), {}, "send a number in its range", "page:ui_occlusion"),
+        (("notalist",), {}, "does not have the form its input takes", "page:check_upload"),
+        ((None, None), {}, "Nothing to download yet", "page:prepare"),
     ]
     return cases
+
+
+def page_call(url: str, endpoint: str, data: list, timeout: float) -> str:
+    """A page's own event (``page:NAME``) or a GET of a path (``get:``), as text to look into."""
+    import httpx
+
+    if endpoint == "get:":
+        response = httpx.get(url.rstrip("/") + data[0], timeout=timeout)
+        return f"{response.status_code} {response.text[:2000]}"
+    sys.path.insert(0, str(ROOT / "tests"))
+    import page_events
+
+    return json.dumps(page_events.call(url, endpoint[5:], data, timeout=timeout))
+
+
+HOSTILE_FLAGS = [["--port", "-1"], ["--port", "99999"], ["--mcp", "--port", "-3"], ["--concurrency", "0"],
+                 ["--concurrency", "-5"], ["--queue-size", "0"], ["--queue-size", "-1"], ["--max-models", "-1"],
+                 ["--feature-cache", "/etc/passwd"], ["--feature-cache", "/dev/null"], ["--feature-cache", "/proc/self"],
+                 ["--host", "no-such-host.invalid"],
+                 ["--model", "tiny-random", "--pretrained", "/etc/passwd", "--no-warm-up"]]
+
+
+def flag_cases() -> tuple[int, list[str]]:
+    """Each hostile flag as its own ``app.py``: (refused with exit 2 and a sentence, what went otherwise)."""
+    ok, wrong = 0, []
+    for flags in HOSTILE_FLAGS:
+        run = subprocess.run([sys.executable, str(ROOT / "app.py"), *flags], cwd=ROOT, capture_output=True,
+                             text=True, timeout=120)
+        said = run.stderr.strip().splitlines()[-1] if run.stderr.strip() else ""
+        if run.returncode == 2 and "Traceback" not in run.stderr and "error: " in said:
+            ok += 1
+        else:
+            wrong.append(f"{' '.join(flags)}: exit {run.returncode}: {said[:160]}")
+    return ok, wrong
+
+
+def links_in_chromium(url: str) -> tuple[int, int, int] | None:
+    """The hostile links opened in Chromium: (pages opened, elements made from a visitor's text,
+    requests to another host); None without Chromium or playwright."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    try:
+        from playwright.sync_api import sync_playwright
+
+        from browser_support import ARGS, BROWSER, CREATED_JS, Listener, payloads
+    except ImportError:
+        return None
+    if not os.path.exists(BROWSER):
+        return None
+    from urllib.parse import quote
+
+    listener = Listener()
+    strays: list[str] = []
+    created = opened = 0
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=BROWSER, args=ARGS)
+            tab = browser.new_page()
+            origin = url.rstrip("/")
+            tab.on("request", lambda r: strays.append(r.url) if not r.url.startswith((origin, "data:", "blob:"))
+                   else None)
+            for text in payloads(listener.host):
+                for query in (f"strategies={quote(text)}", f"{quote(text)}=1", f"model={quote(text)}",
+                              f"classes={quote(text)}"):
+                    tab.goto(f"{origin}/?{query}")
+                    tab.wait_for_timeout(1200)
+                    created += len(tab.evaluate(CREATED_JS))
+                    opened += 1
+            browser.close()
+    finally:
+        listener.close()
+    return opened, created, len(strays) + len(listener.hits)
 
 
 def malformed(k: int, junk: Path, hostile: dict[str, str], handle_file) -> tuple[tuple, dict, str, str]:
@@ -200,6 +289,8 @@ def main() -> None:
                         raise TimeoutError("the run's time limit passed before this request")
                     if endpoint.startswith("raw:"):
                         raise RuntimeError(raw_call(url, endpoint[4:], list(a), remaining))
+                    if endpoint.startswith(("page:", "get:")):
+                        raise RuntimeError(page_call(url, endpoint, list(a), remaining))
                     out = client.submit(*a, api_name=endpoint, **kw).result(timeout=remaining)
                     error = "no error for a malformed request" if bad else None
                     if not bad and any(im["error"] for im in out["images"]):
@@ -238,6 +329,8 @@ def main() -> None:
             try:
                 if endpoint.startswith("raw:"):
                     raw_call(url, endpoint[4:], list(a), 120)
+                elif endpoint.startswith(("page:", "get:")):
+                    page_call(url, endpoint, list(a), 120)
                 else:
                     first_use.predict(*a, api_name=endpoint, **kw)
             except Exception:  # noqa: BLE001 - each is refused; the run above counts how
@@ -252,6 +345,7 @@ def main() -> None:
         end, end_threads = status(server.pid, "VmRSS") / 1024, status(server.pid, "Threads")
         fair = fairness(url, args.big_classes, handle_file, Client)
         sampler.running = False
+        chromium = links_in_chromium(url)
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -277,6 +371,16 @@ def main() -> None:
           f"({fair['prompts']:,} prompts, {fair['big']:.1f} s) was answered in {fair['small']:.2f} s "
           f"(alone: {fair['alone']:.2f} s)   target <= 15 s")
     print(f"server threads: after warm-up {warm_threads}, at the end {end_threads}")
+    flags_ok, flags_wrong = flag_cases()
+    print(f"hostile serve flags refused at start (exit 2, one sentence, no traceback): {flags_ok} of "
+          f"{len(HOSTILE_FLAGS)}")
+    for e in flags_wrong:
+        print(f"  unexpected: {e}")
+    if chromium is None:
+        print("hostile links in Chromium: skipped (no Chromium or playwright)")
+    else:
+        print(f"hostile links in Chromium: {chromium[0]} pages, elements made from a visitor's text: {chromium[1]}, "
+              f"requests to another host: {chromium[2]}   target 0 and 0")
 
 
 def fairness(url: str, classes: int, handle_file, Client) -> dict[str, float]:

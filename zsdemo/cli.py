@@ -20,7 +20,7 @@ from .prompts.classnames import parse_classnames, preset_classnames
 from .core.constants import (
     CLASSIFY_DEFAULT,
     DEFAULT_STRATEGIES,
-    DEFAULT_TOP_K,
+    DEFAULT_TOP_K, MAX_TOP_K,
     EVAL_BATCH_SIZE,
 )
 from .data.datasets import DATASETS, open_dataset, parse_dataset
@@ -176,7 +176,8 @@ def _classify_parser(c: argparse.ArgumentParser, with_options: bool) -> None:
                    help="comma-separated strategy ids (zsdemo strategies lists them), or all (default %(default)s)")
     c.add_argument("--templates", action="append", default=None, metavar="T",
                    help="a custom template with one {} (repeat the flag for several)")
-    c.add_argument("--top-k", type=int, default=DEFAULT_TOP_K)
+    c.add_argument("--top-k", type=int, default=DEFAULT_TOP_K,
+                   help=f"classes listed per strategy, 1 to {MAX_TOP_K} (default %(default)s)")
     c.add_argument("--consistency", action="store_true",
                    help="attach the self-consistency analysis (S_T, S_B, O_T, O_B) to every image; "
                         "always on with a hierarchy strategy")
@@ -402,6 +403,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from .engine.models import get_model
     from .run.report import write_report
     from .run.shots import plan as shots_plan
+    from .run.shots import seeds_flag
     from .wordnet.sparse import CACHE
 
     mapping = read_class_map(args.class_map) if args.class_map else None
@@ -427,7 +429,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
                                      **_request_inputs(args, data.classes))
         if args.seeds is not None and args.shots is None:
             raise InputError("--seeds sets the draws of the shots curve: give --shots too (e.g. --shots 1,2,4,8,16).")
-        curve = shots_plan(args.shots, args.seeds, request)
+        curve = shots_plan(args.shots, seeds_flag(args.seeds), request)
         # Under torchrun: this rank's own device and shard; rank 0 alone reports (docs: README).
         world = distributed.start(args.device)
         loaded = get_model(args.model, args.pretrained, distributed.rank_device(args.device, world), args.precision)

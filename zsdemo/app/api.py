@@ -15,6 +15,7 @@ from typing import Any, Callable
 import gradio as gr
 from gradio.data_classes import FileData
 
+from ..core.constants import DEFAULT_TOP_K, MAX_TOP_K
 from ..core.limits import LIMITS
 from ..strategies import OptionGroup, groups
 from . import backend, controls, remote, tasks
@@ -47,7 +48,7 @@ CLASSIFY_ARGS = [
     arg("strategies", str, 'strategy ids, comma-separated ("all" for every one; the options tool lists them).',
         "name,photo,clip80"),
     arg("templates", str, 'custom prompt templates, one per line with {} for the class name ("custom" strategy).', ""),
-    arg("top_k", int, "how many classes to return per strategy (1 to 20).", 5),
+    arg("top_k", int, f"how many classes to return per strategy (1 to {MAX_TOP_K}).", DEFAULT_TOP_K),
     arg("consistency", bool, "run the self-consistency check even without a hierarchy strategy.", False),
     arg("views", str, "image views for the consistency check, comma-separated ids (empty: all of them).", ""),
     RERANK_ALL,

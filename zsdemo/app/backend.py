@@ -34,6 +34,7 @@ from ..core.constants import (
 from ..core.errors import ImageError, InputError, ModelLoadError
 from ..run.evaluation import EvaluationReport, evaluate, evaluation_request
 from ..run.shots import plan as shots_plan
+from ..run.shots import check_seeds_alone
 from ..run.shots import require_support as shots_require_support
 from ..engine.feature_store import DEFAULT_DIR as DEFAULT_FEATURE_CACHE
 from ..engine.feature_store import FeatureStore
@@ -623,6 +624,8 @@ def evaluate_upload(config: AppConfig, upload: object, strategies: str | Sequenc
     curve = None if shots is None or (isinstance(shots, str) and not shots.strip()) else shots
     if curve is not None:
         shots_require_support(support)
+    else:
+        check_seeds_alone(seeds)
     inputs = dict(rerank_all=arguments.flag(rerank_all, "rerank_all"), low_confidence=_rule(low_confidence),
                   descriptors=arguments.text(descriptors, "descriptors") if descriptors is not None else None,
                   options=route_options(options, "api"), served=True, support_used=curve is not None)

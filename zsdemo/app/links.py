@@ -212,9 +212,11 @@ def _number(raw: str) -> float | int:
 
 
 class LongAddresses:
-    """ASGI middleware: a request whose query string is over ``MAX_ADDRESS`` bytes reaches the app
-    with the query ``TOO_LONG`` instead, so such a link opens the page with "The link is too long"
-    (``from_query``); a path that long is answered 414 in words. Either way, never a server error."""
+    """ASGI middleware: an address whose query string is over ``MAX_ADDRESS`` bytes is sent to the
+    same page with the query ``TOO_LONG`` instead (a GET is redirected, so that the browser's own
+    later requests, which repeat its address, stay short; any other request reaches the app with
+    that query), and such a link opens the page with "The link is too long" (``from_query``). A
+    path that long is answered 414 in words. Either way, never a server error."""
 
     def __init__(self, app: Any):
         self.app = app
@@ -222,16 +224,21 @@ class LongAddresses:
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope.get("type") in ("http", "websocket"):
             if len(scope.get("raw_path") or scope.get("path", "").encode()) > MAX_ADDRESS and scope["type"] == "http":
-                await _too_long(send)
+                await _answer(send, 414, [], f"This address is too long: at most {MAX_ADDRESS:,} characters are "
+                                             "read. Open the page without it.")
                 return
             if len(scope.get("query_string") or b"") > MAX_ADDRESS:
+                if scope["type"] == "http" and scope.get("method") == "GET":
+                    # A relative reference: the same path, whatever prefix a proxy serves it under.
+                    await _answer(send, 303, [(b"location", f"?{TOO_LONG}=1".encode())], "The link is too long.")
+                    return
                 scope = {**scope, "query_string": f"{TOO_LONG}=1".encode()}
         await self.app(scope, receive, send)
 
 
-async def _too_long(send: Any) -> None:
-    body = (f"This address is too long: at most {MAX_ADDRESS:,} characters are read. "
-            "Open the page without it.").encode()
-    await send({"type": "http.response.start", "status": 414,
-                "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode())]})
+async def _answer(send: Any, status: int, headers: list[tuple[bytes, bytes]], text: str) -> None:
+    body = text.encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode()),
+                            *headers]})
     await send({"type": "http.response.body", "body": body})

@@ -1,10 +1,4 @@
-"""zsdemo web app (Gradio): the page assembled from its areas, and the server's start.
-
-    zsdemo serve [--model PRESET|SPEC] [--pretrained TAG|FILE] [--device auto|cpu|cuda]
-                 [--host 127.0.0.1] [--port 7860] [--share] [--concurrency 2] [--queue-size 64]
-                 [--allow-random-models] [--mcp]
-
-(``python app.py`` in a checkout, and a Hugging Face Space, run the same ``main``.) Each area of
+"""zsdemo web app (Gradio): the page assembled from its areas (``server.py`` starts it). Each area of
 the page is a module of this package: ``inputs``, ``outputs`` (the results and the methods'
 panels), ``wordnet``, ``evaluate`` and ``api``; this one lays them out and wires the Classify
 tab's events, by name.
@@ -12,25 +6,20 @@ tab's events, by name.
 
 from __future__ import annotations
 
-import argparse
 import copy
 import logging
-import os
 import threading
 import time
 from typing import Any
 
 import gradio as gr
 from gradio.utils import get_upload_folder
-from starlette.middleware import Middleware
 
-from ..core.errors import InputError, ZsdemoError
-from ..core.limits import LIMITS, LIMITS_INFO, check_environment
-from ..core.memory import start_trimming
+from ..core.errors import InputError
 from ..core.resources import EXAMPLE_IMAGES as PHOTOS
 from ..core.resources import asset_text
 from ..engine.models import DEFAULT_PRESET, REGISTRY
-from . import actions, api, backend, evaluate, gpu, inputs, lessons, links, outputs, tasks, toasts, wordnet
+from . import actions, api, backend, evaluate, gpu, inputs, lessons, outputs, tasks, toasts, wordnet
 from .actions import FRESH_JS, SHOW_RESULTS_JS, STAY_JS
 from .events import CONTROL, busy, idle, named, paths, problem, session, stop_session, user_errors
 from .refusals import explain_refusals
@@ -352,73 +341,3 @@ class ExampleRuns:
                 self._runs[index] = tasks.classify(self.config, run_args(
                     {**self.starting, "gallery": gallery, "classes": classes, "strategies": strategies}))
             return copy.deepcopy(self._runs[index])     # each session's state is its own
-
-
-def launch(page: gr.Blocks, host: str = "127.0.0.1", port: int | None = 7860, share: bool = False,
-           concurrency: int = 2, queue_size: int = 64, mcp: bool = False, **kwargs: Any) -> tuple:
-    # One model and one text cache serve everyone; the queue bounds how many requests run at once
-    # (the model's lock serialises forward passes; decoding and plotting overlap) and how many wait.
-    # mcp: the public endpoints also become MCP tools (Gradio's MCP server, /gradio_api/mcp/).
-    page.queue(default_concurrency_limit=concurrency, max_size=queue_size)
-    start_trimming()
-    app_kwargs = dict(kwargs.pop("app_kwargs", None) or {})
-    app_kwargs["middleware"] = [*app_kwargs.get("middleware", []), Middleware(links.LongAddresses)]
-    return page.launch(server_name=host, server_port=port, share=share, max_file_size=LIMITS.upload_bytes,
-                       state_session_capacity=STATE_SESSIONS, css=CSS, show_error=False, mcp_server=mcp,
-                       app_kwargs=app_kwargs, **kwargs)
-
-
-def _env_flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="zsdemo serve", description="zsdemo web app")
-    parser.add_argument("--model", default=os.environ.get("ZSDEMO_MODEL", DEFAULT_PRESET),
-                        help="model preset or open_clip spec (default %(default)s)")
-    parser.add_argument("--pretrained", default=os.environ.get("ZSDEMO_PRETRAINED"),
-                        help="pretrained tag or checkpoint file for an architecture name")
-    parser.add_argument("--device", default=os.environ.get("ZSDEMO_DEVICE", "auto"),
-                        help="auto (CUDA when present), cpu or cuda")
-    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
-    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
-    parser.add_argument("--share", action="store_true", help="also serve on a public gradio.live link")
-    parser.add_argument("--concurrency", type=int, default=2, help="requests worked on at once")
-    parser.add_argument("--queue-size", type=int, default=64, help="requests that may wait; more are refused")
-    parser.add_argument("--feature-cache", default=str(backend.DEFAULT_FEATURE_CACHE),
-                        help="folder of the evaluation tab's image-feature cache ('none': keep none; "
-                             "default %(default)s)")
-    parser.add_argument("--max-models", type=int, default=1,
-                        help="models kept in memory besides the served one when visitors switch models")
-    parser.add_argument("--no-warm-up", action="store_true",
-                        help="do not load the model and compute the examples' and presets' text features at start")
-    parser.add_argument("--allow-random-models", action="store_true",
-                        help="let visitors pick a bare open_clip architecture (random weights; off by default)")
-    parser.add_argument("--mcp", action="store_true", default=_env_flag("ZSDEMO_MCP"),
-                        help="also serve /classify, /evaluate, /wordnet and /options as MCP tools at "
-                             "/gradio_api/mcp/ (env ZSDEMO_MCP=1)")
-    for info in LIMITS_INFO:
-        parser.add_argument(info.flag, default=None, metavar="N",
-                            help=f"limit: {info.what} (default {getattr(LIMITS, info.name)}; env {info.env})")
-    args = parser.parse_args(argv)
-    try:
-        check_environment()
-        for info in LIMITS_INFO:
-            value = getattr(args, "max_" + info.name)
-            if value is not None:
-                LIMITS.set(info.name, value)
-    except ZsdemoError as e:
-        parser.error(e.for_cli())   # before anything starts: one line, exit status 2
-    logging.basicConfig(level=logging.INFO)
-    REGISTRY.max_models = max(0, args.max_models)
-    cache = None if args.feature_cache.lower() == "none" else args.feature_cache
-    try:
-        page = build_app(args.model, args.pretrained, args.device, cache, args.allow_random_models,
-                         warm_up=not args.no_warm_up)
-    except ZsdemoError as e:
-        parser.error(e.for_cli())
-    launch(page, args.host, args.port, args.share, args.concurrency, args.queue_size, mcp=args.mcp)
-
-
-if __name__ == "__main__":
-    main()

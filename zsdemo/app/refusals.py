@@ -4,7 +4,7 @@ Gradio checks a request before any of zsdemo's code runs: the number of argument
 every file record names a file uploaded with the request (or a URL it may fetch). It refuses the
 others with an exception whose message it hides (``show_error=False``, which keeps our own
 unexpected errors from leaking), so a raw HTTP caller got ``{"error": null}``. Here those
-refusals become ``gr.Error`` messages that say what was wrong and what to do; anything else
+refusals become error messages (``toasts.error``) that say what was wrong and what to do; anything else
 is left to Gradio.
 """
 

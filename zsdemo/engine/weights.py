@@ -49,6 +49,8 @@ def resolve_spec(model: str | None = None, pretrained: str | None = None) -> Mod
     preset = PRESETS.get(model)
     if preset is not None and pretrained is None:
         return ModelSpec(preset.arch, preset.pretrained, preset.label)
+    if preset is not None:           # a preset with other weights: its architecture, those weights
+        return ModelSpec(preset.arch, pretrained)
     return ModelSpec(model, pretrained)
 
 

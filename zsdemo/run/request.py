@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, Mapping, Sequence
 
 from ..core.arguments import flag, whole_number
-from ..core.constants import DEFAULT_TOP_K
+from ..core.constants import DEFAULT_TOP_K, MAX_TOP_K
 from ..core.errors import InputError
 from ..core.limits import LIMITS
 from ..data.support import SupportSet
@@ -51,12 +51,13 @@ def prepare_request(
     ceilings apply (the page and the API). ``support_used``: the support set is read even when no
     few-shot strategy is selected (the evaluation's shots curve).
 
-    The one check of top-k for the CLI, the app and the API: a whole number (2.0 is 2; None is
-    the default), at most the class limit; more than the classes given lists them all."""
+    The one check of top-k for the CLI, the app and the API: a whole number from 1 to MAX_TOP_K
+    (2.0 is 2; None is the default); more than the classes given lists them all (every class's
+    probability is in the result whatever top-k is)."""
     parsed = parse_classnames(classnames)
     custom = parse_templates(templates)
     ids = parse_strategies(strategies, has_custom_templates=bool(custom), has_support=support is not None)
-    top_k = whole_number(top_k, "top-k", 1, LIMITS.classes, DEFAULT_TOP_K)
+    top_k = whole_number(top_k, "top-k", 1, MAX_TOP_K, DEFAULT_TOP_K)
     warnings = list(parsed.warnings)
     if custom and "custom" not in ids:
         warnings.append("Custom templates were given but the 'custom' strategy is not selected; they are unused.")

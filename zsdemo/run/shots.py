@@ -85,10 +85,21 @@ def parse_shots(value: str | Sequence[int], smallest_class: int, seeds: int, sma
 
 
 def parse_seeds(value: object) -> int:
-    """How many draws per shot count: a whole number from 1 to MAX_SEEDS (text of one too)."""
-    if isinstance(value, str):
-        value = int(value.strip()) if value.strip().isdigit() else (None if not value.strip() else value)
+    """How many draws per shot count: a whole number from 1 to MAX_SEEDS. A number sent as text is
+    refused, as every number of a request is (the command line reads its flag with ``seeds_flag``)."""
     return whole_number(value, "Seeds", 1, MAX_SEEDS, DEFAULT_SEEDS)
+
+
+def seeds_flag(text: str | None) -> int | str | None:
+    """``--seeds``' text as a number when it reads as one (else as given, for parse_seeds to refuse)."""
+    return int(text.strip()) if text is not None and text.strip().isdigit() else text
+
+
+def check_seeds_alone(seeds: object) -> None:
+    """Seeds with no shots curve: refused unless they are the default (a form or client sends that),
+    so that a caller who meant a curve hears that it is missing, on every surface alike."""
+    if seeds is not None and parse_seeds(seeds) != DEFAULT_SEEDS:
+        raise InputError("Seeds set the draws of the shots curve: give shots too (e.g. 1,2,4,8,16).")
 
 
 def require_support(support: object) -> None:
