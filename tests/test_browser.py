@@ -351,8 +351,12 @@ def test_two_models_side_by_side_and_the_methods_explain_themselves(sized):
     first, second = columns.nth(0).bounding_box(), columns.nth(1).bounding_box()
     if sized.name == "phone":
         assert second["y"] >= first["y"] + first["height"] - 1        # stacked
-    else:
-        assert abs(second["y"] - first["y"]) < 2 and second["x"] >= first["x"] + first["width"]   # side by side
+    else:         # side by side (once the columns' images and fonts have settled)
+        sized.wait_for_function("""() => { const c = document.querySelectorAll('#bars .zs-compare > .zs-model-col');
+            return Math.abs(c[0].getBoundingClientRect().top - c[1].getBoundingClientRect().top) < 2; }""",
+                                timeout=5000)
+        first, second = columns.nth(0).bounding_box(), columns.nth(1).bounding_box()
+        assert abs(second["y"] - first["y"]) < 2 and second["x"] >= first["x"] + first["width"]
     assert "trained with a sigmoid per class" in sized.inner_text("#bars")
     assert sized.locator("#summary .zs-selected .zs-model-name").count() == 2
     assert sized.evaluate("document.documentElement.scrollWidth") <= VIEWPORTS[sized.name][0]
