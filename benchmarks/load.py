@@ -116,7 +116,7 @@ def malformed_cases(junk: Path, hostile: dict[str, str], handle_file) -> list[tu
         # issue 34: links, the page's own events and its state, as a hostile visitor sends them
         (("/?strategies=%3Cimg%20src%3D//other.host/t%3E&%3Ca%20href%3D//other.host/p%3ELog%20in%3C/a%3E=1",), {},
          "200", "get:"),
-        (("/?classes=" + "a" * 70_000,), {}, "200", "get:"),
+        (("/?classes=" + "a" * 70_000,), {}, "303", "get:"),
         (("/" + "a" * 70_000,), {}, "414", "get:"),
         (({"result": {"classes": [f"c{i}" for i in range(100_000)], "images": []}, "paths": []},), {},
          "Only this page's own examples", "page:shown"),
@@ -130,11 +130,19 @@ def malformed_cases(junk: Path, hostile: dict[str, str], handle_file) -> list[tu
 
 def page_call(url: str, endpoint: str, data: list, timeout: float) -> str:
     """A page's own event (``page:NAME``) or a GET of a path (``get:``), as text to look into."""
-    import httpx
 
-    if endpoint == "get:":
-        response = httpx.get(url.rstrip("/") + data[0], timeout=timeout)
-        return f"{response.status_code} {response.text[:2000]}"
+    if endpoint == "get:":          # http.client: httpx itself refuses an address over 64 KB
+        import http.client
+        from urllib.parse import urlparse
+
+        where = urlparse(url)
+        connection = http.client.HTTPConnection(where.hostname, where.port, timeout=timeout)
+        try:
+            connection.request("GET", data[0])
+            response = connection.getresponse()
+            return f"{response.status} {response.read()[:2000].decode(errors='replace')}"
+        finally:
+            connection.close()
     sys.path.insert(0, str(ROOT / "tests"))
     import page_events
 
