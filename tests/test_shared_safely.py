@@ -335,3 +335,18 @@ def test_nothing_a_visitor_sends_becomes_markup_in_the_page(browser, live_app):
         listener.close()
     assert {k: v for k, v in found.items() if v} == {}
     assert strays == [] and listener.hits == [], (strays, listener.hits)
+
+
+def test_visitors_opening_an_example_at_once_get_the_same_run(live_app):
+    """The examples' runs are shared server state: several sessions at once, one computation each."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def open_example(k: int) -> str:
+        session = f"together-{k}"
+        assert page_events.call(live_app, "shown", [{"example": 2}], session)["success"]
+        files = page_events.call(live_app, "prepare", [None, None], session)["output"]["data"][0]
+        path = next(f["path"] for f in files["value"] if f["path"].endswith("result.json"))
+        return Path(path).read_text()
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(open_example, range(4)))
+    assert len(set(answers)) == 1 and '"classes"' in answers[0]
