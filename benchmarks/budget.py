@@ -21,7 +21,8 @@ Cases (each at a limit of ``zsdemo/core/limits.py``, or just inside it):
 - ``TPT at 256 views, 2 images x 31 classes``: the views limit; the largest TPT request by views
   (64 images x 256 views x 31 classes, within both TPT limits) costs 32 times this.
 
-    python benchmarks/budget.py [--model ViT-B-32] [--cases baseline,images,classes,prompts,long-names,tiff,wordnet,tpt,tpt-views]
+    python benchmarks/budget.py [--model ViT-B-32]
+        [--cases baseline,images,classes,prompts,long-names,tiff,wordnet,tpt,tpt-views]
 """
 
 from __future__ import annotations

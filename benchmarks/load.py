@@ -151,7 +151,8 @@ def page_call(url: str, endpoint: str, data: list, timeout: float) -> str:
 
 HOSTILE_FLAGS = [["--port", "-1"], ["--port", "99999"], ["--mcp", "--port", "-3"], ["--concurrency", "0"],
                  ["--concurrency", "-5"], ["--queue-size", "0"], ["--queue-size", "-1"], ["--max-models", "-1"],
-                 ["--feature-cache", "/etc/passwd"], ["--feature-cache", "/dev/null"], ["--feature-cache", "/proc/self"],
+                 ["--feature-cache", "/etc/passwd"], ["--feature-cache", "/dev/null"],
+                 ["--feature-cache", "/proc/self"],
                  ["--host", "no-such-host.invalid"],
                  ["--model", "tiny-random", "--pretrained", "/etc/passwd", "--no-warm-up"]]
 

@@ -66,13 +66,15 @@ def payloads(host: str) -> list[str]:
 
 
 # An element made from a visitor's text: a dangerous attribute naming the marker ("-zsx": never in
-# base64, so the page's own data: pictures cannot match), a script or style holding it, or a bold or link whose whole text is the payload's.
+# base64, so the page's own data: pictures cannot match), a script or style holding it, or a bold
+# or link whose whole text is the payload's.
 CREATED_JS = """() => { const bad = [];
   const risky = new Set(['src', 'href', 'srcset', 'style', 'data', 'action', 'formaction', 'xlink:href', 'poster']);
   for (const el of document.querySelectorAll('img,a,iframe,script,style,svg,image,b,object,embed,link,frame')) {
     for (const a of el.attributes) if ((risky.has(a.name) || a.name.startsWith('on')) && a.value.includes('-zsx'))
       bad.push(el.outerHTML.slice(0, 160));
-    if (['SCRIPT', 'STYLE'].includes(el.tagName) && el.textContent.includes('-zsx')) bad.push(el.outerHTML.slice(0, 160));
+    if (['SCRIPT', 'STYLE'].includes(el.tagName) && el.textContent.includes('-zsx'))
+      bad.push(el.outerHTML.slice(0, 160));
     if (['B', 'A'].includes(el.tagName) && ['zsxbold', 'zsxjs'].includes(el.textContent.trim()))
       bad.push(el.outerHTML.slice(0, 160));
   }

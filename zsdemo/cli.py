@@ -20,8 +20,9 @@ from .prompts.classnames import parse_classnames, preset_classnames
 from .core.constants import (
     CLASSIFY_DEFAULT,
     DEFAULT_STRATEGIES,
-    DEFAULT_TOP_K, MAX_TOP_K,
+    DEFAULT_TOP_K,
     EVAL_BATCH_SIZE,
+    MAX_TOP_K,
 )
 from .data.datasets import DATASETS, open_dataset, parse_dataset
 from .core.errors import InputError, ZsdemoError

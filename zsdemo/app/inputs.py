@@ -96,7 +96,8 @@ def _descriptors(out: Inputs) -> None:
 
 def _advanced(v: dict[str, gr.Component]) -> None:
     with gr.Accordion("Advanced settings", open=False, elem_id="advanced"):
-        v["top_k"] = gr.Slider(1, backend.MAX_TOP_K, value=5, step=1, label=f"Top-k classes shown per strategy (1 to {backend.MAX_TOP_K})")
+        v["top_k"] = gr.Slider(1, backend.MAX_TOP_K, value=5, step=1,
+                               label=f"Top-k classes shown per strategy (1 to {backend.MAX_TOP_K})")
         v["consistency"] = gr.Checkbox(label="Run the consistency check even without a hierarchy strategy",
                                        value=True)
         v["views"] = gr.CheckboxGroup(label="Image views for S_B (left-right flip always included)",

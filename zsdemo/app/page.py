@@ -292,9 +292,7 @@ def _examples(config: backend.AppConfig, ins: inputs.Inputs, bar: actions.Action
 
     @user_errors
     def example(gallery, classes, strategies) -> dict:
-        index = runs.index_of(classes, strategies)
-        runs.run(index)
-        return {"example": index}
+        return {"example": runs.index_of(classes, strategies)}      # shown() computes its run, once
 
     @user_errors
     def shown(reference: object) -> tuple:

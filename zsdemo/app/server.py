@@ -25,15 +25,13 @@ import gradio as gr
 from starlette.middleware import Middleware
 
 from ..core.errors import ModelLoadError, ZsdemoError
+from ..core.files import read_head
 from ..core.limits import LIMITS, LIMITS_INFO, check_environment
 from ..core.memory import start_trimming
 from ..engine.models import DEFAULT_PRESET, REGISTRY
-from ..core.files import read_head
 from ..engine.weights import open_clip_arguments, register_tiny_config, resolve_spec
 from . import backend, links
 from .page import CSS, STATE_SESSIONS, build_app
-
-log = logging.getLogger("zsdemo.app")
 
 # The whole-number flags and their ranges (said the same in --help and in the refusal).
 RANGES = {"port": (1, 65535), "concurrency": (1, 64), "queue_size": (1, 10_000), "max_models": (0, 16)}
@@ -87,8 +85,8 @@ def feature_cache(text: str) -> str | None:
     path = Path(text).expanduser()
     resolved = os.path.realpath(path)
     if any(resolved == f or resolved.startswith(f + "/") for f in SYSTEM_FOLDERS):
-        raise argparse.ArgumentTypeError(f"{text[:120]!r} is in a system folder ({', '.join(SYSTEM_FOLDERS)}): give a folder of your "
-                                         "own, or 'none'")
+        raise argparse.ArgumentTypeError(f"{text[:120]!r} is in a system folder ({', '.join(SYSTEM_FOLDERS)}): "
+                                         "give a folder of your own, or 'none'")
     try:
         if path.exists() and not stat.S_ISDIR(os.stat(path).st_mode):
             raise argparse.ArgumentTypeError(f"{text[:120]!r} is a file, not a folder: give a folder, or 'none'")

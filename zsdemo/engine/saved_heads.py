@@ -10,6 +10,7 @@ checks the shapes it expects and says what to do.
 from __future__ import annotations
 
 import json
+import math
 import os
 import stat
 import tempfile
@@ -27,14 +28,15 @@ MAX_HEADER = 1 << 20         # bytes of a safetensors header: ours are a few kB
 MAX_VALUES = 1 << 26         # numbers in one file (256 MB of float32): a head is far smaller
 FLOATS = ("F16", "BF16", "F32", "F64")
 
-# What a metadata value must be, once read back from its JSON text.
-KINDS: dict[str, Callable[[Any], bool]] = {
-    "texts": lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
-    "numbers": lambda v: isinstance(v, list) and all(_is_number(x) for x in v),
-    "counts": lambda v: isinstance(v, dict) and all(isinstance(x, int) and not isinstance(x, bool) for x in v.values()),
-    "number": lambda v: _is_number(v),
-    "flag": lambda v: isinstance(v, bool),
-    "object": lambda v: isinstance(v, dict),
+# What a metadata value must be, once read back from its JSON text, and that in words.
+KINDS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "texts": (lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v), "a list of text"),
+    "numbers": (lambda v: isinstance(v, list) and all(_is_number(x) for x in v), "a list of numbers"),
+    "counts": (lambda v: isinstance(v, dict) and all(isinstance(x, int) and not isinstance(x, bool)
+                                                      for x in v.values()), "a count per class"),
+    "number": (lambda v: _is_number(v), "a number"),
+    "flag": (lambda v: isinstance(v, bool), "true or false"),
+    "object": (lambda v: isinstance(v, dict), "an object"),
 }
 
 
@@ -125,13 +127,21 @@ def read(path: str | Path, what: str, expected: dict[str, Sequence[int | None]],
     """The tensors and metadata of a safetensors file saved for ``expected`` (name -> shape, None
     where any size goes), checked from the header before a tensor is read; InputError otherwise
     (``refusal``, or a sentence naming the tensors expected)."""
-    from safetensors import SafetensorError, safe_open
-
     entries, meta = _header(path, what)
     shapes = " and ".join(f"{name!r} [{', '.join('n' if n is None else str(n) for n in shape)}]"
                           for name, shape in expected.items())
-    wrong = InputError(refusal or f"{str(path)!r} is not {what}: expected the tensors {shapes} saved by zsdemo ({flag}).")
-    if set(entries) != set(expected) or sum(_count(e["shape"]) for e in entries.values()) > MAX_VALUES:
+    wrong = InputError(refusal or f"{str(path)!r} is not {what}: expected the tensors {shapes} saved by zsdemo "
+                                  f"({flag}).")
+    return _tensors(path, what, entries, expected, wrong), meta
+
+
+def _tensors(path: str | Path, what: str, entries: dict[str, dict[str, Any]],
+             expected: dict[str, Sequence[int | None]], wrong: InputError) -> dict[str, torch.Tensor]:
+    """The ``expected`` tensors, once the header's ``entries`` match them (names, float dtypes,
+    shapes, a bounded size); ``wrong`` otherwise, and for any value that is not finite."""
+    from safetensors import SafetensorError, safe_open
+
+    if set(entries) != set(expected) or sum(math.prod(e["shape"]) for e in entries.values()) > MAX_VALUES:
         raise wrong
     for name, shape in expected.items():
         got = entries[name]
@@ -146,14 +156,7 @@ def read(path: str | Path, what: str, expected: dict[str, Sequence[int | None]],
                          f"zsdemo ({str(e)[:120]}).") from None
     if not all(bool(torch.isfinite(t).all()) for t in tensors.values()):
         raise wrong
-    return tensors, meta
-
-
-def _count(shape: Sequence[int]) -> int:
-    total = 1
-    for n in shape:
-        total *= n
-    return total
+    return tensors
 
 
 def check_model(meta: dict[str, str], loaded: LoadedModel, path: str | Path, what: str, again: str) -> None:
@@ -170,9 +173,9 @@ def field(meta: dict[str, str], key: str, path: str | Path, what: str, kind: str
         value = parse_json(meta[key], f"The metadata of {what} {Path(path).name!r}")
     except (KeyError, TypeError, ValueError) as e:
         raise InputError(f"{what[0].upper()}{what[1:]} {str(path)!r} has damaged metadata ({e}).") from None
-    if not KINDS[kind](value):
-        raise InputError(f"{what[0].upper()}{what[1:]} {str(path)!r} has damaged metadata ({key!r} is not "
-                         f"{'a list of text' if kind == 'texts' else 'a list of numbers' if kind == 'numbers' else 'a ' + kind}).")
+    check, words = KINDS[kind]
+    if not check(value):
+        raise InputError(f"{what[0].upper()}{what[1:]} {str(path)!r} has damaged metadata ({key!r} is not {words}).")
     return value
 
 
@@ -188,21 +191,19 @@ def read_linear(path: str | Path, loaded: LoadedModel, classes: tuple[str, ...],
     is one, of this model, for exactly ``classes`` in their order (a linear classifier scores
     only the classes it was fitted on)."""
     entries, meta = _header(path, what)
-    if meta.get("format") == format and "weights" in entries and len(entries["weights"]["shape"]) == 2:
-        check_model(meta, loaded, path, what, again)
-        saved = tuple(field(meta, "classes", path, what, "texts"))
-        if saved != tuple(classes) or entries["weights"]["shape"][1] != len(saved):
-            first = saved[0][:40] if saved else ""
-            raise InputError(f"{what[0].upper()}{what[1:]} {str(path)!r} was fitted on other classes ({len(saved)}, "
-                             f"e.g. {first!r}): it scores only the classes it was fitted on, in their order. Classify "
-                             f"exactly those classes, or {again}.")
-    tensors, meta = read(path, what, {"weights": (None, len(classes)), "bias": (len(classes),)}, flag)
+    wrong = InputError(f"{str(path)!r} is not {what}: expected the tensors 'weights' [D, C] and 'bias' [C] saved "
+                       f"by zsdemo ({flag}).")
     if meta.get("format") != format:
-        raise InputError(f"{str(path)!r} is not {what}: expected the tensors 'weights' [D, C] and 'bias' [C] saved "
-                         f"by zsdemo ({flag}).")
+        raise wrong
     check_model(meta, loaded, path, what, again)
+    saved = tuple(field(meta, "classes", path, what, "texts"))
+    if saved != tuple(classes):
+        first = saved[0][:40] if saved else ""
+        raise InputError(f"{what[0].upper()}{what[1:]} {str(path)!r} was fitted on other classes ({len(saved)}, "
+                         f"e.g. {first!r}): it scores only the classes it was fitted on, in their order. Classify "
+                         f"exactly those classes, or {again}.")
+    tensors = _tensors(path, what, entries, {"weights": (None, len(classes)), "bias": (len(classes),)}, wrong)
     return tensors["weights"].double(), tensors["bias"].double(), meta
-
 
 def check_width(weights: torch.Tensor, features: torch.Tensor, what: str) -> None:
     """Refuse a linear classifier whose input size is not the features' (a forged or damaged file:
