@@ -348,14 +348,18 @@ def test_two_models_side_by_side_and_the_methods_explain_themselves(sized):
     sized.wait_for_selector("#bars .zs-compare")
     columns = sized.locator("#bars .zs-compare > .zs-model-col")
     assert columns.count() == 2
-    first, second = columns.nth(0).bounding_box(), columns.nth(1).bounding_box()
+    # Both boxes are read in one script: two separate reads can straddle a scroll or a late layout
+    # change, which once made side-by-side columns look 3 px apart.
+    boxes_js = """() => [...document.querySelectorAll('#bars .zs-compare > .zs-model-col')].map(c => {
+        const r = c.getBoundingClientRect(); return {x: r.left, y: r.top, width: r.width, height: r.height}; })"""
     if sized.name == "phone":
+        first, second = sized.evaluate(boxes_js)
         assert second["y"] >= first["y"] + first["height"] - 1        # stacked
     else:         # side by side (once the columns' images and fonts have settled)
         sized.wait_for_function("""() => { const c = document.querySelectorAll('#bars .zs-compare > .zs-model-col');
             return Math.abs(c[0].getBoundingClientRect().top - c[1].getBoundingClientRect().top) < 2; }""",
                                 timeout=5000)
-        first, second = columns.nth(0).bounding_box(), columns.nth(1).bounding_box()
+        first, second = sized.evaluate(boxes_js)
         assert abs(second["y"] - first["y"]) < 2 and second["x"] >= first["x"] + first["width"]
     assert "trained with a sigmoid per class" in sized.inner_text("#bars")
     assert sized.locator("#summary .zs-selected .zs-model-name").count() == 2
