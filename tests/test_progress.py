@@ -202,3 +202,29 @@ def test_without_weights_the_banner_and_classify_say_what_to_do(monkeypatch, cat
     page = e.value.for_page()
     assert page.startswith("No model could be loaded on this server (") and page.count(". ") == 0
     assert "--model tiny-random" in page and "already loaded" not in page
+
+
+def test_on_a_space_the_no_model_advice_names_the_variable(monkeypatch):
+    monkeypatch.setenv("SPACE_ID", "teacher/zsdemo")
+    said = demo.no_model(ModelLoadError("weights not in the local cache", reason="weights not in the local cache"))
+    text = said.for_page()
+    assert "ZSDEMO_MODEL variable" in text and "restart the Space" in text and "--model" not in text
+    monkeypatch.delenv("SPACE_ID")
+    assert "--model tiny-random" in demo.no_model(ModelLoadError("x", reason="x")).for_page()
+
+
+def test_the_warm_up_log_counts_what_failed_and_what_did_not_run(cat_path, tiny, caplog):
+    def no_weights():
+        raise ModelLoadError("weights not in the local cache", reason="weights not in the local cache")
+
+    warm = WarmUp()
+    with caplog.at_level("INFO", logger="zsdemo.app.warmup"):
+        warm.start(no_weights, [Example((str(cat_path),), "cat, dog", ("name",))], presets=["cifar10"],
+                   background=False)          # here, before start returns (as on ZeroGPU)
+    assert warm.finished and warm.failed and warm._thread is None
+    assert "warm-up ended after" in caplog.text and ": 0 of 4 steps done, 1 failed, 3 not run" in caplog.text
+    warm = WarmUp()
+    bad = Example((str(cat_path),), "", ("name",))
+    with caplog.at_level("INFO", logger="zsdemo.app.warmup"):
+        warm.start(lambda: tiny, [bad], presets=(), background=False)
+    assert warm.tally() == "2 of 3 steps done, 1 failed"

@@ -259,12 +259,20 @@ def keep_classes(preset: str | None, current: str | None) -> str:
 NO_MODEL_ADVICE = ("whoever runs it can point it at a local checkpoint (--model ARCH --pretrained FILE, or "
                    "--model local-dir:FOLDER) or start it with --model tiny-random to see the page work "
                    "(random weights)")
+# A Space (Hugging Face sets SPACE_ID) is started by the host, not by a command its owner types.
+SPACE_NO_MODEL_ADVICE = ("the Space's owner can set its ZSDEMO_MODEL variable (Settings, Variables and secrets) to a "
+                         "preset whose weights the Space preloads (preload_from_hub in README.md), or to tiny-random "
+                         "to see the page work (random weights), and restart the Space")
+
+
+def no_model_advice() -> str:
+    return SPACE_NO_MODEL_ADVICE if os.environ.get("SPACE_ID") else NO_MODEL_ADVICE
 
 
 def no_model(error: ModelLoadError) -> ModelLoadError:
     """The served model could not be loaded, so nothing can be classified: one sentence, the cause
     and what to do, for the page (the command line keeps the loading error itself)."""
-    message = f"No model could be loaded on this server ({error.reason.rstrip('. ')}): {NO_MODEL_ADVICE}."
+    message = f"No model could be loaded on this server ({error.reason.rstrip('. ')}): {no_model_advice()}."
     return ModelLoadError(message, reason=error.reason)
 
 
@@ -478,13 +486,13 @@ def attach_caches(config: AppConfig) -> None:
 
 
 def start_warm_up(config: AppConfig, examples: Sequence[Example],
-                  presets: Sequence[str] = tuple(CLASS_PRESETS)) -> WarmUp:
-    """Warm the server's model up in the background (see ``warmup``); its text features are kept
-    on disk beside the image-feature cache, so that a restart reads them."""
+                  presets: Sequence[str] = tuple(CLASS_PRESETS), background: bool = True) -> WarmUp:
+    """Warm the server's model up (see ``warmup``; in the background unless told otherwise); its
+    text features are kept on disk beside the image-feature cache, so that a restart reads them."""
     if config.feature_cache:
         TEXT_CACHE.attach_disk(Path(config.feature_cache) / TEXT_CACHE_FILE, write_all=False)
     warm = WarmUp()
-    warm.start(lambda: load_served(config), examples, presets)
+    warm.start(lambda: load_served(config), examples, presets, background=background)
     return warm
 
 

@@ -21,12 +21,15 @@ GENERIC_ERROR = ("Something went wrong on the server while doing this. Please tr
 
 def problem(e: Exception, where: str) -> str:
     """The status line of a page action that failed (the page's outputs keep what they had): a
-    stop says so, our errors say what to do (and show a toast), anything else is logged."""
+    stop says so, our errors say what to do (and show a toast), a ``gr.Error`` (ZeroGPU's "no GPU
+    was available", say) is said as it is, anything else is logged."""
     if isinstance(e, Stopped):
         return backend.status_html("stopped", e.for_page())
     if isinstance(e, ZsdemoError):
         toasts.warning(e.for_page())
         return backend.status_html("error", e.for_page())
+    if isinstance(e, gr.Error):        # said for the visitor by Gradio or the host (ZeroGPU's quota, say)
+        return backend.status_html("error", str(e.message))
     log.exception("unexpected error in %s", where)
     return backend.status_html("error", GENERIC_ERROR)
 

@@ -95,12 +95,11 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
 
 def _warm_up(config: backend.AppConfig, warm_up: bool) -> Any:
     if gpu.on_zerogpu():
-        # ZeroGPU: the model must be on cuda before launch, and outside a GPU task no model work
-        # can run. So load it (and WordNet) now, and let the examples and presets warm up in the
-        # GPU worker on first use.
-        warm = backend.start_warm_up(config, [], presets=())
-        warm.join()
-        return warm
+        # ZeroGPU: the model must be on cuda before launch, loaded on the main thread (spaces'
+        # CUDA emulation is a thread-local torch mode), and outside a GPU task no model work can
+        # run. So load it (and WordNet) here, and let the examples and presets warm up in the GPU
+        # worker on first use.
+        return backend.start_warm_up(config, [], presets=(), background=False)
     if warm_up:
         return backend.start_warm_up(config, [WarmExample(tuple(e[0]), e[1], tuple(e[2])) for e in EXAMPLES])
     return None

@@ -74,12 +74,18 @@ class WarmUp:
                 f"the first runs may be slower until this ends.{trouble}")
 
     def start(self, load: Callable[[], LoadedModel], examples: Sequence[Example],
-              presets: Sequence[str] = tuple(CLASS_PRESETS), cache: TextFeatureCache = TEXT_CACHE) -> None:
+              presets: Sequence[str] = tuple(CLASS_PRESETS), cache: TextFeatureCache = TEXT_CACHE,
+              background: bool = True) -> None:
+        """Run the steps in a thread of their own, or (``background=False``) here, before returning:
+        on ZeroGPU the model must be loaded on the main thread, where ``spaces`` emulates CUDA."""
         self.steps = (["loading the model", "reading WordNet"]
                       + [f"example {k + 1} of {len(examples)}" for k in range(len(examples))]
                       + [f"class preset '{p}' ({count(len(preset_classnames(p)), 'class', 'classes')})"
                          for p in _smallest_first(presets)])
         self.running = True
+        if not background:
+            self._run(load, list(examples), list(presets), cache)
+            return
         self._thread = threading.Thread(target=self._run, args=(load, list(examples), list(presets), cache),
                                         name="zsdemo-warmup", daemon=True)
         self._thread.start()
@@ -128,8 +134,14 @@ class WarmUp:
         finally:
             self.seconds = time.perf_counter() - began
             self.running, self.finished = False, True
-            log.info("warm-up ended after %.1f s (%d of %d steps, %d failed)", self.seconds, self.done,
-                     len(self.steps), len(self.problems))
+            log.info("warm-up ended after %.1f s: %s", self.seconds, self.tally())
+
+    def tally(self) -> str:
+        """How the steps went, for the log: "12 of 14 steps done, 1 failed, 1 not run"."""
+        failed = len(self.problems) + bool(self.failed)     # a model that failed stops the rest
+        skipped = len(self.steps) - self.done - bool(self.failed)
+        return (f"{self.done - len(self.problems)} of {len(self.steps)} steps done, {failed} failed"
+                + (f", {skipped} not run" if skipped else ""))
 
 
 def read_wordnet() -> None:
