@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import http.server
 import json
+import os
 import multiprocessing
 import pickle
 import re
@@ -361,3 +362,23 @@ def test_a_load_run_with_hierarchy_requests_mixed_in(live_app, cat_path):
     for t in threads:
         t.join(300)
     assert not errors
+
+
+def test_the_examples_cache_goes_under_zsdemos_cache_folder_not_the_current_one(tmp_path):
+    """Gradio would write .gradio/cached_examples wherever the server was started."""
+    code = """import sys; sys.path[:0] = [sys.argv[1], sys.argv[1] + "/tests"]
+import page_events
+from zsdemo.app import build_app, launch
+page = build_app("tiny-random", None, "cpu", None)
+_, url, _ = launch(page, port=None, prevent_thread_lock=True, quiet=True)
+assert page_events.call(url, "load_example", [0])["output"]["data"] == [{"example": 0}]
+page.close()"""
+    here, home = tmp_path / "standing here", tmp_path / "home"
+    here.mkdir()
+    env = {**os.environ, "HOME": str(home)}
+    env.pop("GRADIO_EXAMPLES_CACHE", None)
+    proc = subprocess.run([sys.executable, "-c", code, str(ROOT)], cwd=here, env=env, capture_output=True, text=True,
+                          timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert list(here.iterdir()) == []
+    assert list((home / ".cache" / "zsdemo" / "examples").glob("*/log.csv"))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
 import threading
 import time
 from typing import Any
@@ -18,6 +19,7 @@ from gradio.utils import get_upload_folder
 from ..core.errors import InputError
 from ..core.resources import EXAMPLE_IMAGES as PHOTOS
 from ..core.resources import asset_text
+from ..engine.feature_store import CACHE_HOME
 from ..engine.models import DEFAULT_PRESET, REGISTRY
 from . import actions, api, backend, evaluate, gpu, inputs, lessons, outputs, tasks, toasts, wordnet
 from .actions import FRESH_JS, SHOW_RESULTS_JS, STAY_JS
@@ -29,6 +31,7 @@ HOW_IT_WORKS = asset_text("how_it_works.md")
 STATE_TTL_S = 3600            # a browser session's last result is dropped after an idle hour
 STATE_SESSIONS = 256          # ... and at most this many sessions keep one
 CSS = asset_text("app.css")
+EXAMPLES_CACHE = CACHE_HOME / "examples"   # Gradio's cached example outputs
 log = logging.getLogger("zsdemo.app")
 
 
@@ -67,6 +70,10 @@ def run_args(values: dict[str, Any]) -> dict[str, Any]:
 def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device: str = "auto",
               feature_cache: str | None = str(backend.DEFAULT_FEATURE_CACHE), allow_random: bool = False,
               warm_up: bool = False) -> gr.Blocks:
+    # Gradio keeps the examples' cached outputs in .gradio/cached_examples under the current folder
+    # unless told otherwise: under a wheel install, wherever its user stands. Ours go under zsdemo's
+    # cache folder (an operator's GRADIO_EXAMPLES_CACHE still wins).
+    os.environ.setdefault("GRADIO_EXAMPLES_CACHE", str(EXAMPLES_CACHE))
     # Requests may name only files that Gradio received (its upload folder) or the examples.
     config = backend.AppConfig(model, pretrained, device, feature_cache, allow_random=allow_random).with_uploads(
         get_upload_folder())

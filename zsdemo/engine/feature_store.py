@@ -26,7 +26,8 @@ from ..core.limits import LIMITS
 from .models import LoadedModel
 
 ORIGINAL = "original"      # the key of the unaugmented image, beside the view ids
-DEFAULT_DIR = Path(os.environ.get("ZSDEMO_FEATURE_CACHE", Path.home() / ".cache" / "zsdemo" / "features"))
+CACHE_HOME = Path.home() / ".cache" / "zsdemo"     # what zsdemo keeps between runs (never the current folder)
+DEFAULT_DIR = Path(os.environ.get("ZSDEMO_FEATURE_CACHE", CACHE_HOME / "features"))
 
 
 def file_digest(data: bytes) -> str:
