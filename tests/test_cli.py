@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from zsdemo import cli
 from zsdemo.cli import main
 from zsdemo.engine.results import SCHEMA
 
@@ -140,3 +141,17 @@ def test_the_installed_command_works_from_any_folder(command, tmp_path):
                          timeout=300)
     assert out.returncode == 0, out.stderr
     assert "clip80" in out.stdout and "hierarchy" in out.stdout
+
+
+@pytest.mark.parametrize("argv, usage", [(["-m", "zsdemo", "--help"], "usage: python -m zsdemo [-h]"),
+                                         (["-m", "zsdemo", "serve", "--help"], "usage: python -m zsdemo serve [-h]"),
+                                         (["app.py", "--help"], "usage: python app.py [-h]")])
+def test_the_usage_line_names_the_command_as_it_was_typed(argv, usage):
+    proc = subprocess.run([sys.executable, *argv], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert proc.returncode == 0 and proc.stdout.startswith(usage), proc.stdout[:200] + proc.stderr[-2000:]
+
+
+def test_the_installed_command_is_named_as_typed():
+    assert cli.command_name("/home/me/.venv/bin/zsdemo") == "zsdemo"
+    assert cli.command_name("/x/site-packages/zsdemo/__main__.py") == "python -m zsdemo"

@@ -136,10 +136,19 @@ def _read_descriptors(path: str | None) -> str | None:
     return read_text(path, f"Cannot read the descriptors file {path!r}", MAX_CHARS * 4) if path else None
 
 
+def command_name(argv0: str | None = None) -> str:
+    """The command as the user typed it, for usage lines: ``zsdemo`` (the installed command),
+    ``python -m zsdemo`` or ``python app.py``."""
+    name = Path(sys.argv[0] if argv0 is None else argv0).name
+    if name in ("__main__.py", "-c", "-m", ""):
+        return "python -m zsdemo"
+    return f"python {name}" if name.endswith(".py") else name
+
+
 def build_parser(with_options: bool = False) -> argparse.ArgumentParser:
     """The command line; ``with_options`` adds the methods' own flags to classify and evaluate
     (that imports the methods, so ``main`` asks for it only when one of those commands runs)."""
-    parser = argparse.ArgumentParser(prog="python -m zsdemo",
+    parser = argparse.ArgumentParser(prog=command_name(),
                                      description="Zero-shot image classification with CLIP-style models.")
     parser.add_argument("--verbose", action="store_true", help="show library log messages")
     sub = parser.add_subparsers(dest="command", required=True)

@@ -24,6 +24,7 @@ from typing import Any, Callable
 import gradio as gr
 from starlette.middleware import Middleware
 
+from ..cli import command_name
 from ..core.errors import ModelLoadError, ZsdemoError
 from ..core.files import read_head
 from ..core.limits import LIMITS, LIMITS_INFO, check_environment
@@ -118,7 +119,9 @@ def _env_flag(name: str) -> bool:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="zsdemo serve", description="zsdemo web app")
+    command = command_name()      # "python app.py" on a Space and in a checkout, else "zsdemo serve"
+    p = argparse.ArgumentParser(prog=command if command.endswith(".py") else f"{command} serve",
+                                description="zsdemo web app")
     p.add_argument("--model", default=os.environ.get("ZSDEMO_MODEL", DEFAULT_PRESET),
                    help="model preset or open_clip spec (default %(default)s)")
     p.add_argument("--pretrained", default=os.environ.get("ZSDEMO_PRETRAINED"),
