@@ -247,7 +247,7 @@ def test_mcp_schema_lists_each_public_endpoint_with_every_argument_described(mcp
         assert tool["description"]
         for name, prop in tool["inputSchema"]["properties"].items():
             assert prop.get("description"), (tool["name"], name)
-    assert "a http or https url" in json.dumps(tools["classify"]["inputSchema"]["properties"]["images"])
+    assert "an http(s) URL" in json.dumps(tools["classify"]["inputSchema"]["properties"]["images"])
 
 
 @pytest.fixture
@@ -280,7 +280,7 @@ def test_mcp_tool_calls_over_json_rpc(mcp_app, photo_server, monkeypatch):
     result = _call(mcp_app, "classify", {"images": [f"{photo_server}/cat.png"], "classes": "cat, dog",
                                          "strategies": "name"}, 4)
     assert not result.get("isError"), result
-    assert "'source': 'cat.png'" in result["content"][0]["text"]
+    assert json.loads(result["content"][0]["text"])["images"][0]["source"] == "cat.png"
 
 
 # --- cold starts and load -------------------------------------------------------------------------

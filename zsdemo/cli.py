@@ -139,10 +139,12 @@ def _read_descriptors(path: str | None) -> str | None:
 def command_name(argv0: str | None = None) -> str:
     """The command as the user typed it, for usage lines: ``zsdemo`` (the installed command),
     ``python -m zsdemo`` or ``python app.py``."""
-    name = Path(sys.argv[0] if argv0 is None else argv0).name
-    if name in ("__main__.py", "-c", "-m", ""):
+    path = Path(sys.argv[0] if argv0 is None else argv0)
+    if path.name == "__main__.py":
+        return f"python -m {path.parent.name}"
+    if path.name in ("-c", "-m", ""):
         return "python -m zsdemo"
-    return f"python {name}" if name.endswith(".py") else name
+    return f"python {path.name}" if path.name.endswith(".py") else path.name
 
 
 def build_parser(with_options: bool = False) -> argparse.ArgumentParser:

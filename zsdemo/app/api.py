@@ -4,7 +4,8 @@
 ``classify`` and ``evaluate`` take the request's own arguments (written here) and then every
 method's options as the methods declare them (``strategies/options.py``): a new method's
 options become arguments, with their defaults, types and descriptions, without an edit here.
-Gradio's MCP server names each tool after its function and reads its docstring's ``Args``.
+Gradio's MCP server names each tool after its function and reads its docstring's ``Args``
+(``mcp_tools`` adapts what it makes of files and answers).
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ LOW_CONFIDENCE = arg("low_confidence", str, 'which images count as uncertain: "b
                      '"s_t<0.6".', "binary")
 DESCRIPTORS = arg("descriptors", str, 'descriptors for dclip and cupl: DCLIP\'s JSON, or "class: d; d" lines.', "")
 CLASSIFY_ARGS = [
-    arg("images", list[FileData], "the images to classify (uploaded files; MCP clients send http(s) URLs), at most 64."),
+    arg("images", list[FileData], "the images to classify, at most 64: uploaded files, or public http(s) URLs, or "
+        "data: URLs with the image's bytes in base64 (data:image/png;base64,...), each within the upload limit."),
     arg("classes", str, "the class names, one per line or comma-separated."),
     arg("strategies", str, 'strategy ids, comma-separated ("all" for every one; the options tool lists them).',
         "name,photo,clip80"),
@@ -65,8 +67,7 @@ after WordNet re-ranking, AUROC and coverage of each confidence score, per-class
 and the most confused pairs; with support and shots, the few-shot methods' accuracy against
 labelled examples per class beside the zero-shot strategies (shots_curve)."""
 EVALUATE_ARGS = [
-    arg("archive", FileData, "a .zip of labelled images: a folder per class, or a labels.csv (path,label); a URL "
-        "over MCP."),
+    arg("archive", FileData, "a .zip of labelled images: a folder per class, or a labels.csv (path,label)."),
     arg("strategies", str, "strategy ids, comma-separated (name only and CLIP-80 always run).",
         "name,photo,clip80,hierarchy"),
     arg("views", str, 'image views for S_B: "all" (the paper\'s) or "flip" (faster).', "all"),
@@ -120,7 +121,7 @@ def register(config: backend.AppConfig) -> None:
     """The endpoints, inside the page's Blocks."""
     def classify(images: Any, support: Any, views: str, **args: Any) -> dict:
         # Raw values: the backend checks every one (a string is not an uploaded file); URLs (what
-        # MCP clients send) are downloaded first, with Gradio's SSRF protection.
+        # MCP clients send) are downloaded first, with Gradio's SSRF protection; data: URLs decoded.
         with remote.fetched(images, "image", LIMITS.images) as images, \
                 remote.fetched_one(support, "support set") as support:
             return tasks.classify(config, dict(paths=images, support=support, views=views or None, **args),
@@ -132,6 +133,7 @@ def register(config: backend.AppConfig) -> None:
 
     def wordnet(classes: str, senses: str = "") -> list[dict]:
         """How class names map into WordNet: every noun sense, the one used and why, parent, children.
+        Returns JSON: a list with one entry per class.
 
         Args:
             classes: the class names, one per line or comma-separated; each is read in the context of the others.
@@ -141,7 +143,7 @@ def register(config: backend.AppConfig) -> None:
 
     def options() -> dict:
         """What the other tools accept: model presets, strategy ids, class-name presets, image view ids
-        and every method's options with their defaults."""
+        and every method's options with their defaults. Returns JSON."""
         return backend.options(config)
 
     gr.api(api_errors(endpoint("classify", CLASSIFY_DOC, CLASSIFY_ARGS + option_arguments(), classify)),

@@ -1,7 +1,10 @@
-"""Files that API and MCP callers send as http(s) URLs.
+"""Files that API and MCP callers send as URLs: http(s), or ``data:`` with base64 content.
 
-Gradio's MCP server turns a file argument into a URL reference, and Gradio hands such a
-reference to a ``gr.api`` function as it is, without downloading it. Here it is downloaded with
+An agent holding an image on its own machine sends it inline, as ``data:image/png;base64,...``.
+Its length is checked against the upload limit before a byte is decoded, and the decoded file
+is written to the upload folder and checked like any upload (not an image, too many pixels).
+
+Gradio hands a URL to a ``gr.api`` function as it is, without downloading it. Here it is downloaded with
 Gradio's own SSRF protection (``safehttpx``, Gradio's dependency: the host must resolve to a
 public address unless it is one of Gradio's Hugging Face hosts, and every redirect is checked
 again), streamed into Gradio's upload folder under the upload size limit, and then checked like
@@ -12,7 +15,10 @@ path on the server is still refused by the upload policy and never opened.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import contextlib
+import mimetypes
 import os
 import shutil
 import tempfile
@@ -33,13 +39,47 @@ MAX_REDIRECTS = 5
 CHUNK = 1 << 16
 
 
+def _named(value: object) -> object:
+    """What a file argument names: a string, or a FileData record's URL or path."""
+    return value.get("url") or value.get("path") if isinstance(value, dict) else value
+
+
 def url_of(value: object) -> str | None:
     """The http(s) URL a file argument names (a string, or a FileData record), else None."""
-    if isinstance(value, dict):
-        value = value.get("url") or value.get("path")
+    value = _named(value)
     if isinstance(value, str) and value[:8].lower().startswith(("http://", "https://")) and len(value) < 4096:
         return value
     return None
+
+
+def data_url_of(value: object) -> str | None:
+    """The ``data:`` URL a file argument is (inline content), else None."""
+    value = _named(value)
+    return value if isinstance(value, str) and value[:5].lower() == "data:" else None
+
+
+def decoded_size(payload: str) -> int:
+    """The bytes a base64 text decodes to, from its length alone (whitespace ignored)."""
+    length = len(payload) - sum(payload.count(c) for c in " \t\r\n")
+    return length * 3 // 4
+
+
+def _save_data_url(url: str, target_folder: Path, label: str, number: int, what: str, limit: int) -> Path:
+    header, comma, payload = url.partition(",")
+    kind, *params = header[5:].split(";")
+    if not comma or "base64" not in (p.strip().lower() for p in params):
+        raise InputError(f"{label} is a data: URL without base64 content: send it as "
+                         f"data:image/png;base64,... (the file's bytes in base64).")
+    if decoded_size(payload) > limit:
+        raise InputError(f"{label} is larger than this server's upload limit of {limit // 2**20} MB.")
+    try:
+        data = base64.b64decode("".join(payload.split()), validate=True)
+    except (binascii.Error, ValueError):
+        raise InputError(f"{label} is not valid base64 after 'base64,': send the file's bytes in base64.") from None
+    extension = mimetypes.guess_extension(kind.strip().lower()) or ".bin"
+    target = target_folder / f"{what.replace(' ', '-')}-{number}{extension}"      # what results show
+    target.write_bytes(data)
+    return target
 
 
 async def _transport(url: str) -> httpx.AsyncBaseTransport | None:
@@ -79,9 +119,10 @@ def _name(url: str) -> str:
 
 @contextlib.contextmanager
 def fetched(values: object, what: str, most: int) -> Iterator[Any]:
-    """``values`` (a list of file arguments) with every http(s) URL replaced by a downloaded file
-    in the upload folder, removed again afterwards; at most ``most`` values, checked before
-    anything is downloaded. Anything but a list is left to the backend's own checks."""
+    """``values`` (a list of file arguments) with every http(s) URL replaced by a downloaded file,
+    and every ``data:`` URL by its decoded content, in the upload folder, removed again afterwards;
+    at most ``most`` values, checked before anything is downloaded or decoded. Anything but a list
+    is left to the backend's own checks."""
     if not isinstance(values, (list, tuple)):
         yield values
         return
@@ -92,7 +133,13 @@ def fetched(values: object, what: str, most: int) -> Iterator[Any]:
     try:
         out: list[object] = []
         for i, value in enumerate(values):
-            url = url_of(value)
+            url, inline = url_of(value), data_url_of(value)
+            if inline is not None:
+                (folder / str(i)).mkdir()
+                label = f"{what.capitalize()} {i + 1}" if most > 1 else what.capitalize()
+                out.append(str(_save_data_url(inline, folder / str(i), f"{label} (a data: URL)", i + 1, what,
+                                              LIMITS.upload_bytes)))
+                continue
             if url is None:
                 out.append(value)
                 continue

@@ -12,6 +12,7 @@ a server that starts and then fails every request.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import socket
@@ -19,7 +20,7 @@ import stat
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, AsyncIterator, Callable
 
 import gradio as gr
 from starlette.middleware import Middleware
@@ -31,7 +32,7 @@ from ..core.limits import LIMITS, LIMITS_INFO, check_environment
 from ..core.memory import start_trimming
 from ..engine.models import DEFAULT_PRESET, REGISTRY
 from ..engine.weights import open_clip_arguments, register_tiny_config, resolve_spec
-from . import backend, links
+from . import backend, links, mcp_tools
 from .page import CSS, STATE_SESSIONS, build_app
 
 # The whole-number flags and their ranges (said the same in --help and in the refusal).
@@ -48,9 +49,27 @@ def launch(page: gr.Blocks, host: str = "127.0.0.1", port: int | None = 7860, sh
     start_trimming()
     app_kwargs = dict(kwargs.pop("app_kwargs", None) or {})
     app_kwargs["middleware"] = [*app_kwargs.get("middleware", []), Middleware(links.LongAddresses)]
+    if mcp:
+        app_kwargs["middleware"].append(Middleware(mcp_tools.BoundedBodies))
+        app_kwargs["lifespan"] = _adapting_mcp(page, app_kwargs.get("lifespan"))
     return page.launch(server_name=host, server_port=port, share=share, max_file_size=LIMITS.upload_bytes,
                        state_session_capacity=STATE_SESSIONS, css=CSS, show_error=False, mcp_server=mcp,
                        app_kwargs=app_kwargs, **kwargs)
+
+
+def _adapting_mcp(page: gr.Blocks, then: Callable | None) -> Callable:
+    """A lifespan that adapts Gradio's MCP server (``mcp_tools``) once it exists, before the app
+    serves its first request."""
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[None]:
+        if page.mcp_server_obj is not None:
+            mcp_tools.adapt(page.mcp_server_obj)
+        if then is None:
+            yield
+        else:
+            async with then(app):
+                yield
+    return lifespan
 
 
 def whole(flag: str) -> Callable[[str], int]:
