@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -45,6 +46,48 @@ def test_the_wheel_holds_every_subpackage_and_the_shipped_files(installed):
                  "assets/how_it_works.md", "assets/imagenet_wnids.txt", "assets/imagenet_subsets.json",
                  "assets/LICENSES.md", "assets/model_configs/zsdemo-tiny.json"):
         assert (package / part).is_file(), part
+
+
+def test_the_wheels_metadata_carries_the_licence_the_readme_and_the_direct_dependencies(installed):
+    target, _ = installed
+    info = next(target.glob("zsdemo-*.dist-info"))
+    meta = (info / "METADATA").read_text(encoding="utf-8")
+    assert "License-Expression: MIT" in meta and "License-File: LICENSE" in meta
+    assert (info / "licenses" / "LICENSE").read_text().startswith("MIT License")
+    assert "Description-Content-Type: text/markdown" in meta and "# zsdemo" in meta     # the README
+    assert "Project-URL: " in meta
+    required = {re.split(r"[<>=!~; \[]", line.split(":", 1)[1].strip())[0].lower() for line in meta.splitlines() if line.startswith("Requires-Dist:") and "extra ==" not in line}
+    assert {"httpx", "safehttpx", "huggingface-hub", "pydantic", "starlette", "pillow", "numpy"} <= \
+        {r.replace("_", "-") for r in required}
+
+
+# Import names that are not their distribution's name.
+DISTRIBUTIONS = {"PIL": "pillow", "open_clip": "open-clip-torch", "huggingface_hub": "huggingface-hub"}
+
+
+def test_every_package_zsdemo_imports_is_declared_and_pinned():
+    """What the code imports is in pyproject's dependencies (a range) and requirements.txt (pinned)."""
+    import tomllib
+
+    imported = set()
+    for path in (ROOT / "zsdemo").rglob("*.py"):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            found = re.match(r"\s*(?:import\s+([A-Za-z_]\w*)|from\s+([A-Za-z_]\w*)[\w.]*\s+import\b)", line)
+            if found:
+                imported.add(found.group(1) or found.group(2))
+    third_party = {DISTRIBUTIONS.get(m, m).replace("_", "-").lower() for m in imported
+                   if m not in sys.stdlib_module_names and m != "zsdemo"}
+    third_party.discard("spaces")     # ZeroGPU's decorator: optional (the zerogpu extra), imported if present
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = {re.split(r"[<>=\[ ]", d)[0].replace("_", "-").lower() for d in project["dependencies"]}
+    assert third_party <= declared, third_party - declared
+    pins = {}
+    for line in (ROOT / "requirements.txt").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            pins[re.split(r"\[", name)[0].replace("_", "-").lower()] = version
+    assert third_party <= set(pins), third_party - set(pins)
+    assert all(re.fullmatch(r"\d+(\.\d+)+", v) for v in pins.values()), pins      # every line pins one version
 
 
 def test_the_installed_command_classifies_from_an_empty_folder(installed, tmp_path):
