@@ -11,7 +11,7 @@ ZPE over 64 images: one ``classify`` call on 64 photos with ``zpe`` against the 
 
     python benchmarks/strategies.py [--arch ViT-B-32] [--repeat 5] [--threads N]
 
-No target is set by the issue; the figures go into the README.
+No target is set by the issue; the figures go into docs/benchmarks.md.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""README's "Adding a method", done: a test-only method with one option, registered at run time,
+"""docs/architecture.md's "Adding a method", done: a test-only method with one option, registered at run time,
 appears in the command line's --help, the API, the page and the evaluation, and its option is
 checked and recorded without an edit anywhere else."""
 

@@ -1,4 +1,4 @@
-"""The shape the code promises (README's "Layout"): rooms whose imports all run one way, a page
+"""The shape the code promises (docs/architecture.md's "Layout"): rooms whose imports all run one way, a page
 of small functions, and methods whose options are named only in their own modules."""
 
 from __future__ import annotations

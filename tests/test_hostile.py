@@ -506,7 +506,7 @@ def test_api_wrong_types_get_their_own_message(live_app, cat_path, field, raw, e
     _raw_call(live_app, cat_path, {field: raw}, expect)
 
 
-# The order README gives: the request's own arguments, then the methods' options as declared.
+# The order docs/api-and-mcp.md gives: the request's own arguments, then the methods' options as declared.
 ARGS = ("images", "classes", "strategies", "templates", "top_k", "consistency", "views", "rerank_all", "senses",
         "model", "low_confidence", "descriptors", "compare_model", "support", "wordnet_keep", "rerank_top",
         "tpt_views", "tpt_steps", "attributes", "perception_temperature", "tip_alpha", "tip_beta", "val_fraction",

@@ -1,6 +1,6 @@
 """Issue 28: a lesson at the projector. Actions in reach at every size, presentation mode (every
 text of the lesson at least 20 px at 1280x720), and a sense re-run that keeps the reader where
-they were. Screenshots go to artifacts/screenshots (the ones README shows are in docs/screenshots)."""
+they were. Screenshots go to artifacts/screenshots (the ones the docs show are in docs/screenshots)."""
 
 from __future__ import annotations
 

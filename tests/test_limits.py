@@ -16,8 +16,8 @@ from zsdemo.core.limits import LIMITS, LIMITS_INFO, Limits
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_every_limit_is_in_the_readme_with_its_default_variable_and_flag():
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+def test_every_limit_is_in_the_docs_with_its_default_variable_and_flag():
+    readme = (ROOT / "docs" / "limits-and-safety.md").read_text(encoding="utf-8")
     for info in LIMITS_INFO:
         assert f"| {info.what} | {info.default:,} | `{info.env}` | `{info.flag}` |" in readme, info.name
 

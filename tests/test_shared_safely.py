@@ -282,8 +282,8 @@ def test_a_small_request_is_answered_while_a_256_view_tpt_runs(tiny, cat_path):
     assert max(batches) <= 64            # the model is held for one batch of views at a time
 
 
-def test_the_readme_states_what_one_request_may_cost():
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
+def test_the_docs_state_what_one_request_may_cost():
+    text = (ROOT / "docs" / "limits-and-safety.md").read_text(encoding="utf-8")
     assert "TPT at 256 views" in text
 
 

@@ -77,7 +77,7 @@ def test_templates_keep_commas_and_other_braces():
 
 
 class Mix(Strategy):
-    """The README's toy strategy: the mean of the name-only and the single-template logits."""
+    """docs/architecture.md's toy strategy: the mean of the name-only and the single-template logits."""
 
     id = "mix"
     label = "Name + photo"

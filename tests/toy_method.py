@@ -1,4 +1,4 @@
-"""A toy method, as README's "Adding a method" writes it: one module (this one) and one line
+"""A toy method, as docs/architecture.md's "Adding a method" writes it: one module (this one) and one line
 that registers it. It sharpens the name-only logits by a power, its one option."""
 
 from __future__ import annotations

@@ -442,7 +442,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         if args.seeds is not None and args.shots is None:
             raise InputError("--seeds sets the draws of the shots curve: give --shots too (e.g. --shots 1,2,4,8,16).")
         curve = shots_plan(args.shots, seeds_flag(args.seeds), request)
-        # Under torchrun: this rank's own device and shard; rank 0 alone reports (docs: README).
+        # Under torchrun: this rank's own device and shard; rank 0 alone reports (docs/evaluation.md).
         world = distributed.start(args.device)
         loaded = get_model(args.model, args.pretrained, distributed.rank_device(args.device, world), args.precision)
         store = None if args.no_cache else FeatureStore(args.cache or DEFAULT_DIR, loaded)

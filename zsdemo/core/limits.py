@@ -2,7 +2,7 @@
 limit, its value and what to do; nothing is cut silently.
 
 Every limit has a default, an environment variable (read when zsdemo is imported: the library,
-the CLI and the app) and an app flag (``python app.py --max-images 16``). The README's table is
+the CLI and the app) and an app flag (``python app.py --max-images 16``). The table in docs/limits-and-safety.md is
 this module's ``LIMITS_INFO``.
 """
 

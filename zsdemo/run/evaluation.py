@@ -4,7 +4,7 @@ Data flows one way: labelled files -> image features (original + views, cached o
 content and model) -> every strategy's top-5 and the confidence scores, one small record per
 image -> metrics -> one report (JSON, CSV files and a coverage plot).
 
-Choices where the specification is silent, also in the README:
+Choices where the specification is silent, also in docs/architecture.md:
 - The consistency analysis always runs (the scores and the low-confidence set need it), so the
   name-only and CLIP-80 classifiers are always computed and always reported, selected or not.
 - AUROC and the coverage curves judge every score against the correctness of the name-only

@@ -5,7 +5,7 @@ Debian's ``wordnet-base`` + ``wordnet-sense-index`` (``/usr/share/wordnet``, or 
 copied into ``~/nltk_data`` (or the first ``$NLTK_DATA`` folder) with the ``lexnames`` file those
 packages lack, because NLTK refuses corpora outside its data paths, symlinks included; and last
 ``nltk.download`` (skipped when ``ZSDEMO_WORDNET_DOWNLOAD=0``). ``python -m zsdemo setup-wordnet``
-runs the same steps ahead of time; the README's install calls it.
+runs the same steps ahead of time; install.sh calls it.
 """
 
 from __future__ import annotations
