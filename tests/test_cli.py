@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from zsdemo import cli
+from zsdemo.core.command import command_name
 from zsdemo.cli import main
 from zsdemo.engine.results import SCHEMA
 
@@ -153,5 +153,5 @@ def test_the_usage_line_names_the_command_as_it_was_typed(argv, usage):
 
 
 def test_the_installed_command_is_named_as_typed():
-    assert cli.command_name("/home/me/.venv/bin/zsdemo") == "zsdemo"
-    assert cli.command_name("/x/site-packages/zsdemo/__main__.py") == "python -m zsdemo"
+    assert command_name("/home/me/.venv/bin/zsdemo") == "zsdemo"
+    assert command_name("/x/site-packages/zsdemo/__main__.py") == "python -m zsdemo"

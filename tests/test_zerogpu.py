@@ -120,6 +120,10 @@ def test_a_request_books_its_own_estimate_and_the_hosts_refusal_is_said(zerogpu_
     with pytest.raises(Exception, match="class"):
         client.predict([handle_file(str(cat_path))], "", "name", api_name="/classify")
     assert len(api.requests) == before
+    # The tools that need no GPU answer outside a task, touching no CUDA either.
+    assert "openai-b32" in json.dumps(client.predict(api_name="/options"))
+    assert client.predict("crane, heron", api_name="/wordnet")[0]["name"] == "crane"
+    assert len(api.requests) == before and "Low-level CUDA init" not in log.read_text()
 
 
 def test_on_the_page_the_hosts_refusal_is_the_status_line_not_a_generic_error():

@@ -25,6 +25,7 @@ from .core.constants import (
     MAX_TOP_K,
 )
 from .data.datasets import DATASETS, open_dataset, parse_dataset
+from .core.command import command_name
 from .core.errors import InputError, ZsdemoError
 from .core.files import is_regular_file, read_text
 from .core.limits import LIMITS, check_environment
@@ -134,17 +135,6 @@ def _read_descriptors(path: str | None) -> str | None:
     from .prompts.descriptors import MAX_CHARS
 
     return read_text(path, f"Cannot read the descriptors file {path!r}", MAX_CHARS * 4) if path else None
-
-
-def command_name(argv0: str | None = None) -> str:
-    """The command as the user typed it, for usage lines: ``zsdemo`` (the installed command),
-    ``python -m zsdemo`` or ``python app.py``."""
-    path = Path(sys.argv[0] if argv0 is None else argv0)
-    if path.name == "__main__.py":
-        return f"python -m {path.parent.name}"
-    if path.name in ("-c", "-m", ""):
-        return "python -m zsdemo"
-    return f"python {path.name}" if path.name.endswith(".py") else path.name
 
 
 def build_parser(with_options: bool = False) -> argparse.ArgumentParser:

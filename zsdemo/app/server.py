@@ -25,7 +25,7 @@ from typing import Any, AsyncIterator, Callable
 import gradio as gr
 from starlette.middleware import Middleware
 
-from ..cli import command_name
+from ..core.command import command_name
 from ..core.errors import ModelLoadError, ZsdemoError
 from ..core.files import read_head
 from ..core.limits import LIMITS, LIMITS_INFO, check_environment
