@@ -6,10 +6,10 @@ with random weights (same compute as the real weights) on the CPU, text cache wa
 
 Measured, each the median of ``--repeat`` warm calls:
 
-- page request: what a click on Classify costs on the server: ``demo.run`` plus the JSON state,
+- page request: what a click on Classify costs on the server: ``classifying.run`` plus the JSON state,
   the summary and the panels of the first image as the page shows them (bars as HTML, the view
   thumbnails JPEG-encoded into the page's HTML);
-- API request: ``demo.run`` alone (what the ``/classify`` endpoint returns, as JSON);
+- API request: ``classifying.run`` alone (what the ``/classify`` endpoint returns, as JSON);
 - HTTP request: the ``/classify`` endpoint through gradio_client against the launched app
   (upload, queue and JSON included);
 - baseline 1, bare view embedding: preprocessing and encoding the 11 images the request needs
@@ -44,7 +44,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from zsdemo.app import backend as demo  # noqa: E402
+from zsdemo.app import choices, classifying, panels, state as app_state
 from zsdemo.engine.views import VIEWS, make_view  # noqa: E402
 from zsdemo.engine.images import load_image  # noqa: E402
 from zsdemo.engine.models import get_model  # noqa: E402
@@ -63,16 +63,16 @@ def median_ms(fn, repeat: int) -> float:
     return 1000 * statistics.median(times)
 
 
-def page_request(config: demo.AppConfig) -> None:
-    run = demo.run(config, [str(IMAGE)], CLASSES, STRATEGIES, consistency=True)
+def page_request(config: app_state.AppConfig) -> None:
+    run = classifying.run(config, [str(IMAGE)], CLASSES, STRATEGIES, consistency=True)
     state = json.dumps(run.to_state())
-    run = demo.Run.from_state(json.loads(state))
-    demo.summary_html(run.result, 0)
-    demo.panels(config, run, 0).views_html     # the thumbnails, JPEG-encoded into the page's HTML
+    run = app_state.Run.from_state(json.loads(state))
+    panels.summary_html(run.result, 0)
+    classifying.panels(config, run, 0).views_html     # the thumbnails, JPEG-encoded into the page's HTML
 
 
-def api_request(config: demo.AppConfig) -> None:
-    demo.run(config, [str(IMAGE)], CLASSES, STRATEGIES, consistency=True).result.to_dict()
+def api_request(config: app_state.AppConfig) -> None:
+    classifying.run(config, [str(IMAGE)], CLASSES, STRATEGIES, consistency=True).result.to_dict()
 
 
 def bare_views(loaded) -> None:
@@ -151,7 +151,7 @@ def app_peak_rss(arch: str, threads: int) -> tuple[float, float, float]:
         warm_rss = _rss(proc.pid, "VmRSS")
         # 1000 classes, name only: CLIP-80 for 1000 classes would mean 80,000 prompts through the
         # text encoder (minutes on 2 cores) and measure the text cache, not the app.
-        client.predict([image], demo.preset_text("imagenet1k"), strategies="name,photo", api_name="/classify")
+        client.predict([image], choices.preset_text("imagenet1k"), strategies="name,photo", api_name="/classify")
         client.predict([image], CLASSES, strategies="name,tpt", api_name="/classify")
         return http_ms, warm_rss, _rss(proc.pid, "VmHWM")
     finally:
@@ -179,7 +179,7 @@ def main() -> None:
         http, warm, peak = app_peak_rss(args.arch, args.threads)
         print(f"HTTP /classify {http:.0f} ms; app RSS after warm-up {warm:.0f} MB; peak {peak:.0f} MB")
         return
-    config = demo.AppConfig(args.arch, None, "cpu")
+    config = app_state.AppConfig(args.arch, None, "cpu")
     loaded = get_model(args.arch, None, "cpu")
     page_request(config)          # warm: WordNet, text features, allocator
     bare_views(loaded)

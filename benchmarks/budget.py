@@ -1,6 +1,6 @@
 """What one request costs at each documented limit: peak memory and time, in a fresh process.
 
-Each case runs ``pipeline.classify`` (or ``demo.wordnet_senses``) once in its own Python process
+Each case runs ``pipeline.classify`` (or ``choices.wordnet_senses``) once in its own Python process
 with the model already loaded and warm, and reports how much the process's peak RSS grew during
 the request and how long it took. The baseline is the smallest real request (one photo, 8
 classes, name + CLIP-80) measured the same way in the same run.
@@ -49,7 +49,7 @@ CHILD = r"""
 import json, resource, sys, time
 sys.path.insert(0, sys.argv[1])
 from zsdemo.prompts import classnames
-from zsdemo.app import backend as demo
+from zsdemo.app import choices
 from zsdemo.run import pipeline
 from zsdemo.engine.models import get_model
 case, model, scratch = sys.argv[2], sys.argv[3], sys.argv[4]
@@ -57,7 +57,7 @@ tag = format(time.time_ns() % 16**5, "x")        # new names in every run: no ca
 loaded = get_model(model, device="cpu")
 cat = sys.argv[1] + "/zsdemo/assets/images/cat.png"
 pipeline.classify(loaded, [cat], "cat, dog", "name,clip80", cache=None)          # warm
-demo.wordnet_senses("cat, dog")
+choices.wordnet_senses("cat, dog")
 images, classes, strategies, options = [cat], "cat, dog, coffee mug, rocket, astronaut, crane, heron, teapot", \
     "name,clip80", {}
 if case == "images":
@@ -81,7 +81,7 @@ start = time.perf_counter()
 if case == "wordnet":
     names = sorted({l.replace("_", " ") for s in __import__("zsdemo.wordnet.senses").wordnet.ensure_wordnet()
                     .all_synsets("n") for l in s.lemma_names()})[1000:2000]
-    demo.wordnet_senses("\n".join(names))
+    choices.wordnet_senses("\n".join(names))
 else:
     out = pipeline.classify(loaded, images, classes, strategies, cache=None, **options)
     errors = [im.error for im in out.images if im.error]

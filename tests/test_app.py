@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 import app
-from zsdemo.app import backend as demo, panels
+from zsdemo.app import choices, classifying, evaluating, panels, state
 from zsdemo.run import plots
 from zsdemo.engine.consistency import ConsistencyDetails
 from zsdemo.core.errors import InputError, ModelLoadError
@@ -23,7 +23,7 @@ from zsdemo.run.evaluation import SCORES
 from zsdemo.strategies import STRATEGIES
 from zsdemo.engine.views import VIEW_LABELS
 
-CONFIG = demo.AppConfig("tiny-random", None, "cpu")
+CONFIG = state.AppConfig("tiny-random", None, "cpu")
 
 
 def test_app_builds_with_named_api_endpoints():
@@ -35,7 +35,7 @@ def test_app_builds_with_named_api_endpoints():
 
 @pytest.fixture(scope="module")
 def run(cat_path, astronaut_path):
-    return demo.run(CONFIG, [str(cat_path), str(astronaut_path)], "cat, crane, heron, astronaut, rocket",
+    return classifying.run(CONFIG, [str(cat_path), str(astronaut_path)], "cat, crane, heron, astronaut, rocket",
                     ["name", "clip80", "hierarchy", "tpt"], consistency=True, tpt_views=8, top_k=3)
 
 
@@ -51,7 +51,7 @@ def bar_cards(markup: str) -> list[tuple[str, list[tuple[str, float, str, bool]]
 
 
 def test_panels_of_a_run(run):
-    p = demo.panels(CONFIG, run, 1)
+    p = classifying.panels(CONFIG, run, 1)
     assert "astronaut\\.png" in p.title
     # The hierarchy's panel (asked of the strategy) goes beside the sense picker.
     assert 'class="zs-tree"' in p.wordnet and "parent" in p.wordnet and 'class="zs-tree"' not in p.methods
@@ -94,7 +94,7 @@ def test_bars_sum_to_one_with_other(run):
 def test_summary_has_the_verdict_first_and_marks_the_selected_image(run):
     rows = re.findall(r'<div class="zs-row( zs-selected)?" data-index="(\d)".*?<span class="zs-file">(.*?)</span> '
                       r'<span class="zs-badge [^"]*">(.*?)</span></div><div class="zs-tops">(.*?)</div></div>',
-                      demo.summary_html(run.result, 1))
+                      panels.summary_html(run.result, 1))
     assert [(bool(sel), k) for sel, k, *_ in rows] == [(False, "0"), (True, "1")]
     assert rows[1][2].startswith('<span class="zs-mark">') and rows[0][2] == "cat.png"
     assert rows[0][3] in ("✔ confident", "⚠ uncertain")
@@ -103,8 +103,8 @@ def test_summary_has_the_verdict_first_and_marks_the_selected_image(run):
 
 
 def test_wordnet_tree_shows_markup_in_names_as_text(cat_path):
-    run = demo.run(CONFIG, [str(cat_path)], "<b>bold</b>, cat", ["name", "hierarchy"], rerank_all=True)
-    tree = demo.panels(CONFIG, run, 0).wordnet
+    run = classifying.run(CONFIG, [str(cat_path)], "<b>bold</b>, cat", ["name", "hierarchy"], rerank_all=True)
+    tree = classifying.panels(CONFIG, run, 0).wordnet
     assert tree.count('class="zs-tree"') == 2 and "feline" in tree
     assert "&lt;b&gt;bold&lt;/b&gt;" in tree and "<b>" not in tree
 
@@ -119,19 +119,19 @@ def test_user_text_is_escaped_in_panels():
 
 
 def test_sense_choice_is_recorded_and_removed():
-    chosen = demo.choose_sense({}, "crane", "crane.n.04")
+    chosen = choices.choose_sense({}, "crane", "crane.n.04")
     assert chosen == {"crane": "crane.n.04"}
-    assert demo.choose_sense(chosen, "crane", None) == {}
+    assert choices.choose_sense(chosen, "crane", None) == {}
     with pytest.raises(InputError):
-        demo.choose_sense({}, None, "crane.n.04")
+        choices.choose_sense({}, None, "crane.n.04")
 
 
 def test_sense_picker_reruns_with_the_chosen_sense(cat_path):
     names = "crane, heron, stork, bulldozer"
-    default = demo.run(CONFIG, [str(cat_path)], names, ["hierarchy"], rerank_all=True)
-    assert demo.sense_choices(default.result)["crane"]
-    picked = demo.run(CONFIG, [str(cat_path)], names, ["hierarchy"], rerank_all=True,
-                      senses=demo.choose_sense({}, "crane", "crane.n.04"))
+    default = classifying.run(CONFIG, [str(cat_path)], names, ["hierarchy"], rerank_all=True)
+    assert choices.sense_choices(default.result)["crane"]
+    picked = classifying.run(CONFIG, [str(cat_path)], names, ["hierarchy"], rerank_all=True,
+                      senses=choices.choose_sense({}, "crane", "crane.n.04"))
     crane = next(s for s in picked.result.senses if s["name"] == "crane")
     assert crane["chosen"]["synset"] == "crane.n.04" and crane["rule"] == "user"
 
@@ -149,20 +149,20 @@ def test_bad_page_input_gets_a_message(cat_path, kwargs, message):
     args = dict(paths=[str(cat_path)], classes="cat, dog", strategies=["name"])
     args.update(kwargs)
     with pytest.raises(InputError, match=message):
-        demo.run(CONFIG, args.pop("paths"), args.pop("classes"), args.pop("strategies"), **args)
+        classifying.run(CONFIG, args.pop("paths"), args.pop("classes"), args.pop("strategies"), **args)
 
 
 @pytest.mark.parametrize("choice", ["local-dir:/tmp", "ViT-B-32 /etc/passwd", "./weights.pt", "ViT-B-32 model.safetensors"])
 def test_page_cannot_name_files_on_the_server(choice):
     with pytest.raises(ModelLoadError, match="whoever starts the server"):
-        demo.pick_model(CONFIG, choice)
+        choices.pick_model(CONFIG, choice)
 
 
 def test_presets_fill_the_class_box():
-    assert demo.preset_text("crane-birds").splitlines()[0] == "crane"
-    assert demo.preset_text(None) == ""
+    assert choices.preset_text("crane-birds").splitlines()[0] == "crane"
+    assert choices.preset_text(None) == ""
     with pytest.raises(InputError):
-        demo.preset_text("no-such-preset")
+        choices.preset_text("no-such-preset")
 
 
 # --- the launched app, through gradio_client ---------------------------------------------------
@@ -235,19 +235,19 @@ def test_client_non_image_file_is_reported_per_image(client, cat_path, tmp_path)
 def test_run_survives_the_json_state_round_trip(run):
     import json
 
-    back = demo.Run.from_state(json.loads(json.dumps(run.to_state())))
+    back = state.Run.from_state(json.loads(json.dumps(run.to_state())))
     assert back.paths == run.paths
     assert json.dumps(back.result.to_dict()) == json.dumps(run.result.to_dict())
     for forged in ({"result": {"schema": "other"}, "paths": []}, {"result": None, "paths": 5}, {"paths": []},
                    {"result": {"schema": "zsdemo.classify/1", "images": [{"source": 1}]}, "paths": []}):
         with pytest.raises(InputError, match="could not be read back"):
-            demo.Run.from_state(forged)
+            state.Run.from_state(forged)
 
 
 def test_evaluation_tab_backend(labelled_zip, tmp_path):
     # The zip's folder stands for Gradio's upload folder.
-    config = demo.AppConfig("tiny-random", None, "cpu", str(tmp_path / "features")).with_uploads(labelled_zip.parent)
-    p, files = demo.evaluate_zip(config, str(labelled_zip), ["name", "hierarchy"], views="flip")
+    config = state.AppConfig("tiny-random", None, "cpu", str(tmp_path / "features")).with_uploads(labelled_zip.parent)
+    p, files = evaluating.evaluate_zip(config, str(labelled_zip), ["name", "hierarchy"], views="flip")
     assert "**4 images** in **2 classes**" in p.summary and "1 file skipped" in p.summary
     assert "Top-5 accuracy is 100% by definition with 2 classes" in p.summary   # with 5 or fewer classes
     assert [panels.count(n, "class", "classes") for n in (0, 1, 2)] == ["0 classes", "1 class", "2 classes"]
@@ -283,22 +283,22 @@ def test_evaluation_tab_bad_input(labelled_zip, tmp_path, upload, strategies, vi
     upload = {"GOOD": str(labelled_zip), "TRAVERSAL": str(bad), "NOT_A_ZIP": str(tmp_path / "fake.zip")}.get(
         upload, upload)
     with pytest.raises(InputError, match=message):
-        demo.evaluate_zip(CONFIG.with_uploads(labelled_zip.parent, tmp_path), upload, strategies, views=views)
+        evaluating.evaluate_zip(CONFIG.with_uploads(labelled_zip.parent, tmp_path), upload, strategies, views=views)
 
 
 def test_sense_picker_starts_on_the_sense_in_use_and_the_preset_keeps_typed_classes(cat_path):
-    run = demo.run(CONFIG, [str(cat_path)], "crane, heron, stork", ["hierarchy"], rerank_all=True)
+    run = classifying.run(CONFIG, [str(cat_path)], "crane, heron, stork", ["hierarchy"], rerank_all=True)
     used = next(s["chosen"]["synset"] for s in run.result.senses if s["name"] == "crane")
-    assert used != demo.sense_choices(run.result)["crane"][0][1]       # not WordNet's first sense (a writer)
-    assert demo.sense_in_use(run.result, "crane") == used == "crane.n.05"
-    assert demo.sense_in_use(run.result, "no such class") is None
-    assert demo.keep_classes(None, "my classes") == "my classes"        # the dropdown closed without a choice
-    assert demo.keep_classes("crane-birds", "my classes").startswith("crane\nheron")
+    assert used != choices.sense_choices(run.result)["crane"][0][1]       # not WordNet's first sense (a writer)
+    assert choices.sense_in_use(run.result, "crane") == used == "crane.n.05"
+    assert choices.sense_in_use(run.result, "no such class") is None
+    assert choices.keep_classes(None, "my classes") == "my classes"        # the dropdown closed without a choice
+    assert choices.keep_classes("crane-birds", "my classes").startswith("crane\nheron")
 
 
 def test_other_is_drawn_only_when_classes_are_hidden(cat_path):
-    every = demo.run(CONFIG, [str(cat_path)], "cat, dog, rocket", ["name"], top_k=3)
-    some = demo.run(CONFIG, [str(cat_path)], "cat, dog, rocket, crane, heron", ["name"], top_k=2)
+    every = classifying.run(CONFIG, [str(cat_path)], "cat, dog, rocket", ["name"], top_k=3)
+    some = classifying.run(CONFIG, [str(cat_path)], "cat, dog, rocket, crane, heron", ["name"], top_k=2)
     for run, other in ((every, False), (some, True)):
         (_, bars), = bar_cards(panels.bars_html(run.result.images[0], run.result.classes, run.result.strategies,
                                                 run.result.top_k))

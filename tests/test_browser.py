@@ -274,7 +274,7 @@ def test_view_captions_are_whole(sized):
 
 
 def test_the_dropdown_keeps_the_box_and_the_sense_picker_starts_on_the_sense_used(sized):
-    from zsdemo.app import backend as demo
+    from zsdemo.app import choices
 
     classes = "crane, heron, stork, bulldozer"
     sized.fill("#classes textarea", classes)
@@ -284,7 +284,7 @@ def test_the_dropdown_keeps_the_box_and_the_sense_picker_starts_on_the_sense_use
     assert sized.input_value("#classes textarea") == classes
     sized.click("#run")
     sized.wait_for_selector("#run-status .zs-status-done")
-    used = {c["name"]: c["chosen"]["synset"] for c in demo.wordnet_senses(classes) if c["chosen"]}
+    used = {c["name"]: c["chosen"]["synset"] for c in choices.wordnet_senses(classes) if c["chosen"]}
     sized.wait_for_function("document.querySelector('#sense-class input').value === 'crane'")
     sized.wait_for_function(f"document.querySelector('#sense input').value.startsWith({used['crane'] + ':'!r})")
     sized.screenshot(path=str(SHOTS / f"{sized.name}_3_senses.png"), full_page=True)

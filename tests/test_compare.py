@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from zsdemo.app import backend as demo, panels
+from zsdemo.app import choices, classifying, panels, state as app_state
 from zsdemo.engine import models
 from zsdemo.core.errors import InputError, ModelLoadError
 from zsdemo.engine.images import load_image
@@ -21,13 +21,13 @@ CLASSES = "cat, coffee mug, rocket"
 
 
 @pytest.fixture(scope="module")
-def config(cat_path) -> demo.AppConfig:
-    return demo.AppConfig("tiny-random", None, "cpu", None, allow_random=True).with_uploads(cat_path.parent)
+def config(cat_path) -> app_state.AppConfig:
+    return app_state.AppConfig("tiny-random", None, "cpu", None, allow_random=True).with_uploads(cat_path.parent)
 
 
 @pytest.fixture(scope="module")
-def pair(config, cat_path, astronaut_path) -> demo.Run:
-    return demo.run(config, [str(cat_path), str(astronaut_path)], CLASSES, ["name", "clip80", "perception"],
+def pair(config, cat_path, astronaut_path) -> app_state.Run:
+    return classifying.run(config, [str(cat_path), str(astronaut_path)], CLASSES, ["name", "clip80", "perception"],
                     compare_model="tiny-random-sigmoid")
 
 
@@ -46,22 +46,22 @@ def test_the_second_model_gets_the_same_request(pair, cat_path, astronaut_path):
     # round-trips both.
     doc = pair.to_dict()
     assert doc["schema"] == "zsdemo.classify/1" and doc["compared"]["model"]["name"] == "zsdemo-tiny-sigmoid"
-    back = demo.Run.from_state(json.loads(json.dumps(pair.to_state())))
+    back = app_state.Run.from_state(json.loads(json.dumps(pair.to_state())))
     assert back.compared.to_dict() == pair.compared.to_dict()
 
 
 def test_one_column_per_model_in_the_summary_and_the_bars(config, pair):
-    summary = demo.run_summary(pair, 0)
+    summary = classifying.run_summary(pair, 0)
     row = summary.split('data-index="1"')[0]
     assert row.count('class="zs-model-col"') == 2
     labels = re.findall(r'<div class="zs-model-name">(.*?)</div>', row)
     assert labels == ["tiny model, RANDOM weights (tests only)", "tiny sigmoid model, RANDOM weights (tests only)"]
-    bars = demo.panels(config, pair, 0).bars
+    bars = classifying.panels(config, pair, 0).bars
     assert bars.startswith('<div class="zs-compare">') and bars.count('class="zs-model-col"') == 2
     first, second = bars.split('<div class="zs-model-col">')[1:]
     assert first.count('class="zs-card"') == second.count('class="zs-card"') == 3
     assert "zs-sigmoid" not in first and panels.SIGMOID_NOTE not in panels.html(first)
-    assert "Two models side by side" in demo.run_models(pair)
+    assert "Two models side by side" in classifying.run_models(pair)
 
 
 def test_sigmoid_scores_are_the_models_own(pair, cat_path):
@@ -85,7 +85,7 @@ def test_sigmoid_scores_are_the_models_own(pair, cat_path):
 
 
 def test_the_same_model_twice_is_one_run(config, cat_path):
-    r = demo.run(config, [str(cat_path)], CLASSES, "name", compare_model="tiny-random")
+    r = classifying.run(config, [str(cat_path)], CLASSES, "name", compare_model="tiny-random")
     assert r.compared is None and "compared" not in r.to_dict()
 
 
@@ -96,7 +96,7 @@ def test_two_models_that_do_not_fit_together_are_refused_before_loading(config, 
     loads = []
     monkeypatch.setattr(models, "load_model", lambda *a, **k: loads.append(a) or pytest.fail("loaded"))
     with pytest.raises(ModelLoadError, match="side by side need about .* GB of memory and only .* GB is free on cpu"):
-        demo.run(config, [str(cat_path)], CLASSES, "name", model="tiny-random-sigmoid",
+        classifying.run(config, [str(cat_path)], CLASSES, "name", model="tiny-random-sigmoid",
                  compare_model="tiny-random")
     assert loads == []
 
@@ -105,36 +105,36 @@ def test_a_forged_state_with_unequal_results_is_refused(pair):
     state = json.loads(json.dumps(pair.to_state()))
     state["compared"]["images"] = state["compared"]["images"][:1]
     with pytest.raises(InputError, match="could not be read back"):
-        demo.Run.from_state(state)
+        app_state.Run.from_state(state)
 
 
 def test_the_descriptors_file_fills_the_box(tmp_path):
     uploads = tmp_path / "uploads"             # stands for Gradio's upload folder
     uploads.mkdir()
-    config = demo.AppConfig("tiny-random", None, "cpu", None).with_uploads(uploads)
+    config = app_state.AppConfig("tiny-random", None, "cpu", None).with_uploads(uploads)
     good = uploads / "descriptors.json"
     good.write_text(json.dumps({"cat": ["whiskers", "pointed ears"], "tiger": ["stripes"]}), encoding="utf-8")
-    text, message = demo.load_descriptors(config, str(good), CLASSES)
+    text, message = choices.load_descriptors(config, str(good), CLASSES)
     assert json.loads(text)["cat"] == ["whiskers", "pointed ears"]
     assert message == "Descriptors loaded: 2 for 1 of the 3 classes; 1 entries name other classes (ignored)."
     good.write_text("[1, 2]", encoding="utf-8")
     with pytest.raises(InputError, match="must map class names"):
-        demo.load_descriptors(config, str(good), CLASSES)
+        choices.load_descriptors(config, str(good), CLASSES)
     good.write_bytes(b"\xff\xfe\x00bad")
     with pytest.raises(InputError, match="not UTF-8"):
-        demo.load_descriptors(config, str(good), CLASSES)
+        choices.load_descriptors(config, str(good), CLASSES)
     outside = tmp_path / "d.json"
     outside.write_text('{"cat": ["whiskers"]}', encoding="utf-8")
     for sent in (str(outside), "/etc/passwd", 5, None, {"path": "/etc/passwd"}):
         with pytest.raises(InputError, match="was not uploaded with this request"):
-            demo.load_descriptors(config, sent, CLASSES)
+            choices.load_descriptors(config, sent, CLASSES)
 
 
 def test_each_method_explains_its_decision(config, cat_path, astronaut_path):
-    r = demo.run(config, [str(cat_path), str(astronaut_path)], CLASSES,
+    r = classifying.run(config, [str(cat_path), str(astronaut_path)], CLASSES,
                  ["name", "dclip", "cupl", "waffle", "zpe", "perception"],
                  descriptors="cat: <b>whiskers</b>; pointed ears\ncoffee mug: a handle")
-    text = demo.panels(config, r, 0).methods
+    text = classifying.panels(config, r, 0).methods
     for label in ("DCLIP", "CuPL", "WaffleCLIP", "ZPE", "PerceptionCLIP"):
         assert f"<h3>{label}" in text
     assert "&lt;b&gt;whiskers&lt;/b&gt;" in text and "<b>" not in text         # user text shown as text
@@ -145,9 +145,9 @@ def test_each_method_explains_its_decision(config, cat_path, astronaut_path):
     assert f"{zpe.top[0]['weight']:.4f}" in text and "from the 2 images" in text
     pz = r.result.images[0].strategies["perception"].details.attributes["quality"]
     assert f"{100 * max(pz.values()):.1f}%" in text
-    alone = demo.run(config, [str(cat_path)], CLASSES, ["zpe"])
-    assert "One image gives ZPE no information" in demo.panels(config, alone, 0).methods
-    assert demo.panels(config, demo.run(config, [str(cat_path)], CLASSES, ["name"]), 0).methods \
+    alone = classifying.run(config, [str(cat_path)], CLASSES, ["zpe"])
+    assert "One image gives ZPE no information" in classifying.panels(config, alone, 0).methods
+    assert classifying.panels(config, classifying.run(config, [str(cat_path)], CLASSES, ["name"]), 0).methods \
         == panels.area_hint("methods")
 
 

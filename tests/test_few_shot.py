@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from zsdemo.app import backend as demo
+from zsdemo.app import classifying, state
 from zsdemo.cli import main
 from zsdemo.core.errors import InputError
 from zsdemo.run.evaluation import evaluate, evaluation_request
@@ -294,18 +294,18 @@ def test_the_page_reads_an_uploaded_support_zip_and_pictures_the_nearest(tmp_pat
     uploads.mkdir()
     archive = make_zip(uploads / "support.zip", entries)
     shutil.copy(ASSETS / "cat.png", uploads / "query.png")
-    config = demo.AppConfig("tiny-random", None, "cpu", None).with_uploads(uploads)
-    run = demo.run(config, [str(uploads / "query.png")], ", ".join(CLASSES), ["tip", "coop"], support=str(archive),
-                   coop_epochs=2)
-    p = demo.panels(config, demo.Run.from_state(json.loads(json.dumps(run.to_state()))), 0)
+    config = state.AppConfig("tiny-random", None, "cpu", None).with_uploads(uploads)
+    run = classifying.run(config, [str(uploads / "query.png")], ", ".join(CLASSES), ["tip", "coop"],
+                          support=str(archive), coop_epochs=2)
+    p = classifying.panels(config, state.Run.from_state(json.loads(json.dumps(run.to_state()))), 0)
     tip, coop = p.methods.split('zs-panel-coop')
     assert tip.count("<img") == 3 and "This image looks most like these labelled examples" in tip
     assert "<h3>CoOp (learned context)</h3>" in coop and "Training loss by epoch" in coop
     for bad in (str(tmp_path / "s" / "cat" / "0.png"), "/etc/passwd", 7):
         with pytest.raises(InputError, match="was not uploaded with this request"):
-            demo.run(config, [str(uploads / "query.png")], ", ".join(CLASSES), ["tip"], support=bad)
+            classifying.run(config, [str(uploads / "query.png")], ", ".join(CLASSES), ["tip"], support=bad)
     with pytest.raises(InputError, match="CoOp epochs must be a whole number"):
-        demo.run(config, [str(uploads / "query.png")], ", ".join(CLASSES), ["coop"], support=str(archive),
+        classifying.run(config, [str(uploads / "query.png")], ", ".join(CLASSES), ["coop"], support=str(archive),
                  coop_epochs=10_000)
 
 

@@ -25,7 +25,7 @@ from PIL import Image
 
 from zsdemo.prompts import classnames
 from zsdemo import cli
-from zsdemo.app import backend as demo
+from zsdemo.app import choices, classifying, state
 from zsdemo.engine import images, models, weights
 from zsdemo.run import pipeline
 from zsdemo.wordnet import senses as wordnet
@@ -37,7 +37,7 @@ from zsdemo.core.limits import LIMITS
 from zsdemo.strategies import tpt
 from zsdemo.engine import context
 
-CONFIG = demo.AppConfig("tiny-random", None, "cpu", None)
+CONFIG = state.AppConfig("tiny-random", None, "cpu", None)
 
 
 @pytest.fixture(scope="module")
@@ -118,10 +118,10 @@ def test_raw_http_file_record_naming_a_server_path_is_refused(live_app, tmp_path
 
 
 def test_panels_never_open_a_path_that_came_back_from_the_browser(cat_path):
-    run = demo.run(CONFIG, [str(cat_path)], "cat, dog", ["name"], consistency=True)
-    forged = demo.Run(run.result, ["/etc/passwd"])
-    assert demo.panels(CONFIG, forged, 0).views == []       # drawn without thumbnails; nothing read
-    assert demo.panels(CONFIG, run, 0).views                # the real upload still has them
+    run = classifying.run(CONFIG, [str(cat_path)], "cat, dog", ["name"], consistency=True)
+    forged = state.Run(run.result, ["/etc/passwd"])
+    assert classifying.panels(CONFIG, forged, 0).views == []       # drawn without thumbnails; nothing read
+    assert classifying.panels(CONFIG, run, 0).views                # the real upload still has them
 
 
 def test_upload_policy_accepts_only_regular_files_inside_its_folders(tmp_path, fifo):
@@ -172,14 +172,14 @@ def test_size_is_checked_before_reading(tmp_path):
 def test_visitors_cannot_pick_random_weights_or_files(choice, expect):
     before = models.REGISTRY.loaded()
     with pytest.raises(ModelLoadError, match=expect):
-        demo.pick_model(CONFIG, choice)
+        choices.pick_model(CONFIG, choice)
     assert models.REGISTRY.loaded() == before          # nothing was built
 
 
 def test_operator_flag_allows_bare_architectures(monkeypatch):
     seen = []
     monkeypatch.setattr(models, "get_model", lambda *a, **k: seen.append(a))
-    demo.pick_model(demo.AppConfig("tiny-random", None, "cpu", None, allow_random=True), "zsdemo-tiny")
+    choices.pick_model(state.AppConfig("tiny-random", None, "cpu", None, allow_random=True), "zsdemo-tiny")
     assert seen == [("zsdemo-tiny", None, "cpu")]
 
 
@@ -256,9 +256,9 @@ def test_long_names_of_short_words_are_fine():
 def test_wordnet_endpoint_has_the_class_limits(monkeypatch):
     monkeypatch.setattr(LIMITS, "wordnet_classes", 3)
     with pytest.raises(InputError, match="at most 3 are read in WordNet"):
-        demo.wordnet_senses("cat, dog, crane, heron")
+        choices.wordnet_senses("cat, dog, crane, heron")
     with pytest.raises(InputError, match="at most 1000"):
-        demo.wordnet_senses("cat, " + "x" * 1001)
+        choices.wordnet_senses("cat, " + "x" * 1001)
 
 
 def test_fair_lock_gives_a_waiting_request_the_next_turn():
@@ -567,8 +567,8 @@ def test_float_counts_are_refused_like_top_k(cat_path):
     for kwargs, expect in (({"tpt_views": 2.5}, "TPT views"), ({"tpt_steps": 1.5}, "TPT steps"),
                            ({"top_k": 2.5}, "top-k")):
         with pytest.raises(InputError, match=expect):
-            demo.run(CONFIG, [str(cat_path)], "cat, dog", ["name", "tpt"], **kwargs)
-    ok = demo.run(CONFIG, [str(cat_path)], "cat, dog", ["name"], top_k=2.0, tpt_views=16.0)
+            classifying.run(CONFIG, [str(cat_path)], "cat, dog", ["name", "tpt"], **kwargs)
+    ok = classifying.run(CONFIG, [str(cat_path)], "cat, dog", ["name"], top_k=2.0, tpt_views=16.0)
     assert ok.result.top_k == 2
 
 

@@ -55,7 +55,7 @@ def test_app_flag_with_a_bad_value_stops_at_start():
 def test_uploads_over_the_evaluation_limit_are_refused(monkeypatch, tmp_path, cat_path):
     import zipfile
 
-    from zsdemo.app import backend as demo
+    from zsdemo.app import evaluating, state
     from zsdemo.core.errors import InputError
 
     archive = tmp_path / "set.zip"
@@ -64,8 +64,8 @@ def test_uploads_over_the_evaluation_limit_are_refused(monkeypatch, tmp_path, ca
             z.write(cat_path, f"cat/{k}.png")
     monkeypatch.setattr(LIMITS, "eval_images", 2)
     with pytest.raises(InputError, match="3 images found; at most 2"):
-        demo.evaluate_upload(demo.AppConfig("tiny-random", None, "cpu", None).with_uploads(archive.parent), str(archive),
-                             "name", views="flip")
+        evaluating.evaluate_upload(state.AppConfig("tiny-random", None, "cpu", None).with_uploads(archive.parent),
+                                   str(archive), "name", views="flip")
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="malloc_trim is glibc's")

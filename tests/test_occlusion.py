@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from zsdemo.app import backend as demo
+from zsdemo.app import classifying, inspecting, state
 from zsdemo.core.errors import InputError
 from zsdemo.core.progress import StopFlag, Stopped, track
 from zsdemo.engine import occlusion
@@ -51,7 +51,7 @@ def test_the_map_matches_an_independent_computation(tiny, cat_path):
 
 
 def test_its_cost_is_said_before_and_its_grid_is_bounded():
-    assert "50 forward passes" in demo.occlusion_passes(7)
+    assert "50 forward passes" in inspecting.occlusion_passes(7)
     for bad in (3, 11, 2.5, "7", True, float("nan")):
         with pytest.raises(InputError, match="occlusion grid must be a whole number from 4 to 10"):
             occlusion.check_grid(bad)
@@ -70,16 +70,16 @@ def test_stop_ends_it(tiny, cat_path):
 
 
 def test_the_page_draws_it_for_the_inspected_image_and_refuses_what_it_cannot(cat_path, astronaut_path):
-    config = demo.AppConfig("tiny-random", None, "cpu", None)
-    run = demo.run(config, [str(cat_path), str(astronaut_path)], ", ".join(CLASSES), ["name", "photo"])
-    html = demo.where_it_looks(config, run, 1, "astronaut", 4)
+    config = state.AppConfig("tiny-random", None, "cpu", None)
+    run = classifying.run(config, [str(cat_path), str(astronaut_path)], ", ".join(CLASSES), ["name", "photo"])
+    html = inspecting.where_it_looks(config, run, 1, "astronaut", 4)
     assert "<b>astronaut</b>" in html and "17 forward passes" in html and "data:image/jpeg;base64," in html
-    assert "<b>" in demo.where_it_looks(config, run, 0, "top-1", 4)
+    assert "<b>" in inspecting.where_it_looks(config, run, 0, "top-1", 4)
     with pytest.raises(InputError, match="not one of this run's classes"):
-        demo.where_it_looks(config, run, 0, "/etc/passwd", 4)
+        inspecting.where_it_looks(config, run, 0, "/etc/passwd", 4)
     with pytest.raises(InputError, match="press Classify first"):
-        demo.where_it_looks(config, None, 0, "cat", 4)
-    forged = demo.Run.from_state({**run.to_state(), "result": {**run.to_state()["result"],
+        inspecting.where_it_looks(config, None, 0, "cat", 4)
+    forged = state.Run.from_state({**run.to_state(), "result": {**run.to_state()["result"],
                                   "model": {**run.result.model, "name": "local-dir:/etc"}}})
     with pytest.raises(InputError, match="no longer in memory"):
-        demo.where_it_looks(config, forged, 0, "cat", 4)
+        inspecting.where_it_looks(config, forged, 0, "cat", 4)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from zsdemo import cli
-from zsdemo.app import backend as demo
+from zsdemo.app import choices, classifying, evaluating, state, warmup
 from zsdemo.core import progress
 from zsdemo.core.errors import ModelLoadError
 from zsdemo.run.pipeline import classify_request, estimate, prepare_request
@@ -19,7 +19,7 @@ from zsdemo.engine.text import TextFeatureCache, encode_prompts
 from zsdemo.app.warmup import Example, WarmUp
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIG = demo.AppConfig("tiny-random", None, "cpu", None)
+CONFIG = state.AppConfig("tiny-random", None, "cpu", None)
 
 
 class Clock:
@@ -67,7 +67,7 @@ def test_a_stopped_request_ends_at_the_next_model_turn(tiny):
 
 
 def test_run_control_stops_the_right_session():
-    control = demo.RunControl(max_sessions=2)
+    control = state.RunControl(max_sessions=2)
     mine, theirs = control.begin("me"), control.begin("them")
     assert control.current("me") is mine
     assert control.stop("me") and mine.is_set() and not theirs.is_set()
@@ -93,16 +93,16 @@ def test_the_estimate_counts_the_prompts_not_cached_and_names_the_work(tiny):
 
 def test_the_page_is_told_before_a_slow_run(monkeypatch, cat_path):
     told = []
-    monkeypatch.setattr(demo, "SLOW_SECONDS", 0.0)       # every run is "slow"
-    demo.run(CONFIG, [str(cat_path)], "cat, dog", ["name"], announce=told.append)      # measures the speed
-    demo.run(CONFIG, [str(cat_path)], "slow cat, slow dog", ["name", "clip80"], announce=told.append)
+    monkeypatch.setattr(classifying, "SLOW_SECONDS", 0.0)       # every run is "slow"
+    classifying.run(CONFIG, [str(cat_path)], "cat, dog", ["name"], announce=told.append)      # measures the speed
+    classifying.run(CONFIG, [str(cat_path)], "slow cat, slow dog", ["name", "clip80"], announce=told.append)
     assert told and told[-1].startswith("This run will take about") and "prompts to encode" in told[-1]
 
 
 def test_a_non_image_upload_is_refused_with_its_name_not_its_path(tmp_path, cat_path):
     notes = tmp_path / "notes.png"
     notes.write_text("not a picture")
-    kept, refused = demo.check_uploads(CONFIG.with_uploads(tmp_path), [str(notes), str(cat_path), "/etc/passwd"])
+    kept, refused = classifying.check_uploads(CONFIG.with_uploads(tmp_path), [str(notes), str(cat_path), "/etc/passwd"])
     assert kept == [str(cat_path)]
     assert refused[0].startswith("notes.png: not an image") and str(tmp_path) not in refused[0]
     assert "was not uploaded" in refused[1]
@@ -161,7 +161,7 @@ def test_stop_reaches_an_evaluation(tmp_path, cat_path):
             stop.set()                                 # Stop pressed once the evaluation started
 
     with pytest.raises(progress.Stopped):
-        demo.evaluate_upload(CONFIG.with_uploads(tmp_path), str(archive), "name", views="flip", progress=report,
+        evaluating.evaluate_upload(CONFIG.with_uploads(tmp_path), str(archive), "name", views="flip", progress=report,
                              stop=stop)
     assert any(s.startswith("evaluating") for s in stages)
 
@@ -177,7 +177,7 @@ def test_a_failing_warm_up_step_is_named_on_the_banner_and_the_next_steps_still_
         warm.join(120)
     assert warm.finished and not warm.failed and warm.done == len(warm.steps) == 5
     assert len(warm.problems) == 1 and warm.problems[0].startswith("example 1 of 2: ")
-    banner, changing = demo.warm_banner(warm)
+    banner, changing = warmup.warm_banner(warm)
     assert "1 step failed (example 1 of 2: " in banner and "zs-status-error" in banner and not changing
     assert "warm-up step 'example 1 of 2' failed" in caplog.text
     # ... and the steps after it did their work.
@@ -189,16 +189,16 @@ def test_without_weights_the_banner_and_classify_say_what_to_do(monkeypatch, cat
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)   # an empty cache and no hub: no weights anywhere
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
-    config = demo.AppConfig("openai-b32", None, "cpu", None).with_uploads(cat_path.parent)
-    warm = demo.start_warm_up(config, [])
+    config = state.AppConfig("openai-b32", None, "cpu", None).with_uploads(cat_path.parent)
+    warm = warmup.start_warm_up(config, [])
     warm.join(60)
-    banner, changing = demo.warm_banner(warm)
+    banner, changing = warmup.warm_banner(warm)
     assert banner.startswith('<div class="zs-status zs-status-error"') and not changing
     for text in (banner, warm.failed):
         assert "No model could be loaded on this server" in text and "--model tiny-random" in text
         assert "not in the local cache" in text and "local checkpoint" in text
     with pytest.raises(ModelLoadError) as e:
-        demo.run(config, [str(cat_path)], "cat, dog", "name")
+        classifying.run(config, [str(cat_path)], "cat, dog", "name")
     page = e.value.for_page()
     assert page.startswith("No model could be loaded on this server (") and page.count(". ") == 0
     assert "--model tiny-random" in page and "already loaded" not in page
@@ -206,11 +206,11 @@ def test_without_weights_the_banner_and_classify_say_what_to_do(monkeypatch, cat
 
 def test_on_a_space_the_no_model_advice_names_the_variable(monkeypatch):
     monkeypatch.setenv("SPACE_ID", "teacher/zsdemo")
-    said = demo.no_model(ModelLoadError("weights not in the local cache", reason="weights not in the local cache"))
+    said = choices.no_model(ModelLoadError("weights not in the local cache", reason="weights not in the local cache"))
     text = said.for_page()
     assert "ZSDEMO_MODEL variable" in text and "restart the Space" in text and "--model" not in text
     monkeypatch.delenv("SPACE_ID")
-    assert "--model tiny-random" in demo.no_model(ModelLoadError("x", reason="x")).for_page()
+    assert "--model tiny-random" in choices.no_model(ModelLoadError("x", reason="x")).for_page()
 
 
 def test_the_warm_up_log_counts_what_failed_and_what_did_not_run(cat_path, tiny, caplog):

@@ -16,7 +16,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from zsdemo.app import backend, links, server, tasks
+from zsdemo.app import evaluating, links, server, state, tasks
 from zsdemo.core.errors import InputError
 from zsdemo.engine import models
 from zsdemo.run import shots
@@ -234,16 +234,16 @@ def _classify_help(parser) -> str:
 
 @pytest.mark.parametrize("seeds", [math.nan, math.inf, -math.inf, -1, 1e309, "3", "three", 2.5, True])
 def test_seeds_are_checked_without_a_curve_too(seeds, labelled_zip):
-    config = backend.AppConfig("tiny-random", device="cpu", feature_cache=None).with_uploads(labelled_zip.parent)
+    config = state.AppConfig("tiny-random", device="cpu", feature_cache=None).with_uploads(labelled_zip.parent)
     with pytest.raises(InputError, match="Seeds must be a whole number from 1 to 10"):
-        backend.evaluate_upload(config, str(labelled_zip), ["name"], views="flip", seeds=seeds)
+        evaluating.evaluate_upload(config, str(labelled_zip), ["name"], views="flip", seeds=seeds)
 
 
 def test_seeds_without_shots_are_refused_unless_they_are_the_default(labelled_zip):
-    config = backend.AppConfig("tiny-random", device="cpu", feature_cache=None).with_uploads(labelled_zip.parent)
+    config = state.AppConfig("tiny-random", device="cpu", feature_cache=None).with_uploads(labelled_zip.parent)
     with pytest.raises(InputError, match="Seeds set the draws of the shots curve: give shots too"):
-        backend.evaluate_upload(config, str(labelled_zip), ["name"], views="flip", seeds=5)
-    report = backend.evaluate_upload(config, str(labelled_zip), ["name"], views="flip", seeds=shots.DEFAULT_SEEDS)
+        evaluating.evaluate_upload(config, str(labelled_zip), ["name"], views="flip", seeds=5)
+    report = evaluating.evaluate_upload(config, str(labelled_zip), ["name"], views="flip", seeds=shots.DEFAULT_SEEDS)
     assert report.shots_curve is None
 
 
@@ -258,7 +258,7 @@ def test_a_raw_seeds_string_is_refused_through_the_api(live_app, labelled_zip):
 # --- 7. a heavy request leaves the model to a small one between its batches ----------------------
 
 def test_a_small_request_is_answered_while_a_256_view_tpt_runs(tiny, cat_path):
-    config = backend.AppConfig("tiny-random", device="cpu", feature_cache=None)
+    config = state.AppConfig("tiny-random", device="cpu", feature_cache=None)
     batches = []
     encode = tiny.model.encode_image
 

@@ -15,7 +15,7 @@ import pytest
 import torch
 from PIL import Image
 
-from zsdemo.app import backend
+from zsdemo.app import evaluating, state
 from zsdemo.cli import main
 from zsdemo.core.errors import InputError
 from zsdemo.data.labelled import open_labelled
@@ -166,21 +166,21 @@ def _zip(folder: Path, path: Path) -> Path:
 def served(sets, tmp_path_factory):
     uploads = tmp_path_factory.mktemp("uploads")
     data, support = sets
-    config = dataclasses.replace(backend.AppConfig("tiny-random", None, "cpu", None), feature_cache=None)
+    config = dataclasses.replace(state.AppConfig("tiny-random", None, "cpu", None), feature_cache=None)
     config = config.with_uploads(uploads)
     return config, str(_zip(data, uploads / "eval.zip")), str(_zip(support, uploads / "support.zip"))
 
 
 def test_the_page_shows_the_curve_and_says_what_a_prompt_is_worth(served):
     config, archive, support = served
-    panels, files = backend.evaluate_zip(config, archive, ["name", "clip80", "coop"], support=support, shots="1,2",
+    panels, files = evaluating.evaluate_zip(config, archive, ["name", "clip80", "coop"], support=support, shots="1,2",
                                          seeds=2, views="flip", coop_epochs=1)
     assert "How many labelled examples is a prompt worth here?" in panels.shots_text
     assert "**CLIP\\-80 ensemble**" in panels.shots_text and "of linear probe" in panels.shots_text
     assert "CoOp is left off the shots curve on this server" in panels.shots_text
     assert panels.shots_curve is not None and len(panels.shots_curve.axes[0].lines) >= 5
     assert {Path(f).name for f in files} >= {"shots_curve.csv", "shots_curve.png"}
-    plain, _ = backend.evaluate_zip(config, archive, ["name"], views="flip")
+    plain, _ = evaluating.evaluate_zip(config, archive, ["name"], views="flip")
     assert plain.shots_curve is None and plain.shots_text == ""
 
 
@@ -198,12 +198,12 @@ def test_bad_shots_through_the_api(arguments, message, served):
     config, archive, support = served
     arguments = {"support": support, **arguments}
     with pytest.raises(InputError, match=message):
-        backend.evaluate_upload(config, archive, ["name"], views="flip", **arguments)
+        evaluating.evaluate_upload(config, archive, ["name"], views="flip", **arguments)
 
 
 def test_a_list_of_shots_is_taken_by_the_api(served):
     config, archive, support = served
-    report = backend.evaluate_upload(config, archive, ["name"], views="flip", support=support, shots=[2, 1], seeds=1)
+    report = evaluating.evaluate_upload(config, archive, ["name"], views="flip", support=support, shots=[2, 1], seeds=1)
     assert report.shots_curve.shots == [1, 2] and report.to_dict()["shots_curve"]["seeds"] == 1
 
 
@@ -211,7 +211,7 @@ def test_the_probes_work_on_a_shared_server_is_bounded(served, monkeypatch):
     config, archive, support = served
     monkeypatch.setattr(shots, "MAX_SERVED_PROBE_WORK", 50)      # 3 classes: 2 seeds x (1 + 2) x 3 x 3 = 54
     with pytest.raises(InputError, match="example-class pairs in all .* at most 50 on this server"):
-        backend.evaluate_upload(config, archive, ["name"], views="flip", support=support, shots="1,2", seeds=2)
+        evaluating.evaluate_upload(config, archive, ["name"], views="flip", support=support, shots="1,2", seeds=2)
 
 
 def test_the_progress_line_counts_the_draws_after_the_images(tiny, sets):

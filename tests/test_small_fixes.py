@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from zsdemo.app import backend as demo
+from zsdemo.app import classifying, evaluating, state
 from zsdemo.app import panels
 from zsdemo.core.errors import ImageError, InputError
 from zsdemo.core.limits import LIMITS
@@ -13,7 +13,7 @@ from zsdemo.engine.images import load_image
 from zsdemo.run import plots
 from zsdemo.run.request import prepare_request
 
-CONFIG = demo.AppConfig("tiny-random", None, "cpu", None)
+CONFIG = state.AppConfig("tiny-random", None, "cpu", None)
 
 
 def test_a_random_weights_model_is_marked_in_red_as_how_it_works_says():
@@ -31,8 +31,8 @@ def test_a_file_that_is_not_an_image_gets_one_wording_that_names_no_library():
 
 
 def test_the_auroc_table_shows_labels_as_text_without_markdown_escapes(tmp_path, labelled_zip):
-    report = demo.evaluate_upload(demo.AppConfig("tiny-random", None, "cpu", None).with_uploads(labelled_zip.parent),
-                                  str(labelled_zip), "name,clip80", views="flip")
+    config = state.AppConfig("tiny-random", None, "cpu", None).with_uploads(labelled_zip.parent)
+    report = evaluating.evaluate_upload(config, str(labelled_zip), "name,clip80", views="flip")
     rows = panels.evaluation_panels(report).auroc[1]
     assert any("CLIP-80 ensemble" in r[0] for r in rows) and not any("\\" in r[0] for r in rows)
 
@@ -55,7 +55,7 @@ def test_a_missing_input_says_where_the_input_is(strategies, where):
 def test_tip_and_coop_without_examples_say_where_to_upload_them(cat_path):
     for method in ("tip", "coop"):
         with pytest.raises(InputError) as e:
-            demo.run(CONFIG, [str(cat_path)], "cat, dog", ["name", method])
+            classifying.run(CONFIG, [str(cat_path)], "cat, dog", ["name", method])
         assert "open 'Few-shot: labelled examples' under the strategies" in e.value.for_page(), method
 
 

@@ -25,7 +25,7 @@ import pytest
 import yaml
 from gradio_client import Client, handle_file
 
-from zsdemo.app import backend as demo
+from zsdemo.app import classifying, state as app_state
 from zsdemo.engine import weights
 from zsdemo.prompts.classnames import parse_classnames
 from zsdemo.app import gpu, tasks
@@ -101,7 +101,7 @@ def test_preloaded_weights_are_used_offline(monkeypatch, tmp_path):
 
 # --- ZeroGPU --------------------------------------------------------------------------------------
 
-CONFIG = demo.AppConfig("tiny-random", None, "cpu", None)
+CONFIG = app_state.AppConfig("tiny-random", None, "cpu", None)
 
 
 def args_for(paths, classes="cat, dog, crane", strategies="name,clip80,hierarchy", **options) -> dict:
@@ -160,7 +160,7 @@ def test_the_tasks_arguments_and_results_cross_a_process_boundary(cat_path, labe
     state = tasks.classify(*sent[:3])
     assert _round_trip(state) == state == tasks.classify(config, args)
     api = tasks.classify(config, args, answer="api")
-    assert _round_trip(api) == api and api == demo.Run.from_state(state).to_dict()
+    assert _round_trip(api) == api and api == app_state.Run.from_state(state).to_dict()
     archive = tmp_path / "set.zip"
     shutil.copy(labelled_zip, archive)
     options = dict(views="flip", model="", wordnet_keep=1.0)
@@ -202,7 +202,7 @@ def test_stop_reaches_a_run_in_a_forked_worker(cat_path):
 def test_with_spaces_installed_the_api_answers_as_the_backend_does(client, cat_path):
     answer = client.predict([handle_file(str(cat_path))], "cat, crane, heron", "name,clip80,hierarchy",
                             consistency=True, api_name="/classify")
-    direct = demo.run(CONFIG.with_uploads(cat_path.parent), [str(cat_path)], "cat, crane, heron",
+    direct = classifying.run(CONFIG.with_uploads(cat_path.parent), [str(cat_path)], "cat, crane, heron",
                       "name,clip80,hierarchy", consistency=True).to_dict()
     direct = json.loads(json.dumps(direct))              # as the wire carries it (tuples become lists)
     for got, want in zip(answer["images"][0]["strategies"].values(), direct["images"][0]["strategies"].values()):

@@ -10,18 +10,18 @@ from pathlib import Path
 
 from PIL import Image
 
-from zsdemo.app import backend as demo
+from zsdemo.app import classifying, inspecting, state
 from zsdemo.app import panels
 from zsdemo.strategies import read_result
 
-CONFIG = demo.AppConfig("tiny-random", None, "cpu", None, allow_random=True)
+CONFIG = state.AppConfig("tiny-random", None, "cpu", None, allow_random=True)
 CLASSES = "cat, dog, crane, heron, rocket, mug, cup, lion, tiger, stork, owl, fox, bus, car"
 LABEL_AND_COLOUR = re.compile(r'<span class="zs-label">([^<]*)</span><span class="zs-track"><span class="zs-fill" '
                               r'style="width:[^;]*;background:([^"]*)"')
 
 
 def _compared(paths):
-    return demo.run(CONFIG, [str(p) for p in paths], CLASSES, ["name", "photo", "clip80"],
+    return classifying.run(CONFIG, [str(p) for p in paths], CLASSES, ["name", "photo", "clip80"],
                     compare_model="tiny-random-sigmoid")
 
 
@@ -38,7 +38,7 @@ def test_two_models_bars_share_one_class_order_and_colouring(cat_path, astronaut
 
 def test_downloads_hold_the_result_every_probability_and_the_figure(cat_path, astronaut_path):
     run = _compared([cat_path, astronaut_path])
-    files = {Path(f).name: Path(f) for f in demo.downloads(run, 1)}
+    files = {Path(f).name: Path(f) for f in inspecting.downloads(run, 1)}
     assert set(files) == {"result.json", "result-compared.json", "probabilities.csv", "bars-astronaut.png",
                           "bars-astronaut.svg"}
     doc = json.loads(files["result.json"].read_text())

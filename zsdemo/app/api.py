@@ -19,7 +19,7 @@ from gradio.data_classes import FileData
 from ..core.constants import DEFAULT_TOP_K, MAX_TOP_K
 from ..core.limits import LIMITS
 from ..strategies import OptionGroup, groups
-from . import backend, controls, remote, tasks
+from . import choices, controls, remote, state, tasks
 from .events import api_errors
 
 P = inspect.Parameter
@@ -117,7 +117,7 @@ def endpoint(name: str, doc: str, arguments: list[tuple[P, str]], body: Callable
     return call
 
 
-def register(config: backend.AppConfig) -> None:
+def register(config: state.AppConfig) -> None:
     """The endpoints, inside the page's Blocks."""
     def classify(images: Any, support: Any, views: str, **args: Any) -> dict:
         # Raw values: the backend checks every one (a string is not an uploaded file); URLs (what
@@ -139,12 +139,12 @@ def register(config: backend.AppConfig) -> None:
             classes: the class names, one per line or comma-separated; each is read in the context of the others.
             senses: WordNet senses to force, e.g. "crane=crane.n.04" (comma-separated).
         """
-        return backend.wordnet_senses(classes, senses)
+        return choices.wordnet_senses(classes, senses)
 
     def options() -> dict:
         """What the other tools accept: model presets, strategy ids, class-name presets, image view ids
         and every method's options with their defaults. Returns JSON."""
-        return backend.options(config)
+        return choices.options(config)
 
     gr.api(api_errors(endpoint("classify", CLASSIFY_DOC, CLASSIFY_ARGS + option_arguments(), classify)),
            api_name="classify", concurrency_id="model")

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import gradio as gr
 
+from ..core import constants
 from ..core.limits import LIMITS
 from ..run import shots
-from . import backend, controls, gpu, tasks
+from . import choices as app_choices, controls, gpu, state, tasks
 from .events import CONTROL, busy, idle, named, problem, session, stop_session
 from .inputs import low_confidence_rule
 
@@ -32,7 +33,7 @@ PLOTS = ("coverage", "strategy_coverage")
 CURVE = ("shots_text", "shots_curve")
 
 
-def build(config: backend.AppConfig, model: str) -> None:
+def build(config: state.AppConfig, model: str) -> None:
     """The tab's content (inside a gr.Tab), with its events."""
     gr.Markdown(EVAL_INTRO.format(max_images=LIMITS.eval_images, max_files=LIMITS.zip_files, max_mb=LIMITS.zip_mb))
     with gr.Row():
@@ -70,16 +71,16 @@ def build(config: backend.AppConfig, model: str) -> None:
     stop.click(stop_session, None, [run, stop], queue=False, api_visibility="private")
 
 
-def _inputs(config: backend.AppConfig, model: str) -> tuple[dict[str, gr.Component], gr.Button, gr.Button]:
+def _inputs(config: state.AppConfig, model: str) -> tuple[dict[str, gr.Component], gr.Button, gr.Button]:
     v: dict[str, gr.Component] = {}
     v["upload"] = gr.File(label="A .zip of labelled images", file_types=[".zip"], type="filepath", elem_id="eval-zip")
     v["strategies"] = gr.CheckboxGroup(label="Strategies (name only and CLIP-80 always run: the baselines need them)",
-                                       choices=backend.eval_strategy_choices(), value=list(backend.DEFAULT_STRATEGIES),
-                                       elem_id="eval-strategies")
+                                       choices=app_choices.eval_strategy_choices(),
+                                       value=list(constants.DEFAULT_STRATEGIES), elem_id="eval-strategies")
     v["views"] = gr.Radio(label="Image views for S_B",
                           choices=[("all 10 views (S_B as in the paper)", "all"),
                                    ("left-right flip only (the binary rule's O_B; ~5x faster)", "flip")], value="all")
-    v["model"] = gr.Dropdown(label="Model", choices=backend.model_choices(config), value=model,
+    v["model"] = gr.Dropdown(label="Model", choices=app_choices.model_choices(config), value=model,
                              allow_custom_value=True)
     v["support"] = gr.File(label="Few-shot: a .zip of labelled examples, separate from the evaluated set",
                            file_types=[".zip"], type="filepath", elem_id="eval-support")

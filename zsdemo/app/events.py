@@ -11,10 +11,10 @@ import gradio as gr
 
 from ..core.errors import ZsdemoError
 from ..core.progress import Stopped
-from . import backend, toasts
+from . import panels, state, toasts
 
 log = logging.getLogger("zsdemo.app")
-CONTROL = backend.RunControl()      # the Stop button of each browser session
+CONTROL = state.RunControl()      # the Stop button of each browser session
 GENERIC_ERROR = ("Something went wrong on the server while doing this. Please try again; "
                  "if it keeps happening, try fewer images or classes.")
 
@@ -24,14 +24,14 @@ def problem(e: Exception, where: str) -> str:
     stop says so, our errors say what to do (and show a toast), a ``gr.Error`` (ZeroGPU's "no GPU
     was available", say) is said as it is, anything else is logged."""
     if isinstance(e, Stopped):
-        return backend.status_html("stopped", e.for_page())
+        return panels.status_html("stopped", e.for_page())
     if isinstance(e, ZsdemoError):
         toasts.warning(e.for_page())
-        return backend.status_html("error", e.for_page())
+        return panels.status_html("error", e.for_page())
     if isinstance(e, gr.Error):        # said for the visitor by Gradio or the host (ZeroGPU's quota, say)
-        return backend.status_html("error", str(e.message))
+        return panels.status_html("error", str(e.message))
     log.exception("unexpected error in %s", where)
-    return backend.status_html("error", GENERIC_ERROR)
+    return panels.status_html("error", GENERIC_ERROR)
 
 
 def user_errors(fn: Callable, shown_in_page: bool = True) -> Callable:

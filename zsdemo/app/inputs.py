@@ -1,5 +1,5 @@
 """The Classify tab's inputs: images, classes, strategies, models, the few-shot examples and
-every method's settings. ``build`` returns them by name: the names are ``backend.run``'s
+every method's settings. ``build`` returns them by name: the names are ``classifying.run``'s
 arguments (the methods' settings under their public option names)."""
 
 from __future__ import annotations
@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 
 import gradio as gr
 
+from ..core import constants
 from ..core.resources import EXAMPLE_IMAGES as PHOTOS
 from ..strategies import STRATEGIES
-from . import backend, controls
+from . import choices as app_choices, controls, state
 
 CUSTOM_PLACEHOLDER = "a sketch of a {}.\na close-up photo of a {}."
 DESCRIPTOR_PLACEHOLDER = "cat: whiskers; pointed ears; a long tail\ndog: a wet nose; floppy ears"
@@ -29,7 +30,7 @@ class Inputs:
         return self.values[name]
 
 
-def build(config: backend.AppConfig, model: str) -> Inputs:
+def build(config: state.AppConfig, model: str) -> Inputs:
     """The inputs column (called inside a gr.Column)."""
     out = Inputs()
     v = out.values
@@ -37,14 +38,14 @@ def build(config: backend.AppConfig, model: str) -> Inputs:
         label="Images (click one to inspect it)", value=[str(p) for p in sorted(PHOTOS.glob("*"))], type="filepath",
         interactive=True, file_types=["image"], sources=["upload", "webcam", "clipboard"], columns=4, height=200,
         elem_id="images")
-    out.preset = gr.Dropdown(label="Class-name preset (fills the box below)", choices=backend.preset_choices(),
+    out.preset = gr.Dropdown(label="Class-name preset (fills the box below)", choices=app_choices.preset_choices(),
                              value=None, elem_id="preset")
     v["classes"] = gr.Textbox(label="Class names, one per line or comma-separated", lines=4, max_lines=12,
-                              value=backend.preset_text("lab-photos"), elem_id="classes")
-    v["strategies"] = gr.CheckboxGroup(label="Strategies", choices=backend.strategy_choices(),
-                                       value=list(backend.DEFAULT_STRATEGIES), elem_id="strategies")
+                              value=app_choices.preset_text("lab-photos"), elem_id="classes")
+    v["strategies"] = gr.CheckboxGroup(label="Strategies", choices=app_choices.strategy_choices(),
+                                       value=list(constants.DEFAULT_STRATEGIES), elem_id="strategies")
     with gr.Accordion("What the strategies do", open=False, elem_id="legend"):
-        gr.Markdown(backend.strategy_legend())
+        gr.Markdown(app_choices.strategy_legend())
     v["templates"] = gr.Textbox(label="Custom templates for the 'Custom templates' strategy, one per line with {}",
                                 lines=2, placeholder=CUSTOM_PLACEHOLDER, elem_id="templates")
     _models(v, config, model)
@@ -59,13 +60,13 @@ def build(config: backend.AppConfig, model: str) -> Inputs:
     return out
 
 
-def _models(v: dict[str, gr.Component], config: backend.AppConfig, model: str) -> None:
+def _models(v: dict[str, gr.Component], config: state.AppConfig, model: str) -> None:
     v["model"] = gr.Dropdown(
         label="Model: a preset, or an open_clip name and tag (e.g. 'ViT-B-32 laion2b_s34b_b79k', 'hf-hub:ORG/REPO')",
-        choices=backend.model_choices(config), value=model, allow_custom_value=True, elem_id="model")
+        choices=app_choices.model_choices(config), value=model, allow_custom_value=True, elem_id="model")
     v["compare_model"] = gr.Dropdown(
         label="Compare with a second model (side by side; both must fit the server's memory)",
-        choices=[("none", ""), *backend.model_choices(config)], value="", allow_custom_value=True,
+        choices=[("none", ""), *app_choices.model_choices(config)], value="", allow_custom_value=True,
         elem_id="compare-model")
 
 
@@ -96,12 +97,13 @@ def _descriptors(out: Inputs) -> None:
 
 def _advanced(v: dict[str, gr.Component]) -> None:
     with gr.Accordion("Advanced settings", open=False, elem_id="advanced"):
-        v["top_k"] = gr.Slider(1, backend.MAX_TOP_K, value=5, step=1,
-                               label=f"Top-k classes shown per strategy (1 to {backend.MAX_TOP_K})")
+        v["top_k"] = gr.Slider(1, constants.MAX_TOP_K, value=5, step=1,
+                               label=f"Top-k classes shown per strategy (1 to {constants.MAX_TOP_K})")
         v["consistency"] = gr.Checkbox(label="Run the consistency check even without a hierarchy strategy",
                                        value=True)
         v["views"] = gr.CheckboxGroup(label="Image views for S_B (left-right flip always included)",
-                                      choices=backend.view_choices(), value=[x for _, x in backend.view_choices()])
+                                      choices=app_choices.view_choices(),
+                                      value=[x for _, x in app_choices.view_choices()])
         v["low_confidence"] = low_confidence_rule()
         v["rerank_all"] = gr.Checkbox(label="Re-rank every image, not only the uncertain ones (the hierarchy)")
 

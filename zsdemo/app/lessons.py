@@ -9,7 +9,7 @@ import gradio as gr
 
 from ..core.errors import ZsdemoError
 from ..core.markup import md
-from . import backend, links, toasts
+from . import choices, links, panels, state, toasts
 from .actions import Actions
 from .events import named
 from .inputs import Inputs
@@ -40,7 +40,7 @@ def build() -> tuple[gr.Button, gr.Textbox]:
     return copy, link
 
 
-def wire(page: gr.Blocks, config: backend.AppConfig, ins: Inputs, bar: Actions, copy: gr.Button,
+def wire(page: gr.Blocks, config: state.AppConfig, ins: Inputs, bar: Actions, copy: gr.Button,
          link: gr.Textbox) -> None:
     """Copy link (and every Classify) writes the address; opening an address restores the page."""
     query = gr.Textbox(visible=False)
@@ -60,7 +60,7 @@ def wire(page: gr.Blocks, config: backend.AppConfig, ins: Inputs, bar: Actions, 
         values, problems = links.from_query(list(request.query_params.multi_items()) if request else [])
         if "model" in values:
             try:
-                backend.model_choice(config, values["model"])
+                choices.model_choice(config, values["model"])
             except ZsdemoError as e:
                 problems.append(f"The link's model: {e.for_page()}")
                 values.pop("model")
@@ -70,7 +70,7 @@ def wire(page: gr.Blocks, config: backend.AppConfig, ins: Inputs, bar: Actions, 
         if "preset" in values and ins.preset is not None:
             out[ins.preset] = values["preset"]
         # Gradio reads an empty dict as one value, not as "no updates": the status line is always set.
-        out[bar.status] = (backend.status_html("done", "Lesson loaded from the link: press Classify.") if out
+        out[bar.status] = (panels.status_html("done", "Lesson loaded from the link: press Classify.") if out
                            else gr.skip())
         return out
 

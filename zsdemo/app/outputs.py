@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import gradio as gr
 
-from . import backend
+from . import classifying, inspecting, state
 
 # A click (or Enter) on a row of the summary selects that image.
 ROW_CLICK_JS = """
@@ -17,7 +17,7 @@ const pick = (e) => { const row = e.target.closest('[data-index]');
 element.addEventListener('click', pick);
 element.addEventListener('keydown', (e) => { if (e.key === 'Enter') pick(e); });
 """
-# What each panel of ``backend.ImagePanels`` fills.
+# What each panel of ``panels.ImagePanels`` fills.
 PANELS = ("title", "bars", "verdict", "consistency", "views", "wordnet", "methods")
 
 
@@ -58,11 +58,11 @@ def build_occlusion(out: Outputs) -> None:
     with gr.Accordion("Where the model looks: cover parts of the image and watch the probability", open=False,
                       elem_id="occlusion"):
         with gr.Row(equal_height=True):
-            p["occlusion_class"] = gr.Dropdown(label="Class", choices=[backend.TOP1], value=backend.TOP1,
+            p["occlusion_class"] = gr.Dropdown(label="Class", choices=[inspecting.TOP1], value=inspecting.TOP1,
                                                elem_id="occlusion-class", scale=1)
             p["occlusion_grid"] = gr.Slider(4, 10, value=7, step=1, label="Grid (positions per side)",
                                             elem_id="occlusion-grid", scale=1)
-        p["occlusion_cost"] = gr.Markdown(backend.occlusion_passes(7), elem_id="occlusion-cost")
+        p["occlusion_cost"] = gr.Markdown(inspecting.occlusion_passes(7), elem_id="occlusion-cost")
         p["occlusion_run"] = gr.Button("Show where the model looks", elem_id="occlusion-run", size="md")
         p["occlusion_map"] = gr.HTML(elem_id="occlusion-map")
 
@@ -79,9 +79,9 @@ def build_methods(out: Outputs) -> None:
     out.parts["methods"] = gr.Markdown(elem_id="methods-panels")
 
 
-def panel_values(config: backend.AppConfig, out: Outputs, run: backend.Run | None, index: int | None) -> dict:
+def panel_values(config: state.AppConfig, out: Outputs, run: state.Run | None, index: int | None) -> dict:
     """The panels of one image of a run, by component (all empty without a run)."""
-    p = backend.panels(config, run, index)
+    p = classifying.panels(config, run, index)
     if p is None:
         return {c: "" for c in out.panels}
     values = {"title": p.title, "bars": p.bars, "verdict": p.verdict, "consistency": p.consistency,

@@ -21,7 +21,11 @@ from ..core.resources import EXAMPLE_IMAGES as PHOTOS
 from ..core.resources import asset_text
 from ..engine.feature_store import CACHE_HOME
 from ..engine.models import DEFAULT_PRESET, REGISTRY
-from . import actions, api, backend, evaluate, gpu, inputs, lessons, outputs, tasks, toasts, wordnet
+from . import actions, api, classifying, evaluate, gpu, inputs, inspecting, lessons, outputs, panels, tasks, toasts
+from . import warmup
+from . import choices as app_choices
+from . import state as app_state
+from . import wordnet
 from .actions import FRESH_JS, SHOW_RESULTS_JS, STAY_JS
 from .events import CONTROL, busy, idle, named, paths, problem, session, stop_session, user_errors
 from .refusals import explain_refusals
@@ -61,24 +65,24 @@ EXAMPLE_LABELS = [
 
 
 def run_args(values: dict[str, Any]) -> dict[str, Any]:
-    """The Classify tab's inputs (by name) as ``backend.run``'s arguments, by name."""
+    """The Classify tab's inputs (by name) as ``classifying.run``'s arguments, by name."""
     args = dict(values)
     args["paths"] = paths(args.pop("gallery"))
     return args
 
 
 def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device: str = "auto",
-              feature_cache: str | None = str(backend.DEFAULT_FEATURE_CACHE), allow_random: bool = False,
+              feature_cache: str | None = str(app_state.DEFAULT_FEATURE_CACHE), allow_random: bool = False,
               warm_up: bool = False) -> gr.Blocks:
     # Gradio keeps the examples' cached outputs in .gradio/cached_examples under the current folder
     # unless told otherwise: under a wheel install, wherever its user stands. Ours go under zsdemo's
     # cache folder (an operator's GRADIO_EXAMPLES_CACHE still wins).
     os.environ.setdefault("GRADIO_EXAMPLES_CACHE", str(EXAMPLES_CACHE))
     # Requests may name only files that Gradio received (its upload folder) or the examples.
-    config = backend.AppConfig(model, pretrained, device, feature_cache, allow_random=allow_random).with_uploads(
+    config = app_state.AppConfig(model, pretrained, device, feature_cache, allow_random=allow_random).with_uploads(
         get_upload_folder())
     REGISTRY.pin(model, pretrained, device)     # a visitor's model choice never evicts the served one
-    backend.attach_caches(config)
+    app_state.attach_caches(config)
     warm = _warm_up(config, warm_up)
     with gr.Blocks(title="zsdemo: zero-shot classification lab") as page:
         gr.Markdown(INTRO, elem_id="intro")
@@ -90,7 +94,7 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
             evaluate.build(config, model)
 
         def warm_status() -> tuple:
-            text, changing = backend.warm_banner(warm)
+            text, changing = warmup.warm_banner(warm)
             return text, gr.Timer(active=changing)
         page.load(warm_status, None, [banner, timer], api_visibility="private")
         timer.tick(warm_status, None, [banner, timer], api_visibility="private", queue=False)
@@ -100,19 +104,19 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
     return explain_refusals(page)
 
 
-def _warm_up(config: backend.AppConfig, warm_up: bool) -> Any:
+def _warm_up(config: app_state.AppConfig, warm_up: bool) -> Any:
     if gpu.on_zerogpu():
         # ZeroGPU: the model must be on cuda before launch, loaded on the main thread (spaces'
         # CUDA emulation is a thread-local torch mode), and outside a GPU task no model work can
         # run. So load it (and WordNet) here, and let the examples and presets warm up in the GPU
         # worker on first use.
-        return backend.start_warm_up(config, [], presets=(), background=False)
+        return warmup.start_warm_up(config, [], presets=(), background=False)
     if warm_up:
-        return backend.start_warm_up(config, [WarmExample(tuple(e[0]), e[1], tuple(e[2])) for e in EXAMPLES])
+        return warmup.start_warm_up(config, [WarmExample(tuple(e[0]), e[1], tuple(e[2])) for e in EXAMPLES])
     return None
 
 
-def _classify_tab(config: backend.AppConfig, model: str) -> tuple[actions.Actions, inputs.Inputs, tuple]:
+def _classify_tab(config: app_state.AppConfig, model: str) -> tuple[actions.Actions, inputs.Inputs, tuple]:
     """The tab's areas, then their events; what the page's load sets (the action bar, the inputs,
     the lessons' link)."""
     examples_slot = gr.Column()      # filled below, once the inputs exist: examples first on the page
@@ -145,7 +149,7 @@ def _classify_tab(config: backend.AppConfig, model: str) -> tuple[actions.Action
     return bar, ins, share
 
 
-def _run_events(config: backend.AppConfig, ins: inputs.Inputs, out: outputs.Outputs, bar: actions.Actions,
+def _run_events(config: app_state.AppConfig, ins: inputs.Inputs, out: outputs.Outputs, bar: actions.Actions,
                 picker: dict, state: gr.State) -> None:
     """Classify, the sense picker's re-run and Stop: runs only set the state (and say how they
     went); its change event draws everything."""
@@ -161,10 +165,10 @@ def _run_events(config: backend.AppConfig, ins: inputs.Inputs, out: outputs.Outp
             return gr.skip(), problem(e, "classify")
         finally:
             CONTROL.end(key, flag)
-        return done, backend.status_html("done", backend.done_message(done, time.perf_counter() - began))
+        return done, panels.status_html("done", classifying.done_message(done, time.perf_counter() - began))
 
     def busy_classify(request: gr.Request) -> tuple:
-        return *busy(request), backend.status_html("running", "Working… (Stop ends the run)")
+        return *busy(request), panels.status_html("running", "Working… (Stop ends the run)")
 
     running = [bar.run, bar.stop, bar.status]
     everything = set(ins.values.values())
@@ -174,7 +178,7 @@ def _run_events(config: backend.AppConfig, ins: inputs.Inputs, out: outputs.Outp
                          api_visibility="private", concurrency_id="model")
     event.then(idle("Classify"), None, [bar.run, bar.stop], js=FRESH_JS, queue=False, api_visibility="private")
     # A sense re-run keeps the reader beside the WordNet panel (no jump to the summary).
-    rerun = picker["apply"].click(user_errors(backend.choose_sense),
+    rerun = picker["apply"].click(user_errors(app_choices.choose_sense),
                                   [ins["senses"], picker["sense_class"], picker["sense"]], ins["senses"],
                                   api_visibility="private").success(
         busy_classify, None, running, js=STAY_JS, queue=False, api_visibility="private")
@@ -186,53 +190,54 @@ def _run_events(config: backend.AppConfig, ins: inputs.Inputs, out: outputs.Outp
     picker["reset"].click(wordnet.reset_sense_choices, None, ins["senses"], api_visibility="private")
 
     def check_upload(gallery: list | None) -> list[str]:
-        kept, refused = backend.check_uploads(config, paths(gallery))
+        kept, refused = classifying.check_uploads(config, paths(gallery))
         for message in refused[:5]:
             toasts.warning(message)
         return kept
 
     @user_errors
     def load_descriptors(upload: str | None, classes: str) -> str:
-        text, message = backend.load_descriptors(config, upload, classes)
+        text, message = app_choices.load_descriptors(config, upload, classes)
         toasts.info(message)
         return text
 
     ins["gallery"].upload(check_upload, ins["gallery"], ins["gallery"], api_visibility="private")
     ins.descriptor_file.upload(load_descriptors, [ins.descriptor_file, ins["classes"]], ins["descriptors"],
                                api_visibility="private")
-    ins.preset.input(user_errors(backend.keep_classes), [ins.preset, ins["classes"]], ins["classes"],
+    ins.preset.input(user_errors(app_choices.keep_classes), [ins.preset, ins["classes"]], ins["classes"],
                      api_visibility="private")
 
 
-def _inspect_events(config: backend.AppConfig, ins: inputs.Inputs, out: outputs.Outputs, picker: dict,
+def _inspect_events(config: app_state.AppConfig, ins: inputs.Inputs, out: outputs.Outputs, picker: dict,
                     state: gr.State, selected: gr.State) -> None:
     """A new run, or a click on an image or a row, draws the panels of the image inspected."""
     @user_errors
     def refresh(run_state: dict | None, index: int | None, current_class: str | None) -> dict:
         """Everything drawn from a new run: the table, notes, sense picker and the panels of the image
         being inspected (a re-run with another sense stays on it)."""
-        run = backend.Run.from_state(run_state)
+        run = app_state.Run.from_state(run_state)
         sense_class, sense = wordnet.picker_values(run, current_class)
         # The occlusion map's class list follows the run too (read from the same parsed state).
-        targets = gr.update(choices=[backend.TOP1, *(run.result.classes if run else [])], value=backend.TOP1)
+        targets = gr.update(choices=[inspecting.TOP1, *(run.result.classes if run else [])], value=inspecting.TOP1)
         drawn = {picker["sense_class"]: sense_class, picker["sense"]: sense, out["occlusion_class"]: targets}
         if run is None:
             return {**drawn, out["summary"]: "", out["model_note"]: "", out["notes"]: "",
                     **outputs.panel_values(config, out, None, None)}
         index = index if isinstance(index, int) and 0 <= index < len(run.result.images) else 0
-        notes = "\n".join(f"- {backend.md(w)}" for w in run.result.warnings)
-        return {**drawn, out["summary"]: backend.run_summary(run, index), out["model_note"]: backend.run_models(run),
-                out["notes"]: notes, **outputs.panel_values(config, out, run, index)}
+        notes = "\n".join(f"- {panels.md(w)}" for w in run.result.warnings)
+        return {**drawn, out["summary"]: classifying.run_summary(run, index),
+                out["model_note"]: classifying.run_models(run), out["notes"]: notes,
+                **outputs.panel_values(config, out, run, index)}
 
     @user_errors
     def inspect(run_state: dict | None, index: object) -> dict:
         """The panels of another image, and the summary with that row marked."""
-        run = backend.Run.from_state(run_state)
+        run = app_state.Run.from_state(run_state)
         if run is None:
             return {**outputs.panel_values(config, out, None, None), selected: 0}
         index = index if isinstance(index, int) and 0 <= index < len(run.result.images) else 0
         return {**outputs.panel_values(config, out, run, index), selected: index,
-                out["summary"]: backend.run_summary(run, index)}
+                out["summary"]: classifying.run_summary(run, index)}
 
     def select_image(run_state: dict | None, evt: gr.SelectData) -> dict:
         return inspect(run_state, evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index)
@@ -243,10 +248,10 @@ def _inspect_events(config: backend.AppConfig, ins: inputs.Inputs, out: outputs.
 
     @user_errors
     def prepare(run_state: dict | None, index: int | None) -> dict:
-        run = backend.Run.from_state(run_state)
+        run = app_state.Run.from_state(run_state)
         if run is None:
             raise InputError("Nothing to download yet: press Classify first.")
-        return gr.update(value=backend.downloads(run, index), visible=True)
+        return gr.update(value=inspecting.downloads(run, index), visible=True)
 
     out["prepare"].click(prepare, [state, selected], out["files"], api_visibility="private")
     # A new run or another image: the last downloads no longer match what is shown.
@@ -261,11 +266,11 @@ def _inspect_events(config: backend.AppConfig, ins: inputs.Inputs, out: outputs.
                                  api_visibility="private")
 
 
-def _occlusion_events(config: backend.AppConfig, out: outputs.Outputs, bar: actions.Actions, state: gr.State,
+def _occlusion_events(config: app_state.AppConfig, out: outputs.Outputs, bar: actions.Actions, state: gr.State,
                       selected: gr.State) -> None:
     """The occlusion map: its cost follows the grid; drawing it takes the model's turns like a
     run (busy buttons, progress, Stop)."""
-    out["occlusion_grid"].change(user_errors(backend.occlusion_passes), out["occlusion_grid"], out["occlusion_cost"],
+    out["occlusion_grid"].change(user_errors(inspecting.occlusion_passes), out["occlusion_grid"], out["occlusion_cost"],
                                  queue=False, api_visibility="private")
 
     def draw(run_state: dict | None, index: int | None, class_name: str | None, grid: float,
@@ -278,7 +283,7 @@ def _occlusion_events(config: backend.AppConfig, out: outputs.Outputs, bar: acti
             return gr.skip(), problem(e, "occlusion")
         finally:
             CONTROL.end(key, flag)
-        return found, backend.status_html("done", "The occlusion map is drawn under the bars.")
+        return found, panels.status_html("done", "The occlusion map is drawn under the bars.")
 
     started = out["occlusion_run"].click(busy, None, [bar.run, bar.stop], queue=False, api_visibility="private")
     started.then(draw, [state, selected, out["occlusion_class"], out["occlusion_grid"]],
@@ -289,7 +294,7 @@ def _occlusion_events(config: backend.AppConfig, out: outputs.Outputs, bar: acti
         changed.change(lambda: "", None, out["occlusion_map"], api_visibility="private")
 
 
-def _examples(config: backend.AppConfig, ins: inputs.Inputs, bar: actions.Actions, state: gr.State) -> None:
+def _examples(config: app_state.AppConfig, ins: inputs.Inputs, bar: actions.Actions, state: gr.State) -> None:
     """The examples, cached on first use. gr.State cannot be stored with cached examples, and what
     Gradio caches goes through the browser, which may send anything back: so the cache holds only
     the example's number, and its run is computed and kept on the server (``ExampleRuns``)."""
@@ -305,7 +310,7 @@ def _examples(config: backend.AppConfig, ins: inputs.Inputs, bar: actions.Action
         # The status line says what is on show (it said "press Classify" under an example's result).
         if not reference:
             return gr.skip(), gr.skip()
-        return runs.run(ExampleRuns.number(reference)), backend.status_html(
+        return runs.run(ExampleRuns.number(reference)), panels.status_html(
             "done", "Showing an example's result (computed once, then kept).")
     example_state.change(shown, example_state, [state, bar.status], api_visibility="private",
                          concurrency_id="model")
@@ -317,7 +322,7 @@ def _examples(config: backend.AppConfig, ins: inputs.Inputs, bar: actions.Action
 class ExampleRuns:
     """Each example's run, computed once on the server and kept there (a few small results)."""
 
-    def __init__(self, config: backend.AppConfig, starting: dict[str, Any]):
+    def __init__(self, config: app_state.AppConfig, starting: dict[str, Any]):
         self.config, self.starting = config, starting
         self._runs: dict[int, dict[str, Any]] = {}
         self._lock = threading.Lock()

@@ -32,7 +32,7 @@ from ..core.limits import LIMITS, LIMITS_INFO, check_environment
 from ..core.memory import start_trimming
 from ..engine.models import DEFAULT_PRESET, REGISTRY
 from ..engine.weights import open_clip_arguments, register_tiny_config, resolve_spec
-from . import backend, links, mcp_tools
+from . import links, mcp_tools, state
 from .page import CSS, STATE_SESSIONS, build_app
 
 # The whole-number flags and their ranges (said the same in --help and in the refusal).
@@ -155,7 +155,7 @@ def parser() -> argparse.ArgumentParser:
                    help="requests worked on at once, 1 to 64 (default %(default)s)")
     p.add_argument("--queue-size", type=whole("queue_size"), default=64,
                    help="requests that may wait, 1 to 10,000; more are refused (default %(default)s)")
-    p.add_argument("--feature-cache", type=feature_cache, default=str(backend.DEFAULT_FEATURE_CACHE),
+    p.add_argument("--feature-cache", type=feature_cache, default=str(state.DEFAULT_FEATURE_CACHE),
                    help="folder of the evaluation tab's image-feature cache ('none': keep none; "
                         "default %(default)s)")
     p.add_argument("--max-models", type=whole("max_models"), default=1,

@@ -12,11 +12,11 @@ from typing import Any
 
 from ..core.progress import StopFlag
 from ..engine import occlusion
-from . import backend, gpu, toasts
+from . import classifying, evaluating, gpu, inspecting, state as app_state, toasts
 
 
-def _run_seconds(config: backend.AppConfig, args: dict[str, Any], *_: Any, **__: Any) -> float:
-    return backend.run_seconds(config, rates=gpu.RATES, **args)
+def _run_seconds(config: app_state.AppConfig, args: dict[str, Any], *_: Any, **__: Any) -> float:
+    return classifying.run_seconds(config, rates=gpu.RATES, **args)
 
 
 def _unknown_seconds(*_: Any, **__: Any) -> float:
@@ -24,36 +24,36 @@ def _unknown_seconds(*_: Any, **__: Any) -> float:
 
 
 @gpu.task(_run_seconds)
-def classify(config: backend.AppConfig, args: dict[str, Any], stop: StopFlag | None = None,
+def classify(config: app_state.AppConfig, args: dict[str, Any], stop: StopFlag | None = None,
              progress: gpu.PageProgress | None = None, answer: str = "state") -> dict[str, Any]:
     """``demo.run`` with ``args`` (its arguments by name); the page's state (``answer="state"``)
     or the API's JSON (``"api"``). A run with a progress bar is a page's: slow runs are announced."""
-    run = backend.run(config, stop=stop, progress=progress, announce=toasts.info if progress is not None else None,
+    run = classifying.run(config, stop=stop, progress=progress, announce=toasts.info if progress is not None else None,
                       **args)
     return run.to_state() if answer == "state" else run.to_dict()
 
 
 @gpu.task(_unknown_seconds)
-def evaluate_page(config: backend.AppConfig, upload: object, strategies: object, options: dict[str, Any],
+def evaluate_page(config: app_state.AppConfig, upload: object, strategies: object, options: dict[str, Any],
                   stop: StopFlag | None = None, progress: gpu.PageProgress | None = None) -> tuple:
     """The Evaluate tab: its panels and the report files (``demo.evaluate_zip``)."""
-    return backend.evaluate_zip(config, upload, strategies, stop=stop, progress=progress, **options)
+    return evaluating.evaluate_zip(config, upload, strategies, stop=stop, progress=progress, **options)
 
 
 @gpu.task(_unknown_seconds)
-def evaluate_api(config: backend.AppConfig, upload: object, strategies: object,
+def evaluate_api(config: app_state.AppConfig, upload: object, strategies: object,
                  options: dict[str, Any]) -> dict[str, Any]:
     """The ``/evaluate`` API: the report as JSON."""
-    return backend.evaluate_upload(config, upload, strategies, **options).to_dict()
+    return evaluating.evaluate_upload(config, upload, strategies, **options).to_dict()
 
 
-def _occlusion_seconds(config: backend.AppConfig, state: dict[str, Any] | None, index: object, class_name: object,
+def _occlusion_seconds(config: app_state.AppConfig, state: dict[str, Any] | None, index: object, class_name: object,
                        grid: object, *_: Any, **__: Any) -> float:
     return occlusion.passes(occlusion.check_grid(grid)) / gpu.RATES.images_per_second
 
 
 @gpu.task(_occlusion_seconds)
-def where_it_looks(config: backend.AppConfig, state: dict[str, Any] | None, index: object, class_name: object,
+def where_it_looks(config: app_state.AppConfig, state: dict[str, Any] | None, index: object, class_name: object,
                    grid: object, stop: StopFlag | None = None, progress: gpu.PageProgress | None = None) -> str:
-    """The occlusion map of the inspected image (``backend.where_it_looks``), as the page's HTML."""
-    return backend.where_it_looks(config, backend.Run.from_state(state), index, class_name, grid, progress, stop)
+    """The occlusion map of the inspected image (``inspecting.where_it_looks``), as the page's HTML."""
+    return inspecting.where_it_looks(config, app_state.Run.from_state(state), index, class_name, grid, progress, stop)

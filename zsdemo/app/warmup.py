@@ -12,18 +12,22 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Sequence
 
+from ..core.errors import ZsdemoError
+from ..core.progress import count
+from ..engine.models import LoadedModel
+from ..engine.text import TextFeatureCache
+from ..engine.zero_shot_classifier import class_vectors
 from ..prompts.classnames import PRESETS as CLASS_PRESETS
 from ..prompts.classnames import preset_classnames
-from ..core.errors import ZsdemoError
-from ..engine.models import LoadedModel
-from ..run.pipeline import TEXT_CACHE, classify_request, prepare_request
-from ..core.progress import count
 from ..prompts.templates import CLIP80, NAME_ONLY, SINGLE
-from ..engine.text import TextFeatureCache
+from ..run.pipeline import TEXT_CACHE, classify_request, prepare_request
 from ..wordnet.senses import class_senses
-from ..engine.zero_shot_classifier import class_vectors
+from .choices import load_served
+from .panels import status_html
+from .state import AppConfig
 
 log = logging.getLogger("zsdemo.app.warmup")
 
@@ -151,3 +155,27 @@ def read_wordnet() -> None:
 
 def _smallest_first(presets: Sequence[str]) -> list[str]:
     return sorted(presets, key=lambda p: len(preset_classnames(p)))
+
+
+TEXT_CACHE_FILE = "text-features.sqlite"    # in the feature-cache folder: the warm-up's text features
+
+
+def start_warm_up(config: AppConfig, examples: Sequence[Example],
+                  presets: Sequence[str] = tuple(CLASS_PRESETS), background: bool = True) -> WarmUp:
+    """Warm the server's model up (see ``warmup``; in the background unless told otherwise); its
+    text features are kept on disk beside the image-feature cache, so that a restart reads them."""
+    if config.feature_cache:
+        TEXT_CACHE.attach_disk(Path(config.feature_cache) / TEXT_CACHE_FILE, write_all=False)
+    warm = WarmUp()
+    warm.start(lambda: load_served(config), examples, presets, background=background)
+    return warm
+
+
+def warm_banner(warm: WarmUp | None) -> tuple[str, bool]:
+    """The banner under the title (the warm-up's progress, a step that failed, or no model at
+    all) and whether it may still change (the page polls it while it does)."""
+    if warm is None:
+        return "", False
+    text = warm.status()
+    kind = "error" if warm.failed or (warm.problems and warm.finished) else "warming"
+    return (status_html(kind, text) if text else ""), warm.running

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from . import backend, toasts
+from . import choices as app_choices, state as app_state, toasts
 from .outputs import Outputs
 
 
@@ -23,20 +23,20 @@ def build(out: Outputs) -> dict[str, gr.Component]:
     return picker
 
 
-def picker_values(run: backend.Run | None, current_class: str | None) -> tuple[dict, dict]:
+def picker_values(run: app_state.Run | None, current_class: str | None) -> tuple[dict, dict]:
     """The class and sense dropdowns after a run: the class being looked at stays when it can."""
     if run is None:
         return gr.update(choices=[], value=None), gr.update(choices=[], value=None)
-    by_class = backend.sense_choices(run.result)
+    by_class = app_choices.sense_choices(run.result)
     name = current_class if current_class in by_class else next(iter(by_class), None)
     return (gr.update(choices=list(by_class), value=name),
-            gr.update(choices=by_class.get(name or "", []), value=backend.sense_in_use(run.result, name)))
+            gr.update(choices=by_class.get(name or "", []), value=app_choices.sense_in_use(run.result, name)))
 
 
 def senses_of(state: dict | None, classname: str | None) -> dict:
-    run = backend.Run.from_state(state)
-    choices = backend.sense_choices(run.result).get(classname or "", []) if run else []
-    return gr.update(choices=choices, value=backend.sense_in_use(run.result, classname) if run else None)
+    run = app_state.Run.from_state(state)
+    choices = app_choices.sense_choices(run.result).get(classname or "", []) if run else []
+    return gr.update(choices=choices, value=app_choices.sense_in_use(run.result, classname) if run else None)
 
 
 def reset_sense_choices() -> dict:
