@@ -16,6 +16,8 @@ from PIL import Image
 
 import app
 from zsdemo.app import choices, classifying, evaluating, panels, state
+from zsdemo.core import markup
+from zsdemo.core.progress import count as progress_count
 from zsdemo.run import plots
 from zsdemo.engine.consistency import ConsistencyDetails
 from zsdemo.core.errors import InputError, ModelLoadError
@@ -110,12 +112,12 @@ def test_wordnet_tree_shows_markup_in_names_as_text(cat_path):
 
 
 def test_user_text_is_escaped_in_panels():
-    assert panels.md("<b>x</b>*y*") == "&lt;b&gt;x&lt;/b&gt;\\*y\\*"
+    assert markup.md("<b>x</b>*y*") == "&lt;b&gt;x&lt;/b&gt;\\*y\\*"
     evil = "<script>alert(1)</script>"
     check = ConsistencyDetails(base=evil, groups={"name": evil}, views={"hflip": evil}, single_template=[evil],
                                s_t=1.0, s_b=1.0, o_t=False, o_b=False, low_confidence=False, verdict="confident")
     assert "<script>" not in panels.consistency_markdown(check)
-    assert panels.code("a`b<") == "`a'b&lt;`"
+    assert markup.code("a`b<") == "`a'b&lt;`"
 
 
 def test_sense_choice_is_recorded_and_removed():
@@ -250,7 +252,7 @@ def test_evaluation_tab_backend(labelled_zip, tmp_path):
     p, files = evaluating.evaluate_zip(config, str(labelled_zip), ["name", "hierarchy"], views="flip")
     assert "**4 images** in **2 classes**" in p.summary and "1 file skipped" in p.summary
     assert "Top-5 accuracy is 100% by definition with 2 classes" in p.summary   # with 5 or fewer classes
-    assert [panels.count(n, "class", "classes") for n in (0, 1, 2)] == ["0 classes", "1 class", "2 classes"]
+    assert [progress_count(n, "class", "classes") for n in (0, 1, 2)] == ["0 classes", "1 class", "2 classes"]
     assert "&lt;b&gt;bad&lt;/b&gt;" in p.summary and "<b>" not in p.summary       # names shown as text
     assert [row[0] for row in p.accuracy[1]] == ["Name only", "CLIP-80 ensemble", "WordNet re-ranking"]
     assert p.low_confidence[1][0][0].startswith("WordNet re-ranking")

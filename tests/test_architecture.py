@@ -53,3 +53,20 @@ def test_the_page_is_built_from_small_functions():
 
 def test_no_option_name_is_written_outside_its_method():
     assert architecture.knob_mentions(ROOT / "zsdemo") == {}
+
+
+APP_MODULE_LINES = 400
+
+
+def test_no_module_of_the_app_is_over_400_lines():
+    long = {p.name: n for p in (ROOT / "zsdemo" / "app").glob("*.py")
+            if (n := len(p.read_text(encoding="utf-8").splitlines())) > APP_MODULE_LINES}
+    assert long == {}
+
+
+def test_no_module_of_the_app_re_exports_what_it_imports():
+    """A name is used from where it lives: no "noqa: F401" imports kept for others to read."""
+    found = [f"{p.relative_to(ROOT)}:{n}" for p in (ROOT / "zsdemo" / "app").rglob("*.py")
+             for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
+             if "noqa: F401" in line and "I001" not in line and p.name != "__init__.py"]
+    assert found == []

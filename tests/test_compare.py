@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from zsdemo.app import choices, classifying, panels, state as app_state
+from zsdemo.core import markup
 from zsdemo.engine import models
 from zsdemo.core.errors import InputError, ModelLoadError
 from zsdemo.engine.images import load_image
@@ -60,7 +61,7 @@ def test_one_column_per_model_in_the_summary_and_the_bars(config, pair):
     assert bars.startswith('<div class="zs-compare">') and bars.count('class="zs-model-col"') == 2
     first, second = bars.split('<div class="zs-model-col">')[1:]
     assert first.count('class="zs-card"') == second.count('class="zs-card"') == 3
-    assert "zs-sigmoid" not in first and panels.SIGMOID_NOTE not in panels.html(first)
+    assert "zs-sigmoid" not in first and panels.SIGMOID_NOTE not in markup.html(first)
     assert "Two models side by side" in classifying.run_models(pair)
 
 
@@ -78,7 +79,7 @@ def test_sigmoid_scores_are_the_models_own(pair, cat_path):
     assert panels.sigmoid_scores(pair.compared.images[0].strategies["perception"], bias) is None
     assert panels.sigmoid_scores(pair.result.images[0].strategies["name"], None) is None
     bars = panels.bars_html(pair.compared.images[0], pair.compared.classes, pair.compared.strategies, 3, bias)
-    assert panels.html(panels.SIGMOID_NOTE) in bars
+    assert markup.html(panels.SIGMOID_NOTE) in bars
     name_card = bars.split('<div class="zs-card">')[1]
     shown = [float(x) for x in re.findall(r'zs-sigmoid" title="sigmoid: ([\d.]+)%', name_card)]
     assert len(shown) == 3 and sorted(shown) == pytest.approx(sorted(100 * p for p in want), abs=0.06)

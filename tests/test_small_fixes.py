@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from zsdemo.app import classifying, evaluating, state
-from zsdemo.app import panels
+from zsdemo.app import evaluation_panels, panels
 from zsdemo.core.errors import ImageError, InputError
 from zsdemo.core.limits import LIMITS
 from zsdemo.core.resources import asset_text
@@ -33,7 +33,7 @@ def test_a_file_that_is_not_an_image_gets_one_wording_that_names_no_library():
 def test_the_auroc_table_shows_labels_as_text_without_markdown_escapes(tmp_path, labelled_zip):
     config = state.AppConfig("tiny-random", None, "cpu", None).with_uploads(labelled_zip.parent)
     report = evaluating.evaluate_upload(config, str(labelled_zip), "name,clip80", views="flip")
-    rows = panels.evaluation_panels(report).auroc[1]
+    rows = evaluation_panels.evaluation_panels(report).auroc[1]
     assert any("CLIP-80 ensemble" in r[0] for r in rows) and not any("\\" in r[0] for r in rows)
 
 

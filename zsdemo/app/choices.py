@@ -10,6 +10,7 @@ from typing import Any
 from ..core import arguments
 from ..core.errors import InputError, ModelLoadError
 from ..core.files import read_text
+from ..core.markup import md
 from ..engine import models
 from ..engine.results import ClassificationResult
 from ..engine.views import VIEW_LABELS, VIEWS
@@ -19,9 +20,6 @@ from ..prompts.descriptors import MAX_CHARS as DESCRIPTOR_CHARS
 from ..prompts.descriptors import parse_descriptors
 from ..strategies import STRATEGIES, named_options
 from ..wordnet.senses import check_count, check_overrides, class_senses, parse_overrides
-from .panels import (
-    md,
-)
 from .panels import sense_choices as _sense_choices
 from .state import AppConfig
 

@@ -11,6 +11,7 @@ from ..core import arguments
 from ..core.errors import ImageError, InputError
 from ..core.files import display_name
 from ..core.limits import LIMITS
+from ..core.markup import md
 from ..core.progress import SLOW_SECONDS, StopSignal, count, track
 from ..data.support import SupportSet, open_support
 from ..engine import models
@@ -31,7 +32,6 @@ from .choices import load_served, model_choice
 from .panels import (
     ImagePanels,
     image_panels,
-    md,
     model_notice,
     summary_html,
     thumbnail_url,

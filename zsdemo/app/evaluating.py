@@ -29,10 +29,7 @@ from ..run.shots import require_support as shots_require_support
 from ..strategies import chosen, parse_strategies, route_options
 from .choices import model_is_loaded, pick_model
 from .classifying import low_confidence_rule
-from .panels import (
-    EvaluationPanels,
-    evaluation_panels,
-)
+from .evaluation_panels import EvaluationPanels, evaluation_panels
 from .state import AppConfig, report_folder
 
 EVAL_VIEWS: dict[str, tuple[str, ...]] = {"all": DEFAULT_VIEWS, "flip": (FLIP_VIEW,)}

@@ -16,6 +16,7 @@ from typing import Any
 import gradio as gr
 from gradio.utils import get_upload_folder
 
+from ..core import markup
 from ..core.errors import InputError
 from ..core.resources import EXAMPLE_IMAGES as PHOTOS
 from ..core.resources import asset_text
@@ -224,7 +225,7 @@ def _inspect_events(config: app_state.AppConfig, ins: inputs.Inputs, out: output
             return {**drawn, out["summary"]: "", out["model_note"]: "", out["notes"]: "",
                     **outputs.panel_values(config, out, None, None)}
         index = index if isinstance(index, int) and 0 <= index < len(run.result.images) else 0
-        notes = "\n".join(f"- {panels.md(w)}" for w in run.result.warnings)
+        notes = "\n".join(f"- {markup.md(w)}" for w in run.result.warnings)
         return {**drawn, out["summary"]: classifying.run_summary(run, index),
                 out["model_note"]: classifying.run_models(run), out["notes"]: notes,
                 **outputs.panel_values(config, out, run, index)}
