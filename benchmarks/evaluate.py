@@ -4,7 +4,7 @@ A labelled ImageFolder of ``--images`` distinct files is built from the photos i
 different crop and rotation, so that every file has its own content hash), 4 classes. The model
 is ViT-B-32 with random weights (the compute of the real ones) on the CPU.
 
-- evaluate, cold feature cache: ``evaluate.evaluate`` with the default strategies (name, photo,
+- evaluate, cold feature cache: ``evaluation.evaluate`` with the default strategies (name, photo,
   clip80, hierarchy; name and clip80 always) and all 10 views, a fresh on-disk feature cache,
   text features warm (a first run on a few images fills them: they depend on the classes, not
   on the number of images). Everything is counted: reading, hashing, decoding, making the views,

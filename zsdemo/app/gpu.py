@@ -13,7 +13,7 @@ What this means here:
 - the page's GPU work (classify, its examples and sense re-runs, evaluate, and the API's
   ``/classify`` and ``/evaluate``) runs in ``task`` functions whose arguments are plain data, a
   ``StopFlag`` (a file both processes see) and a picklable progress reporter;
-- each call books ``booked_seconds``: the request's own estimate (``demo.run_seconds``) at
+- each call books ``booked_seconds``: the request's own estimate (``classifying.run_seconds``) at
   ``RATES``, plus start-up ``OVERHEAD_S``, within ``[MIN_S, MAX_S]``.
 """
 

@@ -26,7 +26,7 @@ def _unknown_seconds(*_: Any, **__: Any) -> float:
 @gpu.task(_run_seconds)
 def classify(config: app_state.AppConfig, args: dict[str, Any], stop: StopFlag | None = None,
              progress: gpu.PageProgress | None = None, answer: str = "state") -> dict[str, Any]:
-    """``demo.run`` with ``args`` (its arguments by name); the page's state (``answer="state"``)
+    """``classifying.run`` with ``args`` (its arguments by name); the page's state (``answer="state"``)
     or the API's JSON (``"api"``). A run with a progress bar is a page's: slow runs are announced."""
     run = classifying.run(config, stop=stop, progress=progress, announce=toasts.info if progress is not None else None,
                       **args)
@@ -36,7 +36,7 @@ def classify(config: app_state.AppConfig, args: dict[str, Any], stop: StopFlag |
 @gpu.task(_unknown_seconds)
 def evaluate_page(config: app_state.AppConfig, upload: object, strategies: object, options: dict[str, Any],
                   stop: StopFlag | None = None, progress: gpu.PageProgress | None = None) -> tuple:
-    """The Evaluate tab: its panels and the report files (``demo.evaluate_zip``)."""
+    """The Evaluate tab: its panels and the report files (``evaluating.evaluate_zip``)."""
     return evaluating.evaluate_zip(config, upload, strategies, stop=stop, progress=progress, **options)
 
 

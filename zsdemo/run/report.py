@@ -1,6 +1,6 @@
 """An evaluation's report as files: report.json, the CSV tables and coverage.png.
 
-Apart from the evaluation loop (``evaluate.py``): the loop produces an ``EvaluationReport``; the
+Apart from the evaluation loop (``evaluation.py``): the loop produces an ``EvaluationReport``; the
 command line and the app's downloads write it here.
 """
 

@@ -237,7 +237,7 @@ def is_loaded() -> bool:
 
 
 def forget() -> None:
-    """Forget the loaded reader and any failure (``wordnet.reset`` also clears the sense caches)."""
+    """Forget the loaded reader and any failure (``senses.reset`` also clears the sense caches)."""
     global _reader, _failure
     with LOCK:
         _reader, _failure = None, None
