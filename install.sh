@@ -28,7 +28,7 @@ apt_install "the browser test will be skipped." chromium
 
 python -m pip install -r requirements.txt -r requirements-dev.txt
 # The package itself, editable: `zsdemo` and `python -m zsdemo` work from any folder and use this
-# checkout (its zsdemo/assets/ included).
+# checkout (its assets/ included).
 python -m pip install --no-deps -e .
 python -m zsdemo setup-wordnet \
     || echo "install.sh: WordNet is not installed; everything but the hierarchy strategies works." >&2

@@ -1,6 +1,6 @@
 """The app's warm request latency, against named baselines measured in the same run, and its peak memory.
 
-One image (zsdemo/assets/images/cat.png), 10 classes, every strategy but TPT (name, photo, clip7, clip80,
+One image (assets/images/cat.png), 10 classes, every strategy but TPT (name, photo, clip7, clip80,
 hierarchy, hierarchy80), the consistency check with the page's default views (all 10), ViT-B-32
 with random weights (same compute as the real weights) on the CPU, text cache warm.
 
@@ -51,7 +51,7 @@ from zsdemo.engine.models import get_model  # noqa: E402
 
 CLASSES = "cat, dog, crane, heron, stork, coffee mug, rocket, astronaut, teapot, bulldozer"
 STRATEGIES = ["name", "photo", "clip7", "clip80", "hierarchy", "hierarchy80"]
-IMAGE = ROOT / "zsdemo" / "assets" / "images" / "cat.png"
+IMAGE = ROOT / "assets" / "images" / "cat.png"
 
 
 def median_ms(fn, repeat: int) -> float:

@@ -39,7 +39,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-CAT = ROOT / "zsdemo" / "assets" / "images" / "cat.png"
+CAT = ROOT / "assets" / "images" / "cat.png"
 CASES = {"baseline": "baseline: 1 photo, 8 classes", "images": "64 images at 50 MP", "classes": "10,000 classes",
          "prompts": "10,000 prompts (CLIP-80)", "long-names": "300 names of 1,000 characters",
          "tiff": "TIFF of 160,000 pages", "wordnet": "WordNet, 1,000 names", "tpt": "TPT, 2 images x 1,000 classes",
@@ -55,7 +55,7 @@ from zsdemo.engine.models import get_model
 case, model, scratch = sys.argv[2], sys.argv[3], sys.argv[4]
 tag = format(time.time_ns() % 16**5, "x")        # new names in every run: no cache helps
 loaded = get_model(model, device="cpu")
-cat = sys.argv[1] + "/zsdemo/assets/images/cat.png"
+cat = sys.argv[1] + "/assets/images/cat.png"
 pipeline.classify(loaded, [cat], "cat, dog", "name,clip80", cache=None)          # warm
 choices.wordnet_senses("cat, dog")
 images, classes, strategies, options = [cat], "cat, dog, coffee mug, rocket, astronaut, crane, heron, teapot", \

@@ -34,7 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PHOTO = ROOT / "zsdemo" / "assets" / "images" / "cat.png"
+PHOTO = ROOT / "assets" / "images" / "cat.png"
 CLASSES = "crane, heron, stork, excavator, cat, dog"
 
 

@@ -37,7 +37,7 @@ from zsdemo.run.pipeline import classify  # noqa: E402
 from zsdemo.engine.text import TextFeatureCache  # noqa: E402
 
 CLASSES = "cat, dog, crane, heron, stork, coffee mug, rocket, astronaut, teapot, bulldozer"
-IMAGE = ROOT / "zsdemo" / "assets" / "images" / "cat.png"
+IMAGE = ROOT / "assets" / "images" / "cat.png"
 
 CONFIGS = [
     ("name-only (baseline)", dict(strategies="name")),

@@ -63,7 +63,7 @@ def main() -> int:
         print(f"  CLIP-80 x 100 classes: open_clip {base_s:.3f} s, zsdemo cold {cold_s:.3f} s "
               f"({base_s / cold_s:.1f}x), warm {warm_s * 1e3:.2f} ms, "
               f"max abs diff {(base.T.float().cpu() - vec).abs().max().item():.2e}")
-        image = Path(__file__).resolve().parents[1] / "zsdemo" / "assets" / "images" / "cat.png"
+        image = Path(__file__).resolve().parents[1] / "assets" / "images" / "cat.png"
         result = classify(loaded, [image], "cat, dog, rocket", "all", consistency=True)
         im = result.images[0]
         top = im.strategies["clip80"].top1

@@ -1,6 +1,6 @@
 """``evaluate`` on 2 ranks (torchrun, gloo on the CPU) against 1 process, on the same folder.
 
-ViT-B-32 with random weights, 64 distinct photos (4 classes, made from ``zsdemo/assets/``), cold feature
+ViT-B-32 with random weights, 64 distinct photos (4 classes, made from ``assets/``), cold feature
 cache (each run its own), strategies name, clip80 and hierarchy with the binary rule's flip view.
 Baseline, measured in the same run: the plain single process (``python -m zsdemo evaluate``).
 Two figures per run: the evaluation's own throughput (report.json, first batch to last) and the

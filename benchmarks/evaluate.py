@@ -1,6 +1,6 @@
 """Throughput of ``evaluate`` against the raw image encoder on the same images and views.
 
-A labelled ImageFolder of ``--images`` distinct files is built from the photos in zsdemo/assets/ (each a
+A labelled ImageFolder of ``--images`` distinct files is built from the photos in assets/ (each a
 different crop and rotation, so that every file has its own content hash), 4 classes. The model
 is ViT-B-32 with random weights (the compute of the real ones) on the CPU.
 
@@ -45,7 +45,7 @@ def build_set(folder: Path, n: int) -> Path:
     classes = list(PHOTOS)
     for i in range(n):
         name = classes[i % len(classes)]
-        im = Image.open(ROOT / "zsdemo" / "assets" / "images" / PHOTOS[name]).convert("RGB")
+        im = Image.open(ROOT / "assets" / "images" / PHOTOS[name]).convert("RGB")
         k = i // len(classes)
         im = im.crop((k, k, im.width - k, im.height - 2 * k)).rotate(k % 7 - 3)
         out = folder / name.replace(" ", "_") / f"{i:04d}.jpg"

@@ -7,7 +7,7 @@
   CoOp's 50) against the baseline named in the same run: embedding the 160 support images once
   (which CoOp needs first and Tip-Adapter needs alone).
 
-The 160 examples are distinct pictures made from the photos in ``zsdemo/assets/`` (turned, cropped,
+The 160 examples are distinct pictures made from the photos in ``assets/`` (turned, cropped,
 tinted), labelled round-robin: the labels mean nothing, the cost is the same.
 
     python benchmarks/few_shot.py [--arch ViT-B-32] [--epochs 50] [--repeat 5] [--threads N]
@@ -38,11 +38,11 @@ from zsdemo.engine.text import TextFeatureCache  # noqa: E402
 CLASSES = ("cat", "dog", "coffee mug", "rocket", "astronaut", "teapot", "motorcycle", "lighthouse", "espresso",
            "tiger")
 SHOTS = 16
-IMAGE = ROOT / "zsdemo" / "assets" / "images" / "cat.png"
+IMAGE = ROOT / "assets" / "images" / "cat.png"
 
 
 def make_support(root: Path) -> Path:
-    photos = [Image.open(p).convert("RGB") for p in sorted((ROOT / "zsdemo" / "assets" / "images").glob("*.*"))]
+    photos = [Image.open(p).convert("RGB") for p in sorted((ROOT / "assets" / "images").glob("*.*"))]
     for k in range(SHOTS * len(CLASSES)):
         folder = root / CLASSES[k % len(CLASSES)]
         folder.mkdir(parents=True, exist_ok=True)

@@ -50,7 +50,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-IMAGES = [ROOT / "zsdemo" / "assets" / "images" / n for n in ("cat.png", "coffee.png", "rocket.jpg", "astronaut.png")]
+IMAGES = [ROOT / "assets" / "images" / n for n in ("cat.png", "coffee.png", "rocket.jpg", "astronaut.png")]
 CLASSES = "cat, dog, coffee mug, rocket, astronaut, crane, heron, teapot"
 
 

@@ -1,7 +1,7 @@
 """Cost of the shots curve on ViT-B-32 with random weights, on the CPU.
 
 10 classes x 16 shots of support examples (160 distinct pictures made from the photos in
-``zsdemo/assets/``, as ``benchmarks/few_shot.py`` makes them) and 100 evaluated pictures (10 per
+``assets/``, as ``benchmarks/few_shot.py`` makes them) and 100 evaluated pictures (10 per
 class, made the same way from other turns and tints). The sweep is ``evaluate --shots 1,2,4,8,16
 --seeds 3``'s own work: 15 draws, each fitting the linear probe (with its C sweep), GDA and
 Tip-Adapter and scoring the 100 images, on features computed once.
@@ -38,7 +38,7 @@ EVALUATED = 10                 # per class
 
 
 def make_evaluated(root: Path) -> Path:
-    photos = [Image.open(p).convert("RGB") for p in sorted((ROOT / "zsdemo" / "assets" / "images").glob("*.*"))]
+    photos = [Image.open(p).convert("RGB") for p in sorted((ROOT / "assets" / "images").glob("*.*"))]
     for k in range(EVALUATED * len(CLASSES)):
         folder = root / CLASSES[k % len(CLASSES)]
         folder.mkdir(parents=True, exist_ok=True)

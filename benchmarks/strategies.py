@@ -4,7 +4,7 @@ Per image, on ViT-B-32 with random weights on the CPU, 10 classes, text cache wa
 prompt a strategy needs was encoded once before the timing): each configuration runs the whole
 ``classify`` call on the same photo (decode, preprocess, image encoder, strategy). Baseline,
 named and measured in the same run: name-only prediction. The descriptor methods read zsdemo's
-own descriptors (zsdemo/assets/descriptors/), which cover these classes.
+own descriptors (assets/descriptors/), which cover these classes.
 
 ZPE over 64 images: one ``classify`` call on 64 photos with ``zpe`` against the same call with
 ``name`` only (the weights need every image's logits under all 80 templates).
@@ -33,8 +33,8 @@ from zsdemo.run.pipeline import classify  # noqa: E402
 from zsdemo.engine.text import TextFeatureCache  # noqa: E402
 
 CLASSES = "cat, dog, coffee mug, rocket, astronaut, teapot, motorcycle, lighthouse, espresso, tiger"
-PHOTOS = sorted((ROOT / "zsdemo" / "assets" / "images").glob("*.*"))
-IMAGE = ROOT / "zsdemo" / "assets" / "images" / "cat.png"
+PHOTOS = sorted((ROOT / "assets" / "images").glob("*.*"))
+IMAGE = ROOT / "assets" / "images" / "cat.png"
 POOL = 64
 
 CONFIGS = [

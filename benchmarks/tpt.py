@@ -28,7 +28,7 @@ from zsdemo.prompts.classnames import preset_classnames  # noqa: E402
 from zsdemo.engine.images import load_image  # noqa: E402
 from zsdemo.engine.models import ModelSpec, load_model  # noqa: E402
 
-IMAGE = ROOT / "zsdemo" / "assets" / "images" / "cat.png"
+IMAGE = ROOT / "assets" / "images" / "cat.png"
 
 
 def best_of(fn, repeat: int) -> float:

@@ -16,7 +16,7 @@ from PIL import Image
 from zsdemo.engine.models import get_model
 from browser_support import browser  # noqa: F401  (the browser tests' Chromium, a fixture)
 
-ASSETS = Path(__file__).resolve().parents[1] / "zsdemo" / "assets"
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
 
 
 @pytest.fixture(scope="session")

@@ -382,7 +382,7 @@ def test_few_shot_examples_are_uploaded_and_the_nearest_are_pictured(sized, tmp_
     CoOp's training loss, at each size."""
     folder = tmp_path_factory.mktemp("support")
     archive = folder / "support.zip"
-    photos = Path(__file__).resolve().parents[1] / "zsdemo" / "assets" / "images"
+    photos = Path(__file__).resolve().parents[1] / "assets" / "images"
     with zipfile.ZipFile(archive, "w") as z:
         for cls, name in (("cat", "cat.png"), ("coffee mug", "coffee.png"), ("rocket", "rocket.jpg")):
             image = Image.open(photos / name).convert("RGB")

@@ -18,7 +18,7 @@ from zsdemo.run.distributed import World
 from zsdemo.engine.feature_store import FeatureStore
 
 ROOT = Path(__file__).resolve().parents[1]
-ASSETS = ROOT / "zsdemo" / "assets" / "images"
+ASSETS = ROOT / "assets" / "images"
 PHOTOS = {"cat": "cat.png", "coffee mug": "coffee.png", "rocket": "rocket.jpg", "astronaut": "astronaut.png"}
 STRATEGIES = "name,clip80,zpe,tip"          # per batch, whole-set (ZPE) and few-shot
 # The same number of threads in every process: a float sum's last bits depend on how it is split.

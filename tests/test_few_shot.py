@@ -30,7 +30,7 @@ from conftest import make_zip
 
 CLASSES = ("cat", "coffee mug", "rocket")
 PHOTOS = {"cat": "cat.png", "coffee mug": "coffee.png", "rocket": "rocket.jpg"}
-ASSETS = Path(__file__).resolve().parents[1] / "zsdemo" / "assets" / "images"
+ASSETS = Path(__file__).resolve().parents[1] / "assets" / "images"
 
 
 def make_support(root: Path, shots: int = 4, classes=CLASSES) -> Path:

@@ -211,7 +211,7 @@ def test_large_images_are_decoded_small(tmp_path):
         assert (loaded.width, loaded.height) == (4000, 3000)           # the file's size is reported
         assert loaded.image.width / loaded.image.height == pytest.approx(4 / 3, rel=0.01)
         assert any("decoded at" in n for n in loaded.warnings)
-    small = images.load_image(Path(__file__).parents[1] / "zsdemo" / "assets" / "images" / "cat.png")
+    small = images.load_image(Path(__file__).parents[1] / "assets" / "images" / "cat.png")
     assert small.image.size == (451, 300) and not small.warnings             # untouched
 
 
@@ -374,7 +374,7 @@ def png_bytes(cat_path) -> bytes:
     return cat_path.read_bytes()
 
 
-SHIPPED_PHOTO = Path(__file__).resolve().parents[1] / "zsdemo" / "assets" / "images" / "cat.png"
+SHIPPED_PHOTO = Path(__file__).resolve().parents[1] / "assets" / "images" / "cat.png"
 
 CLI_CASES = {
     "300-character path component": (lambda t, png: ["classify", str(t / ("x" * 300 + ".png")), "--classes", "a, b"],

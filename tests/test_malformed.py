@@ -296,7 +296,7 @@ def test_malformed_checkpoints_are_refused_and_never_unpickled(kind, expect, doo
         with pytest.raises(ZsdemoError, match=expect):
             load_model(resolve_spec(model, pretrained), device="cpu")
     else:
-        args = ["classify", str(Path(__file__).parents[1] / "zsdemo" / "assets" / "images" / "cat.png"), "--classes", "a, b",
+        args = ["classify", str(Path(__file__).parents[1] / "assets" / "images" / "cat.png"), "--classes", "a, b",
                 "--model", model] + (["--pretrained", pretrained] if pretrained else [])
         assert cli.main(args) == cli.EXIT_BAD_INPUT
         err = capsys.readouterr().err
@@ -311,7 +311,7 @@ def test_server_serves_no_file_outside_what_it_must(live_app):
 
     repo = Path(__file__).resolve().parents[1]
     for target in ["/etc/passwd", str(repo / "app.py"), str(repo / "README.md"), "app.py",
-                   "../../../../etc/passwd", str(repo / "zsdemo" / "assets" / "LICENSES.md")]:
+                   "../../../../etc/passwd", str(repo / "assets" / "LICENSES.md")]:
         r = httpx.get(f"{live_app.rstrip('/')}/gradio_api/file={target}")
         assert r.status_code in (403, 404), (target, r.status_code)
 

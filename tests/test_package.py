@@ -48,6 +48,23 @@ def test_the_wheel_holds_every_subpackage_and_the_shipped_files(installed):
         assert (package / part).is_file(), part
 
 
+def test_every_subpackage_is_in_the_wheel_list_and_the_assets_are_found_from_anywhere(tmp_path):
+    """pyproject lists the packages (the top-level assets/ folder is mapped into zsdemo.assets);
+    a new subpackage must be added there. From another folder, the editable install and a
+    checkout read the top-level assets/."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "zsdemo").rglob("__init__.py")}
+    assert found | {"zsdemo.assets"} == listed
+    assert not (ROOT / "zsdemo" / "assets").exists() and (ROOT / "assets" / "app.css").is_file()
+    code = "from zsdemo.core.resources import ASSETS; print(ASSETS)"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["PYTHONPATH"] = str(ROOT)                       # as a Space runs the checkout
+    out = _run([sys.executable, "-c", code], tmp_path, env)
+    assert out.returncode == 0 and Path(out.stdout.strip()) == ROOT / "assets", out.stderr[-2000:]
+
+
 def test_the_wheels_metadata_carries_the_licence_the_readme_and_the_direct_dependencies(installed):
     target, _ = installed
     info = next(target.glob("zsdemo-*.dist-info"))
@@ -92,7 +109,7 @@ def test_every_package_zsdemo_imports_is_declared_and_pinned():
 
 def test_the_installed_command_classifies_from_an_empty_folder(installed, tmp_path):
     target, env = installed
-    shutil.copy(ROOT / "zsdemo" / "assets" / "images" / "cat.png", tmp_path / "photo.png")
+    shutil.copy(ROOT / "assets" / "images" / "cat.png", tmp_path / "photo.png")
     where = _run([sys.executable, "-c", "import zsdemo; print(zsdemo.__file__)"], tmp_path, env)
     assert where.stdout.strip() == str(target / "zsdemo" / "__init__.py")     # the wheel's copy, not this checkout
     done = _run([str(target / "bin" / "zsdemo"), "classify", "photo.png", "--classes", "tabby cat, dog, crane",
@@ -134,7 +151,7 @@ def test_zsdemo_serve_from_the_installed_package_answers_a_client(installed, tmp
                 time.sleep(0.5)
         client = Client(url, verbose=False)
         assert "tiny-random" in json.dumps(client.predict(api_name="/options"))
-        shutil.copy(ROOT / "zsdemo" / "assets" / "images" / "cat.png", tmp_path / "photo.png")
+        shutil.copy(ROOT / "assets" / "images" / "cat.png", tmp_path / "photo.png")
         result = client.predict([handle_file(str(tmp_path / "photo.png"))], "cat, dog", strategies="name,dclip",
                                 api_name="/classify")
         assert set(result["images"][0]["strategies"]) == {"name", "dclip"}

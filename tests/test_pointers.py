@@ -13,7 +13,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = [*(ROOT / "zsdemo").rglob("*.py"), *(ROOT / "benchmarks").glob("*.py"), *(ROOT / "tests").glob("*.py"),
-           ROOT / "app.py", *(ROOT / "zsdemo" / "assets").glob("*.css")]
+           ROOT / "app.py", *(ROOT / "assets").glob("*.css")]
 # A repository path: zsdemo/..., benchmarks/..., tests/..., docs/... (or app.py at the top).
 PATH = re.compile(r"(?<![\w./-])((?:zsdemo|benchmarks|tests|docs)/[\w/.-]*\w|app\.py)\b")
 # A dotted name in double backquotes, ``module.name``: its first part is judged when it is a

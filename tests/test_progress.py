@@ -85,7 +85,7 @@ def test_the_estimate_counts_the_prompts_not_cached_and_names_the_work(tiny):
     work = estimate(tiny, 2, request, cache)
     assert work.prompts == 3 * 81 and work.images == 2 * 11
     assert "243 prompts to encode" in work.summary() and "2 images and 20 views" in work.summary()
-    classify_request(tiny, [str(ROOT / "zsdemo/assets/images/cat.png")], request, cache)
+    classify_request(tiny, [str(ROOT / "assets/images/cat.png")], request, cache)
     again = estimate(tiny, 2, request, cache)
     assert again.prompts == 0 and again.known           # all cached now, and the model's speed measured
     assert again.total < work.total or not work.known

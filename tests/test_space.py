@@ -253,7 +253,7 @@ def test_mcp_schema_lists_each_public_endpoint_with_every_argument_described(mcp
 @pytest.fixture
 def photo_server():
     """A loopback web server for the example photos."""
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(ROOT / "zsdemo/assets/images"))
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(ROOT / "assets/images"))
     handler.log_message = lambda *a: None
     server = socketserver.TCPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -302,7 +302,7 @@ def _hierarchy_answers(url: str, photo: str, n: int) -> list:
 
 
 def test_a_cold_server_answers_concurrent_hierarchy_requests_sent_the_moment_it_answers(tmp_path):
-    photo = str(ROOT / "zsdemo/assets/images/cat.png")
+    photo = str(ROOT / "assets/images/cat.png")
     senses = None
     for start in range(3):
         port = _free_port()

@@ -106,7 +106,7 @@ def test_parse_overrides():
 def test_imagenet_preset_resolves_exactly_through_wordnet_ids():
     names = classnames.preset_classnames("imagenet1k")
     senses = wordnet.class_senses(names)
-    wnids = (ROOT / "zsdemo" / "assets" / "imagenet_wnids.txt").read_text().split()
+    wnids = (ROOT / "assets" / "imagenet_wnids.txt").read_text().split()
     assert [s.chosen.wnid for s in senses] == wnids
     assert all(s.rule == "imagenet-id" for s in senses)
     assert senses[134].chosen.synset == "crane.n.05" and senses[517].chosen.synset == "crane.n.04"
@@ -133,7 +133,7 @@ def test_same_output_whatever_the_hash_seed():
     def run(seed: str) -> dict:
         env = {**os.environ, "PYTHONHASHSEED": seed}
         out = subprocess.run(
-            [sys.executable, "-m", "zsdemo", "classify", "zsdemo/assets/images/cat.png", "--classes",
+            [sys.executable, "-m", "zsdemo", "classify", "assets/images/cat.png", "--classes",
              "crane, heron, dog, bass, seal, mouse, cat", "--strategies", "hierarchy,hierarchy80", "--rerank-all",
              "--model", "tiny-random", "--device", "cpu", "--json"],
             cwd=ROOT, env=env, capture_output=True, text=True, check=True)

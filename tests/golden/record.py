@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
-PHOTOS = ROOT / "zsdemo" / "assets" / "images"
+PHOTOS = ROOT / "assets" / "images"
 CLASSES = "cat, dog, crane, heron, coffee mug, espresso, rocket, astronaut, teapot, space shuttle"
 TEMPLATES = ["a sketch of a {}.", "a close-up photo of a {}."]
 # Label folder -> photos (the same bytes every time: copies of the shipped examples).

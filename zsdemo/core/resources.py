@@ -1,9 +1,11 @@
-"""The files zsdemo ships inside its package (``zsdemo/assets/``): example photos with their
-licences, descriptors, class-name and dataset data, the page's CSS and texts, model configs.
+"""The files zsdemo ships: example photos with their licences, descriptors, class-name and
+dataset data, the page's CSS and texts, model configs.
 
-They are package data, found through ``importlib.resources``, so a wheel installed anywhere
-reads the same files as this checkout. Gradio and open_clip want real file paths, which an
-installed package (a folder, never a zip) has.
+In a checkout (and on a Space, which runs the checkout) they are the top-level ``assets/``
+folder. The wheel carries the same folder as the package data of 'zsdemo.assets'
+(``[tool.setuptools.package-dir]`` maps it), found through ``importlib.resources``, so an
+installation anywhere reads the same files. Gradio and open_clip want real file paths, which
+both have (an installed package is a folder, never a zip).
 """
 
 from __future__ import annotations
@@ -11,7 +13,18 @@ from __future__ import annotations
 from importlib.resources import files
 from pathlib import Path
 
-ASSETS = Path(str(files("zsdemo").joinpath("assets")))
+
+def _assets() -> Path:
+    packaged = Path(str(files("zsdemo"))) / "assets"                # a wheel: zsdemo.assets' package data
+    checkout = Path(__file__).resolve().parents[2] / "assets"       # a checkout: beside the zsdemo/ folder
+    for folder in (packaged, checkout):
+        if (folder / "app.css").is_file():
+            return folder
+    raise RuntimeError(f"zsdemo's shipped files are missing (neither {packaged} nor {checkout} holds them): "
+                       "reinstall zsdemo.")
+
+
+ASSETS = _assets()
 EXAMPLE_IMAGES = ASSETS / "images"
 DESCRIPTORS = ASSETS / "descriptors"
 MODEL_CONFIGS = ASSETS / "model_configs"
