@@ -53,3 +53,15 @@ def test_per_class_accuracy_and_confusions():
     assert metrics.per_class_accuracy(preds, labels, 4) == [(2, 0.5), (3, pytest.approx(1 / 3)), (1, 1.0), (0, None)]
     assert metrics.confused_pairs(preds, labels) == [(1, 0, 2), (0, 1, 1)]
     assert metrics.confused_pairs(preds, labels, limit=1) == [(1, 0, 2)]
+
+
+def test_auroc_agrees_with_scikit_learn_on_ties_and_random_scores():
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(0)
+    for size in (5, 40, 300):
+        scores = rng.integers(0, 6, size).astype(float)       # many ties
+        correct = rng.random(size) < 0.6
+        if correct.all() or not correct.any():
+            continue
+        assert metrics.auroc(scores, correct) == pytest.approx(roc_auc_score(correct, scores), abs=1e-12)

@@ -83,3 +83,43 @@ def test_disk_cache_survives_a_new_process_cache(tiny, tmp_path):
 @pytest.mark.parametrize("n", [0])
 def test_no_prompts(tiny, n):
     assert encode_prompts(tiny, [], cache=None).numel() == n
+
+
+# engine/text.py runs open_clip's text forward pass itself, on the tower's own modules, cut to the
+# longest prompt: an open_clip upgrade that changed that pass must fail here, for every
+# architecture the lab ships (its presets), not only the tiny test model.
+SHIPPED_ARCHS = sorted({p.arch for p in __import__("zsdemo.engine.presets", fromlist=["PRESETS"]).PRESETS.values()})
+
+
+@pytest.mark.parametrize("arch", SHIPPED_ARCHS)
+def test_the_truncated_path_matches_encode_text_for_every_shipped_architecture(arch, tiny):
+    import dataclasses
+
+    import open_clip
+
+    from zsdemo.engine.text import text_tower
+
+    cfg = dict(open_clip.get_model_config(arch))
+    # The shipped text tower with a one-layer vision tower (random weights: the same computation).
+    cfg["vision_cfg"] = {"image_size": 32, "layers": 1, "width": 64, "patch_size": 16, "head_width": 32}
+    model_class = open_clip.CustomTextCLIP if cfg.pop("custom_text", False) else open_clip.CLIP
+    torch.manual_seed(0)
+    model = model_class(**cfg).eval()
+    loaded = dataclasses.replace(tiny, model=model, identity=f"test-{arch}")
+    tower = text_tower(model)
+    if cfg["text_cfg"].get("no_causal_mask") or cfg["text_cfg"].get("pool_type") == "last":
+        assert tower is None       # not causal, or pooled at the last position: encode_text itself is used
+        return
+    assert tower is not None
+    vocab, context = model.token_embedding.num_embeddings, model.positional_embedding.shape[0]
+    generator = torch.Generator().manual_seed(1)
+    tokens = torch.zeros(6, context, dtype=torch.long)
+    for row, length in enumerate((2, 5, 9, 17, 30, context - 1)):
+        tokens[row, 0] = vocab - 2                                    # start of text
+        tokens[row, 1:length] = torch.randint(1, vocab - 2, (length - 1,), generator=generator)
+        tokens[row, length] = vocab - 1                               # end of text: the largest id
+    with torch.no_grad():
+        full = model.encode_text(tokens)
+    fast = encode_tokens(loaded, tokens)
+    assert full.shape == fast.shape
+    assert (full - fast).abs().max().item() < 1e-4 * max(1.0, full.abs().max().item())

@@ -215,7 +215,9 @@ def embed_support(loaded: LoadedModel, support: SupportSet, store: FeatureStore 
 
 def validation_split(support: SupportFeatures, fraction: float, seed: int = 0) -> tuple[list[int], list[int]]:
     """(train rows, validation rows): ``fraction`` of each class's examples held out (at least
-    one where a class has two or more), chosen by a seeded generator."""
+    one where a class has two or more), chosen by a seeded generator. Not scikit-learn's
+    ``train_test_split(stratify=...)``: it draws other rows (and refuses a class of one), which
+    would change every validated setting the earlier rounds reported."""
     gen = torch.Generator().manual_seed(seed)
     train, val = [], []
     for c in range(len(support.classes)):

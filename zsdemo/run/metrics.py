@@ -6,11 +6,11 @@ tests feed them hand-made numbers.
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from typing import Sequence
 
 import numpy as np
+from scipy.stats import binomtest, rankdata
 
 COVERAGE_POINTS = 20     # coverage curves are reported at 5%, 10%, ..., 100%
 
@@ -34,21 +34,8 @@ def auroc(scores: Sequence[float], correct: Sequence[bool]) -> float | None:
     n_pos, n_neg = int(y.sum()), int((~y).sum())
     if n_pos == 0 or n_neg == 0:
         return None
-    ranks = _average_ranks(s)
+    ranks = rankdata(s)               # 1-based, ties sharing their average rank
     return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
-
-
-def _average_ranks(values: np.ndarray) -> np.ndarray:
-    """1-based ranks with ties sharing their average rank."""
-    order = np.argsort(values, kind="mergesort")
-    ranks = np.empty(len(values), dtype=np.float64)
-    sorted_values = values[order]
-    start = 0
-    for end in range(1, len(values) + 1):
-        if end == len(values) or sorted_values[end] != sorted_values[start]:
-            ranks[order[start:end]] = (start + 1 + end) / 2
-            start = end
-    return ranks
 
 
 def coverage_curve(scores: Sequence[float], correct: Sequence[bool],
@@ -98,11 +85,9 @@ def mcnemar_exact(b: int, c: int) -> float:
     """Two-sided exact McNemar test of two classifiers on the same images: ``b`` images only the
     first got right, ``c`` only the second. Under "equally good" each discordant image is a fair
     coin: p = min(1, 2 P(X <= min(b, c))), X ~ Binomial(b + c, 1/2); 1 when there are none."""
-    n = b + c
-    if n == 0:
+    if b + c == 0:
         return 1.0
-    tail = sum(math.comb(n, k) for k in range(min(b, c) + 1)) / 2 ** n
-    return min(1.0, 2 * tail)
+    return min(1.0, float(binomtest(min(b, c), b + c, 0.5).pvalue))
 
 
 def pairwise(correct: dict[str, np.ndarray]) -> list[tuple[str, str, int, int, int, int, float]]:

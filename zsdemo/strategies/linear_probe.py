@@ -11,7 +11,9 @@ share of the support set: c = 10^-6, 10^-4, ..., 10^6, then the interval around 
 until it reaches 8 steps per decade (4 halvings, 2 fits each: 15 fits in all); the final model
 is fitted on every example. With a single example per class
 nothing can be held out, and c is ``probe_c`` (0.316, the value of the paper's example code).
-The fit starts from zeros in float64, so the same support set gives the same probe. A fitted
+The fit starts from zeros in float64, so the same support set gives the same probe. It is written
+here rather than taken from scikit-learn (the tests' oracle for it) because it runs on the model's
+device in torch, the 15 fits of the search included, where scikit-learn would copy to the CPU. A fitted
 probe can be saved as a safetensors file and loaded again (``--probe-save`` / ``--probe-load``).
 """
 
