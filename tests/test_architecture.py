@@ -70,3 +70,29 @@ def test_no_module_of_the_app_re_exports_what_it_imports():
              for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
              if "noqa: F401" in line and "I001" not in line and p.name != "__init__.py"]
     assert found == []
+
+
+def test_one_function_opens_a_run():
+    """A strategies.Run (what every batch of a request shares) is made only by pipeline.open_run,
+    for classify and evaluate alike, and re-made from an opened one by pipeline.reopen (the shots
+    curve's draws)."""
+    import ast
+
+    makers = []
+    for path in (ROOT / "zsdemo").rglob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        imports_run = path.name == "base.py" and path.parent.name == "strategies" or any(
+            isinstance(n, ast.ImportFrom) and (n.module or "").endswith("strategies") and
+            any(a.name == "Run" for a in n.names) or
+            isinstance(n, ast.ImportFrom) and (n.module or "").endswith("strategies.base") and
+            any(a.name == "Run" for a in n.names) for n in ast.walk(tree))
+        if not imports_run:
+            continue
+        for fn in ast.walk(tree):
+            if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                for call in ast.walk(fn):
+                    if isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "Run":
+                        makers.append(f"{path.relative_to(ROOT)}:{fn.name}")
+    assert sorted(set(makers)) == ["zsdemo/run/pipeline.py:open_run", "zsdemo/run/pipeline.py:reopen"]
+    source = "".join((ROOT / "zsdemo" / "run" / name).read_text() for name in ("evaluation.py", "pipeline.py"))
+    assert source.count("open_run(loaded, request, cache") == 2        # classify's and evaluate's

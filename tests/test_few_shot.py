@@ -334,3 +334,28 @@ def test_coop_says_which_epochs_its_losses_are_of_and_shows_no_broken_words(tiny
     words = coop.nearest_words(tiny, torch.randn(64, tiny.model.token_embedding.weight.shape[1]) * 0.02)
     assert all(len(w) == coop.NEAREST_WORDS for w in words)
     assert not any("\ufffd" in x or not x for w in words for x in w)
+
+
+def test_a_context_learned_on_other_classes_is_said_in_the_classify_result(support_dir, tmp_path, capsys):
+    """What a run learns while it works (a loaded context's classes) reaches the result: it is the
+    run's, not written into the validated request (which nothing changes after its checks)."""
+    saved = tmp_path / "ctx.safetensors"
+    common = ["classify", str(ASSETS / "cat.png"), "--strategies", "coop", "--model", "tiny-random", "--device", "cpu",
+              "--json", "--quiet"]
+    assert main([*common, "--classes", ", ".join(CLASSES), "--support", str(support_dir), "--coop-epochs", "1",
+                 "--coop-save", str(saved)]) == 0
+    capsys.readouterr()
+    assert main([*common, "--classes", "cat, dog, owl", "--coop-load", str(saved)]) == 0
+    warnings = json.loads(capsys.readouterr().out)["warnings"]
+    assert any("The CoOp context was learned on other classes" in w for w in warnings), warnings
+
+
+def test_a_validated_request_cannot_be_changed():
+    import dataclasses
+
+    from zsdemo.run.request import prepare_request
+
+    request = prepare_request("cat, dog", "name")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        request.top_k = 1
+    assert isinstance(request.warnings, tuple)

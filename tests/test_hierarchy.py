@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 import torch.nn.functional as F
 
@@ -87,7 +89,7 @@ def test_only_low_confidence_images_are_reranked_unless_asked(tiny, cat_path):
     assert all(p.cosine is None for c in kept.details.candidates for p in c.prompts)
 
     for low, rerank_all in ((True, False), (False, True)):
-        request.rerank_all = rerank_all
+        request = dataclasses.replace(request, rerank_all=rerank_all)
         res = hierarchy_result(tiny, f, name_logits, fallback, check(low=low), senses, request, cache)
         assert res.details.applied is True
         cands = res.details.candidates

@@ -19,6 +19,7 @@ Choices where the specification is silent, also in docs/architecture.md:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping, Sequence
@@ -36,12 +37,12 @@ from ..engine.feature_store import ORIGINAL, FeatureStore, read_image_file
 from ..engine.images import load_image
 from ..data.labelled import LabelledSet
 from ..engine.models import LoadedModel
-from .pipeline import TEXT_CACHE, chosen_options, request_senses, score_batch
+from .pipeline import TEXT_CACHE, chosen_options, open_run, score_batch
 from ..core.progress import Progress, advance, stage, track
 from .request import Request, prepare_request
 from .shots import SWEEP_SPAN, ShotsCurve, ShotsPlan, sweep as shots_sweep
 from ..strategies import STRATEGIES, Batch, Run, chosen
-from ..data.support import SupportFeatures, SupportSet, digests_of, embed_support
+from ..data.support import SupportFeatures, SupportSet
 from ..engine.text import TextFeatureCache
 from ..wordnet.sparse import Sparsity
 
@@ -167,35 +168,11 @@ def evaluation_request(
     if request.needs_wordnet:
         # Classes read from WordNet ids use exactly those senses (the user's choices still win).
         # Added after the checks: without WordNet the hierarchy falls back to bare names and says so.
-        request.senses = {**data.senses, **request.senses}
+        request = dataclasses.replace(request, senses={**data.senses, **request.senses})
     if len(request.classnames) != len(data.classes):
         raise InputError(f"The labels give {len(data.classes)} class names but only {len(request.classnames)} "
                          "distinct ones: rename (or map) the classes so that no two differ only in case.")
     return request
-
-
-def _prepared_run(loaded: LoadedModel, data: LabelledSet, request: Request, store: FeatureStore | None,
-                  cache: TextFeatureCache | None, progress: Progress | None, support_used: bool = False,
-                  ) -> tuple[Run, Sparsity | None, str | None]:
-    """What every batch shares: the classes' WordNet senses (and the sparse hierarchy, or why
-    WordNet is missing), the support set's features, and each strategy's once-per-request work."""
-    senses, sparsity, missing = [], None, None
-    if request.needs_wordnet:
-        with track(progress) if progress is not None else contextlib.nullcontext():
-            stage(0.0, 0.0, "reading the classes in WordNet")      # and scoring its nodes, once per model
-            senses, sparsity, missing = request_senses(loaded, request)
-    run = Run(loaded, request, cache, senses)
-    if request.support is not None and (support_used or any(s.needs_support for s in request.chosen)):
-        with track(progress) if progress is not None else contextlib.nullcontext():
-            # Leakage: an evaluated image is never in the support set, whatever its name.
-            stage(0.0, 0.0, "reading the evaluated images' contents (leakage check)")
-            evaluated_digests = digests_of([it.path for it in data.items])
-            stage(0.0, 0.0, "embedding the support set", len(request.support.items), "image")
-            run.support = embed_support(loaded, request.support, store, evaluated_digests)
-    with track(progress) if progress is not None else contextlib.nullcontext():
-        for strategy in request.chosen:     # CoOp learns its context here, with its own progress
-            strategy.prepare(run, (0.0, 1.0))
-    return run, sparsity, missing
 
 
 def evaluate(
@@ -221,7 +198,10 @@ def evaluate(
     if not isinstance(batch_size, int) or batch_size < 1:
         raise InputError(f"The batch size must be a whole number of at least 1 (got {batch_size!r}).")
     evaluated = list(dict.fromkeys([*ALWAYS, *request.strategies]))
-    run, sparsity, missing = _prepared_run(loaded, data, request, store, cache, progress, shots is not None)
+    with track(progress) if progress is not None else contextlib.nullcontext():
+        opened = open_run(loaded, request, cache, [it.path for it in data.items], store=store,
+                          support_used=shots is not None, spans={s.id: (0.0, 1.0) for s in request.chosen})
+    run, sparsity, missing = opened.run, opened.sparsity, opened.missing
     out = EvaluationReport(
         dataset=data.describe(), model=loaded.describe(),
         settings={"strategies": list(request.strategies), "views": list(request.views),
@@ -231,7 +211,7 @@ def evaluate(
                   "options": chosen_options(request)},
         classes=list(request.classnames), strategies=evaluated, records=[],
         warnings=list(request.warnings) + ([missing] if missing else [])
-        + (run.support.warnings() if run.support is not None else []), sparsity=sparsity,
+        + (run.support.warnings() if run.support is not None else []) + run.warnings, sparsity=sparsity,
         support=run.support,
     )
     stats = {"encoded": 0, "from_cache": 0}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import torch
 
@@ -24,7 +24,8 @@ from ..core.progress import Progress, count, duration, stage, track
 from .request import Request, prepare_request  # noqa: F401 (the pipeline's input, re-exported)
 from ..engine.results import ClassificationResult, ImageResult, Prediction, StrategyResult
 from ..strategies import STRATEGIES, Batch, Rates, Run, Scores, Strategy, options_dict
-from ..data.support import embed_support
+from ..data.support import SupportFeatures, digests_of, embed_support
+from ..engine.feature_store import FeatureStore
 from ..prompts.templates import CLIP80, NAME_ONLY, PLACEHOLDER, fill
 from ..engine.text import TextFeatureCache, prompt_token_count
 from ..wordnet.senses import ClassSense, WordNetUnavailable, bare_sense, class_senses, is_loaded
@@ -124,6 +125,59 @@ def chosen_options(request: Request) -> dict[str, dict[str, object]]:
     return options_dict({k: v for k, v in request.options.items() if k in keys})
 
 
+@dataclass
+class Opened:
+    """A run as ``open_run`` leaves it, and what opening it found about WordNet."""
+
+    run: Run
+    sparsity: Sparsity | None = None     # the sparse hierarchy the senses were read on
+    missing: str | None = None           # why WordNet could not be read (the hierarchy then uses bare names)
+
+
+def open_run(loaded: LoadedModel, request: Request, cache: TextFeatureCache | None, scored: Sequence[object] = (),
+             *, store: FeatureStore | None = None, support_used: bool = False, wordnet_limit: int | None = None,
+             spans: Mapping[str, tuple[float, float]] | None = None, senses_only: bool = False) -> Opened:
+    """The one place a run is opened, for classify and evaluate alike: the classes' WordNet senses
+    on the sparse hierarchy (or why WordNet is missing), the support set's features, and each
+    strategy's once-per-request work (CoOp learns its context here).
+
+    ``scored``: every image the run will score, as listed (paths, bytes, or decoded images): none
+    of them is ever a support example, whether it decoded or not (the leakage check compares
+    contents, not names). ``support_used``: embed the support set even with no few-shot strategy
+    (the shots curve). ``spans``: the progress bar's share of each stage ("wordnet", "support",
+    and a strategy's id for its own work). ``senses_only``: no image will be scored (none
+    decoded), so the support set and the strategies' own work are skipped."""
+    spans = spans or {}
+    senses: list[ClassSense] = []
+    sparsity, missing = None, None
+    if request.needs_wordnet:
+        stage(*spans.get("wordnet", (0.0, 0.0)), "looking up the classes in WordNet" if is_loaded()
+              else "loading WordNet (once per server)")
+        senses, sparsity, missing = request_senses(loaded, request, wordnet_limit)
+    run = Run(loaded, request, cache, senses)
+    if senses_only:
+        return Opened(run, sparsity, missing)
+    if request.support is not None and (support_used or any(s.needs_support for s in request.chosen)):
+        span = spans.get("support", (0.0, 0.0))
+        stage(span[0], span[0], "reading the scored images' contents (leakage check)")
+        exclude = {im.digest for im in scored if isinstance(im, LoadedImage) and im.digest}
+        exclude |= digests_of([im for im in scored if not isinstance(im, LoadedImage)])
+        stage(*span, "embedding the support set", len(request.support.items), "image")
+        run.support = embed_support(loaded, request.support, store, exclude)
+    for strategy in request.chosen:
+        strategy.prepare(run, spans.get(strategy.id))
+    return Opened(run, sparsity, missing)
+
+
+def reopen(run: Run, request: Request, support: SupportFeatures, strategies: Sequence[Strategy]) -> Run:
+    """An opened run again, with ``request``'s settings and other support features (the shots
+    curve's draws: the senses and the text features stay), ``strategies`` prepared on it."""
+    fitted = Run(run.loaded, request, run.cache, run.senses, support)
+    for strategy in strategies:
+        strategy.prepare(fitted)
+    return fitted
+
+
 def request_senses(loaded: LoadedModel, request: Request, limit: int | None = None,
                    ) -> tuple[list[ClassSense], Sparsity | None, str | None]:
     """Senses of every class on the request's sparse WordNet hierarchy, with what it kept; or bare
@@ -186,12 +240,16 @@ def estimate(loaded: LoadedModel, n_images: int, request: Request,
     rates = Rates(measured.prompts_per_second or ASSUMED_RATES.prompts_per_second,
                   measured.images_per_second or ASSUMED_RATES.images_per_second)
     why = []
-    seconds = {"wordnet": WORDNET_LOAD_SECONDS if request.needs_wordnet and not is_loaded() else 0.0,
-               "images": n_images * (1 + views) / rates.images_per_second,
-               "prompts": todo / rates.prompts_per_second}
+    # In the order the work happens (the progress bar's stages): what ``open_run`` does, then the
+    # images, the prompts and each strategy's scoring.
+    seconds = {"wordnet": WORDNET_LOAD_SECONDS if request.needs_wordnet and not is_loaded() else 0.0}
     if request.support is not None and any(s.needs_support for s in request.chosen):
         seconds["support"] = len(request.support.items) / rates.images_per_second
         why.append(f"{count(len(request.support.items), 'support image')} to embed (cached afterwards)")
+    own = {s.id: s.cost(request, n_images, rates) for s in request.chosen}
+    seconds.update({sid: cost[0] for sid, cost in own.items() if cost is not None and STRATEGIES[sid].prepares})
+    seconds["images"] = n_images * (1 + views) / rates.images_per_second
+    seconds["prompts"] = todo / rates.prompts_per_second
     if seconds["wordnet"]:
         why.append("loading WordNet (once per server)")
     if views:
@@ -201,10 +259,9 @@ def estimate(loaded: LoadedModel, n_images: int, request: Request,
                          for t, label in sets.items())
         why.append(f"{todo:,} prompts to encode ({count(len(request.classnames), 'class', 'classes')} x {how}"
                    + (f"; {cached:,} already cached)" if cached else ")"))
-    for s in request.chosen:
-        own = s.cost(request, n_images, rates)
-        if own is not None:
-            seconds[s.id], words = own
+    for sid, cost in own.items():
+        if cost is not None:
+            seconds[sid], words = cost
             why.append(words)
     return Estimate(seconds, n_images * (1 + views), todo, known, why)
 
@@ -270,20 +327,20 @@ def _classify(loaded: LoadedModel, images: Sequence[ImageSource], request: Reque
         share = 0.96 * seconds / total
         bounds[key], at = (at, at + share), at + share
     stage(0.0, 0.02, "decoding images")
-    warnings = request.warnings + context_warnings(loaded, request)
+    warnings = list(request.warnings) + context_warnings(loaded, request)
     decoded = load_images(images, names)
     good = [d for d in decoded if isinstance(d, LoadedImage)]
-    senses: list[ClassSense] = []
-    sparsity = None
-    if request.needs_wordnet:
-        stage(*bounds["wordnet"], "looking up the classes in WordNet" if is_loaded()
-              else "loading WordNet (once per server)")
-        senses, sparsity, missing = request_senses(loaded, request, LIMITS.prompts)
-        if missing:
-            warnings.append(missing)
+    scored = [d if isinstance(d, LoadedImage) else source for d, source in zip(decoded, images)]
+    opened = open_run(loaded, request, cache, scored, wordnet_limit=LIMITS.prompts, spans=bounds,
+                      senses_only=not good)
+    run, senses, sparsity = opened.run, opened.run.senses, opened.sparsity
+    if opened.missing:
+        warnings.append(opened.missing)
     strategies = request.chosen
     results: dict[int, ImageResult] = {}
     if good:
+        if run.support is not None:
+            warnings += run.support.warnings()
         # The model's lock is taken per batch of images or prompts and per TPT image, not for
         # the whole request: other users' requests get their turns in between.
         if request.needs_consistency:
@@ -293,11 +350,6 @@ def _classify(loaded: LoadedModel, images: Sequence[ImageSource], request: Reque
             stage(*bounds["images"], "embedding images", work.images, "image")
             feats, view_feats = embed_images(loaded, good), None
         stage(*bounds["prompts"], "encoding prompts", work.prompts, "prompt")
-        run = Run(loaded, request, cache, senses)
-        if request.support is not None and any(s.needs_support for s in strategies):
-            stage(*bounds["support"], "embedding the support set", len(request.support.items), "image")
-            run.support = embed_support(loaded, request.support, exclude={im.digest for im in good if im.digest})
-            warnings += run.support.warnings()
         pixels = [im.image for im in good] if any(s.needs_pixels for s in strategies) else ()
         batch, scores = score_batch(run, feats, view_feats, pixels, strategies, bounds)
         for row, im in enumerate(good):
@@ -311,6 +363,7 @@ def _classify(loaded: LoadedModel, images: Sequence[ImageSource], request: Reque
                 source=im.source, width=im.width, height=im.height, warnings=list(im.warnings),
                 strategies=per_strategy, analyses=analyses,
             )
+        warnings += run.warnings
     return ClassificationResult(
         model=loaded.describe(),
         classes=list(request.classnames),

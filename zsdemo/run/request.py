@@ -65,25 +65,24 @@ def prepare_request(
         check_count(parsed.names)
     methods = chosen(ids)
     settings = parse_options(_gathered(options, named), served)
-    request = Request(parsed.names, ids, custom, min(top_k, len(parsed.names)), warnings,
-                      consistency=bool(consistency), views=parse_views(views),
-                      rerank_all=flag(rerank_all, "rerank_all"), low_confidence=parse_rule(low_confidence),
-                      options=settings, chosen=tuple(methods))
-    request.warnings.extend(unused_options(settings, methods))
-    request.descriptors = _descriptors(descriptors, parsed.names, methods, request.warnings)
-    request.support = support
+    warnings.extend(unused_options(settings, methods))
+    found = _descriptors(descriptors, parsed.names, methods, warnings)
     if support is not None:
-        if support.classes != request.classnames:
+        if support.classes != parsed.names:
             raise InputError("The support set was read for other classes than the request's.")
         if support_used or any(s.needs_support for s in methods):
-            request.warnings.extend(support.warnings())
+            warnings.extend(support.warnings())
         else:
             users = ", ".join(s.id for s in STRATEGIES.values() if s.needs_support)
-            request.warnings.append(f"A support set was given but no few-shot strategy ({users}) is selected; "
-                                    "it is unused.")
-    check_prompts(request)
-    request.senses = _check_senses(parse_overrides(senses), parsed.names, request.warnings)
-    return request
+            warnings.append(f"A support set was given but no few-shot strategy ({users}) is selected; "
+                            "it is unused.")
+    fields = dict(consistency=bool(consistency), views=parse_views(views), rerank_all=flag(rerank_all, "rerank_all"),
+                  low_confidence=parse_rule(low_confidence), descriptors=found, support=support, options=settings,
+                  chosen=tuple(methods))
+    top_k = min(top_k, len(parsed.names))
+    check_prompts(Request(parsed.names, ids, custom, top_k, **fields))
+    chosen_senses = _check_senses(parse_overrides(senses), parsed.names, warnings)
+    return Request(parsed.names, ids, custom, top_k, tuple(warnings), senses=chosen_senses, **fields)
 
 
 def _gathered(options: Mapping[str, Any] | None, named: Mapping[str, Any]) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from ..core.errors import InputError
 from ..core.progress import advance, stage
 from ..strategies import STRATEGIES, Batch, Request, Run
 from ..strategies.options import without_files
+from .pipeline import reopen
 
 MAX_SHOTS = 256
 MAX_COUNTS = 32                 # shot counts in one list
@@ -301,10 +302,10 @@ def sweep(run: Run, features: torch.Tensor, labels: torch.Tensor, plan: ShotsPla
     all_labels = support.labels.tolist()
     for k in plan.shots:
         for seed in range(plan.seeds):
-            fitted = Run(run.loaded, request, run.cache, run.senses, support.subset(draw(all_labels, k, seed)))
+            drawn = support.subset(draw(all_labels, k, seed))
             for sid in plan.few_shot:
                 strategy = STRATEGIES[sid]
-                strategy.prepare(fitted)
+                fitted = reopen(run, request, drawn, [strategy])
                 right = 0
                 for first in range(0, len(features), SCORE_BATCH):
                     chunk = features[first:first + SCORE_BATCH]

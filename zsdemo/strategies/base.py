@@ -28,9 +28,10 @@ from ..prompts.descriptors import Descriptors
 from ..wordnet.senses import ClassSense
 
 
-@dataclass
+@dataclass(frozen=True)
 class Request:
-    """A validated request (``run/request.py`` makes it): what every strategy reads.
+    """A validated request (``run/request.py`` makes it whole, then nothing changes it): what
+    every strategy reads. What a run learns later (a warning, a fitted head) goes to its ``Run``.
 
     ``options`` holds each method's settings (its ``options`` dataclass) under its
     ``options_key``; a strategy reads its own with ``Strategy.settings``."""
@@ -39,7 +40,7 @@ class Request:
     strategies: tuple[str, ...]
     custom_templates: tuple[str, ...]
     top_k: int
-    warnings: list[str] = field(default_factory=list)
+    warnings: tuple[str, ...] = ()      # what the checks had to say about the request
     consistency: bool = False          # attach the consistency analysis to every image
     views: tuple[str, ...] = DEFAULT_VIEWS
     senses: dict[str, str] = field(default_factory=dict)   # class name -> chosen WordNet sense
@@ -68,6 +69,7 @@ class Run:
     cache: TextFeatureCache | None
     senses: Sequence[ClassSense] = ()              # every class's WordNet reading (needs_wordnet)
     support: SupportFeatures | None = None         # the labelled examples' features (needs_support)
+    warnings: list[str] = field(default_factory=list)   # what the run learned (a loaded context's classes)
     _memo: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def once(self, key: str, make: Callable[[], Any]) -> Any:
@@ -236,7 +238,14 @@ class Strategy:
 
     def prepare(self, run: Run, span: tuple[float, float] | None = None) -> None:
         """Work done once per request before any image is scored (CoOp's training), reporting its
-        own steps within ``span`` of the progress bar; ``score`` finds it in ``run.once``."""
+        own steps within ``span`` of the progress bar; ``score`` finds it in ``run.once``.
+        ``pipeline.open_run`` calls it, for classify and evaluate alike."""
+
+    @property
+    def prepares(self) -> bool:
+        """Whether this method has once-per-request work (its ``prepare``): its cost then comes
+        before the images' on the progress bar."""
+        return type(self).prepare is not Strategy.prepare
 
     def score(self, batch: Batch) -> Scores:
         raise NotImplementedError

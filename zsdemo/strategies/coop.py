@@ -264,7 +264,7 @@ class CoOpStrategy(Strategy):
             if settings.load is not None:
                 found = load(settings.load, run.loaded)
                 if found.classes != request.classnames:
-                    request.warnings.append(
+                    run.warnings.append(
                         f"The CoOp context was learned on other classes ({len(found.classes)}, e.g. "
                         f"{found.classes[0]!r}); it is used as it is, since it does not depend on the classes.")
                 return found
