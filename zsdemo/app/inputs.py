@@ -97,7 +97,7 @@ def _descriptors(out: Inputs) -> None:
 
 def _advanced(v: dict[str, gr.Component]) -> None:
     with gr.Accordion("Advanced settings", open=False, elem_id="advanced"):
-        v["top_k"] = gr.Slider(1, constants.MAX_TOP_K, value=5, step=1,
+        v["top_k"] = gr.Slider(1, constants.MAX_TOP_K, value=constants.DEFAULT_TOP_K, step=1,
                                label=f"Top-k classes shown per strategy (1 to {constants.MAX_TOP_K})")
         v["consistency"] = gr.Checkbox(label="Run the consistency check even without a hierarchy strategy",
                                        value=True)
