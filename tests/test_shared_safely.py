@@ -215,7 +215,7 @@ def test_top_k_has_one_range_everywhere(live_app):
         prepare_request("cat, dog", "name", top_k=21)
     assert prepare_request("cat, dog", "name", top_k=20).top_k == 2            # all the classes given
     from zsdemo.app import api
-    described = next(words for p, words in api.CLASSIFY_ARGS if p.name == "top_k")
+    described = next(words for p, words in api.request_arguments("classify") if p.name == "top_k")
     assert "(1 to 20)" in described                                     # the API's and MCP's description
     assert "1 to 20" in _classify_help(build_parser())                  # the command line's help
     config = httpx.get(live_app.rstrip("/") + "/config", timeout=30).json()

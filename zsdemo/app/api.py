@@ -16,8 +16,8 @@ from typing import Any, Callable
 import gradio as gr
 from gradio.data_classes import FileData
 
-from ..core.constants import DEFAULT_TOP_K, MAX_TOP_K
 from ..core.limits import LIMITS
+from ..run import inputs as request_inputs
 from ..strategies import OptionGroup, groups
 from . import choices, controls, remote, state, tasks
 from .events import api_errors
@@ -32,56 +32,29 @@ classes and probabilities, the consistency check, the WordNet senses used; with
 compare_model, the same request on that model under "compared"."""
 
 
-def arg(name: str, annotation: Any, words: str, *default: Any) -> tuple[P, str]:
-    """One request argument and its description (no default: a required one)."""
-    return P(name, P.POSITIONAL_OR_KEYWORD, annotation=annotation, **({"default": default[0]} if default else {})), words
+# An API argument's type, by the kind its declaration gives (``run/inputs.py``).
+INPUT_TYPES: dict[str, Any] = {"images": list[FileData], "archive": FileData, "file": FileData | None,
+                               "whole": int, "flag": bool}
 
 
-# The arguments both endpoints take, said once.
-RERANK_ALL = arg("rerank_all", bool, "re-rank every image with WordNet, not only the low-confidence ones.", False)
-MODEL = arg("model", str, 'another model to use: a preset id or "ARCH TAG" (empty: the server\'s model).', "")
-LOW_CONFIDENCE = arg("low_confidence", str, 'which images count as uncertain: "binary", or a rule such as '
-                     '"s_t<0.6".', "binary")
-DESCRIPTORS = arg("descriptors", str, 'descriptors for dclip and cupl: DCLIP\'s JSON, or "class: d; d" lines.', "")
-CLASSIFY_ARGS = [
-    arg("images", list[FileData], "the images to classify, at most 64: uploaded files, or public http(s) URLs, or "
-        "data: URLs with the image's bytes in base64 (data:image/png;base64,...), each within the upload limit."),
-    arg("classes", str, "the class names, one per line or comma-separated."),
-    arg("strategies", str, 'strategy ids, comma-separated ("all" for every one; the options tool lists them).',
-        "name,photo,clip80"),
-    arg("templates", str, 'custom prompt templates, one per line with {} for the class name ("custom" strategy).', ""),
-    arg("top_k", int, f"how many classes to return per strategy (1 to {MAX_TOP_K}).", DEFAULT_TOP_K),
-    arg("consistency", bool, "run the self-consistency check even without a hierarchy strategy.", False),
-    arg("views", str, "image views for the consistency check, comma-separated ids (empty: all of them).", ""),
-    RERANK_ALL,
-    arg("senses", str, 'WordNet senses to force, e.g. "crane=crane.n.04" (comma-separated).', ""),
-    MODEL, LOW_CONFIDENCE, DESCRIPTORS,
-    arg("compare_model", str, 'a second model to run the same request on (empty or "none": no comparison).', ""),
-    arg("support", FileData | None, "a .zip of labelled examples for the few-shot methods (one folder per class, "
-        "or a labels.csv).", None),
-]
+def request_arguments(endpoint: str, after_options: bool = False) -> list[tuple[P, str]]:
+    """The request's own arguments of an endpoint, with their descriptions, from their
+    declarations (the table's order: callers by position of earlier versions keep theirs)."""
+    out = []
+    for item in request_inputs.inputs("api", endpoint, after_options):
+        default = item.default_for("api", endpoint)
+        given = {} if default is request_inputs.REQUIRED else {"default": default}
+        out.append((P(item.name, P.POSITIONAL_OR_KEYWORD, annotation=INPUT_TYPES.get(item.kind, str), **given),
+                    item.help_for(endpoint)))
+    return out
+
+
 EVALUATE_DOC = """Evaluate strategies on a .zip of labelled images; returns the report as JSON.
 
 The report holds top-1 and top-5 accuracy per strategy, the low-confidence set before and
 after WordNet re-ranking, AUROC and coverage of each confidence score, per-class accuracy
 and the most confused pairs; with support and shots, the few-shot methods' accuracy against
 labelled examples per class beside the zero-shot strategies (shots_curve)."""
-EVALUATE_ARGS = [
-    arg("archive", FileData, "a .zip of labelled images: a folder per class, or a labels.csv (path,label)."),
-    arg("strategies", str, "strategy ids, comma-separated (name only and CLIP-80 always run).",
-        "name,photo,clip80,hierarchy"),
-    arg("views", str, 'image views for S_B: "all" (the paper\'s) or "flip" (faster).', "all"),
-    RERANK_ALL, MODEL, LOW_CONFIDENCE, DESCRIPTORS,
-    arg("support", FileData | None, "a .zip of labelled examples for the few-shot methods, separate from the "
-        "evaluated set.", None),
-]
-
-# After the methods' options, so that positional callers of earlier versions keep their order.
-SHOTS_ARGS = [
-    arg("shots", str, 'the shots curve: examples per class to draw from support for the linear probe, GDA and '
-        'Tip-Adapter, e.g. "1,2,4,8,16" (empty: no curve; report.json\'s shots_curve).', ""),
-    arg("seeds", int, "draws per shot count for the curve's spread (1 to 10).", 3),
-]
 
 
 def option_arguments(include: Callable[[OptionGroup], bool] = lambda g: True) -> list[tuple[P, str]]:
@@ -146,10 +119,12 @@ def register(config: state.AppConfig) -> None:
         and every method's options with their defaults. Returns JSON."""
         return choices.options(config)
 
-    gr.api(api_errors(endpoint("classify", CLASSIFY_DOC, CLASSIFY_ARGS + option_arguments(), classify)),
+    classify_args = request_arguments("classify") + option_arguments() + request_arguments("classify", True)
+    evaluate_args = (request_arguments("evaluate") + option_arguments(controls.evaluable)
+                     + request_arguments("evaluate", True))
+    gr.api(api_errors(endpoint("classify", CLASSIFY_DOC, classify_args, classify)),
            api_name="classify", concurrency_id="model")
-    gr.api(api_errors(endpoint("evaluate", EVALUATE_DOC,
-                                EVALUATE_ARGS + option_arguments(controls.evaluable) + SHOTS_ARGS, evaluate)),
+    gr.api(api_errors(endpoint("evaluate", EVALUATE_DOC, evaluate_args, evaluate)),
            api_name="evaluate", concurrency_limit=1, concurrency_id="evaluate")
     gr.api(api_errors(wordnet), api_name="wordnet")
     gr.api(api_errors(options), api_name="options")
