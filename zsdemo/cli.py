@@ -18,20 +18,16 @@ from typing import TYPE_CHECKING, Callable, Sequence
 from .prompts.classnames import PRESETS as CLASS_PRESETS
 from .prompts.classnames import parse_classnames, preset_classnames
 from .core.constants import (
-    CLASSIFY_DEFAULT,
-    DEFAULT_STRATEGIES,
-    DEFAULT_TOP_K,
     EVAL_BATCH_SIZE,
-    MAX_TOP_K,
 )
 from .data.datasets import DATASETS, open_dataset, parse_dataset
 from .core.command import command_name
 from .core.errors import InputError, ZsdemoError
 from .core.files import is_regular_file, read_text
 from .core.limits import LIMITS, check_environment
+from .run import inputs as request_inputs
 from .engine.presets import DEFAULT_PRESET
 from .engine.presets import PRESETS as MODEL_PRESETS
-from .engine.views import VIEWS
 
 if TYPE_CHECKING:
     from .run.evaluation import EvaluationReport
@@ -82,19 +78,17 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
                    help="fp32, or amp (fp16 autocast; the default on CUDA)")
 
 
-def _add_request_args(p: argparse.ArgumentParser) -> None:
-    """The request's inputs that several methods read (the methods' own options come from them)."""
-    p.add_argument("--low-confidence", default=None, metavar="RULE",
-                   help="which images count as uncertain (the hierarchy re-ranks them): 'binary' (O_T or O_B, "
-                        "default) or a score below a threshold, 's_t<0.6' or 's_b<0.5' (the paper's Table 5)")
-    p.add_argument("--descriptors", default=None, metavar="FILE",
-                   help="descriptors per class for dclip, cupl and cupl80: the JSON object DCLIP and CuPL publish "
-                        "({class: [descriptor, ...]}), or lines 'class: descriptor; descriptor'")
-    p.add_argument("--support", default=None, metavar="FOLDER|ZIP",
-                   help="few-shot (tip, coop, gda, linear-probe) and the shots curve: labelled examples of the "
-                        "classes, an ImageFolder, a folder with "
-                        "labels.csv, a CSV of path,label or a zip of one; never the images scored (an identical "
-                        "file is left out and reported)")
+def _add_request_args(p: argparse.ArgumentParser, endpoint: str) -> None:
+    """The request's own inputs this command takes, from their declarations (``run/inputs.py``)."""
+    for item in request_inputs.inputs("cli", endpoint):
+        words = item.help_for(endpoint, "cli")
+        if item.kind == "flag":
+            p.add_argument(item.flag, dest=item.name, action="store_true", help=words)
+        elif item.cli_repeat:
+            p.add_argument(item.flag, dest=item.name, action="append", default=None, metavar=item.metavar, help=words)
+        else:
+            p.add_argument(item.flag, dest=item.name, default=item.default_for("cli", endpoint),
+                           type=int if item.kind == "whole" else str, metavar=item.metavar, help=words)
 
 
 def _add_option_args(p: argparse.ArgumentParser) -> None:
@@ -123,18 +117,21 @@ def _option_values(args: argparse.Namespace) -> dict[str, object]:
     return {name: getattr(args, name) for name in named_options("cli") if getattr(args, name, None) is not None}
 
 
-def _request_inputs(args: argparse.Namespace, classnames: Sequence[str]) -> dict[str, object]:
+def _request_values(args: argparse.Namespace, endpoint: str, classnames: Sequence[str]) -> dict[str, object]:
+    """The request's inputs as given on the command line, by name, with the methods' options: a
+    file flag read (descriptors), a support set opened for the classes."""
     from .data.support import open_support
+    from .prompts.descriptors import MAX_CHARS      # a file flag's text: the descriptors' limit, read with room
 
-    return dict(low_confidence=args.low_confidence, descriptors=_read_descriptors(args.descriptors),
-                support=open_support(args.support, classnames) if args.support else None,
-                **_option_values(args))
-
-
-def _read_descriptors(path: str | None) -> str | None:
-    from .prompts.descriptors import MAX_CHARS
-
-    return read_text(path, f"Cannot read the descriptors file {path!r}", MAX_CHARS * 4) if path else None
+    values: dict[str, object] = {}
+    for item in request_inputs.inputs("cli", endpoint):
+        value = getattr(args, item.name)
+        if value is not None and item.cli_file:
+            value = read_text(value, f"Cannot read the {item.label.lower()} file {value!r}", MAX_CHARS * 4)
+        elif value is not None and item.kind == "file":
+            value = open_support(value, classnames)
+        values[item.name] = value
+    return {**values, **_option_values(args)}
 
 
 def build_parser(with_options: bool = False) -> argparse.ArgumentParser:
@@ -174,22 +171,7 @@ def _classify_parser(c: argparse.ArgumentParser, with_options: bool) -> None:
     group.add_argument("--classes", help="class names, separated by commas or new lines")
     group.add_argument("--classes-file", help="a text file of class names, one per line")
     group.add_argument("--preset", choices=sorted(CLASS_PRESETS), help="a class-name preset")
-    c.add_argument("--strategies", default=",".join(CLASSIFY_DEFAULT),
-                   help="comma-separated strategy ids (zsdemo strategies lists them), or all (default %(default)s)")
-    c.add_argument("--templates", action="append", default=None, metavar="T",
-                   help="a custom template with one {} (repeat the flag for several)")
-    c.add_argument("--top-k", type=int, default=DEFAULT_TOP_K,
-                   help=f"classes listed per strategy, 1 to {MAX_TOP_K} (default %(default)s)")
-    c.add_argument("--consistency", action="store_true",
-                   help="attach the self-consistency analysis (S_T, S_B, O_T, O_B) to every image; "
-                        "always on with a hierarchy strategy")
-    c.add_argument("--views", default=None,
-                   help=f"image views for S_B, comma-separated (default all: {', '.join(VIEWS)})")
-    c.add_argument("--rerank-all", action="store_true",
-                   help="hierarchy strategies re-rank every image, not only low-confidence ones")
-    c.add_argument("--sense", action="append", default=None, metavar="CLASS=SENSE",
-                   help="the WordNet sense of a class, e.g. crane=crane.n.04 or crane=n03126707 (repeatable)")
-    _add_request_args(c)
+    _add_request_args(c, "classify")
     c.add_argument("--cache", default=None,
                    help="cache folder for the sparse WordNet's node scores, per model "
                         "(default $ZSDEMO_FEATURE_CACHE or ~/.cache/zsdemo/features)")
@@ -208,24 +190,13 @@ def _evaluate_parser(e: argparse.ArgumentParser, with_options: bool) -> None:
                         "scored 200-way) and compare the hierarchy's accuracy with the paper's")
     e.add_argument("--out", default="evaluation", help="folder for report.json, the CSV tables and "
                    "coverage.png (default ./evaluation)")
-    e.add_argument("--strategies", default=",".join(DEFAULT_STRATEGIES),
-                   help="comma-separated ids (default %(default)s); name and clip80 "
-                        "are always computed; tpt is slow (off by default)")
-    e.add_argument("--templates", action="append", default=None, metavar="T",
-                   help="a custom template with one {} (repeat the flag for several)")
     e.add_argument("--class-map", default=None, metavar="FILE",
                    help="label -> class name mapping: JSON object or lines 'label,class name'")
     candidates = e.add_mutually_exclusive_group()
     candidates.add_argument("--classes", help="candidate classes (default: the labels found)")
     candidates.add_argument("--classes-file", help="a text file of candidate classes, one per line")
     candidates.add_argument("--preset", choices=sorted(CLASS_PRESETS), help="candidate classes from a preset")
-    e.add_argument("--views", default=None,
-                   help=f"image views for S_B (default all: {', '.join(VIEWS)}); 'hflip' alone is "
-                        "about 5x faster but S_B then has one view")
-    e.add_argument("--rerank-all", action="store_true", help="hierarchy strategies re-rank every image")
-    e.add_argument("--sense", action="append", default=None, metavar="CLASS=SENSE",
-                   help="the WordNet sense of a class (repeatable)")
-    _add_request_args(e)
+    _add_request_args(e, "evaluate")
     e.add_argument("--shots", default=None, metavar="K,K,...",
                    help="the CLIP paper's curve: fit the linear probe, GDA and Tip-Adapter (and CoOp when selected) "
                         "on K examples per class of --support, for each K (e.g. 1,2,4,8,16), beside the zero-shot "
@@ -291,11 +262,9 @@ def run_classify(args: argparse.Namespace) -> int:
     from .wordnet.sparse import CACHE
 
     raw = _read_classes(args)
-    inputs = _request_inputs(args, parse_classnames(raw).names)
+    inputs = _request_values(args, "classify", parse_classnames(raw).names)
     try:
-        request = prepare_request(raw, args.strategies, args.templates, args.top_k,
-                                  consistency=args.consistency, views=args.views, rerank_all=args.rerank_all,
-                                  senses=args.sense, **inputs)
+        request = prepare_request(raw, **inputs)
         CACHE.attach(None if args.no_cache else args.cache or DEFAULT_DIR)
         loaded = get_model(args.model, args.pretrained, args.device, args.precision)
         result = classify_request(loaded, args.images, request, progress=progress_printer(args.quiet))
@@ -426,9 +395,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
             data = (open_zip(source, tmp, mapping, candidates) if is_zip
                     else open_labelled(source, mapping, candidates))
         # The request is checked once, before a model loads: a typo does not wait for it.
-        request = evaluation_request(data, args.strategies, args.templates, args.views, args.rerank_all,
-                                     args.sense, support_used=args.shots is not None,
-                                     **_request_inputs(args, data.classes))
+        request = evaluation_request(data, support_used=args.shots is not None,
+                                     **_request_values(args, "evaluate", data.classes))
         if args.seeds is not None and args.shots is None:
             raise InputError("--seeds sets the draws of the shots curve: give --shots too (e.g. --shots 1,2,4,8,16).")
         curve = shots_plan(args.shots, seeds_flag(args.seeds), request)

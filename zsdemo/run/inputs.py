@@ -71,7 +71,12 @@ class Input:
                 return self.defaults[key]
         return self.default
 
-    def help_for(self, endpoint: str) -> str:
+    def help_for(self, endpoint: str, surface: str = "api") -> str:
+        """Its words on a surface: the API's description, or the command line's help."""
+        if f"{surface}:{endpoint}" in self.helps:
+            return self.helps[f"{surface}:{endpoint}"]
+        if surface == "cli" and self.cli_help:
+            return self.cli_help
         return self.helps.get(endpoint, self.help)
 
     @property
@@ -108,7 +113,9 @@ _TABLE: list[Input] = [
     Input("strategies", "Strategies", 'strategy ids, comma-separated ("all" for every one; the options tool lists '
           "them).", "texts", ",".join(CLASSIFY_DEFAULT), on("api", "cli", "link:classify"),
           defaults={"evaluate": ",".join(DEFAULT_STRATEGIES)},
-          helps={"evaluate": "strategy ids, comma-separated (name only and CLIP-80 always run)."},
+          helps={"evaluate": "strategy ids, comma-separated (name only and CLIP-80 always run).",
+                 "cli:evaluate": "comma-separated ids (default %(default)s); name and clip80 are always computed; "
+                                 "tpt is slow (off by default)"},
           cli_help="comma-separated strategy ids (zsdemo strategies lists them), or all (default %(default)s)"),
     Input("templates", "Custom templates for the 'Custom templates' strategy, one per line with {}",
           'custom prompt templates, one per line with {} for the class name ("custom" strategy).', "lines", "",
@@ -128,17 +135,21 @@ _TABLE: list[Input] = [
           "image views for the consistency check, comma-separated ids (empty: all of them).", "views", "",
           on("api:classify", "page:classify", "cli"), defaults={"page": list(VIEWS), "cli": None},
           page_area="advanced", choices=tuple((VIEW_LABELS[v], v) for v in VIEWS),
-          cli_help=f"image views for S_B, comma-separated (default all: {', '.join(VIEWS)})"),
+          cli_help=f"image views for S_B, comma-separated (default all: {', '.join(VIEWS)})",
+          helps={"cli:evaluate": f"image views for S_B (default all: {', '.join(VIEWS)}); 'hflip' alone is about 5x "
+                                 "faster but S_B then has one view"}),
     Input("views", "Image views for S_B", 'image views for S_B: "all" (the paper\'s) or "flip" (faster).',
           "view_set", "all", on("api:evaluate")),
     Input("rerank_all", "Re-rank every image, not only the uncertain ones (the hierarchy)",
           "re-rank every image with WordNet, not only the low-confidence ones.", "flag", False,
           on("api", "cli", "page:classify"), page_area="advanced",
-          cli_help="hierarchy strategies re-rank every image, not only low-confidence ones"),
+          cli_help="hierarchy strategies re-rank every image, not only low-confidence ones",
+          helps={"cli:evaluate": "hierarchy strategies re-rank every image"}),
     Input("senses", "WordNet senses", 'WordNet senses to force, e.g. "crane=crane.n.04" (comma-separated).',
           "senses", "", on("api:classify", "cli", "link:classify"), cli_flag="--sense", cli_repeat=True,
           metavar="CLASS=SENSE", defaults={"cli": None},
-          cli_help="the WordNet sense of a class, e.g. crane=crane.n.04 or crane=n03126707 (repeatable)"),
+          cli_help="the WordNet sense of a class, e.g. crane=crane.n.04 or crane=n03126707 (repeatable)",
+          helps={"cli:evaluate": "the WordNet sense of a class (repeatable)"}),
     Input("model", "Model", 'another model to use: a preset id or "ARCH TAG" (empty: the server\'s model).',
           "model", "", on("api", "link:classify")),
     Input("low_confidence", "Which images are uncertain (the hierarchy re-ranks them)",
