@@ -18,6 +18,7 @@ from ..engine import models
 from ..engine.images import load_image
 from ..engine.results import ClassificationResult
 from ..prompts.classnames import parse_classnames
+from ..run import inputs as request_inputs
 from ..run.pipeline import (
     DEFAULT_TOP_K,
     Progress,
@@ -93,6 +94,7 @@ def prepared(
     strategies = arguments.text_or_list(strategies, "strategies")
     if not strategies:
         raise InputError("No strategy selected: tick at least one strategy.")
+    extra = {name: options.pop(name) for name in list(options) if request_inputs.is_extra(name)}
     methods = route_options(options, "api")
     support_set = _open_support(config, support, classes)
     try:
@@ -102,7 +104,7 @@ def prepared(
             views=arguments.text_or_list(views, "views") or None, rerank_all=arguments.flag(rerank_all, "rerank_all"),
             senses=arguments.text_or_mapping(senses, "senses") or None, low_confidence=low_confidence_rule(low_confidence),
             descriptors=arguments.text(descriptors, "descriptors") if descriptors is not None else None,
-            support=support_set, options=methods, served=True)
+            support=support_set, options=methods, served=True, **extra)
     finally:
         if support_set is not None:
             support_set.close()

@@ -18,6 +18,7 @@ from ..data.support import open_support
 from ..engine import models
 from ..engine.feature_store import FeatureStore
 from ..engine.views import DEFAULT_VIEWS, FLIP_VIEW
+from ..run import inputs as request_inputs
 from ..run.evaluation import EvaluationReport, evaluate, evaluation_request
 from ..run.pipeline import (
     Progress,
@@ -65,9 +66,10 @@ def evaluate_upload(config: AppConfig, upload: object, strategies: str | Sequenc
         shots_require_support(support)
     else:
         check_seeds_alone(seeds)
+    extra = {name: options.pop(name) for name in list(options) if request_inputs.is_extra(name)}
     inputs = dict(rerank_all=arguments.flag(rerank_all, "rerank_all"), low_confidence=low_confidence_rule(low_confidence),
                   descriptors=arguments.text(descriptors, "descriptors") if descriptors is not None else None,
-                  options=route_options(options, "api"), served=True, support_used=curve is not None)
+                  options=route_options(options, "api"), served=True, support_used=curve is not None, **extra)
     with track(progress, stop) as tracker:
         tracker.stage(0.0, 0.0, "loading the model" if model_is_loaded(config, model) else
                       "loading the model (its first use on this server: this can take a minute)")

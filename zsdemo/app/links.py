@@ -23,6 +23,7 @@ from ..core.resources import EXAMPLE_IMAGES
 from ..prompts.classnames import PRESETS as CLASS_PRESETS
 from ..prompts.classnames import parse_classnames
 from ..prompts.templates import parse_templates
+from ..run import inputs as request_inputs
 from ..strategies import STRATEGIES, groups, named_options
 from ..strategies import options as declared
 from ..wordnet.senses import parse_overrides
@@ -33,7 +34,12 @@ MAX_PARAMETERS = 64
 # address with httpx, which refuses one over 65,536 characters (a server error, no page).
 MAX_ADDRESS = 32_768
 TOO_LONG = "zsdemo-link-too-long"       # the query an over-long one is replaced with
-FIELDS = ("classes", "strategies", "templates", "senses", "top_k", "model", "images", "preset")
+PAGE_FIELDS = ("preset",)     # the page's own, beside the request's inputs a link carries (run/inputs.py)
+
+
+def fields() -> tuple[str, ...]:
+    """The link's parameters: the request's inputs declared for links, and the page's own."""
+    return (*(i.name for i in request_inputs.inputs("link", "classify")), *PAGE_FIELDS)
 
 
 @dataclass(frozen=True)
@@ -99,6 +105,10 @@ def link_query(values: Mapping[str, Any]) -> str:
         out["strategies"] = ",".join(str(s) for s in strategies)
     if isinstance(values.get("top_k"), (int, float)):
         out["top_k"] = str(int(values["top_k"]))
+    for item in request_inputs.extra("link", "classify"):     # declared since: carried when not the default
+        value = values.get(item.name)
+        if value is not None and value != item.default_for("page", "classify"):
+            out[item.name] = str(value).lower() if isinstance(value, bool) else str(value)
     photos = [_photo(p) for p in values.get("gallery") or []]
     if photos and all(photos):
         out["images"] = ",".join(photos)
@@ -152,7 +162,7 @@ def from_query(params: Mapping[str, str] | Sequence[tuple[str, str]]) -> tuple[d
     options = named_options("page")
     for name, raw in merged.items():
         try:
-            if name in FIELDS:
+            if name in fields():
                 values.update(_field(name, raw))
             elif name in options:
                 values[name] = _option(name, raw, options[name])
@@ -164,6 +174,9 @@ def from_query(params: Mapping[str, str] | Sequence[tuple[str, str]]) -> tuple[d
 
 
 def _field(name: str, raw: str) -> dict[str, Any]:
+    declared_input = request_inputs.find(name, "link", "classify")
+    if declared_input is not None and request_inputs.is_extra(name):
+        return {name: declared_input.check(_typed(declared_input.kind, raw))}
     if name == "classes":
         return {"classes": "\n".join(parse_classnames(raw).names)}
     if name == "strategies":
@@ -194,13 +207,18 @@ def _field(name: str, raw: str) -> dict[str, Any]:
 
 def _option(name: str, raw: str, spec: tuple[str, str, Any, Any]) -> Any:
     key, field_name, opt, default = spec
-    value: Any = raw
-    if opt.kind in ("whole", "number"):
-        value = _number(raw)
-    elif opt.kind == "flag":
-        value = raw.strip().lower() in ("1", "true", "yes", "on")
+    value: Any = _number(raw) if opt.kind in ("whole", "number") else _typed(opt.kind, raw)
     declared.parse(groups()[key].settings, {field_name: value}, served=True)     # the API's check
     return value
+
+
+def _typed(kind: str, raw: str) -> Any:
+    """A link's text as the value an input of that kind takes (then checked as the API checks it)."""
+    if kind == "whole":
+        return _number(raw)
+    if kind == "flag":
+        return raw.strip().lower() in ("1", "true", "yes", "on")
+    return raw
 
 
 def _number(raw: str) -> float | int:

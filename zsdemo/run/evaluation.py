@@ -208,7 +208,7 @@ def evaluate(
                   "rerank_all": request.rerank_all, "batch_size": batch_size, "top_k": TOP_K,
                   "senses": request.senses, "templates": list(request.custom_templates),
                   "feature_cache": store is not None, "low_confidence": str(request.low_confidence),
-                  "options": chosen_options(request)},
+                  "options": chosen_options(request), **request.extra},
         classes=list(request.classnames), strategies=evaluated, records=[],
         warnings=list(request.warnings) + ([missing] if missing else [])
         + (run.support.warnings() if run.support is not None else []) + run.warnings, sparsity=sparsity,

@@ -208,6 +208,10 @@ def split_extra(values: Mapping[str, Any], surface: str, endpoint: str) -> tuple
     return found, {k: v for k, v in values.items() if k not in names}
 
 
+def is_extra(name: str) -> bool:
+    return name not in NAMED and any(i.name == name for i in _TABLE)
+
+
 def check_extra(values: Mapping[str, Any]) -> dict[str, Any]:
     """Extra inputs by name (already in their type, or raw), each checked by its declaration."""
     known = {i.name: i for i in _TABLE if i.name not in NAMED}

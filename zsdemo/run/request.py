@@ -21,6 +21,7 @@ from ..prompts.templates import CLIP80, NAME_ONLY, parse_templates
 from ..strategies import STRATEGIES, Request, chosen, groups, parse_options, parse_strategies, route_options
 from ..strategies import unused_options
 from ..wordnet.senses import WordNetUnavailable, check_count, check_overrides, foreign_senses, parse_overrides
+from .inputs import check_extra, is_extra
 
 __all__ = ["Request", "prepare_request", "request_templates", "check_prompts"]
 
@@ -54,6 +55,7 @@ def prepare_request(
     The one check of top-k for the CLI, the app and the API: a whole number from 1 to MAX_TOP_K
     (2.0 is 2; None is the default); more than the classes given lists them all (every class's
     probability is in the result whatever top-k is)."""
+    extra = check_extra({k: named.pop(k) for k in list(named) if is_extra(k)})
     parsed = parse_classnames(classnames)
     custom = parse_templates(templates)
     ids = parse_strategies(strategies, has_custom_templates=bool(custom), has_support=support is not None)
@@ -78,7 +80,7 @@ def prepare_request(
                             "it is unused.")
     fields = dict(consistency=bool(consistency), views=parse_views(views), rerank_all=flag(rerank_all, "rerank_all"),
                   low_confidence=parse_rule(low_confidence), descriptors=found, support=support, options=settings,
-                  chosen=tuple(methods))
+                  chosen=tuple(methods), extra=extra)
     top_k = min(top_k, len(parsed.names))
     check_prompts(Request(parsed.names, ids, custom, top_k, **fields))
     chosen_senses = _check_senses(parse_overrides(senses), parsed.names, warnings)

@@ -50,6 +50,7 @@ class Request:
     support: SupportSet | None = None             # few-shot: labelled examples of the classes
     options: dict[str, Any] = field(default_factory=dict)
     chosen: tuple["Strategy", ...] = ()          # the strategies of ``strategies``, in order
+    extra: dict[str, Any] = field(default_factory=dict)   # inputs of run/inputs.py no code reads by name yet
 
     @property
     def needs_consistency(self) -> bool:
