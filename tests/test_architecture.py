@@ -96,3 +96,19 @@ def test_one_function_opens_a_run():
     assert sorted(set(makers)) == ["zsdemo/run/pipeline.py:open_run", "zsdemo/run/pipeline.py:reopen"]
     source = "".join((ROOT / "zsdemo" / "run" / name).read_text() for name in ("evaluation.py", "pipeline.py"))
     assert source.count("open_run(loaded, request, cache") == 2        # classify's and evaluate's
+
+
+def test_the_request_inputs_come_from_one_table():
+    """The API's arguments, the command line's request flags and the page's advanced controls are
+    made from run/inputs.py: none of them is written out by hand on those surfaces."""
+    from zsdemo.run import inputs
+
+    api = (ROOT / "zsdemo" / "app" / "api.py").read_text()
+    cli = (ROOT / "zsdemo" / "cli.py").read_text()
+    page = (ROOT / "zsdemo" / "app" / "inputs.py").read_text()
+    for item in {i.name: i for s in inputs.SURFACES for e in inputs.ENDPOINTS for i in inputs.inputs(s, e)}.values():
+        assert f'("{item.name}",' not in api, item.name            # no arg("top_k", ...) written out
+        if any(item.offered("cli", e) for e in inputs.ENDPOINTS):
+            assert f'"{item.flag}"' not in cli, item.flag
+        if item.page_area == "advanced":
+            assert f'"{item.label}' not in page and f'v["{item.name}"]' not in page, item.name

@@ -151,8 +151,8 @@ def build_parser(with_options: bool = False) -> argparse.ArgumentParser:
 
     w = sub.add_parser("wordnet", help="show how class names map into WordNet")
     w.add_argument("names", nargs="+", help="class names; each is read in the context of the others")
-    w.add_argument("--sense", action="append", default=None, metavar="CLASS=SENSE",
-                   help="force the sense of a class, e.g. crane=crane.n.04 (repeatable)")
+    w.add_argument(request_inputs.find("senses", "cli", "classify").flag, dest="sense", action="append", default=None,
+                   metavar="CLASS=SENSE", help="force the sense of a class, e.g. crane=crane.n.04 (repeatable)")
     w.add_argument("--json", action="store_true", help="print the result as JSON")
 
     sub.add_parser("setup-wordnet", help="install WordNet for NLTK (from the system's packages or by download)")

@@ -33,7 +33,7 @@ compare_model, the same request on that model under "compared"."""
 
 
 # An API argument's type, by the kind its declaration gives (``run/inputs.py``).
-INPUT_TYPES: dict[str, Any] = {"images": list[FileData], "archive": FileData, "file": FileData | None,
+INPUT_TYPES: dict[str, Any] = {"files": list[FileData], "zip": FileData, "file": FileData | None,
                                "whole": int, "flag": bool}
 
 

@@ -10,6 +10,7 @@ import gradio as gr
 
 from ..core import constants
 from ..core.resources import EXAMPLE_IMAGES as PHOTOS
+from ..run import inputs as request_inputs
 from ..strategies import STRATEGIES
 from . import choices as app_choices, controls, state
 
@@ -97,23 +98,26 @@ def _descriptors(out: Inputs) -> None:
 
 def _advanced(v: dict[str, gr.Component]) -> None:
     with gr.Accordion("Advanced settings", open=False, elem_id="advanced"):
-        v["top_k"] = gr.Slider(1, constants.MAX_TOP_K, value=constants.DEFAULT_TOP_K, step=1,
-                               label=f"Top-k classes shown per strategy (1 to {constants.MAX_TOP_K})")
-        v["consistency"] = gr.Checkbox(label="Run the consistency check even without a hierarchy strategy",
-                                       value=True)
-        v["views"] = gr.CheckboxGroup(label="Image views for S_B (left-right flip always included)",
-                                      choices=app_choices.view_choices(),
-                                      value=[x for _, x in app_choices.view_choices()])
-        v["low_confidence"] = low_confidence_rule()
-        v["rerank_all"] = gr.Checkbox(label="Re-rank every image, not only the uncertain ones (the hierarchy)")
+        for item in request_inputs.inputs("page", "classify"):
+            if item.page_area == "advanced":
+                v[item.name] = control(item, "classify")
+
+
+def control(item: request_inputs.Input, endpoint: str) -> gr.Component:
+    """A request input's control on the page, from its declaration (``run/inputs.py``)."""
+    value = item.default_for("page", endpoint)
+    if item.kind == "whole":
+        return gr.Slider(item.low, item.high, value=value, step=1, label=item.label, info=item.info or None)
+    if item.kind == "flag":
+        return gr.Checkbox(label=item.label, value=bool(value), info=item.info or None)
+    if item.choices and item.kind in ("views", "texts"):
+        return gr.CheckboxGroup(label=item.label, choices=list(item.choices), value=value, info=item.info or None)
+    if item.choices:
+        return gr.Dropdown(label=item.label, choices=list(item.choices), value=value, allow_custom_value=True,
+                           info=item.info or None)
+    return gr.Textbox(label=item.label, value=value or "", info=item.info or None)
 
 
 def low_confidence_rule() -> gr.Dropdown:
     """Which images count as uncertain (Ge et al.): the binary rule, or a score under a threshold."""
-    return gr.Dropdown(label="Which images are uncertain (the hierarchy re-ranks them)",
-                       choices=[("binary rule: prompt groups or flip disagree (the paper's)", "binary"),
-                                ("S_T below 0.6 (share of the 80 templates agreeing)", "s_t<0.6"),
-                                ("S_B below 0.5 (share of the views agreeing)", "s_b<0.5")],
-                       value="binary", allow_custom_value=True, info="or type a rule such as s_t<0.7")
-
-
+    return control(request_inputs.find("low_confidence", "page", "classify"), "classify")

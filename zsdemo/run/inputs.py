@@ -44,8 +44,8 @@ class Input:
     name: str                       # the API argument, prepare_request's keyword, the link parameter
     label: str                      # the page control's label
     help: str                       # the API's description (and the command line's help, unless cli_help)
-    kind: str                       # images, archive, file, text, lines, texts, views, view_set, whole, flag,
-    #                                 senses, rule or model
+    kind: str                       # files (a list), zip, file, text, lines, texts, views, view_set, whole,
+    #                                 flag, senses, rule or model
     default: Any = None             # REQUIRED: no default
     on: frozenset[str] = frozenset()
     defaults: Mapping[str, Any] = field(default_factory=dict)   # "page", "evaluate" or "cli:evaluate": its own
@@ -104,10 +104,10 @@ class Input:
 
 _TABLE: list[Input] = [
     Input("archive", "A .zip of labelled images", "a .zip of labelled images: a folder per class, or a labels.csv "
-          "(path,label).", "archive", REQUIRED, on("api:evaluate")),
+          "(path,label).", "zip", REQUIRED, on("api:evaluate")),
     Input("images", "Images (click one to inspect it)", "the images to classify, at most 64: uploaded files, or "
           "public http(s) URLs, or data: URLs with the image's bytes in base64 (data:image/png;base64,...), each "
-          "within the upload limit.", "images", REQUIRED, on("api:classify", "link:classify")),
+          "within the upload limit.", "files", REQUIRED, on("api:classify", "link:classify")),
     Input("classes", "Class names, one per line or comma-separated",
           "the class names, one per line or comma-separated.", "text", REQUIRED, on("api:classify", "link:classify")),
     Input("strategies", "Strategies", 'strategy ids, comma-separated ("all" for every one; the options tool lists '
