@@ -91,27 +91,26 @@ def prepared(
     if not items:
         raise InputError("No image yet: upload, drop, paste or photograph at least one image, then run.")
     files = config.uploads.check_all(items)
-    strategies = arguments.text_or_list(strategies, "strategies")
-    if not strategies:
+    given = checked(dict(strategies=strategies, classes=classes, templates=templates, consistency=consistency,
+                         views=views, rerank_all=rerank_all, senses=senses, low_confidence=low_confidence,
+                         descriptors=descriptors), "classify")
+    if not given["strategies"]:
         raise InputError("No strategy selected: tick at least one strategy.")
     extra = {name: options.pop(name) for name in list(options) if request_inputs.is_extra(name)}
     methods = route_options(options, "api")
     support_set = _open_support(config, support, classes)
     try:
-        yield files, prepare_request(
-            arguments.text(classes, "classes"), strategies, arguments.text_or_list(templates, "templates") or None,
-            top_k, consistency=arguments.flag(consistency, "consistency"),
-            views=arguments.text_or_list(views, "views") or None, rerank_all=arguments.flag(rerank_all, "rerank_all"),
-            senses=arguments.text_or_mapping(senses, "senses") or None, low_confidence=low_confidence_rule(low_confidence),
-            descriptors=arguments.text(descriptors, "descriptors") if descriptors is not None else None,
-            support=support_set, options=methods, served=True, **extra)
+        yield files, prepare_request(given.pop("classes") or "", top_k=top_k, support=support_set, options=methods,
+                                     served=True, **given, **extra)
     finally:
         if support_set is not None:
             support_set.close()
 
 
-def low_confidence_rule(low_confidence: object) -> str | None:
-    return arguments.text(low_confidence, "low_confidence", "binary") if low_confidence is not None else None
+def checked(values: dict[str, Any], endpoint: str) -> dict[str, Any]:
+    """Raw API arguments, each checked by its declaration (``run/inputs.py``): the type it must
+    have, said in words, never guessed (None stays None: the request's default)."""
+    return {name: request_inputs.find(name, "api", endpoint).check(value) for name, value in values.items()}
 
 
 def run_seconds(config: AppConfig, paths: Sequence[object], classes: str, strategies: Sequence[str] | str | None,

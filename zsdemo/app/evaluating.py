@@ -29,7 +29,7 @@ from ..run.shots import plan as shots_plan
 from ..run.shots import require_support as shots_require_support
 from ..strategies import chosen, parse_strategies, route_options
 from .choices import model_is_loaded, pick_model
-from .classifying import low_confidence_rule
+from .classifying import checked
 from .evaluation_panels import EvaluationPanels, evaluation_panels
 from .state import AppConfig, report_folder
 
@@ -67,8 +67,8 @@ def evaluate_upload(config: AppConfig, upload: object, strategies: str | Sequenc
     else:
         check_seeds_alone(seeds)
     extra = {name: options.pop(name) for name in list(options) if request_inputs.is_extra(name)}
-    inputs = dict(rerank_all=arguments.flag(rerank_all, "rerank_all"), low_confidence=low_confidence_rule(low_confidence),
-                  descriptors=arguments.text(descriptors, "descriptors") if descriptors is not None else None,
+    inputs = dict(**checked(dict(rerank_all=rerank_all, low_confidence=low_confidence, descriptors=descriptors),
+                            "evaluate"),
                   options=route_options(options, "api"), served=True, support_used=curve is not None, **extra)
     with track(progress, stop) as tracker:
         tracker.stage(0.0, 0.0, "loading the model" if model_is_loaded(config, model) else

@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 
 import gradio as gr
 
-from ..core import constants
 from ..core.resources import EXAMPLE_IMAGES as PHOTOS
 from ..run import inputs as request_inputs
 from ..strategies import STRATEGIES
@@ -36,18 +35,19 @@ def build(config: state.AppConfig, model: str) -> Inputs:
     out = Inputs()
     v = out.values
     v["gallery"] = gr.Gallery(
-        label="Images (click one to inspect it)", value=[str(p) for p in sorted(PHOTOS.glob("*"))], type="filepath",
+        label=_label("images"), value=[str(p) for p in sorted(PHOTOS.glob("*"))], type="filepath",
         interactive=True, file_types=["image"], sources=["upload", "webcam", "clipboard"], columns=4, height=200,
         elem_id="images")
     out.preset = gr.Dropdown(label="Class-name preset (fills the box below)", choices=app_choices.preset_choices(),
                              value=None, elem_id="preset")
-    v["classes"] = gr.Textbox(label="Class names, one per line or comma-separated", lines=4, max_lines=12,
+    v["classes"] = gr.Textbox(label=_label("classes"), lines=4, max_lines=12,
                               value=app_choices.preset_text("lab-photos"), elem_id="classes")
-    v["strategies"] = gr.CheckboxGroup(label="Strategies", choices=app_choices.strategy_choices(),
-                                       value=list(constants.DEFAULT_STRATEGIES), elem_id="strategies")
+    v["strategies"] = gr.CheckboxGroup(label=_label("strategies"), choices=app_choices.strategy_choices(),
+                                       value=_declared("strategies").default_for("page", "classify"),
+                                       elem_id="strategies")
     with gr.Accordion("What the strategies do", open=False, elem_id="legend"):
         gr.Markdown(app_choices.strategy_legend())
-    v["templates"] = gr.Textbox(label="Custom templates for the 'Custom templates' strategy, one per line with {}",
+    v["templates"] = gr.Textbox(label=_label("templates"),
                                 lines=2, placeholder=CUSTOM_PLACEHOLDER, elem_id="templates")
     _models(v, config, model)
     _few_shot(out)
@@ -61,12 +61,22 @@ def build(config: state.AppConfig, model: str) -> Inputs:
     return out
 
 
+def _declared(name: str) -> request_inputs.Input:
+    found = request_inputs.find(name, "page", "classify")
+    assert found is not None, name          # every input the page shows is declared for it
+    return found
+
+
+def _label(name: str) -> str:
+    return _declared(name).label
+
+
 def _models(v: dict[str, gr.Component], config: state.AppConfig, model: str) -> None:
     v["model"] = gr.Dropdown(
-        label="Model: a preset, or an open_clip name and tag (e.g. 'ViT-B-32 laion2b_s34b_b79k', 'hf-hub:ORG/REPO')",
+        label=_label("model"),
         choices=app_choices.model_choices(config), value=model, allow_custom_value=True, elem_id="model")
     v["compare_model"] = gr.Dropdown(
-        label="Compare with a second model (side by side; both must fit the server's memory)",
+        label=_label("compare_model"),
         choices=[("none", ""), *app_choices.model_choices(config)], value="", allow_custom_value=True,
         elem_id="compare-model")
 
@@ -78,9 +88,8 @@ def _few_shot(out: Inputs) -> None:
         return
     with gr.Accordion(f"Few-shot: labelled examples for {controls.labels(few_shot)}", open=False,
                       elem_id="few-shot"):
-        out.values["support"] = gr.File(
-            label="A .zip of labelled examples of your classes: one folder per class, or images with a labels.csv "
-                  "(never the images you classify)", file_types=[".zip"], type="filepath", elem_id="support")
+        out.values["support"] = gr.File(label=_label("support"), file_types=[".zip"], type="filepath",
+                                        elem_id="support")
         found, boxes = controls.method_settings(controls.is_few_shot, out.values["strategies"].value)
         out.values.update(found)
         out.boxes.update(boxes)

@@ -94,9 +94,9 @@ class Input:
             low = -2**63 if self.low is None else self.low
             return arguments.whole_number(value, self.label, low, 2**63 - 1 if self.high is None else self.high)
         if self.kind in ("texts", "lines", "views"):
-            return arguments.text_or_list(value, self.name)
+            return arguments.text_or_list(value, self.name) or None
         if self.kind == "senses":
-            return arguments.text_or_mapping(value, self.name)
+            return arguments.text_or_mapping(value, self.name) or None
         if self.kind in ("text", "rule", "model", "view_set"):
             return arguments.text(value, self.name)
         return value            # files: the upload policy checks them
@@ -107,19 +107,20 @@ _TABLE: list[Input] = [
           "(path,label).", "zip", REQUIRED, on("api:evaluate")),
     Input("images", "Images (click one to inspect it)", "the images to classify, at most 64: uploaded files, or "
           "public http(s) URLs, or data: URLs with the image's bytes in base64 (data:image/png;base64,...), each "
-          "within the upload limit.", "files", REQUIRED, on("api:classify", "link:classify")),
+          "within the upload limit.", "files", REQUIRED, on("api:classify", "page:classify", "link:classify")),
     Input("classes", "Class names, one per line or comma-separated",
-          "the class names, one per line or comma-separated.", "text", REQUIRED, on("api:classify", "link:classify")),
+          "the class names, one per line or comma-separated.", "text", REQUIRED,
+          on("api:classify", "page:classify", "link:classify")),
     Input("strategies", "Strategies", 'strategy ids, comma-separated ("all" for every one; the options tool lists '
-          "them).", "texts", ",".join(CLASSIFY_DEFAULT), on("api", "cli", "link:classify"),
-          defaults={"evaluate": ",".join(DEFAULT_STRATEGIES)},
+          "them).", "texts", ",".join(CLASSIFY_DEFAULT), on("api", "cli", "page:classify", "link:classify"),
+          defaults={"evaluate": ",".join(DEFAULT_STRATEGIES), "page": list(DEFAULT_STRATEGIES)},
           helps={"evaluate": "strategy ids, comma-separated (name only and CLIP-80 always run).",
                  "cli:evaluate": "comma-separated ids (default %(default)s); name and clip80 are always computed; "
                                  "tpt is slow (off by default)"},
           cli_help="comma-separated strategy ids (zsdemo strategies lists them), or all (default %(default)s)"),
     Input("templates", "Custom templates for the 'Custom templates' strategy, one per line with {}",
           'custom prompt templates, one per line with {} for the class name ("custom" strategy).', "lines", "",
-          on("api:classify", "cli", "link:classify"), cli_repeat=True, metavar="T",
+          on("api:classify", "cli", "page:classify", "link:classify"), cli_repeat=True, metavar="T",
           cli_help="a custom template with one {} (repeat the flag for several)"),
     Input("top_k", f"Top-k classes shown per strategy (1 to {MAX_TOP_K})",
           f"how many classes to return per strategy (1 to {MAX_TOP_K}).", "whole", DEFAULT_TOP_K,
@@ -150,8 +151,9 @@ _TABLE: list[Input] = [
           metavar="CLASS=SENSE", defaults={"cli": None},
           cli_help="the WordNet sense of a class, e.g. crane=crane.n.04 or crane=n03126707 (repeatable)",
           helps={"cli:evaluate": "the WordNet sense of a class (repeatable)"}),
-    Input("model", "Model", 'another model to use: a preset id or "ARCH TAG" (empty: the server\'s model).',
-          "model", "", on("api", "link:classify")),
+    Input("model", "Model: a preset, or an open_clip name and tag (e.g. 'ViT-B-32 laion2b_s34b_b79k', "
+          "'hf-hub:ORG/REPO')", 'another model to use: a preset id or "ARCH TAG" (empty: the server\'s model).',
+          "model", "", on("api", "page:classify", "link:classify")),
     Input("low_confidence", "Which images are uncertain (the hierarchy re-ranks them)",
           'which images count as uncertain: "binary", or a rule such as "s_t<0.6".', "rule", "binary",
           on("api", "cli", "page:classify"), defaults={"cli": None}, page_area="advanced", metavar="RULE",
@@ -165,11 +167,12 @@ _TABLE: list[Input] = [
           "text", "", on("api", "cli"), defaults={"cli": None}, cli_file=True, metavar="FILE",
           cli_help="descriptors per class for dclip, cupl and cupl80: the JSON object DCLIP and CuPL publish "
                    "({class: [descriptor, ...]}), or lines 'class: descriptor; descriptor'"),
-    Input("compare_model", "Compare with a second model",
+    Input("compare_model", "Compare with a second model (side by side; both must fit the server's memory)",
           'a second model to run the same request on (empty or "none": no comparison).', "model", "",
-          on("api:classify")),
-    Input("support", "Few-shot examples", "a .zip of labelled examples for the few-shot methods (one folder per "
-          "class, or a labels.csv).", "file", None, on("api", "cli"), metavar="FOLDER|ZIP",
+          on("api:classify", "page:classify")),
+    Input("support", "A .zip of labelled examples of your classes: one folder per class, or images with a "
+          "labels.csv (never the images you classify)", "a .zip of labelled examples for the few-shot methods (one "
+          "folder per class, or a labels.csv).", "file", None, on("api", "cli", "page:classify"), metavar="FOLDER|ZIP",
           helps={"evaluate": "a .zip of labelled examples for the few-shot methods, separate from the evaluated "
                              "set."},
           cli_help="few-shot (tip, coop, gda, linear-probe) and the shots curve: labelled examples of the classes, "
