@@ -114,3 +114,11 @@ def test_the_request_inputs_come_from_one_table():
             assert f'"{item.label[:30]}' not in page, item.name             # its words come from the table
         if item.page_area == "advanced":
             assert f'v["{item.name}"]' not in page, item.name
+
+
+def test_the_methods_options_are_routed_in_one_place():
+    """Only prepare_request (run/request.py) routes options by public name to their methods; the
+    surfaces check the names early and hand the values on."""
+    callers = [str(p.relative_to(ROOT)) for p in (ROOT / "zsdemo").rglob("*.py")
+               if "route_options(" in p.read_text(encoding="utf-8") and p.name != "__init__.py"]
+    assert callers == ["zsdemo/run/request.py"]

@@ -28,7 +28,7 @@ from ..run.pipeline import (
     prepare_request,
 )
 from ..run.request import Request
-from ..strategies import STRATEGIES, route_options
+from ..strategies import STRATEGIES, check_option_names
 from .choices import load_served, model_choice
 from .panels import (
     ImagePanels,
@@ -96,12 +96,11 @@ def prepared(
                          descriptors=descriptors), "classify")
     if not given["strategies"]:
         raise InputError("No strategy selected: tick at least one strategy.")
-    extra = {name: options.pop(name) for name in list(options) if request_inputs.is_extra(name)}
-    methods = route_options(options, "api")
+    check_option_names({k: v for k, v in options.items() if not request_inputs.is_extra(k)}, "api")
     support_set = _open_support(config, support, classes)
     try:
-        yield files, prepare_request(given.pop("classes") or "", top_k=top_k, support=support_set, options=methods,
-                                     served=True, **given, **extra)
+        yield files, prepare_request(given.pop("classes") or "", top_k=top_k, support=support_set, served=True,
+                                     where="api", **given, **options)
     finally:
         if support_set is not None:
             support_set.close()

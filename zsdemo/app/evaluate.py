@@ -9,7 +9,7 @@ from ..core.limits import LIMITS
 from ..run import shots
 from . import choices as app_choices, controls, gpu, state, tasks
 from .events import CONTROL, busy, idle, named, problem, session, stop_session
-from .inputs import low_confidence_rule
+from .inputs import advanced
 
 EVAL_INTRO = """Measure the strategies on your own labelled images. Upload a **.zip** of either
 - one folder per class (ImageFolder; a folder named by a WordNet id such as `n01440764` stands for that
@@ -93,8 +93,7 @@ def _inputs(config: state.AppConfig, model: str) -> tuple[dict[str, gr.Component
                                maximum=shots.MAX_SEEDS, precision=0, elem_id="eval-seeds", scale=1,
                                info="the curve's spread")
     with gr.Accordion("Settings of the ticked methods", open=False, elem_id="eval-method-settings"):
-        v["low_confidence"] = low_confidence_rule()
-        v["rerank_all"] = gr.Checkbox(label="Re-rank every image, not only the uncertain ones (the hierarchy)")
+        v.update(advanced("evaluate"))
         found, boxes = controls.method_settings(controls.evaluable, v["strategies"].value)
         v.update(found)
     controls.follow_ticks(v["strategies"], boxes)

@@ -27,7 +27,7 @@ from ..run.report import write_report
 from ..run.shots import check_seeds_alone
 from ..run.shots import plan as shots_plan
 from ..run.shots import require_support as shots_require_support
-from ..strategies import chosen, parse_strategies, route_options
+from ..strategies import check_option_names, chosen, parse_strategies
 from .choices import model_is_loaded, pick_model
 from .classifying import checked
 from .evaluation_panels import EvaluationPanels, evaluation_panels
@@ -66,10 +66,10 @@ def evaluate_upload(config: AppConfig, upload: object, strategies: str | Sequenc
         shots_require_support(support)
     else:
         check_seeds_alone(seeds)
-    extra = {name: options.pop(name) for name in list(options) if request_inputs.is_extra(name)}
+    check_option_names({k: v for k, v in options.items() if not request_inputs.is_extra(k)}, "api")
     inputs = dict(**checked(dict(rerank_all=rerank_all, low_confidence=low_confidence, descriptors=descriptors),
                             "evaluate"),
-                  options=route_options(options, "api"), served=True, support_used=curve is not None, **extra)
+                  served=True, support_used=curve is not None, where="api", **options)
     with track(progress, stop) as tracker:
         tracker.stage(0.0, 0.0, "loading the model" if model_is_loaded(config, model) else
                       "loading the model (its first use on this server: this can take a minute)")

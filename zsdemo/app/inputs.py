@@ -107,9 +107,13 @@ def _descriptors(out: Inputs) -> None:
 
 def _advanced(v: dict[str, gr.Component]) -> None:
     with gr.Accordion("Advanced settings", open=False, elem_id="advanced"):
-        for item in request_inputs.inputs("page", "classify"):
-            if item.page_area == "advanced":
-                v[item.name] = control(item, "classify")
+        v.update(advanced("classify"))
+
+
+def advanced(endpoint: str) -> dict[str, gr.Component]:
+    """The controls of a tab's request inputs that the page draws from their declarations, by name."""
+    return {item.name: control(item, endpoint) for item in request_inputs.inputs("page", endpoint)
+            if item.page_area == "advanced"}
 
 
 def control(item: request_inputs.Input, endpoint: str) -> gr.Component:
@@ -125,8 +129,3 @@ def control(item: request_inputs.Input, endpoint: str) -> gr.Component:
         return gr.Dropdown(label=item.label, choices=list(item.choices), value=value, allow_custom_value=True,
                            info=item.info or None)
     return gr.Textbox(label=item.label, value=value or "", info=item.info or None)
-
-
-def low_confidence_rule() -> gr.Dropdown:
-    """Which images count as uncertain (Ge et al.): the binary rule, or a score under a threshold."""
-    return control(request_inputs.find("low_confidence", "page", "classify"), "classify")

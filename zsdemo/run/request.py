@@ -41,6 +41,7 @@ def prepare_request(
     options: Mapping[str, Any] | None = None,
     served: bool = False,
     support_used: bool = False,
+    where: str | None = None,
     **named: Any,
 ) -> Request:
     """Validate everything but the images; raise InputError with a message for the user.
@@ -66,7 +67,7 @@ def prepare_request(
     if any(STRATEGIES[s].needs_wordnet for s in ids) or senses:
         check_count(parsed.names)
     methods = chosen(ids)
-    settings = parse_options(_gathered(options, named), served)
+    settings = parse_options(_gathered(options, named, where), served)
     warnings.extend(unused_options(settings, methods))
     found = _descriptors(descriptors, parsed.names, methods, warnings)
     if support is not None:
@@ -87,9 +88,9 @@ def prepare_request(
     return Request(parsed.names, ids, custom, top_k, tuple(warnings), senses=chosen_senses, **fields)
 
 
-def _gathered(options: Mapping[str, Any] | None, named: Mapping[str, Any]) -> dict[str, Any]:
+def _gathered(options: Mapping[str, Any] | None, named: Mapping[str, Any], where: str | None) -> dict[str, Any]:
     """Raw settings by method from ``options`` and the keyword arguments (by method key, or by
-    an option's public name)."""
+    an option's public name, as offered ``where``): the one place options are routed."""
     out: dict[str, Any] = {}
     for key, value in (options or {}).items():
         out[key] = value
@@ -98,7 +99,7 @@ def _gathered(options: Mapping[str, Any] | None, named: Mapping[str, Any]) -> di
         if value is not None and not isinstance(value, (Mapping, groups()[key].settings)):
             raise InputError(f"{key} settings must be a dictionary, not {type(value).__name__}.")
         out[key] = value
-    for key, fields in route_options({k: v for k, v in named.items() if k not in by_key}).items():
+    for key, fields in route_options({k: v for k, v in named.items() if k not in by_key}, where).items():
         given = out.get(key)
         if isinstance(given, groups()[key].settings):
             raise InputError(f"Give {key}'s settings either as an object or by name, not both.")

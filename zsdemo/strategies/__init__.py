@@ -110,14 +110,22 @@ def named_options(where: str | None = None) -> dict[str, tuple[str, str, Option,
             for g in groups().values() for name, opt, default in g.fields(where)}
 
 
+def check_option_names(values: Mapping[str, Any], where: str | None = None) -> None:
+    """Refuse a name no method declares (``where``: offered there), before anything is read or
+    loaded; ``prepare_request`` routes the values."""
+    known = named_options(where)
+    for name in values:
+        if name not in known:
+            raise InputError(f"Unknown option {name[:60]!r}. The methods' options are: {', '.join(known)}.")
+
+
 def route_options(values: Mapping[str, Any], where: str | None = None) -> dict[str, dict[str, Any]]:
     """Raw values by public name ({"tip_alpha": 2}) as raw settings by group ({"tip": {"alpha": 2}});
-    a name no method declares is refused."""
+    a name no method declares is refused. ``prepare_request`` is its one caller."""
+    check_option_names(values, where)
     known = named_options(where)
     out: dict[str, dict[str, Any]] = {}
     for name, value in values.items():
-        if name not in known:
-            raise InputError(f"Unknown option {name[:60]!r}. The methods' options are: {', '.join(known)}.")
         key, field_name, _, _ = known[name]
         out.setdefault(key, {})[field_name] = value
     return out
