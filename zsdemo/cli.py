@@ -17,9 +17,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 from .prompts.classnames import PRESETS as CLASS_PRESETS
 from .prompts.classnames import parse_classnames, preset_classnames
-from .core.constants import (
-    EVAL_BATCH_SIZE,
-)
+from .core.constants import EVAL_BATCH_SIZE
 from .data.datasets import DATASETS, open_dataset, parse_dataset
 from .core.command import command_name
 from .core.errors import InputError, ZsdemoError
