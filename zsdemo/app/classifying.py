@@ -28,7 +28,7 @@ from ..run.pipeline import (
     prepare_request,
 )
 from ..run.request import Request
-from ..strategies import STRATEGIES, check_option_names
+from ..strategies import STRATEGIES
 from .choices import load_served, model_choice
 from .panels import (
     ImagePanels,
@@ -96,7 +96,7 @@ def prepared(
                          descriptors=descriptors), "classify")
     if not given["strategies"]:
         raise InputError("No strategy selected: tick at least one strategy.")
-    check_option_names({k: v for k, v in options.items() if not request_inputs.is_extra(k)}, "api")
+    request_inputs.check_names(options, "api")
     support_set = _open_support(config, support, classes)
     try:
         yield files, prepare_request(given.pop("classes") or "", top_k=top_k, support=support_set, served=True,

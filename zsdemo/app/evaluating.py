@@ -27,7 +27,7 @@ from ..run.report import write_report
 from ..run.shots import check_seeds_alone
 from ..run.shots import plan as shots_plan
 from ..run.shots import require_support as shots_require_support
-from ..strategies import check_option_names, chosen, parse_strategies
+from ..strategies import chosen, parse_strategies
 from .choices import model_is_loaded, pick_model
 from .classifying import checked
 from .evaluation_panels import EvaluationPanels, evaluation_panels
@@ -66,7 +66,7 @@ def evaluate_upload(config: AppConfig, upload: object, strategies: str | Sequenc
         shots_require_support(support)
     else:
         check_seeds_alone(seeds)
-    check_option_names({k: v for k, v in options.items() if not request_inputs.is_extra(k)}, "api")
+    request_inputs.check_names(options, "api")
     inputs = dict(**checked(dict(rerank_all=rerank_all, low_confidence=low_confidence, descriptors=descriptors),
                             "evaluate"),
                   served=True, support_used=curve is not None, where="api", **options)

@@ -159,10 +159,10 @@ def from_query(params: Mapping[str, str] | Sequence[tuple[str, str]]) -> tuple[d
     merged = {**(lesson.query if lesson else {}), **given}
     merged.pop("present", None)                  # the page's own switch reads it
     values: dict[str, Any] = {}
-    options = named_options("page")
+    options, known = named_options("page"), fields()
     for name, raw in merged.items():
         try:
-            if name in fields():
+            if name in known:
                 values.update(_field(name, raw))
             elif name in options:
                 values[name] = _option(name, raw, options[name])
@@ -207,14 +207,14 @@ def _field(name: str, raw: str) -> dict[str, Any]:
 
 def _option(name: str, raw: str, spec: tuple[str, str, Any, Any]) -> Any:
     key, field_name, opt, default = spec
-    value: Any = _number(raw) if opt.kind in ("whole", "number") else _typed(opt.kind, raw)
+    value = _typed(opt.kind, raw)
     declared.parse(groups()[key].settings, {field_name: value}, served=True)     # the API's check
     return value
 
 
 def _typed(kind: str, raw: str) -> Any:
     """A link's text as the value an input of that kind takes (then checked as the API checks it)."""
-    if kind == "whole":
+    if kind in ("whole", "number"):
         return _number(raw)
     if kind == "flag":
         return raw.strip().lower() in ("1", "true", "yes", "on")
@@ -242,19 +242,20 @@ class LongAddresses:
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope.get("type") in ("http", "websocket"):
             if len(scope.get("raw_path") or scope.get("path", "").encode()) > MAX_ADDRESS and scope["type"] == "http":
-                await _answer(send, 414, [], f"This address is too long: at most {MAX_ADDRESS:,} characters are "
-                                             "read. Open the page without it.")
+                await text_response(send, 414, f"This address is too long: at most {MAX_ADDRESS:,} characters are "
+                                                "read. Open the page without it.")
                 return
             if len(scope.get("query_string") or b"") > MAX_ADDRESS:
                 if scope["type"] == "http" and scope.get("method") == "GET":
                     # A relative reference: the same path, whatever prefix a proxy serves it under.
-                    await _answer(send, 303, [(b"location", f"?{TOO_LONG}=1".encode())], "The link is too long.")
+                    await text_response(send, 303, "The link is too long.", [(b"location", f"?{TOO_LONG}=1".encode())])
                     return
                 scope = {**scope, "query_string": f"{TOO_LONG}=1".encode()}
         await self.app(scope, receive, send)
 
 
-async def _answer(send: Any, status: int, headers: list[tuple[bytes, bytes]], text: str) -> None:
+async def text_response(send: Any, status: int, text: str, headers: Sequence[tuple[bytes, bytes]] = ()) -> None:
+    """A plain-text ASGI answer in words (no page, no JSON): what a middleware says when it refuses."""
     body = text.encode()
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"text/plain; charset=utf-8"),

@@ -26,6 +26,7 @@ from typing import Any
 from gradio.data_classes import FileData
 
 from ..core.limits import LIMITS
+from .links import text_response
 
 FILE_FORMAT = "an http(s) URL of a public file, or a data: URL with its bytes in base64 (data:image/png;base64,...)"
 
@@ -126,12 +127,8 @@ class BoundedBodies:
                 return
             size += len(message.get("body", b""))
             if size > limit:
-                body = (f"This MCP request is over {limit // 2**20} MB, more than this server reads: send large "
-                        "files as http(s) URLs instead of data: URLs.").encode()
-                await send({"type": "http.response.start", "status": 413,
-                            "headers": [(b"content-type", b"text/plain; charset=utf-8"),
-                                        (b"content-length", str(len(body)).encode())]})
-                await send({"type": "http.response.body", "body": body})
+                await text_response(send, 413, f"This MCP request is over {limit // 2**20} MB, more than this server "
+                                               "reads: send large files as http(s) URLs instead of data: URLs.")
                 return
             chunks.append(message.get("body", b""))
             if not message.get("more_body"):

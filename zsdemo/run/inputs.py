@@ -18,7 +18,6 @@ from typing import Any, Callable, Mapping
 
 from ..core import arguments
 from ..core.constants import CLASSIFY_DEFAULT, DEFAULT_STRATEGIES, DEFAULT_TOP_K, MAX_TOP_K
-from ..core.errors import InputError
 from ..engine.views import VIEW_LABELS, VIEWS
 
 REQUIRED = object()          # no default: the caller must give it
@@ -204,26 +203,22 @@ def extra(surface: str, endpoint: str) -> list[Input]:
     return [i for i in inputs(surface, endpoint) if i.name not in NAMED]
 
 
-def split_extra(values: Mapping[str, Any], surface: str, endpoint: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(the table's extra inputs, checked; everything else, e.g. the methods' options)."""
-    names = {i.name: i for i in extra(surface, endpoint)}
-    found = {k: names[k].check(v) for k, v in values.items() if k in names}
-    return found, {k: v for k, v in values.items() if k not in names}
-
-
 def is_extra(name: str) -> bool:
     return name not in NAMED and any(i.name == name for i in _TABLE)
 
 
 def check_extra(values: Mapping[str, Any]) -> dict[str, Any]:
-    """Extra inputs by name (already in their type, or raw), each checked by its declaration."""
+    """Extra inputs by name (``is_extra``), each checked by its declaration."""
     known = {i.name: i for i in _TABLE if i.name not in NAMED}
-    out = {}
-    for name, value in values.items():
-        if name not in known:
-            raise InputError(f"Unknown request input {name[:60]!r}.")
-        out[name] = known[name].check(value) if value is not None else None
-    return out
+    return {name: known[name].check(value) for name, value in values.items()}
+
+
+def check_names(values: Mapping[str, Any], where: str) -> None:
+    """Refuse, before anything is read or loaded, a keyword that is neither an input of this
+    table nor a method's option offered ``where`` (``prepare_request`` routes them)."""
+    from ..strategies import check_option_names      # the methods need PyTorch; the command line's help does not
+
+    check_option_names({k: v for k, v in values.items() if not is_extra(k)}, where)
 
 
 def register(item: Input) -> Callable[[], None]:

@@ -302,10 +302,10 @@ def sweep(run: Run, features: torch.Tensor, labels: torch.Tensor, plan: ShotsPla
     all_labels = support.labels.tolist()
     for k in plan.shots:
         for seed in range(plan.seeds):
-            drawn = support.subset(draw(all_labels, k, seed))
+            fitted = reopen(run, request, support.subset(draw(all_labels, k, seed)),
+                            [STRATEGIES[sid] for sid in plan.few_shot])
             for sid in plan.few_shot:
                 strategy = STRATEGIES[sid]
-                fitted = reopen(run, request, drawn, [strategy])
                 right = 0
                 for first in range(0, len(features), SCORE_BATCH):
                     chunk = features[first:first + SCORE_BATCH]
