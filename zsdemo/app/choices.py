@@ -13,7 +13,7 @@ from ..core.files import read_text
 from ..core.markup import md
 from ..engine import models
 from ..engine.results import ClassificationResult
-from ..engine.views import VIEW_LABELS, VIEWS
+from ..engine.views import VIEW_LABELS
 from ..prompts.classnames import PRESET_LABELS, parse_classnames, preset_classnames
 from ..prompts.classnames import PRESETS as CLASS_PRESETS
 from ..prompts.descriptors import MAX_CHARS as DESCRIPTOR_CHARS
@@ -46,10 +46,6 @@ def model_choices(config: AppConfig) -> list[tuple[str, str]]:
     if config.model not in models.PRESETS:
         choices.insert(0, (f"{config.model} (server default)", config.model))
     return choices
-
-
-def view_choices() -> list[tuple[str, str]]:
-    return [(VIEW_LABELS[v], v) for v in VIEWS]
 
 
 def options(config: AppConfig) -> dict[str, Any]:
