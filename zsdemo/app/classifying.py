@@ -91,9 +91,9 @@ def prepared(
     if not items:
         raise InputError("No image yet: upload, drop, paste or photograph at least one image, then run.")
     files = config.uploads.check_all(items)
-    given = checked(dict(strategies=strategies, classes=classes, templates=templates, consistency=consistency,
-                         views=views, rerank_all=rerank_all, senses=senses, low_confidence=low_confidence,
-                         descriptors=descriptors), "classify")
+    given = request_inputs.checked(dict(strategies=strategies, classes=classes, templates=templates,
+                                        consistency=consistency, views=views, rerank_all=rerank_all, senses=senses,
+                                        low_confidence=low_confidence, descriptors=descriptors), "classify")
     if not given["strategies"]:
         raise InputError("No strategy selected: tick at least one strategy.")
     request_inputs.check_names(options, "api")
@@ -104,12 +104,6 @@ def prepared(
     finally:
         if support_set is not None:
             support_set.close()
-
-
-def checked(values: dict[str, Any], endpoint: str) -> dict[str, Any]:
-    """Raw API arguments, each checked by its declaration (``run/inputs.py``): the type it must
-    have, said in words, never guessed (None stays None: the request's default)."""
-    return {name: request_inputs.find(name, "api", endpoint).check(value) for name, value in values.items()}
 
 
 def run_seconds(config: AppConfig, paths: Sequence[object], classes: str, strategies: Sequence[str] | str | None,

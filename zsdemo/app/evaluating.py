@@ -29,7 +29,6 @@ from ..run.shots import plan as shots_plan
 from ..run.shots import require_support as shots_require_support
 from ..strategies import chosen, parse_strategies
 from .choices import model_is_loaded, pick_model
-from .classifying import checked
 from .evaluation_panels import EvaluationPanels, evaluation_panels
 from .state import AppConfig, report_folder
 
@@ -67,9 +66,9 @@ def evaluate_upload(config: AppConfig, upload: object, strategies: str | Sequenc
     else:
         check_seeds_alone(seeds)
     request_inputs.check_names(options, "api")
-    inputs = dict(**checked(dict(rerank_all=rerank_all, low_confidence=low_confidence, descriptors=descriptors),
-                            "evaluate"),
-                  served=True, support_used=curve is not None, where="api", **options)
+    given = request_inputs.checked(dict(rerank_all=rerank_all, low_confidence=low_confidence,
+                                        descriptors=descriptors), "evaluate")
+    inputs = dict(**given, served=True, support_used=curve is not None, where="api", **options)
     with track(progress, stop) as tracker:
         tracker.stage(0.0, 0.0, "loading the model" if model_is_loaded(config, model) else
                       "loading the model (its first use on this server: this can take a minute)")

@@ -213,6 +213,13 @@ def check_extra(values: Mapping[str, Any]) -> dict[str, Any]:
     return {name: known[name].check(value) for name, value in values.items()}
 
 
+def checked(values: Mapping[str, Any], endpoint: str) -> dict[str, Any]:
+    """Raw API arguments by name, each checked by its declaration: the type it must have, said in
+    words, never guessed (None stays None: the request's default)."""
+    declared = {i.name: i for i in inputs("api", endpoint)}
+    return {name: declared[name].check(value) for name, value in values.items()}
+
+
 def check_names(values: Mapping[str, Any], where: str) -> None:
     """Refuse, before anything is read or loaded, a keyword that is neither an input of this
     table nor a method's option offered ``where`` (``prepare_request`` routes them)."""
