@@ -192,7 +192,7 @@ def _field(name: str, raw: str) -> dict[str, Any]:
     if name == "top_k":
         return {"top_k": arguments.whole_number(_number(raw), "top-k", 1, MAX_TOP_K)}
     if name == "model":
-        return {"model": raw}            # checked by backend.model_choice, with the page's config
+        return {"model": raw}            # checked by choices.model_choice, with the page's config
     if name == "preset":
         if raw not in CLASS_PRESETS:
             raise InputError("not one of the class-name presets")
