@@ -82,12 +82,19 @@ def test_a_sense_rerun_keeps_the_reader_beside_the_wordnet_panel(browser, live_a
         before = tab.evaluate("window.scrollY")
         tab.click("#sense input")
         tab.get_by_role("option", name="crane.n.04", exact=False).first.click()
+        # The status still says the first run's "Classified ..." until the re-run starts: note any
+        # change to it, then wait for the re-run's own end (racing it failed on a loaded machine).
+        tab.evaluate("""() => { window.zsStatusChanged = false; new MutationObserver(() => {
+            window.zsStatusChanged = true; }).observe(document.querySelector('#run-status'),
+            {childList: true, subtree: true, characterData: true}); }""")
         tab.click("#apply-sense")
+        tab.wait_for_function("window.zsStatusChanged")
         tab.wait_for_function("document.querySelector('#run-status').innerText.includes('Classified')"
                               " && !document.querySelector('#run[disabled]')")
+        # The panels are drawn from the new result after the status says so: wait for the sense.
+        tab.wait_for_function("document.querySelector('#wordnet-panels').innerText.includes('crane.n.04')")
         tab.wait_for_timeout(600)
         assert abs(tab.evaluate("window.scrollY") - before) < 30
-        assert "crane.n.04" in tab.inner_text("#wordnet-panels")
     finally:
         tab.close()
 
