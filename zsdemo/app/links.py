@@ -158,6 +158,8 @@ def from_query(params: Mapping[str, str] | Sequence[tuple[str, str]]) -> tuple[d
         problems.append(f"There is no built-in lesson by that name; the lessons are: {', '.join(BY_ID)}.")
     merged = {**(lesson.query if lesson else {}), **given}
     merged.pop("present", None)                  # the page's own switch reads it
+    for name in [n for n in merged if n.startswith("__")]:
+        merged.pop(name)                         # Gradio's own (?__theme=dark)
     values: dict[str, Any] = {}
     options, known = named_options("page"), fields()
     for name, raw in merged.items():

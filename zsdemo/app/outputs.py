@@ -10,12 +10,13 @@ import gradio as gr
 
 from . import classifying, inspecting, state
 
-# A click (or Enter) on a row of the summary selects that image.
+# A click (or Enter, or Space: each row is a button) on a row of the summary selects that image.
 ROW_CLICK_JS = """
 const pick = (e) => { const row = e.target.closest('[data-index]');
   if (row) trigger('click', {index: parseInt(row.dataset.index, 10)}); };
 element.addEventListener('click', pick);
-element.addEventListener('keydown', (e) => { if (e.key === 'Enter') pick(e); });
+element.addEventListener('keydown', (e) => {
+  if (e.key === 'Enter' || e.key === ' ') { if (e.key === ' ') e.preventDefault(); pick(e); } });
 """
 # What each panel of ``panels.ImagePanels`` fills.
 PANELS = ("title", "bars", "verdict", "consistency", "views", "wordnet", "methods")

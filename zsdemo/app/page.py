@@ -36,6 +36,7 @@ HOW_IT_WORKS = asset_text("how_it_works.md")
 STATE_TTL_S = 3600            # a browser session's last result is dropped after an idle hour
 STATE_SESSIONS = 256          # ... and at most this many sessions keep one
 CSS = asset_text("app.css")
+PAGE_JS = asset_text("page.js")     # the skip link, the announcer, Escape, repairs of Gradio widgets
 EXAMPLES_CACHE = CACHE_HOME / "examples"   # Gradio's cached example outputs
 log = logging.getLogger("zsdemo.app")
 
@@ -286,11 +287,21 @@ def _occlusion_events(config: app_state.AppConfig, out: outputs.Outputs, bar: ac
             CONTROL.end(key, flag)
         return found, panels.status_html("done", "The occlusion map is drawn under the bars.")
 
-    started = out["occlusion_run"].click(busy, None, [bar.run, bar.stop], queue=False, api_visibility="private")
+    def busy_drawing(request: gr.Request) -> tuple:
+        # The status line says what runs now (not the last run's line under the progress), and the
+        # map's own button waits with Classify.
+        return (*busy(request), gr.update(interactive=False),
+                panels.status_html("running", "Drawing the occlusion map… (Stop ends it)"))
+
+    def idle_drawing() -> tuple:
+        return *idle("Classify")(), gr.update(interactive=True)
+
+    started = out["occlusion_run"].click(busy_drawing, None, [bar.run, bar.stop, out["occlusion_run"], bar.status],
+                                         queue=False, api_visibility="private")
     started.then(draw, [state, selected, out["occlusion_class"], out["occlusion_grid"]],
                  [out["occlusion_map"], bar.status], api_name="ui_occlusion", api_visibility="private",
-                 concurrency_id="model").then(idle("Classify"), None, [bar.run, bar.stop], queue=False,
-                                              api_visibility="private")
+                 concurrency_id="model").then(idle_drawing, None, [bar.run, bar.stop, out["occlusion_run"]],
+                                              queue=False, api_visibility="private")
     for changed in (state, selected):      # another run or another image: the map is no longer of it
         changed.change(lambda: "", None, out["occlusion_map"], api_visibility="private")
 

@@ -32,8 +32,8 @@ from ..core.limits import LIMITS, LIMITS_INFO, check_environment
 from ..core.memory import start_trimming
 from ..engine.models import DEFAULT_PRESET, REGISTRY
 from ..engine.weights import open_clip_arguments, register_tiny_config, resolve_spec
-from . import links, mcp_tools, state
-from .page import CSS, STATE_SESSIONS, build_app
+from . import links, mcp_tools, state, theme
+from .page import CSS, PAGE_JS, STATE_SESSIONS, build_app
 
 # The whole-number flags and their ranges (said the same in --help and in the refusal).
 RANGES = {"port": (1, 65535), "concurrency": (1, 64), "queue_size": (1, 10_000), "max_models": (0, 16)}
@@ -53,7 +53,8 @@ def launch(page: gr.Blocks, host: str = "127.0.0.1", port: int | None = 7860, sh
         app_kwargs["middleware"].append(Middleware(mcp_tools.BoundedBodies))
         app_kwargs["lifespan"] = _adapting_mcp(page, app_kwargs.get("lifespan"))
     return page.launch(server_name=host, server_port=port, share=share, max_file_size=LIMITS.upload_bytes,
-                       state_session_capacity=STATE_SESSIONS, css=CSS, show_error=False, mcp_server=mcp,
+                       state_session_capacity=STATE_SESSIONS, css=CSS, theme=theme.theme(), js=PAGE_JS,
+                       show_error=False, mcp_server=mcp,
                        app_kwargs=app_kwargs, **kwargs)
 
 
