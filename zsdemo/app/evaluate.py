@@ -8,6 +8,7 @@ from ..core import constants
 from ..core.limits import LIMITS
 from ..run import shots
 from . import choices as app_choices, controls, gpu, state, tasks
+from .evaluation_panels import figure_html
 from .events import CONTROL, busy, idle, named, problem, session, stop_session
 from .inputs import advanced
 
@@ -30,7 +31,9 @@ FRESH_EVAL_JS = "() => { document.getElementById('eval-results')?.classList.remo
 # The report's parts, in the order the tab shows them.
 TABLES = ("accuracy", "low_confidence", "auroc", "per_class", "confusions")
 PLOTS = ("coverage", "strategy_coverage")
-CURVE = ("shots_text", "shots_curve")
+FIGURES = {"coverage": "Accuracy against coverage, one line per confidence score",
+           "strategy_coverage": "Each strategy's accuracy against coverage",
+           "shots_curve": "Accuracy against labelled examples per class"}
 
 
 def build(config: state.AppConfig, model: str) -> None:
@@ -57,10 +60,13 @@ def build(config: state.AppConfig, model: str) -> None:
             CONTROL.end(key, flag)
         shown = {outputs[t]: gr.update(value={"headers": getattr(p, t)[0], "data": getattr(p, t)[1]}, visible=True)
                  for t in TABLES}
-        shown.update({outputs[k]: gr.update(value=getattr(p, k), visible=True) for k in PLOTS})
+        shown.update({outputs[k]: gr.update(value=figure_html(getattr(p, k), FIGURES[k], p.descriptions[k]),
+                                            visible=True) for k in PLOTS})
         # The curve only when one was asked for; hidden again after an evaluation without it.
-        shown.update({outputs[k]: gr.update(value=getattr(p, k) or None, visible=bool(getattr(p, k)))
-                      for k in CURVE})
+        shown[outputs["shots_text"]] = gr.update(value=p.shots_text or None, visible=bool(p.shots_text))
+        drawn = p.shots_curve is not None
+        shown[outputs["shots_curve"]] = gr.update(visible=drawn, value=figure_html(
+            p.shots_curve, FIGURES["shots_curve"], p.descriptions["shots_curve"]) if drawn else "")
         return {outputs["summary"]: p.summary, outputs["files"]: gr.update(value=files, visible=True), **shown}
 
     started = run.click(busy, None, [run, stop], js=SHOW_EVAL_JS, queue=False, api_visibility="private")
@@ -116,12 +122,11 @@ def _outputs() -> dict[str, gr.Component]:
         o["auroc"] = gr.Dataframe(label="Selective prediction: AUROC of each confidence score", visible=False,
                                   interactive=False, wrap=True)
     o["shots_text"] = gr.Markdown(visible=False, elem_id="eval-shots-text")
-    o["shots_curve"] = gr.Plot(label="Accuracy against shots per class", show_label=False, format="png",
-                               visible=False, elem_id="eval-shots-curve", elem_classes="zs-eval-plot")
-    o["coverage"] = gr.Plot(label="Accuracy against coverage", show_label=False, format="png", visible=False,
-                            elem_classes="zs-eval-plot")
-    o["strategy_coverage"] = gr.Plot(label="Each strategy's accuracy against coverage", show_label=False,
-                                     format="png", visible=False, elem_classes="zs-eval-plot")
+    # Figures as HTML (evaluation_panels.figure_html): a picture with its own words, which gr.Plot
+    # cannot give (its alternative text is "matplotlib plot visualising provided data").
+    o["shots_curve"] = gr.HTML(visible=False, elem_id="eval-shots-curve", elem_classes="zs-eval-plot")
+    o["coverage"] = gr.HTML(visible=False, elem_id="eval-coverage", elem_classes="zs-eval-plot")
+    o["strategy_coverage"] = gr.HTML(visible=False, elem_id="eval-strategy-coverage", elem_classes="zs-eval-plot")
     # One above the other: side by side, the per-class table (a column per strategy) was cut at 1280 px.
     o["per_class"] = gr.Dataframe(label="Per-class top-1 accuracy", visible=False, interactive=False,
                                   max_height=400, wrap=True, elem_id="eval-per-class")

@@ -3,17 +3,19 @@ worth, as the page shows them (no Gradio here; every string goes through ``md``)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import base64
+import io
+from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from matplotlib.figure import Figure
 
-from ..core.markup import md
+from ..core.markup import html, md
 from ..core.progress import count
 from ..engine.images import NOT_AN_IMAGE
 from ..run import plots
 from ..run.evaluation import SCORES, EvaluationReport
-from ..run.report import shots_figure
+from ..run.report import shots_data, shots_figure
 from ..run.shots import ShotsCurve, short
 from ..strategies import STRATEGIES, describe_options
 from .panels import model_notice
@@ -39,6 +41,8 @@ class EvaluationPanels:
     confusions: Table
     shots_text: str = ""                  # what each zero-shot line is worth (Markdown)
     shots_curve: Figure | None = None
+    # Each figure in words, by field name: its text alternative on the page.
+    descriptions: dict[str, str] = field(default_factory=dict)
 
 
 def shots_text(curve: ShotsCurve) -> str:
@@ -117,14 +121,28 @@ def evaluation_panels(report: EvaluationReport, listed: int = 5) -> EvaluationPa
     confusions = (["strategy", "true class", "predicted", "images"],
                   [[STRATEGIES[x].label, c["true"], c["predicted"], c["count"]]
                    for x, cs in s["confusions"].items() for c in cs])
-    coverage = plots.coverage_curves({SCORES[k]: v for k, v in sel["coverage"].items()},
-                                     {SCORES[k]: sel["auroc"][k] for k in SCORES})
+    scores = ({SCORES[k]: v for k, v in sel["coverage"].items()}, {SCORES[k]: sel["auroc"][k] for k in SCORES})
     own = sel["by_strategy"].values()
-    strategy_coverage = plots.strategy_coverage({r["label"]: r["coverage"] for r in own},
-                                                {r["label"]: r["auroc"] for r in own})
+    theirs = ({r["label"]: r["coverage"] for r in own}, {r["label"]: r["auroc"] for r in own})
     curve = report.shots_curve
-    return EvaluationPanels("\n".join(lines), accuracy, low_table, auroc, coverage, strategy_coverage, per_class,
-                            confusions, shots_text(curve) if curve else "", shots_figure(curve) if curve else None)
+    said = {"coverage": plots.describe_coverage(*scores), "strategy_coverage": plots.describe_coverage(*theirs)}
+    if curve:
+        said["shots_curve"] = plots.describe_shots(*shots_data(curve))
+    return EvaluationPanels("\n".join(lines), accuracy, low_table, auroc, plots.coverage_curves(*scores),
+                            plots.strategy_coverage(*theirs), per_class, confusions,
+                            shots_text(curve) if curve else "", shots_figure(curve) if curve else None, said)
+
+
+def figure_html(fig: Figure, title: str, description: str) -> str:
+    """A figure as the page shows it: a PNG at its drawn width (never wider), its title as the
+    picture's alternative text and the whole figure in words under it."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=plots.DPI)
+    width = round(fig.get_figwidth() * plots.DPI)
+    url = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+    return (f'<figure class="zs-figure"><img src="{url}" alt="{html(title)}: {html(description)}" '
+            f'style="max-width:{width}px"><figcaption><details><summary>{html(title)}, in words</summary>'
+            f'{html(description)}</details></figcaption></figure>')
 
 
 def _listing(items: Sequence[str], listed: int) -> str:

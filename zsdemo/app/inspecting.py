@@ -50,7 +50,7 @@ def downloads(state: Run, index: int | None) -> list[str]:
     figure = plots.bars_figure(results, index)
     for suffix in ("png", "svg"):
         files.append(folder / f"bars-{stem}.{suffix}")
-        figure.savefig(files[-1], dpi=plots.DPI, format=suffix)
+        plots.save(figure, files[-1], suffix)
     return [str(f) for f in files]
 
 

@@ -183,7 +183,10 @@ def thumbnail_url(image: Image.Image, size: int = NEAREST_THUMBNAIL) -> str:
 
 
 def _colour(k: int) -> str:
-    return plots.PALETTE[k % len(plots.PALETTE)]
+    """The k-th class's fill: its colour, striped from the ninth class on (``plots.striped``)."""
+    if plots.striped(k):
+        return f"repeating-linear-gradient(45deg, {plots.colour(k)} 0 4px, #ffffff 4px 6px)"
+    return plots.colour(k)
 
 
 SIGMOID_NOTE = ("This model was trained with a sigmoid per class (SigLIP): its sigmoid score answers \"is it this "
@@ -263,8 +266,20 @@ def sense_choices(senses: Sequence[dict[str, Any]]) -> dict[str, list[tuple[str,
     out = {}
     for s in senses:
         if len(s["senses"]) > 1:
-            out[s["name"]] = [(f"{x['synset']}: {x['gloss'][:80]}", x["synset"]) for x in s["senses"]]
+            out[s["name"]] = [(f"{x['synset']}: {whole_words(x['gloss'], GLOSS_CHARACTERS)}", x["synset"])
+                              for x in s["senses"]]
     return out
+
+
+GLOSS_CHARACTERS = 160
+
+
+def whole_words(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` characters between words (an ellipsis says it was cut)."""
+    if len(text) <= limit:
+        return text
+    cut = text[:limit].rsplit(" ", 1)[0].rstrip(",;:")
+    return cut + "…"
 
 
 AREA_HINTS = {"wordnet": "Tick {methods} to see what WordNet adds.",
@@ -348,23 +363,35 @@ def image_panels(result: ClassificationResult, index: int, image: Image.Image | 
 
 
 
+def grid_place(row: int, column: int, grid: int) -> str:
+    """Where a cell of a grid x grid map lies, in words ("top left", "centre", "bottom")."""
+    third = lambda k: min(2, 3 * k // max(1, grid))        # noqa: E731
+    vertical, horizontal = ("top", "middle", "bottom")[third(row)], ("left", "centre", "right")[third(column)]
+    if vertical == "middle":
+        return "centre" if horizontal == "centre" else f"middle {horizontal}"
+    return vertical if horizontal == "centre" else f"{vertical} {horizontal}"
+
+
 def occlusion_html(image: Image.Image, found: Any) -> str:
     """The occlusion map over the image: red where covering the image lowers the class's
     probability, blue where it raises it, with the scale and what it cost."""
     fig = Figure(figsize=(6.4, 5.2), dpi=plots.DPI, layout="constrained")
     ax = fig.subplots()
     ax.imshow(image.convert("RGB"))
-    limit = max(1e-6, max(abs(x) for row in found.drops for x in row))
-    shown = ax.imshow(found.drops, cmap="RdBu_r", vmin=-limit, vmax=limit, alpha=0.55, interpolation="bilinear",
+    points = [[100 * x for x in row] for row in found.drops]       # the caption's unit: percentage points
+    limit = max(1e-4, max(abs(x) for row in points for x in row))
+    shown = ax.imshow(points, cmap="RdBu_r", vmin=-limit, vmax=limit, alpha=0.55, interpolation="bilinear",
                       extent=(0, image.width, image.height, 0))
     bar = fig.colorbar(shown, ax=ax, shrink=0.85)
-    bar.set_label(f"drop in p({found.class_name[:40]}) when covered", fontsize=11)
+    bar.set_label(f"drop in p({found.class_name[:40]}) when covered (percentage points)", fontsize=11)
     ax.set_axis_off()
     buf = io.BytesIO()
     fig.savefig(buf, format="jpeg", pil_kwargs={"quality": 85})
     url = "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
     worst = max(((x, r, c) for r, row in enumerate(found.drops) for c, x in enumerate(row)))
-    return (f'<figure class="zs-occlusion"><img src="{url}" alt="occlusion map of {html(found.class_name)}">'
+    alt = (f"Occlusion map for {found.class_name}: covering the {grid_place(worst[1], worst[2], found.grid)} "
+           f"of the image lowers its probability most, by {100 * worst[0]:.1f} percentage points.")
+    return (f'<figure class="zs-occlusion"><img src="{url}" alt="{html(alt)}">'
             f'<figcaption>Where the model looks for <b>{html(found.class_name)}</b> ("a photo of a {{}}.", '
             f'{100 * found.probability:.1f}% on the whole image): a grey patch slid over a {found.grid} x '
             f'{found.grid} grid; red where covering lowers the probability (at most {100 * worst[0]:.1f} points), '

@@ -9,8 +9,11 @@ a method.
 from __future__ import annotations
 
 import math
+import threading
+from pathlib import Path
 from typing import Callable, Sequence
 
+import matplotlib
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
@@ -18,10 +21,42 @@ from ..engine.results import ClassificationResult, StrategyResult
 
 MAX_BARS = 12            # classes shown per figure; the rest is summed into "other"
 OTHER = "other"
+# Okabe and Ito's eight colours (2008): every pair stays apart for protan, deutan and tritan eyes
+# (at least 10 CAM02-UCS units under full protanopia, deuteranopia and tritanopia, "other" included:
+# tests/test_colour_vision.py). Classes past the eighth repeat a colour with stripes, and the
+# lines of a plot differ by marker and dash as well, so no meaning rides on colour alone.
+PALETTE = ("#0072b2", "#e69f00", "#009e73", "#d55e00", "#56b4e9", "#cc79a7", "#f0e442", "#000000")
 OTHER_COLOUR = "#b0b0b0"
-PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
-           "#17becf", "#bcbd22", "#7f7f7f", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896")
+HATCH = "///"
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 DPI = 100
+
+
+_RC_LOCK = threading.Lock()     # rc settings are process-wide: one save that changes them at a time
+
+
+def save(fig: Figure, path: Path | str, suffix: str) -> None:
+    """``fig`` saved as ``suffix``; an SVG keeps its words as text (searchable, editable) rather
+    than matplotlib's default outlines."""
+    if suffix != "svg":
+        fig.savefig(path, dpi=DPI, format=suffix)
+        return
+    with _RC_LOCK, matplotlib.rc_context({"svg.fonttype": "none"}):
+        fig.savefig(path, dpi=DPI, format=suffix)
+
+
+def colour(k: int) -> str:
+    """The colour of the k-th class (or line) shown."""
+    return PALETTE[k % len(PALETTE)]
+
+
+def striped(k: int) -> bool:
+    """Whether the k-th class repeats an earlier one's colour (and so is drawn striped)."""
+    return (k // len(PALETTE)) % 2 == 1
+
+
+def marker(k: int) -> str:
+    return MARKERS[k % len(MARKERS)]
 
 
 def shown_classes(strategies: Sequence[StrategyResult], top_k: int, limit: int = MAX_BARS) -> list[int]:
@@ -73,9 +108,10 @@ def bars_figure(results: Sequence[ClassificationResult], index: int, size: tuple
 def _card(ax, r: StrategyResult, classes: Sequence[str], order: Sequence[int], hidden: bool) -> None:
     labels = [classes[c] for c in order] + ([OTHER] if hidden else [])
     probs = [r.probs[c] for c in order] + ([max(0.0, 1.0 - sum(r.probs[c] for c in order))] if hidden else [])
-    colours = [PALETTE[k % len(PALETTE)] for k in range(len(order))] + ([OTHER_COLOUR] if hidden else [])
+    colours = [colour(k) for k in range(len(order))] + ([OTHER_COLOUR] if hidden else [])
+    hatches = [HATCH if striped(k) else "" for k in range(len(order))] + ([""] if hidden else [])
     y = list(range(len(labels)))[::-1]
-    ax.barh(y, probs, color=colours, height=0.7)
+    ax.barh(y, probs, color=colours, height=0.7, hatch=hatches, edgecolor="white", lw=0)
     ax.set_xlim(0, 1.18)
     ax.set_yticks(y, labels, fontsize=13)
     ax.set_xticks([])
@@ -115,7 +151,10 @@ def strategy_coverage(curves: dict[str, Sequence[tuple[float, float]]],
 
 def _coverage_figure(curves: dict[str, Sequence[tuple[float, float]]], aurocs: dict[str, float | None] | None,
                      ylabel: str, title: str, dashed: Callable[[str], bool]) -> Figure:
-    fig = Figure(figsize=(11, 4.8), dpi=DPI, layout="constrained")
+    # Drawn at about the width the page's column shows it (720 px), so that 12-point type is read at
+    # about 16 px there; the legend goes under the axes, where it does not narrow them.
+    lines = sum(1 for points in curves.values() if points)
+    fig = Figure(figsize=(7.2, 4.6 + 0.28 * lines), dpi=DPI, layout="constrained")
     ax = fig.subplots()
     for k, (label, points) in enumerate(curves.items()):
         if not points:
@@ -123,20 +162,42 @@ def _coverage_figure(curves: dict[str, Sequence[tuple[float, float]]], aurocs: d
         xs, ys = zip(*points)
         auc = (aurocs or {}).get(label)
         name = label + (f" (AUROC {auc:.2f})" if auc is not None else "")
-        ax.plot(xs, ys, marker="o", markersize=3, lw=1.5, ls="--" if dashed(label) else "-",
-                color=PALETTE[k % len(PALETTE)], label=name)
+        ax.plot(xs, ys, marker=marker(k), markersize=4, lw=1.5, ls="--" if dashed(label) else "-",
+                color=colour(k), label=name)
     ax.set_xlim(0, 1.02)
     ax.set_ylim(-0.02, 1.02)
-    ax.set_xlabel("coverage (share of images kept, most confident first)")
-    ax.set_ylabel(ylabel)
+    ax.set_xlabel("coverage (share of images kept, most confident first)", fontsize=12)
+    ax.set_ylabel(ylabel, fontsize=12)
     ax.grid(alpha=0.3)
-    # Legends and titles a room can read: at the page's width a 7-point legend came out about 8 px.
-    ax.legend(fontsize=11, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    ax.legend(fontsize=12, loc="upper left", bbox_to_anchor=(0.0, -0.14), frameon=False)
     ax.set_title(title, fontsize=13, loc="left")
-    ax.tick_params(labelsize=11)
-    ax.xaxis.label.set_size(11)
-    ax.yaxis.label.set_size(11)
+    ax.tick_params(labelsize=12)
     return fig
+
+
+def describe_coverage(curves: dict[str, Sequence[tuple[float, float]]],
+                      aurocs: dict[str, float | None] | None = None) -> str:
+    """A coverage plot in words (its text alternative): each line's accuracy on every image and on
+    the most confident half, and its AUROC."""
+    said = []
+    for label, points in curves.items():
+        if not points:
+            continue
+        whole = max(points)[1]
+        half = min(points, key=lambda p: (abs(p[0] - 0.5), -p[0]))
+        auc = (aurocs or {}).get(label)
+        said.append(f"{label}: {100 * whole:.0f}% right on every image, {100 * half[1]:.0f}% on the most confident "
+                    f"{100 * half[0]:.0f}%" + (f", AUROC {auc:.2f}" if auc is not None else ""))
+    return "; ".join(said) + "." if said else "No line: no score could be computed."
+
+
+def describe_shots(curves: dict[str, Sequence[tuple[int, float, float]]], lines: dict[str, float]) -> str:
+    """The shots curve in words: each few-shot method's mean accuracy at every count, each
+    zero-shot line's accuracy."""
+    said = [f"{label}: " + ", ".join(f"{100 * m:.0f}% at {k}" for k, m, _ in sorted(points))
+            for label, points in curves.items()]
+    said += [f"{label} (zero-shot, flat): {100 * a:.0f}%" for label, a in lines.items()]
+    return "Top-1 accuracy by labelled examples per class. " + "; ".join(said) + "."
 
 
 def shots_curve(curves: dict[str, Sequence[tuple[int, float, float]]], lines: dict[str, float],
@@ -152,13 +213,12 @@ def shots_curve(curves: dict[str, Sequence[tuple[int, float, float]]], lines: di
     ax = fig.subplots()
     for k, (label, points) in enumerate(curves.items()):
         xs, means, spreads = zip(*sorted(points))
-        colour = PALETTE[k % len(PALETTE)]
-        ax.plot(xs, means, marker="o", markersize=7, lw=2.5, color=colour, label=label)
+        ax.plot(xs, means, marker=marker(k), markersize=7, lw=2.5, color=colour(k), label=label)
         if seeds > 1:
             ax.fill_between(xs, [m - s for m, s in zip(means, spreads)], [m + s for m, s in zip(means, spreads)],
-                            color=colour, alpha=0.15, lw=0)
+                            color=colour(k), alpha=0.15, lw=0)
     for j, (label, accuracy) in enumerate(lines.items(), start=len(curves)):
-        ax.axhline(accuracy, color=PALETTE[j % len(PALETTE)], ls="--", lw=2.2,
+        ax.axhline(accuracy, color=colour(j), ls=(0, (5, 2 + j % 3)), lw=2.2,
                    label=f"{label} (zero-shot, {100 * accuracy:.0f}%)")
     ax.set_xscale("log", base=2)
     ax.set_xticks(list(shots), [str(s) for s in shots])

@@ -97,11 +97,15 @@ def write_report(report: EvaluationReport, out_dir: str | Path) -> list[Path]:
     return files
 
 
+def shots_data(curve: ShotsCurve) -> tuple[dict[str, list[tuple[int, float, float]]], dict[str, float]]:
+    """What the shots figure draws: each few-shot method's (k, mean, spread) and each zero-shot line."""
+    return ({curve.labels[s]: [(p.k, p.mean, p.spread) for p in curve.points if p.strategy == s]
+             for s in curve.few_shot}, {curve.labels[z]: a for z, a in curve.zero_shot.items()})
+
+
 def shots_figure(curve: ShotsCurve):
     """shots_curve.png, and the Evaluate tab's plot of it."""
-    return plots.shots_curve({curve.labels[s]: [(p.k, p.mean, p.spread) for p in curve.points if p.strategy == s]
-                              for s in curve.few_shot},
-                             {curve.labels[z]: a for z, a in curve.zero_shot.items()}, curve.shots, curve.seeds)
+    return plots.shots_curve(*shots_data(curve), curve.shots, curve.seeds)
 
 
 def _cell(value: Any) -> Any:
