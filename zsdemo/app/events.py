@@ -43,7 +43,7 @@ def user_errors(fn: Callable, shown_in_page: bool = True) -> Callable:
         try:
             return fn(*args, **kwargs)
         except ZsdemoError as e:
-            raise toasts.error(e.for_page(), shown_in_page) from None
+            raise (toasts.refuse(e.for_page()) if shown_in_page else toasts.error(e.for_page(), False)) from None
         except gr.Error:
             raise
         except Exception:

@@ -22,7 +22,7 @@ class Inputs:
     """The tab's inputs by name, and the buttons and boxes the events need."""
 
     values: dict[str, gr.Component] = field(default_factory=dict)
-    preset: gr.Dropdown | None = None
+    preset: gr.Radio | None = None
     descriptor_file: gr.UploadButton | None = None
     boxes: dict[str, gr.Group] = field(default_factory=dict)
 
@@ -37,9 +37,10 @@ def build(config: state.AppConfig, model: str) -> Inputs:
     v["gallery"] = gr.Gallery(
         label=_label("images"), value=[str(p) for p in sorted(PHOTOS.glob("*"))], type="filepath",
         interactive=True, file_types=["image"], sources=["upload", "webcam", "clipboard"], columns=4, height=200,
-        elem_id="images")
-    out.preset = gr.Dropdown(label="Class-name preset (fills the box below)", choices=app_choices.preset_choices(),
-                             value=None, elem_id="preset")
+        object_fit="contain", elem_id="images")     # whole photos: one photo alone was shown as a zoomed crop
+    # Radio buttons: a screen reader cannot use Gradio's dropdowns (gradio#10532); there are eight.
+    out.preset = gr.Radio(label="Class-name preset (fills the box below)", choices=app_choices.preset_choices(),
+                          value=None, elem_id="preset")
     v["classes"] = gr.Textbox(label=_label("classes"), lines=4, max_lines=12,
                               value=app_choices.preset_text("lab-photos"), elem_id="classes")
     v["strategies"] = gr.CheckboxGroup(label=_label("strategies"), choices=app_choices.strategy_choices(),

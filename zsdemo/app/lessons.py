@@ -29,19 +29,20 @@ def lessons_markdown() -> str:
     return "\n\n".join(parts)
 
 
-def build() -> tuple[gr.Button, gr.Textbox]:
+def build() -> tuple[gr.Button, gr.Textbox, gr.Accordion]:
     """The Lessons accordion (inside the tab): the lessons, Copy link and the link itself."""
-    with gr.Accordion("Lessons: open one as a link, or share what is on the page", open=False, elem_id="lessons"):
+    with gr.Accordion("Lessons: open one as a link, or share what is on the page", open=False,
+                      elem_id="lessons") as area:
         gr.Markdown(lessons_markdown(), elem_id="lesson-list")
         with gr.Row(equal_height=False):
             copy = gr.Button("Copy link to this page", elem_id="copy-link", scale=0, min_width=220, size="md")
             link = gr.Textbox(label="Link to what is on the page (classes, strategies, settings, model, photos)",
                               elem_id="lesson-link", interactive=False, buttons=["copy"], scale=1)
-    return copy, link
+    return copy, link, area
 
 
 def wire(page: gr.Blocks, config: state.AppConfig, ins: Inputs, bar: Actions, copy: gr.Button,
-         link: gr.Textbox) -> None:
+         link: gr.Textbox, area: gr.Accordion) -> None:
     """Copy link (and every Classify) writes the address; opening an address restores the page."""
     query = gr.Textbox(visible=False)
 
@@ -54,6 +55,9 @@ def wire(page: gr.Blocks, config: state.AppConfig, ins: Inputs, bar: Actions, co
         lambda: toasts.info("Link copied: it opens this page with the same classes, strategies and settings."),
         None, None, queue=False, api_visibility="private")
     bar.run.click(share, everything, query, queue=False, api_visibility="private").then(
+        None, query, link, js=SHARE_JS, queue=False, api_visibility="private")
+    # A sense chosen in the WordNet picker (and re-run) is part of the page: the address says it too.
+    ins["senses"].change(share, everything, query, queue=False, api_visibility="private").then(
         None, query, link, js=SHARE_JS, queue=False, api_visibility="private")
 
     def restore(request: gr.Request) -> dict:
@@ -72,7 +76,9 @@ def wire(page: gr.Blocks, config: state.AppConfig, ins: Inputs, bar: Actions, co
         # Gradio reads an empty dict as one value, not as "no updates": the status line is always set.
         out[bar.status] = (panels.status_html("done", "Lesson loaded from the link: press Classify.") if out
                            else gr.skip())
+        # A lesson's link opens its teaching notes (what to say, what to point at).
+        out[area] = gr.Accordion(open=True) if request and request.query_params.get("lesson") else gr.skip()
         return out
 
-    page.load(restore, None, [*ins.values.values(), bar.status, *([ins.preset] if ins.preset else [])],
+    page.load(restore, None, [*ins.values.values(), bar.status, area, *([ins.preset] if ins.preset else [])],
               api_visibility="private")

@@ -15,8 +15,10 @@ def build(out: Outputs) -> dict[str, gr.Component]:
     out.parts["wordnet"] = gr.Markdown(elem_id="wordnet-panels")
     picker: dict[str, gr.Component] = {}
     with gr.Row():
-        picker["sense_class"] = gr.Dropdown(label="Class with several senses", choices=[], elem_id="sense-class")
-        picker["sense"] = gr.Dropdown(label="WordNet sense to use", choices=[], elem_id="sense")
+        # Radio buttons, not dropdowns: Gradio's dropdowns cannot be used with a screen reader
+        # (gradio#10532), and a sense is chosen by reading its gloss.
+        picker["sense_class"] = gr.Radio(label="Class with several senses", choices=[], elem_id="sense-class")
+    picker["sense"] = gr.Radio(label="WordNet sense to use", choices=[], elem_id="sense")
     with gr.Row():
         picker["apply"] = gr.Button("Re-run with this sense", elem_id="apply-sense")
         picker["reset"] = gr.Button("Reset senses", elem_id="reset-senses")
@@ -24,7 +26,7 @@ def build(out: Outputs) -> dict[str, gr.Component]:
 
 
 def picker_values(run: app_state.Run | None, current_class: str | None) -> tuple[dict, dict]:
-    """The class and sense dropdowns after a run: the class being looked at stays when it can."""
+    """The class and sense pickers after a run: the class being looked at stays when it can."""
     if run is None:
         return gr.update(choices=[], value=None), gr.update(choices=[], value=None)
     by_class = app_choices.sense_choices(run.result)
