@@ -103,6 +103,8 @@ class Tracker:
     unit: str = ""
     total: int = 0
     done: int = 0
+    stage_started: float = 0.0
+    own_estimate: bool = False      # the time left is the current stage's (``restage(..., heavy=True)``)
 
     def __post_init__(self) -> None:
         self.started = self.clock()
@@ -111,9 +113,11 @@ class Tracker:
         if self.stop is not None and self.stop.is_set():
             raise Stopped("Stopped: nothing was computed for this request. Change what you need and run again.")
 
-    def stage(self, lo: float, hi: float, message: str, total: int = 0, unit: str = "") -> None:
+    def stage(self, lo: float, hi: float, message: str, total: int = 0, unit: str = "",
+              own_estimate: bool = False) -> None:
         self.span, self.message = (lo, max(lo, hi)), message
         self.unit, self.total, self.done = unit, max(0, total), 0
+        self.stage_started, self.own_estimate = self.clock(), own_estimate
         self._emit(lo, message)
 
     def advance(self, units: int, unit: str) -> None:
@@ -128,6 +132,11 @@ class Tracker:
         self._emit(lo + (hi - lo) * share, f"{self.message}: {done:,} of {count(self.total, unit)}")
 
     def time_left(self) -> float | None:
+        if self.own_estimate:
+            elapsed, share = self.clock() - self.stage_started, self.done / max(1, self.total)
+            if share <= 0 or elapsed < MIN_ETA_SECONDS:
+                return None
+            return elapsed * (1 - min(1.0, share)) / share
         elapsed = self.clock() - self.started
         if self.fraction < MIN_ETA_FRACTION or elapsed < MIN_ETA_SECONDS:
             return None
@@ -166,12 +175,25 @@ def stage(lo: float, hi: float, message: str, total: int = 0, unit: str = "") ->
         t.stage(lo, hi, message, total, unit)
 
 
-def restage(message: str, total: int = 0, unit: str = "") -> None:
+HEAVY_SHARE = 0.9      # of what is left of the bar, for work found heavy once under way
+
+
+def restage(message: str, total: int = 0, unit: str = "", heavy: bool = False) -> None:
     """A new message and count of work within the current stage's share of the bar (work found
-    only once the stage is under way, such as the WordNet nodes a request needs scored)."""
+    only once the stage is under way, such as the WordNet nodes a request needs scored).
+
+    ``heavy``: this work outweighs the rest of the request (minutes of scoring on a model not
+    warmed up), so it takes most of what is left of the bar, which then moves with it, and the
+    time left is measured on it alone. The bar never goes back: the stages after it hold it where
+    it is until their own share passes it."""
     t = _CURRENT.get()
-    if t is not None:
-        t.stage(*t.span, message, total, unit)
+    if t is None:
+        return
+    lo, hi = t.span
+    if heavy:
+        lo = max(lo, t.fraction)
+        hi = max(hi, lo + (1 - lo) * HEAVY_SHARE)
+    t.stage(lo, hi, message, total, unit, own_estimate=heavy)
 
 
 def advance(units: int, unit: str) -> None:

@@ -355,10 +355,39 @@ def encode_prompts(
     return torch.stack([by_prompt[p] for p in prompts])
 
 
+@dataclass
+class Pace:
+    """Forward passes cut to take about ``seconds`` each (halved while slower, doubled back while
+    much faster, never above the batch size), so that a Stop, checked between passes, ends the
+    work within about that long even on a slow or loaded machine."""
+
+    seconds: float
+    step: int
+
+    def passes(self, batch: torch.Tensor) -> Iterator[torch.Tensor]:
+        start = 0
+        while start < len(batch):
+            idx = batch[start:start + self.step]
+            start += len(idx)
+            yield idx
+
+    def took(self, seconds: float, size: int, batch_size: int) -> None:
+        if seconds > self.seconds and self.step > MIN_TURN_PROMPTS:
+            self.step = max(MIN_TURN_PROMPTS, self.step // 2)
+        elif seconds < self.seconds / 4 and size == self.step:
+            self.step = min(batch_size, self.step * 2)
+
+
+MIN_TURN_PROMPTS = 8
+TURN_SECONDS = 1.0     # a long scoring's forward passes: a Stop ends it within about this (plus a pass)
+NORM_CHUNK = 2048      # prompts tokenized and encoded together: the bar moves during a long scoring
+
+
 def encoded_batches(loaded: LoadedModel, prompts: Sequence[str], batch_size: int | None = None,
-                    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+                    pace: Pace | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """(indices into ``prompts``, their unnormalised features) batch by batch, each advancing the
-    progress bar once it is used."""
+    progress bar once it is used; with ``pace``, each batch in passes of about its seconds (a
+    prompt's features do not depend on its batch)."""
     batch_size = batch_size or (CUDA_BATCH_SIZE if loaded.device.type == "cuda" else CPU_BATCH_SIZE)
     tokens = tokenize(loaded, prompts)
     tower = text_tower(loaded.model)
@@ -369,19 +398,31 @@ def encoded_batches(loaded: LoadedModel, prompts: Sequence[str], batch_size: int
                else torch.full((len(prompts),), loaded.context_length))
     order = torch.argsort(lengths, stable=True)
     max_tokens = CUDA_BATCH_TOKENS if loaded.device.type == "cuda" else CPU_BATCH_TOKENS
-    for idx in length_batches(order, lengths, batch_size, max_tokens):
-        yield idx, encode_tokens(loaded, tokens[idx])
-        progress.advance(len(idx), "prompt")
+    for batch in length_batches(order, lengths, batch_size, max_tokens):
+        for idx in (pace.passes(batch) if pace else (batch,)):
+            began = time.perf_counter()
+            yield idx, encode_tokens(loaded, tokens[idx])
+            progress.advance(len(idx), "prompt")
+            if pace:
+                pace.took(time.perf_counter() - began, len(idx), batch_size)
 
 
-def prompt_norms(loaded: LoadedModel, prompts: Sequence[str], batch_size: int | None = None) -> torch.Tensor:
+def prompt_norms(loaded: LoadedModel, prompts: Sequence[str], batch_size: int | None = None,
+                 turn_seconds: float | None = TURN_SECONDS) -> torch.Tensor:
     """L2 norms [N] (float32, CPU) of the *unnormalised* text features of ``prompts``, through the
     same truncated, length-sorted batches as ``encode_prompts`` (not cached: the callers keep
-    what they derive from them)."""
+    what they derive from them). With ``turn_seconds``: in chunks of ``NORM_CHUNK`` prompts
+    (tokenizing 80,000 prompts first would hold the bar still for a minute on a loaded machine)
+    and in passes of about that long."""
     norms = torch.empty(len(prompts))
-    if prompts:
-        for idx, out in encoded_batches(loaded, prompts, batch_size):
-            norms[idx] = out.float().norm(dim=-1).cpu()
+    if not prompts:
+        return norms
+    batch_size = batch_size or (CUDA_BATCH_SIZE if loaded.device.type == "cuda" else CPU_BATCH_SIZE)
+    pace = Pace(turn_seconds, batch_size) if turn_seconds else None
+    chunk = NORM_CHUNK if pace else len(prompts)
+    for start in range(0, len(prompts), chunk):
+        for idx, out in encoded_batches(loaded, prompts[start:start + chunk], batch_size, pace):
+            norms[start + idx] = out.float().norm(dim=-1).cpu()
     return norms
 
 

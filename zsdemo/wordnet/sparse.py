@@ -38,6 +38,7 @@ from ..engine.text import prompt_norms
 from .senses import ClassSense, children_of, parent_of, readable_name, synset_by_id
 
 KEEP_DEFAULT = 0.4               # the paper's 40%
+HEAVY_PROMPTS = 8_000            # scoring this many prompts outweighs the rest of a request (progress.restage)
 SCORE_TEMPLATES = CLIP80
 MAX_DEPTH = 40                   # WordNet noun chains are at most about 20 deep
 
@@ -177,8 +178,9 @@ def norm_variances(loaded: LoadedModel, names: Sequence[str], cache: VarianceCac
                 f"{len(todo) * len(SCORE_TEMPLATES):,} text prompts, more than the {limit:,} allowed per "
                 "request. Use fewer classes, keep all of WordNet (WordNet keep fraction 1), or score them once "
                 "with the command line's evaluate (no limit; the scores are cached per model).")
-        progress.restage(f"scoring {len(todo):,} WordNet nodes for the sparse hierarchy (once per model)",
-                         len(todo) * len(SCORE_TEMPLATES), "prompt")
+        prompts = len(todo) * len(SCORE_TEMPLATES)
+        progress.restage(f"scoring {len(todo):,} WordNet nodes for the sparse hierarchy (once per model, then kept)",
+                         prompts, "prompt", heavy=prompts >= HEAVY_PROMPTS)
         norms = prompt_norms(loaded, [fill(t, n) for n in todo for t in SCORE_TEMPLATES])
         variances = norms.view(len(todo), len(SCORE_TEMPLATES)).double().var(dim=1, unbiased=False)
         computed = {n: float(v) for n, v in zip(todo, variances)}
