@@ -44,3 +44,8 @@ def test_the_curve_and_what_a_prompt_is_worth():
     curve = [(p.k, p.mean) for p in probe]
     assert shots.crossing(0.65, curve) == pytest.approx(2.0)          # halfway in log2 between 1 and 4
     assert shots.crossing(0.9, curve) is None and shots.crossing(0.3, curve) == 0.0
+    # In words: never "about 1 shot" for a line that falls between the 1-shot and the 2-shot point.
+    assert shots.worth(2.0, curve) == "between 1 and 4 shots (about 2.0, interpolated in log2 k)"
+    assert shots.worth(1.35, [(1, 0.29), (2, 0.5)]) == "between 1 and 2 shots (about 1.4, interpolated in log2 k)"
+    assert shots.worth(4.0, curve) == "4 shots" and shots.worth(None, curve) == "more than 4 shots"
+    assert shots.worth(0.0, curve) == "less than 1 shot"

@@ -125,7 +125,8 @@ def test_a_separable_set_climbs_the_curve(tiny):
     assert any(s > 0 for s in spread)                  # three draws of one example differ
     sentences = [c["sentence"] for c in curve.crossings() if c["few_shot"] == "linear-probe"]
     assert sentences == ["CLIP-80 ensemble is worth less than 1 shot of linear probe here."] or \
-        sentences[0].startswith("CLIP-80 ensemble is worth about 1 shot")
+        sentences[0].startswith(("CLIP-80 ensemble is worth between 1 and 2 shots", "CLIP-80 ensemble is worth 1 shot",
+                                 "CLIP-80 ensemble is worth 2 shots"))
 
 
 @pytest.mark.parametrize("args, message", [

@@ -212,14 +212,19 @@ def crossing(zero_shot: float, curve: Sequence[tuple[int, float]]) -> float | No
 
 
 def worth(shots: float | None, curve: Sequence[tuple[int, float]]) -> str:
-    """A crossing in words: "about 3 shots", "less than 1 shot", "more than 16 shots"."""
+    """A crossing in words: "1 shot" (met at a measured count), "between 1 and 2 shots (about 1.3,
+    interpolated in log2 k)", "less than 1 shot", "more than 16 shots"."""
     ks = sorted(k for k, _ in curve)
+    plural = lambda n: f"{n} shot{'s' * (n != 1)}"       # noqa: E731
     if shots is None:
-        return f"more than {ks[-1]} shot{'s' * (ks[-1] != 1)}"
+        return f"more than {plural(ks[-1])}"
     if shots == 0:
-        return f"less than {ks[0]} shot{'s' * (ks[0] != 1)}"
-    n = max(1, round(shots))
-    return f"about {n} shot{'s' * (n != 1)}"
+        return f"less than {plural(ks[0])}"
+    if any(math.isclose(shots, k) for k in ks):
+        return plural(round(shots))
+    low = max(k for k in ks if k < shots)
+    high = min(k for k in ks if k > shots)
+    return f"between {low} and {plural(high)} (about {shots:.1f}, interpolated in log2 k)"
 
 
 def short(label: str, inside: bool = False) -> str:
