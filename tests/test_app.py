@@ -325,3 +325,11 @@ def test_the_summary_marks_each_top1_that_differs_from_name_only(tiny, cat_path,
         for mark, label, top in chips:
             assert bool(mark) == (top != base), (label, top, base)
     assert "differs from name only" in page
+
+
+def test_a_sense_is_offered_with_its_whole_gloss_or_cut_between_words():
+    from zsdemo.app.panels import whole_words
+
+    assert whole_words("a small constellation near Phoenix", 160) == "a small constellation near Phoenix"
+    cut = whole_words("lifts and moves heavy objects; lifting tackle is suspended from a pivoted boom", 40)
+    assert cut == "lifts and moves heavy objects; lifting…" and len(cut) <= 41

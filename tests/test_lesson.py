@@ -80,8 +80,7 @@ def test_a_sense_rerun_keeps_the_reader_beside_the_wordnet_panel(browser, live_a
         tab.locator("#sense").scroll_into_view_if_needed()
         tab.wait_for_timeout(600)                       # the smooth scroll of the run has ended
         before = tab.evaluate("window.scrollY")
-        tab.click("#sense input")
-        tab.get_by_role("option", name="crane.n.04", exact=False).first.click()
+        tab.locator("#sense input[value='crane.n.04']").check()
         # The status still says the first run's "Classified ..." until the re-run starts: note any
         # change to it, then wait for the re-run's own end (racing it failed on a loaded machine).
         tab.evaluate("""() => { window.zsStatusChanged = false; new MutationObserver(() => {
@@ -155,7 +154,7 @@ def test_a_lesson_opens_from_its_link_and_copy_link_restores_the_page(browser, l
         # Change the page, copy its link, and open the link in a fresh tab: the same page.
         tab.screenshot(path=str(SHOTS / f"28_3_{size}_lesson_opened.png"))
         tab.fill("#classes textarea", "crane, heron, forklift")
-        tab.get_by_text("Lessons: open one as a link").first.click()
+        tab.wait_for_selector("#lesson-list", state="visible")    # a lesson's link opens its notes
         tab.locator("#copy-link").scroll_into_view_if_needed()
         tab.click("#copy-link")
         tab.wait_for_function("document.querySelector('#lesson-link textarea').value.includes('forklift')")

@@ -6,9 +6,11 @@ import io
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from zsdemo import cli
 from zsdemo.app import choices, classifying, evaluating, state, warmup
@@ -64,6 +66,41 @@ def test_a_stopped_request_ends_at_the_next_model_turn(tiny):
     finally:
         del tiny.lock.acquire
     assert len(turns) == 2                             # the next turn saw the stop: 5 of 6 batches never ran
+
+
+def test_heavy_work_found_under_way_moves_the_bar_and_has_its_own_estimate():
+    # Scoring the sparse WordNet's nodes on a model not warmed up: minutes inside a stage that was
+    # given 1% of the bar. It takes most of what is left, the bar moves with it, and the time left
+    # is measured on it alone (not "2.0%" for four minutes with no estimate).
+    clock, seen = Clock(), []
+    with progress.track(lambda f, m: seen.append((f, m))) as tracker:
+        tracker.clock = clock
+        progress.stage(0.02, 0.03, "reading WordNet")
+        clock.now = 5.0
+        progress.restage("scoring 1,000 WordNet nodes", 80_000, "prompt", heavy=True)
+        clock.now = 65.0
+        progress.advance(20_000, "prompt")
+    assert seen[-1][0] == pytest.approx(0.02 + 0.98 * 0.9 * 0.25)
+    assert seen[-1][1] == "scoring 1,000 WordNet nodes: 20,000 of 80,000 prompts · about 3 min left"
+
+
+def test_a_long_scoring_cuts_its_passes_so_that_stop_ends_it_within_a_turn(tiny, monkeypatch):
+    from zsdemo.engine import text
+
+    slow = text.encode_tokens
+    sizes = []
+
+    def slow_pass(loaded, tokens):
+        sizes.append(len(tokens))
+        time.sleep(0.002 * len(tokens))              # 2 ms a prompt: 256 prompts take half a second
+        return slow(loaded, tokens)
+
+    monkeypatch.setattr(text, "encode_tokens", slow_pass)
+    prompts = [f"a photo of a thing number {k}." for k in range(600)]
+    norms = text.prompt_norms(tiny, prompts, batch_size=256, turn_seconds=0.1)
+    assert max(sizes[2:]) <= 64                      # cut until a pass takes about 0.1 s
+    whole = text.prompt_norms(tiny, prompts, batch_size=256, turn_seconds=None)
+    assert torch.allclose(norms, whole, atol=1e-5)     # a prompt's norm does not depend on its batch
 
 
 def test_run_control_stops_the_right_session():

@@ -55,6 +55,26 @@ def test_a_toast_shows_markup_as_text(monkeypatch):
     assert toasts.error("<b>x</b>", shown_in_page=False).message == "<b>x</b>"      # an API client reads text
 
 
+def test_a_refusal_is_a_warning_wherever_it_happens(monkeypatch):
+    # "Nothing to download yet" (a page event) and a run's refusal (the status line) were an Error
+    # toast in one place and a Warning in the other: one severity per kind of message.
+    import gradio as gr
+
+    from zsdemo.app import events
+    from zsdemo.core.errors import InputError, ModelLoadError
+
+    shown = []
+    monkeypatch.setattr(gr, "Warning", shown.append)
+    for error in (InputError("Nothing to download yet: press Classify first."), ModelLoadError("no model")):
+        def refused():
+            raise error
+        with pytest.raises(gr.Error) as caught:
+            events.user_errors(refused)()
+        assert caught.value.visible is False            # the event ends there, with no second toast
+        events.problem(error, "classify")
+    assert len(shown) == 4 and shown[0] == shown[1] and shown[2] == shown[3]
+
+
 # --- 2. the page's state is the server's ---------------------------------------------------------
 
 def forged_state(classes: int) -> dict:

@@ -51,3 +51,17 @@ def test_downloads_hold_the_result_every_probability_and_the_figure(cat_path, as
         assert im.size == (1920, 1080)
     svg = files["bars-astronaut.svg"].read_text()
     assert svg.lstrip().startswith("<?xml") and "<svg" in svg
+    # Its words are text a reader can search and edit, not outlines.
+    assert "<text" in svg and "top-1:" in svg and "CLIP-80 ensemble" in svg
+
+
+def test_twelve_classes_get_twelve_fills_the_ninth_on_striped(cat_path):
+    run = classifying.run(CONFIG, [str(cat_path)], CLASSES, ["name"], top_k=12)
+    fills = [colour for label, colour in LABEL_AND_COLOUR.findall(run_bars(run)) if label != "other"]
+    assert len(fills) == 12 and len(set(fills)) == 12
+    assert [f.startswith("repeating-linear-gradient") for f in fills] == [False] * 8 + [True] * 4
+
+
+def run_bars(run) -> str:
+    im = run.result.images[0]
+    return panels.bars_html(im, run.result.classes, run.result.strategies, run.result.top_k)
