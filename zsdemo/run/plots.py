@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import matplotlib
+from matplotlib import patheffects
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
@@ -29,6 +30,10 @@ PALETTE = ("#0072b2", "#e69f00", "#009e73", "#d55e00", "#56b4e9", "#cc79a7", "#f
 OTHER_COLOUR = "#b0b0b0"
 HATCH = "///"
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+# A dark edge under every line and marker: Okabe and Ito's yellow, orange and sky blue are under
+# 3:1 against white on their own (WCAG's contrast for graphics).
+EDGE = "#333333"
+OUTLINED = [patheffects.Stroke(linewidth=3.2, foreground=EDGE), patheffects.Normal()]
 DPI = 100
 
 
@@ -111,7 +116,7 @@ def _card(ax, r: StrategyResult, classes: Sequence[str], order: Sequence[int], h
     colours = [colour(k) for k in range(len(order))] + ([OTHER_COLOUR] if hidden else [])
     hatches = [HATCH if striped(k) else "" for k in range(len(order))] + ([""] if hidden else [])
     y = list(range(len(labels)))[::-1]
-    ax.barh(y, probs, color=colours, height=0.7, hatch=hatches, edgecolor="white", lw=0)
+    ax.barh(y, probs, color=colours, height=0.7, hatch=hatches, edgecolor=EDGE, lw=0.8)
     ax.set_xlim(0, 1.18)
     ax.set_yticks(y, labels, fontsize=13)
     ax.set_xticks([])
@@ -162,8 +167,8 @@ def _coverage_figure(curves: dict[str, Sequence[tuple[float, float]]], aurocs: d
         xs, ys = zip(*points)
         auc = (aurocs or {}).get(label)
         name = label + (f" (AUROC {auc:.2f})" if auc is not None else "")
-        ax.plot(xs, ys, marker=marker(k), markersize=4, lw=1.5, ls="--" if dashed(label) else "-",
-                color=colour(k), label=name)
+        ax.plot(xs, ys, marker=marker(k), markersize=5, lw=1.8, ls="--" if dashed(label) else "-",
+                color=colour(k), label=name, mec=EDGE, mew=0.8, path_effects=OUTLINED)
     ax.set_xlim(0, 1.02)
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel("coverage (share of images kept, most confident first)", fontsize=12)
@@ -213,12 +218,13 @@ def shots_curve(curves: dict[str, Sequence[tuple[int, float, float]]], lines: di
     ax = fig.subplots()
     for k, (label, points) in enumerate(curves.items()):
         xs, means, spreads = zip(*sorted(points))
-        ax.plot(xs, means, marker=marker(k), markersize=7, lw=2.5, color=colour(k), label=label)
+        ax.plot(xs, means, marker=marker(k), markersize=7, lw=2.5, color=colour(k), label=label, mec=EDGE, mew=1,
+                path_effects=[patheffects.Stroke(linewidth=4.2, foreground=EDGE), patheffects.Normal()])
         if seeds > 1:
             ax.fill_between(xs, [m - s for m, s in zip(means, spreads)], [m + s for m, s in zip(means, spreads)],
                             color=colour(k), alpha=0.15, lw=0)
     for j, (label, accuracy) in enumerate(lines.items(), start=len(curves)):
-        ax.axhline(accuracy, color=colour(j), ls=(0, (5, 2 + j % 3)), lw=2.2,
+        ax.axhline(accuracy, color=colour(j), ls=(0, (5, 2 + j % 3)), lw=2.2, path_effects=OUTLINED,
                    label=f"{label} (zero-shot, {100 * accuracy:.0f}%)")
     ax.set_xscale("log", base=2)
     ax.set_xticks(list(shots), [str(s) for s in shots])
