@@ -44,10 +44,13 @@ def _open(browser, url: str, size: tuple[int, int], query: str = "", dark: bool 
 
 
 def _classify(tab) -> None:
+    """A run, and its panels drawn: the status says "done" before the result's panels arrive."""
     tab.click("#run")
     tab.wait_for_selector("#run[disabled]", timeout=10_000)
     tab.wait_for_selector("#run-status .zs-status-done")
     tab.wait_for_selector("#run:not([disabled])")
+    tab.wait_for_selector("#bars .zs-card")
+    tab.wait_for_selector("#summary .zs-row")
 
 
 def _evaluation_zip(tmp_path, cat_path, astronaut_path):
@@ -133,6 +136,7 @@ def test_a_whole_lesson_by_keyboard_alone(browser, live_app):
         tab.keyboard.press("Enter")
         tab.wait_for_selector("#run-status .zs-status-done")
         tab.wait_for_selector("#run:not([disabled])")
+        tab.wait_for_selector("#summary .zs-row")           # the panels come after the status line
         # The second skip link goes to the results.
         tab.evaluate("window.scrollTo(0, 0)")
         tab.locator(".zs-skip").nth(1).focus()
@@ -260,6 +264,7 @@ def test_the_bars_use_the_palette_every_eye_can_tell_apart(browser, live_app):
     try:
         tab.fill("#classes textarea", "\n".join(f"thing {k}" for k in range(12)))
         _classify(tab)
+        tab.wait_for_function("document.querySelector('#bars .zs-card').innerText.includes('thing')")
         fills = tab.evaluate("""() => [...document.querySelector('#bars .zs-card').querySelectorAll('.zs-fill')]
             .map(f => f.style.background)""")
         assert len(fills) >= 5 and len(set(fills)) == len(fills)      # the union of the top-5s: one fill each

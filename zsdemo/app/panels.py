@@ -365,7 +365,8 @@ def image_panels(result: ClassificationResult, index: int, image: Image.Image | 
 
 def grid_place(row: int, column: int, grid: int) -> str:
     """Where a cell of a grid x grid map lies, in words ("top left", "centre", "bottom")."""
-    third = lambda k: min(2, 3 * k // max(1, grid))        # noqa: E731
+    def third(k: int) -> int:
+        return min(2, 3 * k // max(1, grid))
     vertical, horizontal = ("top", "middle", "bottom")[third(row)], ("left", "centre", "right")[third(column)]
     if vertical == "middle":
         return "centre" if horizontal == "centre" else f"middle {horizontal}"

@@ -215,7 +215,9 @@ def worth(shots: float | None, curve: Sequence[tuple[int, float]]) -> str:
     """A crossing in words: "1 shot" (met at a measured count), "between 1 and 2 shots (about 1.3,
     interpolated in log2 k)", "less than 1 shot", "more than 16 shots"."""
     ks = sorted(k for k, _ in curve)
-    plural = lambda n: f"{n} shot{'s' * (n != 1)}"       # noqa: E731
+
+    def plural(n: int) -> str:
+        return f"{n} shot{'s' * (n != 1)}"
     if shots is None:
         return f"more than {plural(ks[-1])}"
     if shots == 0:
