@@ -94,8 +94,8 @@
       el.setAttribute('aria-label', label);
       el.setAttribute('title', label);
     }
-    // Gradio names each radio button of a group apart ("radio-20", "radio-21"), so the arrow keys
-    // cannot move within a group and a screen reader hears "1 of 1": one name per group.
+    // Gradio names each radio button of a group apart ("radio-20", "radio-21"): a screen reader
+    // hears "1 of 1". One name per group (the arrow keys are handled below either way).
     for (const group of document.querySelectorAll('fieldset')) {
       const radios = group.querySelectorAll('input[type="radio"]');
       const name = 'zs-' + (group.id || radios[0]?.name);
@@ -113,6 +113,19 @@
   let pending = null;
   new MutationObserver(() => { if (!pending) pending = setTimeout(() => { pending = null; repair(); }, 150); })
     .observe(document.body, {childList: true, subtree: true});
+
+  /* The arrow keys move within a group of radio buttons (the preset, the sense picker): Gradio
+     names each button apart, so the browser's own arrow keys could not. */
+  document.addEventListener('keydown', (e) => {
+    const keys = {ArrowDown: 1, ArrowRight: 1, ArrowUp: -1, ArrowLeft: -1};
+    const radio = e.target;
+    if (!(e.key in keys) || !(radio instanceof HTMLInputElement) || radio.type !== 'radio') return;
+    const radios = [...(radio.closest('fieldset') || document).querySelectorAll('input[type="radio"]')];
+    const next = radios[(radios.indexOf(radio) + keys[e.key] + radios.length) % radios.length];
+    e.preventDefault();
+    next.focus();
+    next.click();
+  });
 
   /* Escape stops a run (the Stop button is shown only while one runs). */
   document.addEventListener('keydown', (e) => {

@@ -42,7 +42,7 @@ def build() -> tuple[gr.Button, gr.Textbox, gr.Accordion]:
 
 
 def wire(page: gr.Blocks, config: state.AppConfig, ins: Inputs, bar: Actions, copy: gr.Button,
-         link: gr.Textbox, area: gr.Accordion) -> None:
+         link: gr.Textbox, area: gr.Accordion, tabs: gr.Tabs, live_notes: gr.Markdown) -> None:
     """Copy link (and every Classify) writes the address; opening an address restores the page."""
     query = gr.Textbox(visible=False)
 
@@ -76,9 +76,13 @@ def wire(page: gr.Blocks, config: state.AppConfig, ins: Inputs, bar: Actions, co
         # Gradio reads an empty dict as one value, not as "no updates": the status line is always set.
         out[bar.status] = (panels.status_html("done", "Lesson loaded from the link: press Classify.") if out
                            else gr.skip())
-        # A lesson's link opens its teaching notes (what to say, what to point at).
-        out[area] = gr.Accordion(open=True) if request and request.query_params.get("lesson") else gr.skip()
+        # A lesson's link opens its teaching notes (what to say, what to point at), on its own tab.
+        lesson = links.BY_ID.get(request.query_params.get("lesson", "")) if request else None
+        out[area] = gr.Accordion(open=True) if lesson else gr.skip()
+        elsewhere = lesson is not None and lesson.tab != "classify"
+        out[tabs] = gr.Tabs(selected=lesson.tab) if elsewhere else gr.skip()
+        out[live_notes] = f"**{md(lesson.title)}.** {lesson.say}" if elsewhere and lesson.tab == "live" else gr.skip()
         return out
 
-    page.load(restore, None, [*ins.values.values(), bar.status, area, *([ins.preset] if ins.preset else [])],
-              api_visibility="private")
+    page.load(restore, None, [*ins.values.values(), bar.status, area, tabs, live_notes,
+                              *([ins.preset] if ins.preset else [])], api_visibility="private")

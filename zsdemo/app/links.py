@@ -48,6 +48,7 @@ class Lesson:
     title: str
     query: dict[str, str]
     say: str                  # what to say, and what to point at (Markdown)
+    tab: str = "classify"     # the tab the lesson opens on ("live": it needs a camera)
 
 
 LESSONS = (
@@ -81,6 +82,22 @@ LESSONS = (
            "asks four prompt groups and ten views of the image. Open the views: which ones change the answer "
            "(✗)? An image whose answer moves when it is flipped or reworded is one to distrust; the hierarchy "
            "re-ranks exactly those."),
+    Lesson("hold", "Hold it up (a camera)",
+           {"classes": "apple, banana, orange, coffee mug, cup, water bottle, pen, pencil, book, smartphone, "
+                       "keyboard, scissors", "strategies": "name,photo,clip80"},
+           "The Live camera tab opens. Press Record and hold up one object at a time, close to the camera: the "
+           "top-1 of each strategy follows what is in the picture, with no training, from names typed a second "
+           "ago. Point at the small square under the bars: what the model sees is a cropped 224-pixel square, so "
+           "an object at the edge of the picture is lost. Pause on an object and press *Send this frame to "
+           "Classify*: the WordNet panel names its parent (a banana is an *edible fruit*, a pen a *writing "
+           "implement*) and the consistency check says whether the answer is stable.", tab="live"),
+    Lesson("reads", "CLIP reads (a camera)",
+           {"classes": "apple, iPod, pen, cup, banana", "strategies": "name,photo,clip80"},
+           "The Live camera tab opens. Hold up an apple (or any fruit in the list): the answer is *apple*. Now "
+           "hold a sheet of paper with the word *iPod* written large next to it: the answer moves toward the "
+           "word. CLIP learned from pictures with captions, so it learned to read, and a written word can "
+           "outweigh the object (OpenAI's multimodal neurons study showed exactly this apple). Try other words "
+           "from the class list; ask the class what that means for a model used to sort photos.", tab="live"),
 )
 BY_ID = {lesson.id: lesson for lesson in LESSONS}
 

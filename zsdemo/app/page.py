@@ -22,7 +22,8 @@ from ..core.resources import EXAMPLE_IMAGES as PHOTOS
 from ..core.resources import asset_text
 from ..engine.feature_store import CACHE_HOME
 from ..engine.models import DEFAULT_PRESET, REGISTRY
-from . import actions, api, classifying, evaluate, gpu, inputs, inspecting, lessons, outputs, panels, tasks, toasts
+from . import actions, api, classifying, evaluate, gpu, inputs, inspecting, lessons, live, outputs, panels, tasks
+from . import toasts
 from . import warmup
 from . import choices as app_choices
 from . import state as app_state
@@ -90,10 +91,13 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
         gr.Markdown(INTRO, elem_id="intro")
         banner = gr.HTML(elem_id="warmup")
         timer = gr.Timer(1.0, active=warm is not None)
-        with gr.Tab("Classify images", id="classify"):
-            bar, ins, share = _classify_tab(config, model)
-        with gr.Tab("Evaluate a labelled set", id="evaluate"):
-            evaluate.build(config, model)
+        with gr.Tabs() as tabs:
+            with gr.Tab("Classify", id="classify"):
+                bar, ins, share = _classify_tab(config, model)
+            with gr.Tab("Live camera", id="live"):
+                camera = live.build(config, ins)
+            with gr.Tab("Evaluate", id="evaluate"):
+                evaluate.build(config, model)
 
         def warm_status() -> tuple:
             text, changing = warmup.warm_banner(warm)
@@ -101,7 +105,7 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
         page.load(warm_status, None, [banner, timer], api_visibility="private")
         timer.tick(warm_status, None, [banner, timer], api_visibility="private", queue=False)
         actions.follow_url(page, bar)
-        lessons.wire(page, config, ins, bar, *share)
+        lessons.wire(page, config, ins, bar, *share, tabs, camera["notes"])
         api.register(config)
     return explain_refusals(page)
 

@@ -182,7 +182,7 @@ def thumbnail_url(image: Image.Image, size: int = NEAREST_THUMBNAIL) -> str:
     return _data_url(_fit(image, size))
 
 
-def _colour(k: int) -> str:
+def class_fill(k: int) -> str:
     """The k-th class's fill: its colour, striped from the ninth class on (``plots.striped``)."""
     if plots.striped(k):
         return f"repeating-linear-gradient(45deg, {plots.colour(k)} 0 4px, #ffffff 4px 6px)"
@@ -219,9 +219,9 @@ def bars_html(image: ImageResult, classes: Sequence[str], strategies: Sequence[s
         sigmoid = sigmoid_scores(r, bias)
         rows = []
         for k, (c, p) in enumerate(zip(order, probs)):
-            rows.append(_bar_row(classes[c], p, _colour(k), c == r.top1.index))
+            rows.append(_bar_row(classes[c], p, class_fill(k), c == r.top1.index))
             if sigmoid is not None:
-                rows.append(_bar_row("sigmoid", sigmoid[c], _colour(k), False, extra=" zs-sigmoid"))
+                rows.append(_bar_row("sigmoid", sigmoid[c], class_fill(k), False, extra=" zs-sigmoid"))
         if hidden:
             rows.append(_bar_row(plots.OTHER, max(0.0, 1.0 - sum(probs)), plots.OTHER_COLOUR, False))
         note = STRATEGIES[r.strategy].card_note(r)
