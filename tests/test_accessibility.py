@@ -88,7 +88,7 @@ def _open_everything(tab) -> None:
 
 
 def _evaluate(tab, archive) -> None:
-    tab.get_by_role("tab", name="Evaluate a labelled set").click()
+    tab.get_by_role("tab", name="Evaluate", exact=True).click()
     tab.set_input_files("#eval-zip input[type=file]", str(archive))
     tab.wait_for_selector("#eval-zip a, #eval-zip .file-name, #eval-zip td")
     tab.click("#eval-run")

@@ -123,7 +123,7 @@ def test_evaluate_tab_uploads_a_zip_and_shows_the_tables(page, cat_path, astrona
         for k in range(2):
             z.write(cat_path, f"set/n02123045/{k}.png")
             z.write(astronaut_path, f"set/astronaut/{k}.png")
-    page.get_by_role("tab", name="Evaluate a labelled set").click()
+    page.get_by_role("tab", name="Evaluate", exact=True).click()
     page.set_input_files("#eval-zip input[type=file]", str(archive))
     page.wait_for_selector("#eval-zip a, #eval-zip .file-name, #eval-zip td")
     page.click("#eval-run")
@@ -148,13 +148,13 @@ def test_evaluate_tab_uploads_a_zip_and_shows_the_tables(page, cat_path, astrona
     assert page.locator("#eval-summary .zs-status-error").count() == 1
     assert page.get_by_text("Error", exact=True).count() == 0
     page.screenshot(path=str(SHOTS / "4_evaluate_bad_zip.png"), full_page=True)
-    page.get_by_role("tab", name="Classify images").click()
+    page.get_by_role("tab", name="Classify", exact=True).click()
 
 
 def test_a_cached_example_reopens_its_images(page):
     """An example's result comes back from the browser with its file paths; they pass the
     server's upload check, so the view thumbnails are drawn (a refused path would drop them)."""
-    page.get_by_role("tab", name="Classify images").click()
+    page.get_by_role("tab", name="Classify", exact=True).click()
     page.get_by_text("Chelsea the cat vs fine-grained cat breeds").click()
     page.wait_for_function("() => { const s = document.querySelector('#summary').innerText;"
                            " return s.includes('cat.png') && !s.includes('red square.png'); }")
@@ -164,7 +164,7 @@ def test_a_cached_example_reopens_its_images(page):
 
 
 def test_typed_classes_survive_the_preset_dropdown_and_the_sense_picker_shows_the_sense_used(page):
-    page.get_by_role("tab", name="Classify images").click()
+    page.get_by_role("tab", name="Classify", exact=True).click()
     page.fill("#classes textarea", "crane, heron, stork")
     page.locator("#preset input").first.focus()     # pass through the presets without choosing one
     page.keyboard.press("Tab")
@@ -183,7 +183,7 @@ def test_typed_classes_survive_the_preset_dropdown_and_the_sense_picker_shows_th
 
 
 def test_class_names_that_look_like_links_are_shown_as_text(page):
-    page.get_by_role("tab", name="Classify images").click()
+    page.get_by_role("tab", name="Classify", exact=True).click()
     _classify(page, "http://example.com/a_b, me@example.com, cat")
     page.wait_for_function("() => document.querySelector('#wordnet').innerText.includes('example.com/a_b')")
     wordnet = page.inner_text("#wordnet")

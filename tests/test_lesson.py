@@ -263,7 +263,7 @@ def test_an_examples_result_says_so_in_the_status_line(browser, live_app):
 def test_the_per_class_table_shows_every_column_at_1280(browser, live_app, labelled_zip):
     tab = _open(browser, live_app, SIZES["projector"])
     try:
-        tab.get_by_role("tab", name="Evaluate a labelled set").click()
+        tab.get_by_role("tab", name="Evaluate", exact=True).click()
         tab.set_input_files("#eval-zip input[type=file]", str(labelled_zip))
         tab.wait_for_selector("#eval-zip a, #eval-zip .file-name", timeout=20_000)
         tab.click("#eval-run")

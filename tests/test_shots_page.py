@@ -32,7 +32,7 @@ def test_the_evaluate_tab_shows_the_shots_curve(browser, live_app, tmp_path):
     page = browser.new_page(viewport={"width": 1440, "height": 900})
     page.set_default_timeout(TIMEOUT_MS)
     page.goto(live_app)
-    page.get_by_role("tab", name="Evaluate a labelled set").click()
+    page.get_by_role("tab", name="Evaluate", exact=True).click()
     page.set_input_files("#eval-zip input[type=file]", str(evaluated))
     page.wait_for_selector("#eval-zip a, #eval-zip .file-name, #eval-zip td")
     page.set_input_files("#eval-support input[type=file]", str(support))
