@@ -278,7 +278,7 @@ PRESENT_TEXT_JS = """() => { const small = [];
   const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
   while (walker.nextNode()) {
     const node = walker.currentNode, el = node.parentElement;
-    if (!node.textContent.trim() || !el || el.closest('.zs-sr-only, .zs-skip, #zs-announce, .toast-wrap')) continue;
+    if (!node.textContent.trim() || !el || el.closest('.zs-sr-only, .sr-only, .zs-skip, #zs-announce, .toast-wrap')) continue;
     const box = el.getBoundingClientRect();
     if (!box.width || !box.height || getComputedStyle(el).visibility === 'hidden') continue;
     const size = parseFloat(getComputedStyle(el).fontSize);
