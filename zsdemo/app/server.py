@@ -47,6 +47,7 @@ def launch(page: gr.Blocks, host: str = "127.0.0.1", port: int | None = 7860, sh
     # mcp: the public endpoints also become MCP tools (Gradio's MCP server, /gradio_api/mcp/).
     page.queue(default_concurrency_limit=concurrency, max_size=queue_size)
     start_trimming()
+    read_whole_heads()
     app_kwargs = dict(kwargs.pop("app_kwargs", None) or {})
     app_kwargs["middleware"] = [*app_kwargs.get("middleware", []), Middleware(links.LongAddresses)]
     if mcp:
@@ -56,6 +57,23 @@ def launch(page: gr.Blocks, host: str = "127.0.0.1", port: int | None = 7860, sh
                        state_session_capacity=STATE_SESSIONS, css=CSS, theme=theme.theme(), js=PAGE_JS,
                        show_error=False, mcp_server=mcp,
                        app_kwargs=app_kwargs, **kwargs)
+
+
+HEAD_BYTES = 4 * links.MAX_ADDRESS     # a request head uvicorn reads whole, however the network cuts it
+
+
+def read_whole_heads(limit: int = HEAD_BYTES) -> None:
+    """Let uvicorn's h11 parser read a request head of up to ``limit`` bytes that arrives in pieces.
+
+    h11 refuses (400, then closes the connection mid-send) a head still incomplete past 16 KiB,
+    and a long address over a real network, or over loopback when the server reads quickly, does
+    arrive in pieces: a 40 KB link then never reached ``links.LongAddresses`` and its page that
+    says "too long", or did by the luck of timing. Gradio builds uvicorn's Config itself, without
+    ``h11_max_incomplete_event_size``, so the default it falls back to is raised here instead."""
+    from uvicorn.protocols.http import h11_impl
+
+    if getattr(h11_impl, "DEFAULT_MAX_INCOMPLETE_EVENT_SIZE", limit) < limit:
+        h11_impl.DEFAULT_MAX_INCOMPLETE_EVENT_SIZE = limit
 
 
 def _adapting_mcp(page: gr.Blocks, then: Callable | None) -> Callable:
