@@ -99,7 +99,7 @@ def test_a_forged_state_sent_to_the_page_is_refused_and_sets_nothing(live_app, s
     # Nothing reached the session's state: the occlusion map and the downloads have no run to use.
     drawn = page_events.call(live_app, "ui_occlusion", [None, None, "top-1", 7], session)
     assert "Nothing to look at yet: press Classify first" in str(drawn["output"]["data"][1])
-    downloads = page_events.error(page_events.call(live_app, "prepare", [None, None], session))
+    downloads = page_events.error(page_events.call(live_app, "prepare", [None, None, None], session))
     assert downloads == "Nothing to download yet: press Classify first."
 
 
@@ -108,7 +108,7 @@ def test_an_example_is_shown_from_the_servers_own_run(live_app):
     shown = page_events.call(live_app, "shown", [{"example": 1}], session)
     assert shown["success"], shown
     assert "Showing an example" in shown["output"]["data"][1]
-    downloads = page_events.call(live_app, "prepare", [None, None], session)
+    downloads = page_events.call(live_app, "prepare", [None, None, None], session)
     assert downloads["success"], downloads           # the run the server computed is the session's now
 
 
@@ -373,7 +373,7 @@ def test_visitors_opening_an_example_at_once_get_the_same_run(live_app):
     def open_example(k: int) -> str:
         session = f"together-{k}"
         assert page_events.call(live_app, "shown", [{"example": 2}], session)["success"]
-        files = page_events.call(live_app, "prepare", [None, None], session)["output"]["data"][0]
+        files = page_events.call(live_app, "prepare", [None, None, None], session)["output"]["data"][0]
         path = next(f["path"] for f in files["value"] if f["path"].endswith("result.json"))
         return Path(path).read_text()
     with ThreadPoolExecutor(4) as pool:

@@ -89,12 +89,15 @@ def _add_request_args(p: argparse.ArgumentParser, endpoint: str) -> None:
                            type=int if item.kind == "whole" else str, metavar=item.metavar, help=words)
 
 
-def _add_option_args(p: argparse.ArgumentParser) -> None:
-    """Every method's own options, as each declares them (``strategies/options.py``), a group each.
-    Not in every parser: the declarations live with the methods, which need PyTorch."""
+def _add_option_args(p: argparse.ArgumentParser, on_map: bool = False) -> None:
+    """Every method's own options, as each declares them (``strategies/options.py``), a group each
+    (``on_map``: only those of methods the embedding map draws). Not in every parser: the
+    declarations live with the methods, which need PyTorch."""
     from .strategies import groups
 
     for group in groups().values():
+        if on_map and not any(s.on_map for s in group.strategies):
+            continue
         flags = p.add_argument_group(f"{group.label} ({', '.join(s.id for s in group.strategies)})")
         for _, opt, default in group.fields("cli"):
             helped = opt.help if default is None or opt.shown is not None else f"{opt.help} (default {default:g})" \
@@ -147,6 +150,13 @@ def build_parser(with_options: bool = False) -> argparse.ArgumentParser:
                     "the class or by a WordNet id such as n01440764), a folder with labels.csv, a CSV of path,label, "
                     "or a zip of either."), with_options)
 
+    _map_parser(sub.add_parser(
+        "map", help="the embedding map: images, class names, prompts and ensembles on two principal axes",
+        description="Project the images, each class's name, every prompt of the selected template strategies, "
+                    "their ensembles and the hierarchy's WordNet parents and children on their top two principal "
+                    "axes (PCA). Prints each image's nearest ensemble and prompt; --json prints every point, "
+                    "--out draws the map (PNG or SVG)."), with_options)
+
     w = sub.add_parser("wordnet", help="show how class names map into WordNet")
     w.add_argument("names", nargs="+", help="class names; each is read in the context of the others")
     w.add_argument(request_inputs.find("senses", "cli", "classify").flag, dest="sense", action="append", default=None,
@@ -179,6 +189,23 @@ def _classify_parser(c: argparse.ArgumentParser, with_options: bool) -> None:
     _add_model_args(c)
     if with_options:
         _add_option_args(c)
+
+
+def _map_parser(m: argparse.ArgumentParser, with_options: bool) -> None:
+    m.add_argument("images", nargs="*", help="image files (none: a map of the texts alone)")
+    group = m.add_mutually_exclusive_group(required=True)
+    group.add_argument("--classes", help="class names, separated by commas or new lines")
+    group.add_argument("--classes-file", help="a text file of class names, one per line")
+    group.add_argument("--preset", choices=sorted(CLASS_PRESETS), help="a class-name preset")
+    _add_request_args(m, "map")
+    m.add_argument("--out", default=None, metavar="FILE.png|FILE.svg", help="draw the map into this file")
+    m.add_argument("--cache", default=None, help="cache folder for the sparse WordNet's node scores (as classify)")
+    m.add_argument("--no-cache", action="store_true", help="keep no node scores on disk")
+    m.add_argument("--json", action="store_true", help="print every point as JSON (schema zsdemo.embedding_map/1)")
+    m.add_argument("--quiet", action="store_true", help="no progress line on stderr")
+    _add_model_args(m)
+    if with_options:
+        _add_option_args(m, on_map=True)
 
 
 def _evaluate_parser(e: argparse.ArgumentParser, with_options: bool) -> None:
@@ -274,6 +301,32 @@ def run_classify(args: argparse.Namespace) -> int:
     for im in failed:
         print(f"error: {im.error}", file=sys.stderr)
     return EXIT_IMAGE_FAILED if failed else 0
+
+
+def run_map(args: argparse.Namespace) -> int:
+    from .engine.feature_store import DEFAULT_DIR
+    from .engine.models import get_model
+    from .run import embedding_map
+    from .wordnet.sparse import CACHE
+
+    raw = _read_classes(args)
+    values = _request_values(args, "map", parse_classnames(raw).names)
+    separate = bool(values.pop("separate_modalities"))
+    if args.out is not None:
+        embedding_map.check_out(args.out)
+    request, skipped = embedding_map.prepare_map(raw, where="cli", **values)
+    CACHE.attach(None if args.no_cache else args.cache or DEFAULT_DIR)
+    loaded = get_model(args.model, args.pretrained, args.device, args.precision)
+    found = embedding_map.embedding_map(loaded, args.images, request, separate_modalities=separate,
+                                        progress=progress_printer(args.quiet), skipped=skipped)
+    if args.out is not None:
+        embedding_map.write_figure(found, args.out, 0 if args.images else None)
+    if args.json:
+        print(json.dumps(found.to_dict(), ensure_ascii=False))
+    else:
+        print("\n".join([*embedding_map.summary_lines(found), *(f"note: {n}" for n in found.notes)]
+                        + ([f"wrote {args.out}"] if args.out else [])))
+    return 0
 
 
 def _percent(x: float | None) -> str:
@@ -478,7 +531,7 @@ def run_strategies() -> int:
     return 0
 
 
-OPTION_COMMANDS = ("classify", "evaluate")      # the commands that take the methods' options
+OPTION_COMMANDS = ("classify", "evaluate", "map")      # the commands that take the methods' options
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -495,6 +548,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_classify(args)
         if args.command == "evaluate":
             return run_evaluate(args)
+        if args.command == "map":
+            return run_map(args)
         if args.command == "wordnet":
             return run_wordnet(args)
         if args.command == "setup-wordnet":

@@ -49,6 +49,16 @@ def request_arguments(endpoint: str, after_options: bool = False) -> list[tuple[
     return out
 
 
+MAP_DOC = """The embedding map: where the images, each class's name, every prompt of the selected template
+strategies, their ensembles and the hierarchy's WordNet parents and children sit in the model's
+space, projected together on their top two principal axes (PCA).
+
+Returns JSON (schema zsdemo.embedding_map/1): "points" (each with kind image, name, prompt,
+ensemble or wordnet, its class, its text, its strategy, x and y), "explained_variance" (each
+axis's share), "separate_modalities", each image's nearest ensemble and single prompt, and notes
+(strategies with no prompt points, such as the few-shot heads, are named there)."""
+
+
 EVALUATE_DOC = """Evaluate strategies on a .zip of labelled images; returns the report as JSON.
 
 The report holds top-1 and top-5 accuracy per strategy, the low-confidence set before and
@@ -104,6 +114,10 @@ def register(config: state.AppConfig) -> None:
         with remote.fetched_one(archive, "zip") as archive, remote.fetched_one(support, "support set") as support:
             return tasks.evaluate_api(config, archive, strategies, dict(support=support, **args))
 
+    def embedding_map(images: Any, **args: Any) -> dict:
+        with remote.fetched(images or [], "image", LIMITS.images) as images:
+            return tasks.map_api(config, dict(paths=images, **args))
+
     def wordnet(classes: str, senses: str = "") -> list[dict]:
         """How class names map into WordNet: every noun sense, the one used and why, parent, children.
         Returns JSON: a list with one entry per class.
@@ -126,5 +140,9 @@ def register(config: state.AppConfig) -> None:
            api_name="classify", concurrency_id="model")
     gr.api(api_errors(endpoint("evaluate", EVALUATE_DOC, evaluate_args, evaluate)),
            api_name="evaluate", concurrency_limit=1, concurrency_id="evaluate")
+    map_args = (request_arguments("map") + option_arguments(lambda g: any(s.on_map for s in g.strategies))
+                + request_arguments("map", True))
+    gr.api(api_errors(endpoint("embedding_map", MAP_DOC, map_args, embedding_map)),
+           api_name="embedding_map", concurrency_id="model")
     gr.api(api_errors(wordnet), api_name="wordnet")
     gr.api(api_errors(options), api_name="options")

@@ -4,6 +4,7 @@ SVG) and the occlusion map of the inspected image."""
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -19,6 +20,7 @@ from ..engine.views import DEFAULT_VIEWS
 from ..engine.zero_shot_classifier import class_vectors
 from ..prompts.templates import SINGLE
 from ..run import plots
+from ..run.embedding_map import EmbeddingMap
 from ..run.pipeline import (
     TEXT_CACHE,
     Progress,
@@ -32,10 +34,11 @@ from .state import AppConfig, Run, report_folder
 CSV_COLUMNS = ("image", "model", "strategy", "strategy_label", "class", "probability", "logit", "is_top1", "error")
 
 
-def downloads(state: Run, index: int | None) -> list[str]:
+def downloads(state: Run, index: int | None, drawn: dict[str, Any] | None = None) -> list[str]:
     """What a run can be taken home as: the result as JSON in the CLI's schema (and the second
     model's), a CSV of every image x strategy x class probability, and the inspected image's
-    bars as the page draws them, as a slide-sized PNG and as SVG."""
+    bars as the page draws them, as a slide-sized PNG and as SVG; with the embedding map drawn
+    (``drawn``), that map as PNG, SVG and JSON (the points the page shows)."""
     results = [state.result] + ([state.compared] if state.compared is not None else [])
     index = index if isinstance(index, int) and 0 <= index < len(state.result.images) else 0
     folder = report_folder()
@@ -51,6 +54,14 @@ def downloads(state: Run, index: int | None) -> list[str]:
     for suffix in ("png", "svg"):
         files.append(folder / f"bars-{stem}.{suffix}")
         plots.save(figure, files[-1], suffix)
+    if drawn:
+        found = EmbeddingMap.from_dict(drawn)
+        drawing = plots.map_figure(found, index)
+        for suffix in ("png", "svg"):
+            files.append(folder / f"embedding-map.{suffix}")
+            plots.save(drawing, files[-1], suffix)
+        files.append(folder / "embedding-map.json")
+        files[-1].write_text(json.dumps(found.to_dict(), ensure_ascii=False), encoding="utf-8")
     return [str(f) for f in files]
 
 
@@ -101,14 +112,14 @@ def where_it_looks(config: AppConfig, state: Run | None, index: object, class_na
         raise InputError(f"{name[:60]!r} is not one of this run's classes.")
     with track(progress, stop) as tracker:
         tracker.stage(0.0, 0.0, "finding the run's model")
-        loaded = _run_model(config, state.result.model)
+        loaded = run_model(config, state.result.model)
         weights = class_vectors(loaded, classes, SINGLE, TEXT_CACHE)
         target = _top1(loaded, image, weights) if name == TOP1 else classes.index(name)
         found = occlusion.occlusion_map(loaded, image, weights, target, classes[target], grid)
     return occlusion_html(image, found)
 
 
-def _run_model(config: AppConfig, described: dict[str, Any]) -> models.LoadedModel:
+def run_model(config: AppConfig, described: dict[str, Any]) -> models.LoadedModel:
     """The model a result came from: the served one, or one still in memory. A state can come
     back from the browser, so nothing it names is loaded from scratch."""
     served = load_served(config)

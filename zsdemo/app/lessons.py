@@ -42,7 +42,8 @@ def build() -> tuple[gr.Button, gr.Textbox, gr.Accordion]:
 
 
 def wire(page: gr.Blocks, config: state.AppConfig, ins: Inputs, bar: Actions, copy: gr.Button,
-         link: gr.Textbox, area: gr.Accordion, tabs: gr.Tabs, live_notes: gr.Markdown) -> None:
+         link: gr.Textbox, area: gr.Accordion, tabs: gr.Tabs, live_notes: gr.Markdown,
+         map_area: gr.Accordion, map_follow: gr.Checkbox) -> None:
     """Copy link (and every Classify) writes the address; opening an address restores the page."""
     query = gr.Textbox(visible=False)
 
@@ -82,7 +83,10 @@ def wire(page: gr.Blocks, config: state.AppConfig, ins: Inputs, bar: Actions, co
         elsewhere = lesson is not None and lesson.tab != "classify"
         out[tabs] = gr.Tabs(selected=lesson.tab) if elsewhere else gr.skip()
         out[live_notes] = f"**{md(lesson.title)}.** {lesson.say}" if elsewhere and lesson.tab == "live" else gr.skip()
+        mapped = lesson is not None and lesson.embedding_map
+        out[map_area] = gr.Accordion(open=True) if mapped else gr.skip()
+        out[map_follow] = True if mapped else gr.skip()
         return out
 
-    page.load(restore, None, [*ins.values.values(), bar.status, area, tabs, live_notes,
+    page.load(restore, None, [*ins.values.values(), bar.status, area, tabs, live_notes, map_area, map_follow,
                               *([ins.preset] if ins.preset else [])], api_visibility="private")

@@ -49,6 +49,7 @@ class Lesson:
     query: dict[str, str]
     say: str                  # what to say, and what to point at (Markdown)
     tab: str = "classify"     # the tab the lesson opens on ("live": it needs a camera)
+    embedding_map: bool = False   # opens the embedding map, drawn after each Classify
 
 
 LESSONS = (
@@ -74,7 +75,12 @@ LESSONS = (
            "The same image and classes, five ways of asking. *Name only* is the bare word; *Single template* says "
            "'a photo of a {}.'; CLIP-7 and CLIP-80 average many templates; *Custom* uses the two templates in the "
            "box. Point at how the bars change from card to card, and at the summary's ≠ marks: the words around "
-           "the class name move the answer."),
+           "the class name move the answer. Then the *embedding map* under the bars (it opens with this lesson "
+           "and is drawn after each Classify): each class's 80 CLIP-80 prompts spread into a cloud of small dots, "
+           "and the large marker at the cloud's centre is the ensemble the strategy classifies with; the square, "
+           "the bare name, sits off to one side. Type another class (a *saucer*, say) and Classify again: a new "
+           "cloud and its centre appear. Tick *Centre images and texts apart* to take away the gap between "
+           "pictures and words, and ask which centre the photo is nearest.", embedding_map=True),
     Lesson("unsure", "When CLIP is unsure",
            {"images": "astronaut.png", "classes": "astronaut, pilot, scuba diver, firefighter, nurse, robot",
             "strategies": "name,photo,clip80,hierarchy"},

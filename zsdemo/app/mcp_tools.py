@@ -40,6 +40,8 @@ def file_kind(annotation: Any) -> str | None:
         return "many"
     if origin in (typing.Union, types.UnionType) and FileData in args:
         return "one"
+    if origin in (typing.Union, types.UnionType):          # an optional list of files
+        return next((kind for a in args if (kind := file_kind(a)) is not None), None)
     return None
 
 

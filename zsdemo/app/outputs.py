@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import gradio as gr
 
-from . import classifying, inspecting, state
+from . import classifying, inspecting, map_area, state
 
 # A click (or Enter, or Space: each row is a button) on a row of the summary selects that image.
 ROW_CLICK_JS = """
@@ -48,9 +48,10 @@ def build_results(out: Outputs) -> None:
         p["prepare"] = gr.Button("Downloads: JSON, CSV, figure (PNG, SVG)", elem_id="downloads", size="sm",
                                  scale=0, min_width=280)
         p["files"] = gr.File(label="Take it home: the result (JSON, the CLI's schema), every probability (CSV), "
-                                   "the bars of the image inspected (PNG at 1920x1080, SVG)", file_count="multiple",
+                                   "the bars of the image inspected (PNG at 1920x1080, SVG), the embedding map once drawn (PNG, SVG, JSON)", file_count="multiple",
                              interactive=False, visible=False, elem_id="download-files")
     build_occlusion(out)
+    out.parts.update({f"map_{k}": v for k, v in map_area.build().items()})
 
 
 def build_occlusion(out: Outputs) -> None:

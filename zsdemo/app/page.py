@@ -22,7 +22,8 @@ from ..core.resources import EXAMPLE_IMAGES as PHOTOS
 from ..core.resources import asset_text
 from ..engine.feature_store import CACHE_HOME
 from ..engine.models import DEFAULT_PRESET, REGISTRY
-from . import actions, api, classifying, evaluate, gpu, inputs, inspecting, lessons, live, outputs, panels, tasks
+from . import actions, api, classifying, evaluate, gpu, inputs, inspecting, lessons, live, map_area, outputs
+from . import panels, tasks
 from . import toasts
 from . import warmup
 from . import choices as app_choices
@@ -93,7 +94,7 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
         timer = gr.Timer(1.0, active=warm is not None)
         with gr.Tabs() as tabs:
             with gr.Tab("Classify", id="classify"):
-                bar, ins, share = _classify_tab(config, model)
+                bar, ins, share, out = _classify_tab(config, model)
             with gr.Tab("Live camera", id="live"):
                 camera = live.build(config, ins)
             with gr.Tab("Evaluate", id="evaluate"):
@@ -105,7 +106,7 @@ def build_app(model: str = DEFAULT_PRESET, pretrained: str | None = None, device
         page.load(warm_status, None, [banner, timer], api_visibility="private")
         timer.tick(warm_status, None, [banner, timer], api_visibility="private", queue=False)
         actions.follow_url(page, bar)
-        lessons.wire(page, config, ins, bar, *share, tabs, camera["notes"])
+        lessons.wire(page, config, ins, bar, *share, tabs, camera["notes"], out["map_area"], out["map_follow"])
         api.register(config)
     return explain_refusals(page)
 
@@ -122,9 +123,10 @@ def _warm_up(config: app_state.AppConfig, warm_up: bool) -> Any:
     return None
 
 
-def _classify_tab(config: app_state.AppConfig, model: str) -> tuple[actions.Actions, inputs.Inputs, tuple]:
+def _classify_tab(config: app_state.AppConfig, model: str) -> tuple[actions.Actions, inputs.Inputs, tuple,
+                                                                   outputs.Outputs]:
     """The tab's areas, then their events; what the page's load sets (the action bar, the inputs,
-    the lessons' link)."""
+    the lessons' link, the results)."""
     examples_slot = gr.Column()      # filled below, once the inputs exist: examples first on the page
     out = outputs.Outputs()
     with gr.Row():
@@ -144,15 +146,17 @@ def _classify_tab(config: app_state.AppConfig, model: str) -> tuple[actions.Acti
         gr.Markdown(HOW_IT_WORKS)
     bar = actions.build()
     state = gr.State(None, time_to_live=STATE_TTL_S)
+    out.parts["map_drawn"] = gr.State(None, time_to_live=STATE_TTL_S)    # the map of the last run, as drawn
     ins.values["senses"] = gr.State({})
     selected = gr.State(0)          # the image being inspected, kept across re-runs
     _run_events(config, ins, out, bar, picker, state)
     _inspect_events(config, ins, out, picker, state, selected)
     _occlusion_events(config, out, bar, state, selected)
+    map_area.wire(config, out, bar, state, selected)
     with examples_slot:
         _examples(config, ins, bar, state)
         share = lessons.build()
-    return bar, ins, share
+    return bar, ins, share, out
 
 
 def _run_events(config: app_state.AppConfig, ins: inputs.Inputs, out: outputs.Outputs, bar: actions.Actions,
@@ -253,13 +257,13 @@ def _inspect_events(config: app_state.AppConfig, ins: inputs.Inputs, out: output
         return inspect(run_state, data.get("index") if isinstance(data, dict) else None)
 
     @user_errors
-    def prepare(run_state: dict | None, index: int | None) -> dict:
+    def prepare(run_state: dict | None, index: int | None, drawn: dict | None) -> dict:
         run = app_state.Run.from_state(run_state)
         if run is None:
             raise InputError("Nothing to download yet: press Classify first.")
-        return gr.update(value=inspecting.downloads(run, index), visible=True)
+        return gr.update(value=inspecting.downloads(run, index, drawn), visible=True)
 
-    out["prepare"].click(prepare, [state, selected], out["files"], api_visibility="private")
+    out["prepare"].click(prepare, [state, selected, out["map_drawn"]], out["files"], api_visibility="private")
     # A new run or another image: the last downloads no longer match what is shown.
     state.change(lambda: gr.update(value=None, visible=False), None, out["files"], api_visibility="private")
     shown = [*out.panels, selected, out["summary"]]

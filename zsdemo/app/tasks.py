@@ -12,7 +12,8 @@ from typing import Any
 
 from ..core.progress import StopFlag
 from ..engine import occlusion
-from . import classifying, evaluating, gpu, inspecting, state as app_state, toasts
+from . import classifying, embedding_map, evaluating, gpu, inspecting, state as app_state, toasts
+from ..run import embedding_map as maps
 
 
 def _run_seconds(config: app_state.AppConfig, args: dict[str, Any], *_: Any, **__: Any) -> float:
@@ -57,3 +58,25 @@ def where_it_looks(config: app_state.AppConfig, state: dict[str, Any] | None, in
                    grid: object, stop: StopFlag | None = None, progress: gpu.PageProgress | None = None) -> str:
     """The occlusion map of the inspected image (``inspecting.where_it_looks``), as the page's HTML."""
     return inspecting.where_it_looks(config, app_state.Run.from_state(state), index, class_name, grid, progress, stop)
+
+
+def _map_seconds(config: app_state.AppConfig, args: dict[str, Any], *_: Any, **__: Any) -> float:
+    return embedding_map.map_seconds(config, gpu.RATES, **args)
+
+
+@gpu.task(_map_seconds)
+def map_api(config: app_state.AppConfig, args: dict[str, Any]) -> dict[str, Any]:
+    """The ``/embedding_map`` API: every point, as JSON."""
+    return embedding_map.map_request(config, **args).to_dict()
+
+
+def _run_map_seconds(config: app_state.AppConfig, state: dict[str, Any] | None, *_: Any, **__: Any) -> float:
+    return embedding_map.run_map_seconds(config, app_state.Run.from_state(state), gpu.RATES)
+
+
+@gpu.task(_run_map_seconds)
+def map_of_run(config: app_state.AppConfig, state: dict[str, Any] | None, separate: object,
+               stop: StopFlag | None = None, progress: gpu.PageProgress | None = None) -> dict[str, Any]:
+    """The map of the page's last run, thinned to what a browser draws (``maps.PAGE_POINTS``)."""
+    found = embedding_map.map_of_run(config, app_state.Run.from_state(state), separate, progress, stop)
+    return maps.thinned(found)[0].to_dict()

@@ -22,16 +22,18 @@ from ..engine.views import VIEW_LABELS, VIEWS
 
 REQUIRED = object()          # no default: the caller must give it
 SURFACES = ("api", "cli", "page", "link")
-ENDPOINTS = ("classify", "evaluate")
+ENDPOINTS = ("classify", "evaluate", "map")
+RUNS = ("classify", "evaluate")     # what a bare surface names: the two runs (a map names itself)
 
 
 def on(*pairs: str) -> frozenset[str]:
-    """surface:endpoint pairs from "api:classify", "api" (both endpoints) or "*:classify" (every surface)."""
+    """surface:endpoint pairs from "api:classify", "api" (classify and evaluate) or "*:classify"
+    (every surface)."""
     out = set()
     for pair in pairs:
         surface, _, endpoint = pair.partition(":")
         for s in SURFACES if surface == "*" else (surface,):
-            for e in ENDPOINTS if endpoint in ("", "*") else (endpoint,):
+            for e in RUNS if endpoint in ("", "*") else (endpoint,):
                 out.add(f"{s}:{e}")
     return frozenset(out)
 
@@ -106,12 +108,15 @@ _TABLE: list[Input] = [
           "(path,label).", "zip", REQUIRED, on("api:evaluate")),
     Input("images", "Images (click one to inspect it)", "the images to classify, at most 64: uploaded files, or "
           "public http(s) URLs, or data: URLs with the image's bytes in base64 (data:image/png;base64,...), each "
-          "within the upload limit.", "files", REQUIRED, on("api:classify", "page:classify", "link:classify")),
+          "within the upload limit.", "files", REQUIRED, on("api:classify", "page:classify", "link:classify", "api:map"),
+          helps={"map": "the images to place on the map (an empty list: a map of the texts alone), at most 64, "
+                        "as for classify."}),
     Input("classes", "Class names, one per line or comma-separated",
           "the class names, one per line or comma-separated.", "text", REQUIRED,
-          on("api:classify", "page:classify", "link:classify")),
+          on("api:classify", "page:classify", "link:classify", "api:map")),
     Input("strategies", "Strategies", 'strategy ids, comma-separated ("all" for every one; the options tool lists '
-          "them).", "texts", ",".join(CLASSIFY_DEFAULT), on("api", "cli", "page:classify", "link:classify"),
+          "them).", "texts", ",".join(CLASSIFY_DEFAULT), on("api", "cli", "page:classify", "link:classify", "api:map",
+                                                               "cli:map"),
           defaults={"evaluate": ",".join(DEFAULT_STRATEGIES), "page": list(DEFAULT_STRATEGIES)},
           helps={"evaluate": "strategy ids, comma-separated (name only and CLIP-80 always run).",
                  "cli:evaluate": "comma-separated ids (default %(default)s); name and clip80 are always computed; "
@@ -119,7 +124,8 @@ _TABLE: list[Input] = [
           cli_help="comma-separated strategy ids (zsdemo strategies lists them), or all (default %(default)s)"),
     Input("templates", "Custom templates for the 'Custom templates' strategy, one per line with {}",
           'custom prompt templates, one per line with {} for the class name ("custom" strategy).', "lines", "",
-          on("api:classify", "cli", "page:classify", "link:classify"), cli_repeat=True, metavar="T",
+          on("api:classify", "cli", "page:classify", "link:classify", "api:map", "cli:map"), cli_repeat=True,
+          metavar="T",
           cli_help="a custom template with one {} (repeat the flag for several)"),
     Input("top_k", f"Top-k classes shown per strategy (1 to {MAX_TOP_K})",
           f"how many classes to return per strategy (1 to {MAX_TOP_K}).", "whole", DEFAULT_TOP_K,
@@ -146,13 +152,14 @@ _TABLE: list[Input] = [
           cli_help="hierarchy strategies re-rank every image, not only low-confidence ones",
           helps={"cli:evaluate": "hierarchy strategies re-rank every image"}),
     Input("senses", "WordNet senses", 'WordNet senses to force, e.g. "crane=crane.n.04" (comma-separated).',
-          "senses", "", on("api:classify", "cli", "link:classify"), cli_flag="--sense", cli_repeat=True,
+          "senses", "", on("api:classify", "cli", "link:classify", "api:map", "cli:map"), cli_flag="--sense",
+          cli_repeat=True,
           metavar="CLASS=SENSE", defaults={"cli": None},
           cli_help="the WordNet sense of a class, e.g. crane=crane.n.04 or crane=n03126707 (repeatable)",
           helps={"cli:evaluate": "the WordNet sense of a class (repeatable)"}),
     Input("model", "Model: a preset, or an open_clip name and tag (e.g. 'ViT-B-32 laion2b_s34b_b79k', "
           "'hf-hub:ORG/REPO')", 'another model to use: a preset id or "ARCH TAG" (empty: the server\'s model).',
-          "model", "", on("api", "page:classify", "link:classify")),
+          "model", "", on("api", "page:classify", "link:classify", "api:map")),
     Input("low_confidence", "Which images are uncertain (the hierarchy re-ranks them)",
           'which images count as uncertain: "binary", or a rule such as "s_t<0.6".', "rule", "binary",
           on("api", "cli", "page"), defaults={"cli": None}, page_area="advanced", metavar="RULE",
@@ -180,6 +187,12 @@ _TABLE: list[Input] = [
     Input("shots", "Shots per class", "the shots curve: examples per class to draw from support for the linear "
           'probe, GDA and Tip-Adapter, e.g. "1,2,4,8,16" (empty: no curve; report.json\'s shots_curve).', "text", "",
           on("api:evaluate"), after_options=True),
+    Input("separate_modalities", "Centre images and texts apart (remove the modality gap)",
+          "centre the images and the texts each on its own mean before projecting (removes CLIP's modality gap: "
+          "images and texts sit in two separate regions of its space).", "flag", False,
+          on("api:map", "cli:map", "page:map"), after_options=True,
+          info="CLIP puts images and texts in two separate regions (the modality gap): centring each on its own "
+               "mean shows where an image sits among the texts."),
     Input("seeds", "Draws per shot count", "draws per shot count for the curve's spread (1 to 10).", "whole", 3,
           on("api:evaluate"), low=1, high=10, after_options=True),
 ]

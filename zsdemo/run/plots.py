@@ -40,14 +40,15 @@ DPI = 100
 _RC_LOCK = threading.Lock()     # rc settings are process-wide: one save that changes them at a time
 
 
-def save(fig: Figure, path: Path | str, suffix: str) -> None:
+def save(fig: Figure, path: Path | str, suffix: str, title: str | None = None) -> None:
     """``fig`` saved as ``suffix``; an SVG keeps its words as text (searchable, editable) rather
-    than matplotlib's default outlines."""
+    than matplotlib's default outlines. ``title``: the file's own title (PNG and SVG metadata)."""
+    metadata = {"Title": title} if title else None
     if suffix != "svg":
-        fig.savefig(path, dpi=DPI, format=suffix)
+        fig.savefig(path, dpi=DPI, format=suffix, metadata=metadata)
         return
     with _RC_LOCK, matplotlib.rc_context({"svg.fonttype": "none"}):
-        fig.savefig(path, dpi=DPI, format=suffix)
+        fig.savefig(path, dpi=DPI, format=suffix, metadata=metadata)
 
 
 def colour(k: int) -> str:
@@ -238,3 +239,88 @@ def shots_curve(curves: dict[str, Sequence[tuple[int, float, float]]], lines: di
     ax.set_title(title + band, fontsize=15, loc="left")
     ax.tick_params(labelsize=14)
     return fig
+
+
+# How each kind of point of the embedding map is drawn (here and on the page's plotly map): the
+# marker (matplotlib's, plotly's), its size and opacity. A prompt is a small dot of its cloud,
+# its ensemble a large diamond, the name a square; images are white stars with a dark edge (they
+# belong to no class).
+MAP_KINDS = {
+    "prompt": ("o", "circle", 6, 0.45),
+    "wordnet": ("^", "triangle-up", 9, 0.9),
+    "name": ("s", "square", 11, 1.0),
+    "ensemble": ("D", "diamond", 15, 1.0),
+    "image": ("*", "star", 20, 1.0),
+}
+# Each strategy's ensembles take their own marker (CLIP-7's and CLIP-80's centres side by side).
+ENSEMBLE_MARKERS = (("D", "diamond"), ("p", "pentagon"), ("h", "hexagon"), ("X", "x"), ("P", "cross"),
+                    ("v", "triangle-down"))
+MAP_WORDS = {"prompt": "prompts (one dot each)", "wordnet": "WordNet parents and children",
+             "name": "class name alone", "ensemble": "ensemble (the mean of the prompts)", "image": "images"}
+MAP_SIZE = (12.8, 9.6)
+
+
+def map_classes(points: Sequence) -> list[str]:
+    """The classes of a map in their first order: the k-th takes ``colour(k)``."""
+    return list(dict.fromkeys(p.class_name for p in points if p.class_name is not None))
+
+
+def ensemble_words(label: str) -> str:
+    """A strategy's ensemble in a legend: "CLIP-80 ensemble", "Custom templates ensemble"."""
+    return label if "ensemble" in label.lower() else f"{label} ensemble"
+
+
+def map_ensembles(points: Sequence) -> dict[str, int]:
+    """The strategies with ensembles on a map, in their first order: the k-th takes ENSEMBLE_MARKERS[k]."""
+    found = dict.fromkeys(p.strategy for p in points if p.kind == "ensemble")
+    return {s: k % len(ENSEMBLE_MARKERS) for k, s in enumerate(found)}
+
+
+def map_figure(found, highlighted: int | None = None, size: tuple[float, float] = MAP_SIZE) -> Figure:
+    """The embedding map (``run/embedding_map.EmbeddingMap``) as a figure: a colour per class
+    (stripes are not drawn on points: past the eighth class a colour repeats, and the legend and
+    the JSON name each point), a marker per kind, the images as stars (``highlighted``: the
+    image inspected, larger and named)."""
+    fig = Figure(figsize=size, dpi=DPI, layout="constrained")
+    ax = fig.subplots()
+    classes = map_classes(found.points)
+    ensembles = map_ensembles(found.points)
+    for kind in ("prompt", "wordnet", "name", "ensemble"):
+        _, _, size_px, alpha = MAP_KINDS[kind]
+        for k, name in enumerate(classes):
+            for strategy, mark in _marks(kind, ensembles):
+                xs = [(p.x, p.y) for p in found.points if p.kind == kind and p.class_name == name
+                      and (strategy is None or p.strategy == strategy)]
+                if xs:
+                    ax.scatter(*zip(*xs), s=size_px ** 2, marker=mark, color=colour(k), alpha=alpha, linewidths=1.0,
+                               edgecolors=EDGE if kind != "prompt" else "none", zorder=2 + (kind != "prompt"))
+    images = [p for p in found.points if p.kind == "image"]
+    for j, p in enumerate(images):
+        big = j == highlighted
+        ax.scatter([p.x], [p.y], s=(28 if big else 20) ** 2, marker="*", color="white", edgecolors=EDGE,
+                   linewidths=2.0 if big else 1.2, zorder=5)
+        if big or len(images) <= 8:
+            ax.annotate(p.text[:40], (p.x, p.y), xytext=(8, 8), textcoords="offset points", fontsize=13,
+                        fontweight="bold" if big else "normal", zorder=6)
+    handles = [ax.scatter([], [], marker="s", color=colour(k), edgecolors=EDGE, s=120, label=name[:40])
+               for k, name in enumerate(classes[:16])]
+    handles += [ax.scatter([], [], marker=MAP_KINDS[k][0], color="white", edgecolors=EDGE, s=120, label=MAP_WORDS[k])
+                for k in MAP_KINDS if k != "ensemble" and any(p.kind == k for p in found.points)]
+    labels = {p.strategy: p.text.split(":")[0] for p in found.points if p.kind == "ensemble"}
+    handles += [ax.scatter([], [], marker=ENSEMBLE_MARKERS[k][0], color="white", edgecolors=EDGE, s=150,
+                           label=ensemble_words(labels[s])) for s, k in ensembles.items()]
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=12, frameon=False)
+    ax.set_xlabel(found.axis_label(0), fontsize=14)
+    ax.set_ylabel(found.axis_label(1), fontsize=14)
+    ax.tick_params(labelsize=12)
+    ax.set_title("Embedding map" + (": images and texts centred apart" if found.separate_modalities else ""),
+                 fontsize=16, loc="left")
+    ax.grid(True, color="#dddddd", lw=0.6)
+    return fig
+
+
+def _marks(kind: str, ensembles: dict[str, int]) -> list[tuple[str | None, str]]:
+    """(strategy, marker) pairs to draw ``kind`` with: ensembles one strategy at a time."""
+    if kind != "ensemble":
+        return [(None, MAP_KINDS[kind][0])]
+    return [(s, ENSEMBLE_MARKERS[k][0]) for s, k in ensembles.items()]

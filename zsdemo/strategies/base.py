@@ -23,7 +23,8 @@ from ..engine.models import LoadedModel
 from ..engine.results import ClassificationResult, ImageResult, StrategyResult
 from ..engine.text import TextFeatureCache
 from ..engine.views import DEFAULT_VIEWS
-from ..engine.zero_shot_classifier import class_vectors
+from ..engine.zero_shot_classifier import class_vectors, template_features
+from ..prompts.templates import fill
 from ..prompts.descriptors import Descriptors
 from ..wordnet.senses import ClassSense
 
@@ -152,6 +153,24 @@ class PanelContext:
 
 
 @dataclass(frozen=True)
+class Cloud:
+    """What one method's class vector of one class is made of, as points of the embedding map
+    (``run/embedding_map.py``): the prompts it averages, or the WordNet phrases it scores."""
+
+    class_index: int
+    kind: str                           # "prompt" (averaged into the class vector) or "wordnet"
+    texts: tuple[str, ...]              # each point's words: the prompt, or the WordNet name
+    vectors: torch.Tensor               # [T, D] unit vectors, encoded as the method encodes them
+    encoded: tuple[str, ...] = ()       # what was encoded, where it is not ``texts`` (WordNet phrases)
+    relations: tuple[str, ...] = ()     # "parent" or "child", per WordNet point
+
+    @property
+    def averaged(self) -> bool:
+        """Its normalised mean is the method's class vector (the map draws that ensemble too)."""
+        return self.kind == "prompt"
+
+
+@dataclass(frozen=True)
 class Rates:
     """The model's speed on this server (measured, or assumed before its first use)."""
 
@@ -196,6 +215,9 @@ class Strategy:
     options_id: str = ""
     # Where the page shows its panel: "methods", or "wordnet" beside the sense picker.
     panel_area: str = "methods"
+    # Its class vectors are made of prompts the embedding map can draw (``map_clouds``); the others
+    # (few-shot heads, per-image tuning) are said to have no prompt points.
+    on_map: bool = False
 
     @property
     def options_key(self) -> str:
@@ -224,6 +246,17 @@ class Strategy:
     def shown_templates(self, request: Request) -> tuple[str, ...] | None:
         """The templates that *are* the method, which the result lists (None: not a template set)."""
         return None
+
+    def map_clouds(self, run: Run) -> list[Cloud]:
+        """Its prompts per class for the embedding map: each template it averages, filled with the
+        class (read from the text cache its scoring filled); [] when it is not a template set."""
+        templates = self.shown_templates(run.request)
+        if not self.on_map or not templates:
+            return []
+        names = run.request.classnames
+        features = template_features(run.loaded, names, templates, run.cache)
+        return [Cloud(c, "prompt", tuple(fill(t, name) for t in templates), features[c])
+                for c, name in enumerate(names)]
 
     def check(self, request: Request, n_images: int) -> None:
         """Refuse (InputError) a request this method cannot serve within the limits."""

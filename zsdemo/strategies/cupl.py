@@ -17,12 +17,13 @@ from ..prompts.descriptors import DescriptorDetails, class_mean, effective, expl
 from ..prompts.templates import CLIP80, fill
 from ..engine.text import encode_prompts
 from ..engine.results import StrategyResult
-from .base import Batch, Request, Scores, Strategy
+from .base import Batch, Cloud, Request, Run, Scores, Strategy
 
 
 class CuPLStrategy(Strategy):
     scaled_cosine_logits = True
     needs_descriptors = True
+    on_map = True
     shipped_descriptors = "cupl.json"
 
     def __init__(self, id: str, label: str, description: str, templates: tuple[str, ...]):
@@ -36,6 +37,13 @@ class CuPLStrategy(Strategy):
     def extra_prompts(self, request: Request) -> int:
         descriptors = effective(request.descriptors, self.shipped_descriptors, request.classnames)
         return sum(len(self.sentences(c, descriptors.of(c))) for c in request.classnames)
+
+    def map_clouds(self, run: Run) -> list[Cloud]:
+        # Its class vector is the normalised mean of these sentences: a prompt cloud like a template set's.
+        names = run.request.classnames
+        descriptors = effective(run.request.descriptors, self.shipped_descriptors, names)
+        return [Cloud(c, "prompt", tuple(texts), encode_prompts(run.loaded, texts, run.cache))
+                for c, texts in enumerate(self.sentences(name, descriptors.of(name)) for name in names)]
 
     def score(self, batch: Batch) -> Scores:
         run, names = batch.run, batch.classnames

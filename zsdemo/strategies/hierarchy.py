@@ -27,7 +27,7 @@ from ..engine.zero_shot_classifier import class_vectors
 from ..prompts.templates import CLIP80, NAME_ONLY
 from ..wordnet.senses import ClassSense
 from ..wordnet.sparse import KEEP_DEFAULT, parse_keep
-from .base import Batch, Panel, PanelContext, Request, Scores, Strategy
+from .base import Batch, Cloud, Panel, PanelContext, Request, Run, Scores, Strategy
 from .options import option
 
 CANDIDATES = 5                   # the paper's candidates; its appendix also reports 10
@@ -100,6 +100,7 @@ class HierarchyStrategy(Strategy):
     options = HierarchySettings
     options_id = "hierarchy"
     panel_area = "wordnet"
+    on_map = True
 
     def __init__(self, id: str, label: str, description: str, phrase_templates: tuple[str, ...] | None,
                  fallback: str, fallback_templates: tuple[str, ...]):
@@ -126,6 +127,22 @@ class HierarchyStrategy(Strategy):
 
     def sparse_share(self, request: Request) -> float:
         return self.settings(request).keep
+
+    def map_clouds(self, run: Run) -> list[Cloud]:
+        # Every class's parent and children, as the phrases it scores them by: "{class} which is a
+        # kind of {parent}" stands for the parent, "{child} which is a kind of {parent}" for a child.
+        clouds = []
+        for c, (name, sense) in enumerate(zip(run.request.classnames, run.senses)):
+            texts, relations = list(sense.children), ["child"] * len(sense.children)
+            encoded = phrases(name, sense)
+            if sense.parent is not None:
+                texts, relations = [sense.parent, *texts], ["parent", *relations]
+            else:
+                encoded = encoded[1:]           # without a parent, the class's own phrase is its bare name
+            if encoded:
+                vectors = phrase_vectors(run.loaded, encoded, self, run.cache)
+                clouds.append(Cloud(c, "wordnet", tuple(texts), vectors, tuple(encoded), tuple(relations)))
+        return clouds
 
     def note(self, result: StrategyResult) -> str:
         return "re-ranked" if result.details.applied else "kept: confident"

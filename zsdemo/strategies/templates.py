@@ -8,11 +8,12 @@ from __future__ import annotations
 
 
 from ..prompts.templates import CLIP7, CLIP80, NAME_ONLY, SINGLE
-from .base import Batch, Request, Scores, Strategy
+from .base import Batch, Cloud, Request, Run, Scores, Strategy
 
 
 class TemplateStrategy(Strategy):
     scaled_cosine_logits = True
+    on_map = True
     def __init__(self, id: str, label: str, description: str, templates: tuple[str, ...] | None):
         self.id, self.label, self.description = id, label, description
         self._templates = templates      # None: the request's custom templates
@@ -25,6 +26,10 @@ class TemplateStrategy(Strategy):
 
     def shown_templates(self, request: Request) -> tuple[str, ...]:
         return self.templates(request)
+
+    def map_clouds(self, run: Run) -> list[Cloud]:
+        # The bare name is a point of every class on the map already.
+        return [] if self.templates(run.request) == NAME_ONLY else super().map_clouds(run)
 
     def score(self, batch: Batch) -> Scores:
         return Scores(batch.logits(self.templates(batch.request)))
