@@ -56,7 +56,7 @@ def data_url(path, kind: str = "image/png") -> str:
 
 def test_the_tools_say_what_works_and_their_schema_is_plain(mcp_url):
     listed = tools(mcp_url)
-    assert set(listed) == {"classify", "evaluate", "wordnet", "options"}
+    assert set(listed) == {"classify", "evaluate", "embedding_map", "wordnet", "options"}
     for tool in listed.values():
         text = json.dumps(tool.inputSchema)
         assert "upload_file_to_gradio" not in tool.description and "Gradio File Input" not in text
@@ -135,3 +135,21 @@ def test_the_api_takes_the_same_inline_images(live_app, cat_path):
 
     answer = Client(live_app, verbose=False).predict([data_url(cat_path)], "cat, dog", "name", api_name="/classify")
     assert answer["images"][0]["source"] == "image-1.png" and answer["images"][0]["error"] is None
+
+
+def test_an_agent_maps_its_own_image_among_the_prompts(mcp_url, cat_path):
+    listed = tools(mcp_url)["embedding_map"]
+    images = listed.inputSchema["properties"]["images"]
+    assert images["type"] == "array" and images["items"]["type"] == "string"      # URLs, not FileData
+    assert listed.inputSchema["properties"]["separate_modalities"]["default"] is False
+    assert "principal axes" in listed.description and "explained_variance" in listed.description
+    failed, text = call(mcp_url, "embedding_map", {"images": [data_url(cat_path)], "classes": "cat, dog, rocket",
+                                                   "strategies": "photo,clip7,tip", "separate_modalities": True})
+    assert not failed, text
+    found = json.loads(text)
+    kinds = [p["kind"] for p in found["points"]]
+    assert kinds.count("image") == 1 and kinds.count("prompt") == 3 + 21 and kinds.count("ensemble") == 3
+    assert found["separate_modalities"] is True and len(found["explained_variance"]) == 2
+    assert found["nearest"][0]["image"] == "image-1.png" and any("no prompt points" in n for n in found["notes"])
+    failed, text = call(mcp_url, "embedding_map", {"images": [], "classes": "cat", "strategies": "nope"})
+    assert failed and "Unknown strategy 'nope'" in text

@@ -55,6 +55,16 @@ def test_a_toast_shows_markup_as_text(monkeypatch):
     assert toasts.error("<b>x</b>", shown_in_page=False).message == "<b>x</b>"      # an API client reads text
 
 
+def test_a_long_word_may_break_a_short_one_never_and_both_are_text():
+    from zsdemo.core.markup import LONG_WORD, breakable
+
+    assert breakable("excavator crane") == "excavator crane"            # whole words: never "excavat/or"
+    assert breakable("a" * LONG_WORD) == "a" * LONG_WORD
+    long = breakable("<img src=x onerror=window.__owned=1>")
+    assert "<img" not in long and long.replace("<wbr>", "") == "&lt;img src=x onerror=window.__owned=1&gt;"
+    assert "<wbr>" in long
+
+
 def test_a_refusal_is_a_warning_wherever_it_happens(monkeypatch):
     # "Nothing to download yet" (a page event) and a run's refusal (the status line) were an Error
     # toast in one place and a Warning in the other: one severity per kind of message.

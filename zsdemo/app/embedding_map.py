@@ -25,74 +25,89 @@ from .inspecting import run_model
 from .state import AppConfig, Run
 
 
-
 def map_of_run(config: AppConfig, state: Run | None, separate: object, progress: Progress | None = None,
                stop: StopSignal | None = None) -> maps.EmbeddingMap:
     """The map of the page's last run: its images, classes, strategies, templates, chosen senses,
     options and model (the text features are in the cache its run filled)."""
     if state is None or not state.result.classes:
         raise InputError("Nothing to map yet: press Classify first.")
-    result = state.result
-    forced = {s["name"]: s["chosen"]["synset"] for s in result.senses if s.get("rule") == "user" and s.get("chosen")}
-    request, skipped = maps.prepare_map(list(result.classes), list(result.strategies),
-                                        list(result.templates.get("custom") or []) or None, senses=forced or None,
-                                        options=result.options, served=True)
-    files = [p for p, im in zip(state.paths, result.images) if im.ok]
-    files = config.uploads.check_all(files)
+    request, skipped = _run_request(state)
+    files = config.uploads.check_all([p for p, im in zip(state.paths, state.result.images) if im.ok])
     with track(progress, stop) as tracker:
         tracker.stage(0.0, 0.0, "finding the run's model")
-        loaded = run_model(config, result.model)
+        loaded = run_model(config, state.result.model)
         found = maps.embedding_map(loaded, files, request, TEXT_CACHE, [display_name(f) for f in files],
                                    arguments.flag(separate, "separate_modalities"), skipped=skipped)
     if state.compared is not None:
-        found.notes.append(f"The map is of {result.model.get('label', 'the first model')} only: two models' spaces "
-                           "have different axes, so their maps cannot share one picture. Choose the other model "
-                           "and draw again to see its map.")
+        found.notes.append(f"The map is of {state.result.model.get('label', 'the first model')} only: two models' "
+                           "spaces have different axes, so their maps cannot share one picture. Choose the other "
+                           "model and draw again to see its map.")
     return found
+
+
+def _run_request(state: Run) -> tuple[Any, list[str]]:
+    """A run's request again, for its map: the same classes, strategies, templates, the senses
+    the visitor chose and the methods' options."""
+    result = state.result
+    forced = {s["name"]: s["chosen"]["synset"] for s in result.senses if s.get("rule") == "user" and s.get("chosen")}
+    return maps.prepare_map(list(result.classes), list(result.strategies),
+                            list(result.templates.get("custom") or []) or None, senses=forced or None,
+                            options=result.options, served=True)
+
+
+def run_map_seconds(config: AppConfig, state: Run | None, rates: Any) -> float:
+    """What ZeroGPU books for the map of a run: its images and the prompts not cached, at ``rates``."""
+    if state is None:
+        return 0.0
+    return estimate(load_served(config), len(state.paths), _run_request(state)[0], rates=rates).total
+
+
+def _prepared(config: AppConfig, paths: object, classes: object, strategies: object, templates: object,
+              senses: object, **options: Any) -> tuple[list[str], Any, list[str]]:
+    """``/embedding_map``'s files and request, every raw argument checked as Classify's are."""
+    items = [p for p in arguments.items(paths, "images", LIMITS.images) if p] if paths not in (None, "") else []
+    files = config.uploads.check_all(items)
+    given = request_inputs.checked(dict(classes=classes, strategies=strategies, templates=templates, senses=senses),
+                                   "map")
+    request_inputs.check_names(options, "api")
+    request, skipped = maps.prepare_map(given["classes"] or "", given["strategies"], given["templates"],
+                                        senses=given["senses"], served=True, where="api", **options)
+    return files, request, skipped
 
 
 def map_request(config: AppConfig, paths: Sequence[object] | None, classes: object, strategies: object,
                 templates: object = None, model: object = None, senses: object = None,
                 separate_modalities: object = False, progress: Progress | None = None,
                 stop: StopSignal | None = None, **options: Any) -> maps.EmbeddingMap:
-    """``/embedding_map``: every raw argument checked as Classify's are, then the map."""
-    items = [p for p in arguments.items(paths, "images", LIMITS.images) if p] if paths not in (None, "") else []
-    files = config.uploads.check_all(items)
-    given = request_inputs.checked(dict(classes=classes, strategies=strategies, templates=templates, senses=senses,
-                                        separate_modalities=separate_modalities), "map")
-    request_inputs.check_names(options, "api")
-    request, skipped = maps.prepare_map(given["classes"] or "", given["strategies"], given["templates"],
-                                        senses=given["senses"], served=True, where="api", **options)
+    """``/embedding_map``: the map of the request on its model."""
+    separate = request_inputs.checked({"separate_modalities": separate_modalities}, "map")["separate_modalities"]
+    files, request, skipped = _prepared(config, paths, classes, strategies, templates, senses, **options)
     name, pretrained = model_choice(config, model)
     with track(progress, stop) as tracker:
         tracker.stage(0.0, 0.0, "loading the model")
         loaded = load_served(config) if (name, pretrained) == (config.model, config.pretrained) else \
             models.get_model(name, pretrained, config.device)
         return maps.embedding_map(loaded, files, request, TEXT_CACHE, [display_name(f) for f in files],
-                                  bool(given["separate_modalities"]), skipped=skipped)
+                                  bool(separate), skipped=skipped)
 
 
 def map_seconds(config: AppConfig, rates: Any, paths: Sequence[object] | None = None, classes: object = "",
-                strategies: object = None, templates: object = None, senses: object = None, **options: Any) -> float:
-    """What ZeroGPU books for a map: its images and the prompts not cached yet, at ``rates``
-    (checks the arguments as ``map_request`` does, before any GPU is booked)."""
-    options.pop("model", None), options.pop("separate_modalities", None)
-    items = [p for p in arguments.items(paths, "images", LIMITS.images) if p] if paths not in (None, "") else []
-    given = request_inputs.checked(dict(classes=classes, strategies=strategies, templates=templates, senses=senses),
-                                   "map")
-    request, _ = maps.prepare_map(given["classes"] or "", given["strategies"], given["templates"],
-                                  senses=given["senses"], served=True, where="api", **options)
-    return estimate(load_served(config), len(items), request, rates=rates).total
+                strategies: object = None, templates: object = None, senses: object = None,
+                model: object = None, separate_modalities: object = False, **options: Any) -> float:
+    """What ZeroGPU books for ``map_request``: its images and the prompts not cached yet, at
+    ``rates`` (the arguments checked before any GPU is booked)."""
+    files, request, _ = _prepared(config, paths, classes, strategies, templates, senses, **options)
+    return estimate(load_served(config), len(files), request, rates=rates).total
 
 
-def run_map_seconds(config: AppConfig, state: Run | None, rates: Any) -> float:
-    if state is None:
-        return 0.0
-    result = state.result
-    request, _ = maps.prepare_map(list(result.classes), list(result.strategies),
-                                  list(result.templates.get("custom") or []) or None, options=result.options,
-                                  served=True)
-    return estimate(load_served(config), len(state.paths), request, rates=rates).total
+def map_index(state: Run | None, selected: object) -> int | None:
+    """The image inspected, as the map counts its images (those the run could read)."""
+    if state is None or not isinstance(selected, int) or isinstance(selected, bool):
+        return None
+    images = state.result.images
+    if not 0 <= selected < len(images) or not images[selected].ok:
+        return None
+    return sum(im.ok for im in images[:selected])
 
 
 def read_drawn(drawn: object) -> maps.EmbeddingMap | None:
@@ -105,13 +120,13 @@ def read_drawn(drawn: object) -> maps.EmbeddingMap | None:
         raise InputError("The embedding map could not be read back: draw it again.") from None
 
 
-def shown(drawn: object, selected: object, present: object) -> tuple:
+def shown(drawn: object, selected: object, present: object, run_state: object = None) -> tuple:
     """The plot and its words, from the map the page keeps (no model work): the image inspected
     highlighted, larger type in presentation mode."""
     found = read_drawn(drawn)
     if found is None:
         return gr.update(value=None, visible=False), ""
-    index = selected if isinstance(selected, int) and not isinstance(selected, bool) else None
+    index = map_index(Run.from_state(run_state), selected) if run_state else None  # type: ignore[arg-type]
     return gr.update(value=figure(found, index, bool(present)), visible=True), words_html(found)
 
 
@@ -152,7 +167,7 @@ def figure(found: maps.EmbeddingMap, highlighted: int | None = None, present: bo
     fig.update_layout(
         height=720 if present else 640, margin=dict(l=70, r=20, t=20, b=40), template="plotly_white",
         font=dict(size=size), legend=dict(font=dict(size=size), itemsizing="constant", orientation="h",
-                                          yanchor="top", y=-0.12, x=0),
+                                          yanchor="top", y=-0.16, x=0),
         xaxis=dict(title=dict(text=found.axis_label(0), font=dict(size=size))),
         yaxis=dict(title=dict(text=found.axis_label(1), font=dict(size=size))),
         hoverlabel=dict(font=dict(size=size)), uirevision="map")

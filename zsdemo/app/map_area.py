@@ -75,5 +75,5 @@ def wire(config: AppConfig, out: Any, bar: Any, state: gr.State, selected: gr.St
     state.change(again, [state, out["map_follow"], out["map_separate"]], [drawn, bar.status],
                  api_name="ui_map_again", api_visibility="private", concurrency_id="model")
     for changed in (drawn, selected, bar.present):
-        changed.change(user_errors(shown), [drawn, selected, bar.present], [out["map_plot"], out["map_words"]],
+        changed.change(user_errors(shown), [drawn, selected, bar.present, state], [out["map_plot"], out["map_words"]],
                        api_visibility="private", queue=False)

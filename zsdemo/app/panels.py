@@ -15,7 +15,7 @@ from typing import Any, Sequence
 from matplotlib.figure import Figure
 from PIL import Image
 
-from ..core.markup import html, md
+from ..core.markup import breakable, html, md
 from ..engine.consistency import GROUP_LABELS, ConsistencyDetails
 from ..engine.results import ClassificationResult, ImageResult, StrategyResult, verdict
 from ..engine.views import VIEW_LABELS, make_view
@@ -227,7 +227,7 @@ def bars_html(image: ImageResult, classes: Sequence[str], strategies: Sequence[s
         note = STRATEGIES[r.strategy].card_note(r)
         note = f" ({note})" if note else ""
         cards.append(f'<div class="zs-card"><div class="zs-card-title">{html(r.label)}</div>'
-                     f'<div class="zs-card-top">top-1: <b>{html(r.top1.class_name)}</b>{html(note)}</div>'
+                     f'<div class="zs-card-top">top-1: <b>{breakable(r.top1.class_name)}</b>{html(note)}</div>'
                      f'{"".join(rows)}</div>')
     explained = f'<div class="zs-caption">{html(SIGMOID_NOTE)}</div>' if bias is not None else ""
     return f'{explained}<div class="zs-cards">{"".join(cards)}</div>'
@@ -249,7 +249,7 @@ def compared_bars_html(result: ClassificationResult, compared: ClassificationRes
 def _bar_row(label: str, p: float, colour: str, top: bool, extra: str = "") -> str:
     width = max(0.0, min(100.0, 100 * p))
     return (f'<div class="zs-bar{" zs-top1" if top else ""}{extra}" title="{html(label)}: {100 * p:.1f}%">'
-            f'<span class="zs-label">{html(label)}</span>'
+            f'<span class="zs-label">{breakable(label)}</span>'
             f'<span class="zs-track"><span class="zs-fill" style="width:{width:.1f}%;background:{colour}">'
             f'</span></span>'
             f'<span class="zs-pct">{100 * p:.0f}%</span></div>')

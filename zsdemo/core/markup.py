@@ -26,6 +26,24 @@ def html(text: Any, quote: bool = True) -> str:
     return _html.escape(str(text), quote=quote)
 
 
+LONG_WORD = 24          # a run of characters past this many may break (a URL-like class name)
+_LONG = re.compile(r"\S{%d,}" % (LONG_WORD + 1))
+
+
+def breakable(text: Any) -> str:
+    """Text shown literally in HTML that wraps between words only, except a "word" longer than
+    LONG_WORD characters, which may break every 16 (``<wbr>``): it would otherwise push its
+    box wider than the screen."""
+    out, last = [], 0
+    text = str(text)
+    for m in _LONG.finditer(text):
+        word = m.group(0)
+        out += [html(text[last:m.start()], quote=False),
+                "<wbr>".join(html(word[k:k + 16], quote=False) for k in range(0, len(word), 16))]
+        last = m.end()
+    return "".join(out) + html(text[last:], quote=False)
+
+
 def code(text: Any) -> str:
     """Text in a Markdown code span, where backslash escapes would show literally."""
     return "`" + _html.escape(str(text), quote=False).replace("`", "'") + "`"

@@ -123,15 +123,15 @@ def no_points_note(labels: Sequence[str]) -> str | None:
     if not labels:
         return None
     return (f"{', '.join(labels)} {'has' if len(labels) == 1 else 'have'} no prompt points: "
-            f"{'its class vectors are' if len(labels) == 1 else 'their class vectors are'} learned from labelled "
-            "examples or tuned per image, not averaged from prompts.")
+            f"{'its class vectors are' if len(labels) == 1 else 'their class vectors are'} not a mean of prompts "
+            "(learned from labelled examples, tuned per image, or scored phrase by phrase).")
 
 
 def embedding_map(loaded: LoadedModel, images: Sequence[ImageSource], request: Request,
                   cache: TextFeatureCache | None = TEXT_CACHE, names: Sequence[str | None] | None = None,
                   separate_modalities: bool = False, progress: Progress | None = None,
                   skipped: Sequence[str] = ()) -> EmbeddingMap:
-    """The map of ``request`` (its strategies with prompt points: ``map_strategies``) and
+    """The map of ``request`` (its strategies with prompt points: ``prepare_map``) and
     ``images`` (none: a map of the texts alone). ``skipped``: labels of strategies left out for
     having no prompt points (said in the notes)."""
     with track(progress) if progress is not None else contextlib.nullcontext():
@@ -147,7 +147,7 @@ def embedding_map(loaded: LoadedModel, images: Sequence[ImageSource], request: R
             notes.append(opened.missing)
         stage(0.05, 0.4, "embedding images", len(good), "image")
         image_vectors = embed_images(loaded, good).float().cpu() if good else torch.empty(0, 0)
-        stage(0.4, 0.95, "reading the prompts' features")
+        stage(0.4, 0.95, "the prompts' features (from the cache a Classify filled, or encoded once)")
         texts, vectors = _text_points(opened.run, cache)
         stage(0.95, 1.0, "projecting")
         return _projected(loaded, good, image_vectors, texts, vectors, separate_modalities, notes)
@@ -187,23 +187,28 @@ def _projected(loaded: LoadedModel, good: Sequence[LoadedImage], image_vectors: 
         p.x, p.y = x, y
     if separate and not images:
         notes.append("With no image there is one modality: nothing to centre apart.")
-    nearest = [_nearest(im.source, image_vectors[k], texts, text_vectors) for k, im in enumerate(good)]
+    nearest = _nearest([im.source for im in good], image_vectors, texts, text_vectors)
     return EmbeddingMap(points, found.explained, separate, loaded.describe(), nearest, notes, len(points))
 
 
-def _nearest(name: str, image: torch.Tensor, texts: Sequence[MapPoint], vectors: torch.Tensor) -> Nearest:
-    cos = (F.normalize(vectors, dim=-1) @ F.normalize(image, dim=-1)).tolist()
-    best: dict[str, tuple[float, MapPoint]] = {}
-    for c, p in zip(cos, texts):
-        key = "prompt" if p.kind in ("prompt", "name") else p.kind
-        if key in ("prompt", "ensemble") and (key not in best or c > best[key][0]):
-            best[key] = (c, p)
-    ensemble = best.get("ensemble")
-    prompt = best.get("prompt")
-    return Nearest(name,
-                   None if ensemble is None else (STRATEGIES[ensemble[1].strategy].label,
-                                                  ensemble[1].class_name, ensemble[0]),
-                   None if prompt is None else (prompt[1].text, prompt[1].class_name, prompt[0]))
+def _nearest(names: Sequence[str], images: torch.Tensor, texts: Sequence[MapPoint],
+             vectors: torch.Tensor) -> list[Nearest]:
+    """Each image's nearest ensemble and nearest single prompt (a bare name counts as one), by
+    cosine in the model's space: one [N, P] product, not a loop over 80,000 points."""
+    if not len(names):
+        return []
+    cos = F.normalize(images.float(), dim=-1) @ F.normalize(vectors.float(), dim=-1).T
+    out = []
+    for group in ("ensemble", "prompt"):
+        rows = torch.tensor([p.kind == group or (group == "prompt" and p.kind == "name") for p in texts])
+        if not rows.any():
+            out.append([None] * len(names))
+            continue
+        best, where = cos.masked_fill(~rows, float("-inf")).max(dim=1)
+        picked = [texts[int(k)] for k in where]
+        out.append([(STRATEGIES[p.strategy].label if group == "ensemble" else p.text, p.class_name, float(c))
+                    for p, c in zip(picked, best)])
+    return [Nearest(n, e, q) for n, e, q in zip(names, *out)]
 
 
 def thinned(found: EmbeddingMap, limit: int = PAGE_POINTS) -> tuple[EmbeddingMap, str | None]:

@@ -1,0 +1,87 @@
+"""The embedding map's screenshots of docs/screenshots/ (issue 39): the "What the prompt does" lesson
+after a run, its map drawn, at 1440x900, at 1280x720 in presentation mode, and at 390x844; and the
+same map with images and texts centred apart.
+
+    python docs/screenshots/take_map.py      # starts the app with the tiny test model
+
+Taken with the tiny random-weight model: where the points fall means nothing, the page is what is
+shown (a real CLIP puts the photo far from every text until the modality gap is removed).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+OUT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+from browser_support import ARGS, BROWSER  # noqa: E402
+
+VIEWS = {"map-laptop": ((1440, 900), "?lesson=prompt"), "map-presentation": ((1280, 720), "?lesson=prompt&present=1"),
+         "map-phone": ((390, 844), "?lesson=prompt")}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _drawn(tab) -> None:
+    tab.wait_for_selector("#map-plot .main-svg", timeout=180_000)
+    tab.wait_for_selector("#map-draw:not([disabled])")
+    tab.wait_for_timeout(800)
+
+
+def main() -> None:
+    from playwright.sync_api import sync_playwright
+
+    port = _free_port()
+    cache = tempfile.mkdtemp(prefix="zsdemo-shots-")
+    server = subprocess.Popen([sys.executable, "app.py", "--model", "tiny-random", "--device", "cpu",
+                               "--port", str(port), "--feature-cache", cache], cwd=ROOT,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        for _ in range(600):
+            try:
+                socket.create_connection(("127.0.0.1", port), 0.2).close()
+                break
+            except OSError:
+                time.sleep(0.2)
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=BROWSER, args=ARGS)
+            for name, ((w, h), query) in VIEWS.items():
+                tab = browser.new_page(viewport={"width": w, "height": h})
+                tab.goto(url + query)
+                tab.wait_for_selector("#run")
+                tab.wait_for_timeout(1500)
+                tab.click("#run")                      # the lesson draws the map after its run
+                _drawn(tab)
+                tab.evaluate("document.querySelector('#map-draw').scrollIntoView({block: 'start'})")
+                tab.wait_for_timeout(300)
+                tab.screenshot(path=str(OUT / f"{name}.jpg"), type="jpeg", quality=80)
+                if name == "map-laptop":
+                    tab.check("#map-separate input")
+                    tab.click("#map-draw")
+                    tab.wait_for_selector("#map-draw[disabled]", timeout=10_000)
+                    _drawn(tab)
+                    tab.locator("#map-plot").screenshot(path=str(OUT / "map-centred-apart.jpg"), type="jpeg",
+                                                        quality=80)
+                tab.close()
+            browser.close()
+    finally:
+        server.terminate()
+    print("\n".join(sorted(str(p.relative_to(ROOT)) for p in OUT.glob("map-*.jpg"))))
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    main()
