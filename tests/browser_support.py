@@ -29,6 +29,16 @@ def browser(live_app):
         chromium.close()
 
 
+def open_page(browser, url: str, size: tuple[int, int], query: str = "", dark: bool = False):
+    """A tab at ``size`` on ``url + query``, once the page's own script has run."""
+    tab = browser.new_page(viewport={"width": size[0], "height": size[1]}, color_scheme="dark" if dark else "light")
+    tab.set_default_timeout(TIMEOUT_MS)
+    tab.goto(url + query)
+    tab.wait_for_selector("#run")
+    tab.wait_for_function("window.__zsPage === true")
+    return tab
+
+
 # Issue 34: what a hostile visitor sends, and how a test sees that none of it became markup.
 
 class Listener:

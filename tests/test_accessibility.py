@@ -18,7 +18,7 @@ playwright = pytest.importorskip("playwright.sync_api")
 axe_module = pytest.importorskip("axe_playwright_python.sync_playwright")
 expect = playwright.expect
 
-from browser_support import BROWSER, SHOTS, TIMEOUT_MS  # noqa: E402
+from browser_support import BROWSER, SHOTS, open_page  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not os.path.exists(BROWSER), reason=f"no Chromium at {BROWSER}")
 
@@ -34,13 +34,7 @@ def serious(tab) -> list[str]:
 
 
 def _open(browser, url: str, size: tuple[int, int], query: str = "", dark: bool = False):
-    tab = browser.new_page(viewport={"width": size[0], "height": size[1]},
-                           color_scheme="dark" if dark else "light")
-    tab.set_default_timeout(TIMEOUT_MS)
-    tab.goto(url + query)
-    tab.wait_for_selector("#run")
-    tab.wait_for_function("window.__zsPage === true")
-    return tab
+    return open_page(browser, url, size, query, dark)
 
 
 def _classify(tab) -> None:

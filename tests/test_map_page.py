@@ -16,7 +16,7 @@ from zsdemo.run import plots
 playwright = pytest.importorskip("playwright.sync_api")
 axe_module = pytest.importorskip("axe_playwright_python.sync_playwright")
 
-from browser_support import BROWSER, SHOTS, TIMEOUT_MS  # noqa: E402
+from browser_support import BROWSER, SHOTS, open_page  # noqa: E402
 
 browser_only = pytest.mark.skipif(not os.path.exists(BROWSER), reason=f"no Chromium at {BROWSER}")
 WCAG = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22a", "wcag22aa"]
@@ -27,12 +27,8 @@ TRACES_JS = """() => [...document.querySelector('#map-plot .js-plotly-plot').dat
 
 
 def _open(browser, url: str, size: tuple[int, int], query: str = ""):
-    tab = browser.new_page(viewport={"width": size[0], "height": size[1]})
-    tab.set_default_timeout(TIMEOUT_MS)
-    tab.goto(url + query)
-    tab.wait_for_selector("#run")
-    tab.wait_for_function("window.__zsPage === true")
-    tab.wait_for_timeout(800)
+    tab = open_page(browser, url, size, query)
+    tab.wait_for_timeout(800)                 # the page's load events (a lesson's link) have landed
     return tab
 
 
@@ -154,11 +150,11 @@ def test_the_figure_escapes_what_it_shows_and_marks_the_image_inspected():
 
 def test_what_the_page_keeps_is_read_back_and_a_forged_map_is_refused():
     kept = _found().to_dict()
-    plot, words = page_map.shown(kept, 0, False)
+    plot, words = page_map.map_view(kept, 0, False)
     assert plot["visible"] is True and "a.png" in words
-    assert page_map.shown(None, 0, False)[0]["visible"] is False
+    assert page_map.map_view(None, 0, False)[0]["visible"] is False
     with pytest.raises(Exception, match="draw it again"):
-        page_map.shown({"points": [{"x": 1}]}, 0, False)
+        page_map.map_view({"points": [{"x": 1}]}, 0, False)
 
 
 def test_the_map_of_a_run_keeps_its_senses_and_says_why_a_second_model_is_not_drawn(cat_path, tiny):

@@ -242,12 +242,13 @@ def _call(url: str, name: str, arguments: dict, ident: int = 1) -> dict:
 
 def test_mcp_schema_lists_each_public_endpoint_with_every_argument_described(mcp_app):
     tools = {t["name"]: t for t in httpx.get(mcp_app + "gradio_api/mcp/schema", timeout=60).json()}
-    assert set(tools) == {"classify", "evaluate", "wordnet", "options"}
+    assert set(tools) == {"classify", "evaluate", "embedding_map", "wordnet", "options"}
     for tool in tools.values():
         assert tool["description"]
         for name, prop in tool["inputSchema"]["properties"].items():
             assert prop.get("description"), (tool["name"], name)
-    assert "an http(s) URL" in json.dumps(tools["classify"]["inputSchema"]["properties"]["images"])
+    for tool in ("classify", "embedding_map"):
+        assert "an http(s) URL" in json.dumps(tools[tool]["inputSchema"]["properties"]["images"])
 
 
 @pytest.fixture

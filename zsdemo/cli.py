@@ -173,12 +173,17 @@ def build_parser(with_options: bool = False) -> argparse.ArgumentParser:
     return parser
 
 
-def _classify_parser(c: argparse.ArgumentParser, with_options: bool) -> None:
-    c.add_argument("images", nargs="+", help="image files")
-    group = c.add_mutually_exclusive_group(required=True)
+def _add_class_args(p: argparse.ArgumentParser) -> None:
+    """The class names, one way of three (classify and map: evaluate's are candidates)."""
+    group = p.add_mutually_exclusive_group(required=True)
     group.add_argument("--classes", help="class names, separated by commas or new lines")
     group.add_argument("--classes-file", help="a text file of class names, one per line")
     group.add_argument("--preset", choices=sorted(CLASS_PRESETS), help="a class-name preset")
+
+
+def _classify_parser(c: argparse.ArgumentParser, with_options: bool) -> None:
+    c.add_argument("images", nargs="+", help="image files")
+    _add_class_args(c)
     _add_request_args(c, "classify")
     c.add_argument("--cache", default=None,
                    help="cache folder for the sparse WordNet's node scores, per model "
@@ -193,10 +198,7 @@ def _classify_parser(c: argparse.ArgumentParser, with_options: bool) -> None:
 
 def _map_parser(m: argparse.ArgumentParser, with_options: bool) -> None:
     m.add_argument("images", nargs="*", help="image files (none: a map of the texts alone)")
-    group = m.add_mutually_exclusive_group(required=True)
-    group.add_argument("--classes", help="class names, separated by commas or new lines")
-    group.add_argument("--classes-file", help="a text file of class names, one per line")
-    group.add_argument("--preset", choices=sorted(CLASS_PRESETS), help="a class-name preset")
+    _add_class_args(m)
     _add_request_args(m, "map")
     m.add_argument("--out", default=None, metavar="FILE.png|FILE.svg", help="draw the map into this file")
     m.add_argument("--cache", default=None, help="cache folder for the sparse WordNet's node scores (as classify)")

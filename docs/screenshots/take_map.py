@@ -11,27 +11,19 @@ shown (a real CLIP puts the photo far from every text until the modality gap is 
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(OUT))
 
 from browser_support import ARGS, BROWSER  # noqa: E402
+from serving import tiny_app  # noqa: E402
 
 VIEWS = {"map-laptop": ((1440, 900), "?lesson=prompt"), "map-presentation": ((1280, 720), "?lesson=prompt&present=1"),
          "map-phone": ((390, 844), "?lesson=prompt")}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _drawn(tab) -> None:
@@ -43,19 +35,7 @@ def _drawn(tab) -> None:
 def main() -> None:
     from playwright.sync_api import sync_playwright
 
-    port = _free_port()
-    cache = tempfile.mkdtemp(prefix="zsdemo-shots-")
-    server = subprocess.Popen([sys.executable, "app.py", "--model", "tiny-random", "--device", "cpu",
-                               "--port", str(port), "--feature-cache", cache], cwd=ROOT,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        for _ in range(600):
-            try:
-                socket.create_connection(("127.0.0.1", port), 0.2).close()
-                break
-            except OSError:
-                time.sleep(0.2)
+    with tiny_app() as url:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=BROWSER, args=ARGS)
             for name, ((w, h), query) in VIEWS.items():
@@ -77,8 +57,6 @@ def main() -> None:
                                                         quality=80)
                 tab.close()
             browser.close()
-    finally:
-        server.terminate()
     print("\n".join(sorted(str(p.relative_to(ROOT)) for p in OUT.glob("map-*.jpg"))))
 
 

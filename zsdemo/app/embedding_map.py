@@ -120,7 +120,7 @@ def read_drawn(drawn: object) -> maps.EmbeddingMap | None:
         raise InputError("The embedding map could not be read back: draw it again.") from None
 
 
-def shown(drawn: object, selected: object, present: object, run_state: object = None) -> tuple:
+def map_view(drawn: object, selected: object, present: object, run_state: object = None) -> tuple:
     """The plot and its words, from the map the page keeps (no model work): the image inspected
     highlighted, larger type in presentation mode."""
     found = read_drawn(drawn)

@@ -1,6 +1,6 @@
 """The embedding map's area on the page (an accordion under the results) and its events: drawn on
 request, or after each Classify when asked; the figure follows the image inspected and
-presentation mode with no model work (``embedding_map.shown``)."""
+presentation mode with no model work (``embedding_map.map_view``)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import gradio as gr
 
 from ..run import inputs as request_inputs
 from . import gpu, panels, tasks
-from .embedding_map import shown
+from .embedding_map import map_view
 from .events import CONTROL, busy, idle, problem, session, user_errors
 from .state import AppConfig
 
@@ -62,18 +62,20 @@ def wire(config: AppConfig, out: Any, bar: Any, state: gr.State, selected: gr.St
         return *idle("Classify")(), gr.update(interactive=True)
 
     def again(run_state: dict | None, follow: bool, separate: bool, request: gr.Request,
-              progress=gr.Progress()) -> tuple:
+              progress=gr.Progress()) -> Any:
+        # After a Classify the status line already says how the run went: a map drawn in its wake
+        # says nothing there (a screen reader would hear the run's line twice), only a refusal.
         if not follow or not run_state:
-            return None, gr.skip()
-        return draw(run_state, separate, request, progress)
+            return None
+        return draw(run_state, separate, request, progress)[0]
 
     started = out["map_draw"].click(busy_drawing, None, [bar.run, bar.stop, out["map_draw"], bar.status],
                                     queue=False, api_visibility="private")
     started.then(draw, [state, out["map_separate"]], [drawn, bar.status], api_name="ui_map",
                  api_visibility="private", concurrency_id="model").then(
         idle_drawing, None, [bar.run, bar.stop, out["map_draw"]], queue=False, api_visibility="private")
-    state.change(again, [state, out["map_follow"], out["map_separate"]], [drawn, bar.status],
-                 api_name="ui_map_again", api_visibility="private", concurrency_id="model")
+    state.change(again, [state, out["map_follow"], out["map_separate"]], drawn, api_name="ui_map_again",
+                 api_visibility="private", concurrency_id="model", show_progress="hidden")
     for changed in (drawn, selected, bar.present):
-        changed.change(user_errors(shown), [drawn, selected, bar.present, state], [out["map_plot"], out["map_words"]],
+        changed.change(user_errors(map_view), [drawn, selected, bar.present, state], [out["map_plot"], out["map_words"]],
                        api_visibility="private", queue=False)
