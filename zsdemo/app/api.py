@@ -67,13 +67,17 @@ and the most confused pairs; with support and shots, the few-shot methods' accur
 labelled examples per class beside the zero-shot strategies (shots_curve)."""
 
 
-def option_arguments(include: Callable[[OptionGroup], bool] = lambda g: True) -> list[tuple[P, str]]:
-    """The methods' options offered to API callers, as parameters with their descriptions."""
+def option_arguments(include: Callable[[OptionGroup], bool] = lambda g: True,
+                     late: bool = False) -> list[tuple[P, str]]:
+    """The methods' options offered to API callers, as parameters with their descriptions
+    (``late``: those added after the request's last arguments, which keep their positions)."""
     out = []
     for g in groups().values():
         if not include(g):
             continue
         for _, opt, default in g.fields("api"):
+            if opt.late != late:
+                continue
             # Text a method parses (its attributes, say) defaults to "": the method's own default.
             value = "" if opt.parse is not None and opt.kind == "text" else default
             low, high = opt.bound("low"), opt.bound("high", served=True)
@@ -133,15 +137,16 @@ def register(config: state.AppConfig) -> None:
         and every method's options with their defaults. Returns JSON."""
         return choices.options(config)
 
-    classify_args = request_arguments("classify") + option_arguments() + request_arguments("classify", True)
+    classify_args = (request_arguments("classify") + option_arguments() + request_arguments("classify", True)
+                     + option_arguments(late=True))
     evaluate_args = (request_arguments("evaluate") + option_arguments(controls.evaluable)
-                     + request_arguments("evaluate", True))
+                     + request_arguments("evaluate", True) + option_arguments(controls.evaluable, late=True))
     gr.api(api_errors(endpoint("classify", CLASSIFY_DOC, classify_args, classify)),
            api_name="classify", concurrency_id="model")
     gr.api(api_errors(endpoint("evaluate", EVALUATE_DOC, evaluate_args, evaluate)),
            api_name="evaluate", concurrency_limit=1, concurrency_id="evaluate")
-    map_args = (request_arguments("map") + option_arguments(lambda g: any(s.on_map for s in g.strategies))
-                + request_arguments("map", True))
+    on_map = lambda g: any(s.on_map for s in g.strategies)        # noqa: E731
+    map_args = request_arguments("map") + option_arguments(on_map) + request_arguments("map", True)
     gr.api(api_errors(endpoint("embedding_map", MAP_DOC, map_args, embedding_map)),
            api_name="embedding_map", concurrency_id="model")
     gr.api(api_errors(wordnet), api_name="wordnet")

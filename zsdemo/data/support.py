@@ -155,23 +155,37 @@ class SupportFeatures:
 _MEMORY: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
 
 
-def embed_support(loaded: LoadedModel, support: SupportSet, store: FeatureStore | None = None,
-                  exclude: set[str] | frozenset[str] = frozenset(), batch_size: int = 32) -> SupportFeatures:
-    """Every readable example's feature (original view), from the store or the memory of earlier
-    requests, else encoded once; an example whose bytes are among ``exclude`` (the digests of the
+@dataclass
+class Embedded:
+    """Image files embedded (original view): the readable ones, those left out and why."""
+
+    files: list[str]
+    digests: list[str]
+    labels: list[int]
+    features: list[np.ndarray]          # float16, unit length, as the feature store keeps them
+    leaked: list[str]                   # the same bytes as an image scored
+    corrupt: list[tuple[str, str]]
+
+    def matrix(self) -> torch.Tensor:
+        return torch.nn.functional.normalize(torch.from_numpy(np.stack(self.features).astype(np.float32)), dim=-1)
+
+
+def embed_items(loaded: LoadedModel, items: Sequence[Item], store: FeatureStore | None = None,
+                exclude: set[str] | frozenset[str] = frozenset(), batch_size: int = 32) -> Embedded:
+    """Every readable item's feature (original view), from the store or the memory of earlier
+    requests, else encoded once; an item whose bytes are among ``exclude`` (the digests of the
     images scored) is left out and reported."""
     mkey = model_key(loaded)
-    files, digests, labels, feats = [], [], [], []
-    leaked, corrupt = [], []
+    out = Embedded([], [], [], [], [], [])
     todo: list[tuple[int, object]] = []
-    for it in support.items:
+    for it in items:
         try:
             data, digest = read_image_file(it.path, it.name)
         except ImageError as e:
-            corrupt.append((it.name, str(e)))
+            out.corrupt.append((it.name, str(e)))
             continue
         if digest in exclude:
-            leaked.append(it.name)
+            out.leaked.append(it.name)
             continue
         cached = _MEMORY.get((mkey, digest))
         if cached is None and store is not None:
@@ -181,36 +195,44 @@ def embed_support(loaded: LoadedModel, support: SupportSet, store: FeatureStore 
             try:
                 image = load_image(data, name=it.name).image
             except ImageError as e:
-                corrupt.append((it.name, str(e)))
+                out.corrupt.append((it.name, str(e)))
                 continue
-            todo.append((len(feats), image))
-        files.append(it.name)
-        digests.append(digest)
-        labels.append(it.label)
-        feats.append(cached)
+            todo.append((len(out.features), image))
+        out.files.append(it.name)
+        out.digests.append(digest)
+        out.labels.append(it.label)
+        out.features.append(cached)
     for start in range(0, len(todo), batch_size):
         chunk = todo[start:start + batch_size]
         batch = torch.stack([loaded.preprocess(image) for _, image in chunk])
-        out = loaded.encode_images(batch).cpu().numpy().astype(np.float16)
-        for (row, _), f in zip(chunk, out):
-            feats[row] = f
+        encoded = loaded.encode_images(batch).cpu().numpy().astype(np.float16)
+        for (row, _), f in zip(chunk, encoded):
+            out.features[row] = f
             if store is not None:
-                store.put(digests[row], {ORIGINAL: f})
-    for digest, f in zip(digests, feats):
+                store.put(out.digests[row], {ORIGINAL: f})
+    for digest, f in zip(out.digests, out.features):
         _MEMORY[(mkey, digest)] = f
         _MEMORY.move_to_end((mkey, digest))
     while len(_MEMORY) > MEMORY_FEATURES:
         _MEMORY.popitem(last=False)
-    if not files:
-        why = f" ({corrupt[0][0]}: {corrupt[0][1]})" if corrupt else ""
+    return out
+
+
+def embed_support(loaded: LoadedModel, support: SupportSet, store: FeatureStore | None = None,
+                  exclude: set[str] | frozenset[str] = frozenset(), batch_size: int = 32) -> SupportFeatures:
+    """Every readable example's feature (``embed_items``); an example whose bytes are among
+    ``exclude`` (the digests of the images scored) is left out and reported."""
+    found = embed_items(loaded, support.items, store, exclude, batch_size)
+    if not found.files:
+        why = f" ({found.corrupt[0][0]}: {found.corrupt[0][1]})" if found.corrupt else ""
         raise InputError(f"No support image could be used{why}"
-                         + (f"; {len(leaked)} were the very images being scored" if leaked else "") + ".")
-    label_tensor = torch.tensor(labels, dtype=torch.long)
+                         + (f"; {len(found.leaked)} were the very images being scored" if found.leaked else "") + ".")
+    label_tensor = torch.tensor(found.labels, dtype=torch.long)
     if len(torch.unique(label_tensor)) < 2:
         raise InputError("After leaving out the support images that are also being scored (or unreadable), "
                          "examples of only one class remain: a few-shot classifier needs at least two.")
-    matrix = torch.nn.functional.normalize(torch.from_numpy(np.stack(feats).astype(np.float32)), dim=-1)
-    return SupportFeatures(support.classes, matrix, label_tensor, files, digests, leaked, corrupt, support.root)
+    return SupportFeatures(support.classes, found.matrix(), label_tensor, found.files, found.digests, found.leaked,
+                           found.corrupt, support.root)
 
 
 def validation_split(support: SupportFeatures, fraction: float, seed: int = 0) -> tuple[list[int], list[int]]:

@@ -26,6 +26,7 @@ from .options import Option
 from .perception import PERCEPTION
 from .templates import CLIP7_ENSEMBLE, CLIP80_ENSEMBLE, CUSTOM, NAME, PHOTO
 from .tip import TIP
+from .tipx import TIPX
 from .tpt import TPT
 from .waffle import WAFFLE
 from .zpe import ZPE
@@ -51,6 +52,7 @@ STRATEGIES: dict[str, Strategy] = {
         COOP,
         GDA,
         LINEAR_PROBE,
+        TIPX,
     )
 }
 ALL = "all"

@@ -52,6 +52,7 @@ class Option:
     where: frozenset[str] = EVERYWHERE
     flag: str = ""                 # the CLI flag, when not --name
     metavar: str | None = None
+    late: bool = False             # an API argument added after the request's last ones (positions kept)
 
     @property
     def cli_flag(self) -> str:
