@@ -120,8 +120,9 @@ def _option_values(args: argparse.Namespace) -> dict[str, object]:
 
 def _request_values(args: argparse.Namespace, endpoint: str, classnames: Sequence[str]) -> dict[str, object]:
     """The request's inputs as given on the command line, by name, with the methods' options: a
-    file flag read (descriptors), a support set opened for the classes."""
-    from .data.support import open_support
+    file flag read (descriptors), a support set opened for the classes, a SuS pool opened."""
+    from .data.pool import open_pool
+    from .data.support import MAX_SUPPORT, open_support
     from .prompts.descriptors import MAX_CHARS      # a file flag's text: the descriptors' limit, read with room
 
     values: dict[str, object] = {}
@@ -131,6 +132,8 @@ def _request_values(args: argparse.Namespace, endpoint: str, classnames: Sequenc
             value = read_text(value, f"Cannot read the {item.label.lower()} file {value!r}", MAX_CHARS * 4)
         elif value is not None and item.kind == "file":
             value = open_support(value, classnames)
+        elif value is not None and item.kind == "pool":
+            value = open_pool(value, max_images=MAX_SUPPORT)
         values[item.name] = value
     return {**values, **_option_values(args)}
 
@@ -296,8 +299,9 @@ def run_classify(args: argparse.Namespace) -> int:
         loaded = get_model(args.model, args.pretrained, args.device, args.precision)
         result = classify_request(loaded, args.images, request, progress=progress_printer(args.quiet))
     finally:
-        if inputs["support"] is not None:
-            inputs["support"].close()
+        for opened in (inputs["support"], inputs["sus_pool"]):
+            if opened is not None:
+                opened.close()
     print(result.to_json() if args.json else format_table(result))
     failed = [im for im in result.images if im.error]
     for im in failed:
@@ -462,8 +466,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
             report = evaluate(loaded, data, request, batch_size=args.batch_size, store=store,
                               progress=progress_printer(args.quiet or not world.main), world=world, shots=curve)
         finally:
-            if request.support is not None:
-                request.support.close()
+            for opened in (request.support, request.pool):
+                if opened is not None:
+                    opened.close()
             distributed.stop()
         if report is None:
             return 0                       # another rank: rank 0 prints and writes the report

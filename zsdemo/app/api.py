@@ -34,7 +34,7 @@ compare_model, the same request on that model under "compared"."""
 
 # An API argument's type, by the kind its declaration gives (``run/inputs.py``).
 INPUT_TYPES: dict[str, Any] = {"files": list[FileData], "zip": FileData, "file": FileData | None,
-                               "whole": int, "flag": bool}
+                               "pool": FileData | None, "whole": int, "flag": bool}
 
 
 def request_arguments(endpoint: str, after_options: bool = False) -> list[tuple[P, str]]:
@@ -106,17 +106,19 @@ def endpoint(name: str, doc: str, arguments: list[tuple[P, str]], body: Callable
 
 def register(config: state.AppConfig) -> None:
     """The endpoints, inside the page's Blocks."""
-    def classify(images: Any, support: Any, views: str, **args: Any) -> dict:
+    def classify(images: Any, support: Any, views: str, sus_pool: Any = None, **args: Any) -> dict:
         # Raw values: the backend checks every one (a string is not an uploaded file); URLs (what
         # MCP clients send) are downloaded first, with Gradio's SSRF protection; data: URLs decoded.
         with remote.fetched(images, "image", LIMITS.images) as images, \
-                remote.fetched_one(support, "support set") as support:
-            return tasks.classify(config, dict(paths=images, support=support, views=views or None, **args),
-                                  answer="api")
+                remote.fetched_one(support, "support set") as support, \
+                remote.fetched_one(sus_pool, "pool") as sus_pool:
+            return tasks.classify(config, dict(paths=images, support=support, views=views or None, sus_pool=sus_pool,
+                                               **args), answer="api")
 
-    def evaluate(archive: Any, support: Any, strategies: Any, **args: Any) -> dict:
-        with remote.fetched_one(archive, "zip") as archive, remote.fetched_one(support, "support set") as support:
-            return tasks.evaluate_api(config, archive, strategies, dict(support=support, **args))
+    def evaluate(archive: Any, support: Any, strategies: Any, sus_pool: Any = None, **args: Any) -> dict:
+        with remote.fetched_one(archive, "zip") as archive, remote.fetched_one(support, "support set") as support, \
+                remote.fetched_one(sus_pool, "pool") as sus_pool:
+            return tasks.evaluate_api(config, archive, strategies, dict(support=support, sus_pool=sus_pool, **args))
 
     def embedding_map(images: Any, **args: Any) -> dict:
         with remote.fetched(images or [], "image", LIMITS.images) as images:

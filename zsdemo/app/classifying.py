@@ -13,6 +13,7 @@ from ..core.files import display_name
 from ..core.limits import LIMITS
 from ..core.markup import md
 from ..core.progress import SLOW_SECONDS, StopSignal, count, track
+from ..data.pool import MAX_POOL, Pool, open_pool
 from ..data.support import SupportSet, open_support
 from ..engine import models
 from ..engine.images import load_image
@@ -30,6 +31,7 @@ from ..run.pipeline import (
 from ..run.request import Request
 from ..strategies import STRATEGIES
 from .choices import load_served, model_choice
+from .found import SHOWN
 from .panels import (
     ImagePanels,
     image_panels,
@@ -61,6 +63,8 @@ def run(
     descriptors: str | None = None,
     compare_model: str | None = None,
     support: object = None,
+    sus_pool: object = None,
+    sus_k: object = None,
     **options: object,
 ) -> Run:
     """Validate everything (fast, before a model loads), then classify every image.
@@ -74,7 +78,8 @@ def run(
     """
     with prepared(config, paths, classes, strategies, templates=templates, top_k=top_k, views=views,
                   consistency=consistency, rerank_all=rerank_all, senses=senses, low_confidence=low_confidence,
-                  descriptors=descriptors, support=support, **options) as (files, request):
+                  descriptors=descriptors, support=support, sus_pool=sus_pool, sus_k=sus_k,
+                  **options) as (files, request):
         return _run(config, request, files, model, compare_model, progress, stop, announce)
 
 
@@ -83,7 +88,8 @@ def prepared(
     config: AppConfig, paths: Sequence[object], classes: str, strategies: Sequence[str] | str | None,
     templates: str | None = None, top_k: int | float | None = DEFAULT_TOP_K, views: Sequence[str] | str | None = None,
     consistency: bool = False, rerank_all: bool = False, senses: dict[str, str] | str | None = None,
-    low_confidence: str | None = None, descriptors: str | None = None, support: object = None, **options: object,
+    low_confidence: str | None = None, descriptors: str | None = None, support: object = None,
+    sus_pool: object = None, sus_k: object = None, **options: object,
 ) -> Iterator[tuple[list[str], Request]]:
     """A run's files and request, every raw argument checked (``run``'s); the support set, if
     any, is open inside."""
@@ -98,12 +104,14 @@ def prepared(
         raise InputError("No strategy selected: tick at least one strategy.")
     request_inputs.check_names(options, "api")
     support_set = _open_support(config, support, classes)
+    pool = open_pool_upload(config, sus_pool)
     try:
         yield files, prepare_request(given.pop("classes") or "", top_k=top_k, support=support_set, served=True,
-                                     where="api", **given, **options)
+                                     where="api", sus_pool=pool, sus_k=sus_k, **given, **options)
     finally:
-        if support_set is not None:
-            support_set.close()
+        for opened in (support_set, pool):
+            if opened is not None:
+                opened.close()
 
 
 def run_seconds(config: AppConfig, paths: Sequence[object], classes: str, strategies: Sequence[str] | str | None,
@@ -165,16 +173,26 @@ def _open_support(config: AppConfig, upload: object, classes: object) -> Support
     return open_support(path, names, confine=True, max_images=LIMITS.eval_images, shown=display_name(path))
 
 
+def open_pool_upload(config: AppConfig, upload: object) -> Pool | None:
+    """An uploaded SuS pool (a zip of unlabeled photos), read within the served limits."""
+    if upload is None or upload == "":
+        return None
+    path = config.uploads.check(upload, "the photos to find examples in")
+    return open_pool(path, confine=True, max_images=min(MAX_POOL, LIMITS.eval_images), shown=display_name(path))
+
+
 def _pictures(request: Request, result: ClassificationResult) -> dict[str, str]:
-    """Small pictures of the support examples the strategies' panels show (the support set's
-    folder is gone after the run; the page keeps these)."""
-    if request.support is None:
+    """Small pictures of the support examples the strategies' panels show, and of what SuS found
+    (the support set's and the pool's folders are gone after the run; the page keeps these)."""
+    source = request.support if request.support is not None else request.pool
+    if source is None:
         return {}
     wanted = {f for im in result.images for sid, r in im.strategies.items() if sid in STRATEGIES
               for f in STRATEGIES[sid].pictured(r)}
-    paths = {it.name: it.path for it in request.support.items}
+    found = [x["file"] for xs in (result.sus or {}).get("classes", {}).values() for x in xs[:SHOWN]]
+    paths = {it.name: it.path for it in source.items}
     out = {}
-    for name in sorted(wanted)[:MAX_THUMBNAILS]:
+    for name in [*dict.fromkeys(found), *sorted(wanted - set(found))][:MAX_THUMBNAILS]:
         try:
             out[name] = thumbnail_url(load_image(str(paths[name])).image)
         except (KeyError, ImageError):

@@ -15,6 +15,7 @@ from ..core.limits import LIMITS
 from ..core.progress import StopSignal, track
 from ..data.labelled import open_zip
 from ..data.support import open_support
+from .classifying import open_pool_upload
 from ..engine import models
 from ..engine.feature_store import FeatureStore
 from ..engine.views import DEFAULT_VIEWS, FLIP_VIEW
@@ -39,7 +40,8 @@ def evaluate_upload(config: AppConfig, upload: object, strategies: str | Sequenc
                     views: str = "all", rerank_all: bool = False, model: str | None = None,
                     progress: Progress | None = None, stop: StopSignal | None = None,
                     low_confidence: object = None, descriptors: object = None, support: object = None,
-                    shots: object = None, seeds: object = None, **options: object) -> EvaluationReport:
+                    shots: object = None, seeds: object = None, sus_pool: object = None, sus_k: object = None,
+                    **options: object) -> EvaluationReport:
     """Evaluate an uploaded zip of labelled images (the tab and the ``/evaluate`` API);
     ``options``: the methods' own, by their public names; ``shots`` ("1,2,4,8,16"; empty: none)
     and ``seeds``: the shots curve, drawn from ``support``."""
@@ -68,32 +70,35 @@ def evaluate_upload(config: AppConfig, upload: object, strategies: str | Sequenc
     request_inputs.check_names(options, "api")
     given = request_inputs.checked(dict(rerank_all=rerank_all, low_confidence=low_confidence,
                                         descriptors=descriptors), "evaluate")
-    inputs = dict(**given, served=True, support_used=curve is not None, where="api", **options)
+    inputs = dict(**given, served=True, support_used=curve is not None, where="api", sus_k=sus_k, **options)
     with track(progress, stop) as tracker:
         tracker.stage(0.0, 0.0, "loading the model" if model_is_loaded(config, model) else
                       "loading the model (its first use on this server: this can take a minute)")
         loaded = pick_model(config, model)
         tracker.stage(0.0, 0.0, "unpacking the zip")
         return _evaluate_zip(config, upload, loaded, list(strategies), views, progress, inputs, support,
-                             (curve, seeds))
+                             (curve, seeds), sus_pool)
 
 
 def _evaluate_zip(config: AppConfig, upload: str, loaded: models.LoadedModel, strategies: list[str], views: str,
                   progress: Progress | None, inputs: dict[str, Any], support: str | None = None,
-                  curve: tuple[object, object] = (None, None)) -> EvaluationReport:
+                  curve: tuple[object, object] = (None, None), sus_pool: object = None) -> EvaluationReport:
     with tempfile.TemporaryDirectory(prefix="zsdemo-upload-") as tmp:
         data = open_zip(upload, tmp, confine=True, max_images=LIMITS.eval_images)
         data.root = Path(Path(upload).name)          # what the report shows, not the server's temp path
         store = FeatureStore(config.feature_cache, loaded) if config.feature_cache else None
         examples = open_support(support, data.classes, confine=True, max_images=LIMITS.eval_images,
                                 shown=display_name(support)) if support else None
+        pool = open_pool_upload(config, sus_pool)
         try:
-            request = evaluation_request(data, strategies, views=EVAL_VIEWS[views], support=examples, **inputs)
+            request = evaluation_request(data, strategies, views=EVAL_VIEWS[views], support=examples, sus_pool=pool,
+                                         **inputs)
             plan = shots_plan(*curve, request, served=True)
             return evaluate(loaded, data, request, store=store, progress=progress, shots=plan)
         finally:
-            if examples is not None:
-                examples.close()
+            for opened in (examples, pool):
+                if opened is not None:
+                    opened.close()
 
 
 def evaluate_zip(config: AppConfig, upload: object, strategies: str | Sequence[str] | None, *,

@@ -87,10 +87,16 @@ def _few_shot(out: Inputs) -> None:
     few_shot = [s for s in STRATEGIES.values() if s.needs_support]
     if not few_shot:
         return
-    with gr.Accordion(f"Few-shot: labelled examples for {controls.labels(few_shot)}", open=False,
-                      elem_id="few-shot"):
+    with gr.Accordion(f"Few-shot: labelled examples, or your photos to find them in, for "
+                      f"{controls.labels(few_shot)}", open=False, elem_id="few-shot"):
         out.values["support"] = gr.File(label=_label("support"), file_types=[".zip"], type="filepath",
                                         elem_id="support")
+        k = _declared("sus_k")
+        with gr.Row(equal_height=False):
+            out.values["sus_pool"] = gr.File(label=_label("sus_pool"), file_types=[".zip"], type="filepath",
+                                             elem_id="sus-pool", scale=2)
+            out.values["sus_k"] = gr.Slider(k.low, k.high, value=k.default, step=1, label=k.label, elem_id="sus-k",
+                                            scale=1)
         found, boxes = controls.method_settings(controls.is_few_shot, out.values["strategies"].value)
         out.values.update(found)
         out.boxes.update(boxes)

@@ -9,6 +9,7 @@ import gradio as gr
 
 from ..core.errors import ZsdemoError
 from ..core.markup import md
+from ..core.resources import SUS_POOL
 from . import choices, links, panels, state, toasts
 from .actions import Actions
 from .events import named
@@ -83,6 +84,8 @@ def wire(page: gr.Blocks, config: state.AppConfig, ins: Inputs, bar: Actions, co
         elsewhere = lesson is not None and lesson.tab != "classify"
         out[tabs] = gr.Tabs(selected=lesson.tab) if elsewhere else gr.skip()
         out[live_notes] = f"**{md(lesson.title)}.** {lesson.say}" if elsewhere and lesson.tab == "live" else gr.skip()
+        if lesson is not None and lesson.pool:
+            out[ins.values["sus_pool"]] = str(SUS_POOL)
         mapped = lesson is not None and lesson.embedding_map
         out[map_area] = gr.Accordion(open=True) if mapped else gr.skip()
         out[map_follow] = True if mapped else gr.skip()

@@ -50,6 +50,7 @@ class Lesson:
     say: str                  # what to say, and what to point at (Markdown)
     tab: str = "classify"     # the tab the lesson opens on ("live": it needs a camera)
     embedding_map: bool = False   # opens the embedding map, drawn after each Classify
+    pool: bool = False            # loads the shipped unlabeled photos as the SuS pool (core/resources.SUS_POOL)
 
 
 LESSONS = (
@@ -88,6 +89,18 @@ LESSONS = (
            "asks four prompt groups and ten views of the image. Open the views: which ones change the answer "
            "(✗)? An image whose answer moves when it is flipped or reworded is one to distrust; the hierarchy "
            "re-ranks exactly those."),
+    Lesson("sus", "Name-only: let CLIP find its own examples",
+           {"images": "cat.png,coffee.png,rocket.jpg,astronaut.png",
+            "classes": "cat, coffee mug, rocket, astronaut, motorcycle, clock, moon, coins, galaxy, horse, flower, "
+                       "temple", "strategies": "name,clip80,tipx"},
+           "No label anywhere. The lesson loads 20 photos shipped with zsdemo (a motorcycle twice, a wall clock, "
+           "the moon, Greek coins, the Hubble deep field, a horse, a flower, a temple, textures, a page of text) "
+           "as *your photos to find examples in*, under Few-shot. Classify: for each class the model takes the four "
+           "photos nearest to the class's text as its examples, without anyone labelling them. Open *What the "
+           "model found in your photos* under the methods: *motorcycle* and *clock* find their own pictures; "
+           "*cat* and *rocket* find nothing close (the notes say so), so their examples are just the least "
+           "unlike photos. Then TIP-X's panel: how much of each score comes from CLIP-80, and how much from "
+           "those found examples. Ask: what would a better pile of photos change?", pool=True),
     Lesson("hold", "Hold it up (a camera)",
            {"classes": "apple, banana, orange, coffee mug, cup, water bottle, pen, pencil, book, smartphone, "
                        "keyboard, scissors", "strategies": "name,photo,clip80"},

@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from ..core.markup import breakable, html, md
+from .found import found_html
 from ..engine.consistency import GROUP_LABELS, ConsistencyDetails
 from ..engine.results import ClassificationResult, ImageResult, StrategyResult, verdict
 from ..engine.views import VIEW_LABELS, make_view
@@ -356,11 +357,9 @@ def image_panels(result: ClassificationResult, index: int, image: Image.Image | 
         consistency=consistency_markdown(check),
         views=view_thumbnails(image, check),
         wordnet=strategy_panels(result, im, "wordnet", thumbnails),
-        methods=strategy_panels(result, im, "methods", thumbnails),
+        methods=strategy_panels(result, im, "methods", thumbnails) + found_html(result.sus, thumbnails or {}),
         warnings=list(im.warnings),
     )
-
-
 
 
 def grid_place(row: int, column: int, grid: int) -> str:

@@ -7,3 +7,7 @@ EVAL_BATCH_SIZE = 32               # images per encoder step of an evaluation, e
 # and the command line's classify and the API's (no WordNet needed).
 DEFAULT_STRATEGIES: tuple[str, ...] = ("name", "photo", "clip80", "hierarchy")
 CLASSIFY_DEFAULT: tuple[str, ...] = ("name", "photo", "clip80")
+
+# SuS (SuS-X's support set found in the user's own photos): images per class, and the most asked.
+SUS_K = 4
+MAX_SUS_K = 64

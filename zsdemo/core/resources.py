@@ -26,6 +26,7 @@ def _assets() -> Path:
 
 ASSETS = _assets()
 EXAMPLE_IMAGES = ASSETS / "images"
+SUS_POOL = ASSETS / "pool.zip"          # 20 unlabeled photos for the name-only lesson (LICENSES.md)
 DESCRIPTORS = ASSETS / "descriptors"
 MODEL_CONFIGS = ASSETS / "model_configs"
 

@@ -74,9 +74,15 @@ class ClassificationResult:
     # The settings of the methods that have options, by method (its options as declared), the
     # defaults included: what a result needs to be reproduced.
     options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # With a SuS pool (data/pool.py): the examples it found per class, each with its cosine to the
+    # class's text and the class it is nearest to of all; left out of the JSON when there is none.
+    sus: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"schema": SCHEMA, **asdict(self)}
+        out = {"schema": SCHEMA, **asdict(self)}
+        if out["sus"] is None:
+            del out["sus"]
+        return out
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
@@ -108,7 +114,7 @@ class ClassificationResult:
         return cls(model=d["model"], classes=d["classes"], strategies=d["strategies"], templates=d["templates"],
                    top_k=d["top_k"], images=images, warnings=d["warnings"], senses=d["senses"],
                    wordnet_nodes=d.get("wordnet_nodes", []), wordnet_sparsity=d.get("wordnet_sparsity"),
-                   options=d.get("options", {}))
+                   options=d.get("options", {}), sus=d.get("sus"))
 
 
 def _as_is(strategy: str, details: dict[str, Any]) -> dict[str, Any]:

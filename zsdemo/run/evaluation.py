@@ -94,6 +94,7 @@ class EvaluationReport:
     world_size: int = 1                      # processes that scored the images (torchrun)
     images_per_rank: list[int] = field(default_factory=list)
     shots_curve: ShotsCurve | None = None    # accuracy against shots per class (--shots)
+    sus: dict[str, Any] | None = None        # what SuS found in the pool, per class (data/pool.Found)
 
     def correct(self, strategy: str) -> np.ndarray:
         return np.array([r.top5[strategy][0] == r.label for r in self.records], dtype=bool)
@@ -130,6 +131,7 @@ class EvaluationReport:
             "wordnet_sparsity": self.sparsity.summary() if self.sparsity else None,
             "wordnet_nodes": self.sparsity.node_list() if self.sparsity else [],
             "support": self.support_summary(),
+            "sus": self.sus,
             "shots_curve": self.shots_curve.to_dict() if self.shots_curve is not None else None,
             "images": [asdict(r) for r in self.records],
         }
@@ -211,8 +213,8 @@ def evaluate(
                   "options": chosen_options(request), **request.extra},
         classes=list(request.classnames), strategies=evaluated, records=[],
         warnings=list(request.warnings) + ([missing] if missing else [])
-        + (run.support.warnings() if run.support is not None else []) + run.warnings, sparsity=sparsity,
-        support=run.support,
+        + (run.support.warnings() if run.support is not None else []) + (run.sus.notes if run.sus else [])
+        + run.warnings, sparsity=sparsity, support=run.support, sus=run.sus.to_dict() if run.sus else None,
     )
     stats = {"encoded": 0, "from_cache": 0}
     items = data.items

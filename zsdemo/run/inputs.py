@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 from ..core import arguments
-from ..core.constants import CLASSIFY_DEFAULT, DEFAULT_STRATEGIES, DEFAULT_TOP_K, MAX_TOP_K
+from ..core.constants import CLASSIFY_DEFAULT, DEFAULT_STRATEGIES, DEFAULT_TOP_K, MAX_SUS_K, MAX_TOP_K, SUS_K
 from ..engine.views import VIEW_LABELS, VIEWS
 
 REQUIRED = object()          # no default: the caller must give it
@@ -45,8 +45,8 @@ class Input:
     name: str                       # the API argument, prepare_request's keyword, the link parameter
     label: str                      # the page control's label
     help: str                       # the API's description (and the command line's help, unless cli_help)
-    kind: str                       # files (a list), zip, file, text, lines, texts, views, view_set, whole,
-    #                                 flag, senses, rule or model
+    kind: str                       # files (a list), zip, file, pool, text, lines, texts, views, view_set,
+    #                                 whole, flag, senses, rule or model
     default: Any = None             # REQUIRED: no default
     on: frozenset[str] = frozenset()
     defaults: Mapping[str, Any] = field(default_factory=dict)   # "page", "evaluate" or "cli:evaluate": its own
@@ -187,6 +187,16 @@ _TABLE: list[Input] = [
     Input("shots", "Shots per class", "the shots curve: examples per class to draw from support for the linear "
           'probe, GDA and Tip-Adapter, e.g. "1,2,4,8,16" (empty: no curve; report.json\'s shots_curve).', "text", "",
           on("api:evaluate"), after_options=True),
+    Input("sus_pool", "Find examples in my photos, no labels needed: a .zip of unlabeled photos (never the images "
+          "you classify)", "a .zip (or folder) of unlabeled photos in which SuS finds each class's examples, the k "
+          "nearest to the class's text, as the few-shot methods' support set (SuS-X; instead of support).", "pool",
+          None, on("api", "cli", "page:classify"), after_options=True, metavar="FOLDER|ZIP",
+          cli_help="SuS (SuS-X's name-only transfer): a folder or zip of unlabeled photos; each class takes the "
+                   "--sus-k nearest to its text as its examples, the support set of tipx, tip, gda, linear-probe and "
+                   "coop (instead of --support); never the images scored"),
+    Input("sus_k", f"Examples found per class (1 to {MAX_SUS_K})", f"SuS: pool images taken per class (1 to "
+          f"{MAX_SUS_K}).", "whole", SUS_K, on("api", "cli", "page:classify"), low=1, high=MAX_SUS_K,
+          after_options=True, cli_help=f"SuS: pool images per class, 1 to {MAX_SUS_K} (default %(default)s)"),
     Input("separate_modalities", "Centre images and texts apart (remove the modality gap)",
           "centre the images and the texts each on its own mean before projecting (removes CLIP's modality gap: "
           "images and texts sit in two separate regions of its space).", "flag", False,

@@ -24,10 +24,12 @@ from ..core.progress import Progress, count, duration, stage, track
 from .request import Request, prepare_request  # noqa: F401 (the pipeline's input, re-exported)
 from ..engine.results import ClassificationResult, ImageResult, Prediction, StrategyResult
 from ..strategies import STRATEGIES, Batch, Rates, Run, Scores, Strategy, options_dict
+from ..data.pool import find_support
 from ..data.support import SupportFeatures, digests_of, embed_support
 from ..engine.feature_store import FeatureStore
 from ..prompts.templates import CLIP80, NAME_ONLY, PLACEHOLDER, fill
-from ..engine.text import TextFeatureCache, prompt_token_count
+from ..engine.text import TextFeatureCache, encode_prompts, prompt_token_count
+from ..engine.zero_shot_classifier import class_vectors
 from ..wordnet.senses import ClassSense, WordNetUnavailable, bare_sense, class_senses, is_loaded
 from ..wordnet.sparse import Sparsity, sparsify
 
@@ -157,16 +159,34 @@ def open_run(loaded: LoadedModel, request: Request, cache: TextFeatureCache | No
     run = Run(loaded, request, cache, senses)
     if senses_only:
         return Opened(run, sparsity, missing)
-    if request.support is not None and (support_used or any(s.needs_support for s in request.chosen)):
+    wanted = support_used or any(s.needs_support for s in request.chosen)
+    if (request.support is not None or request.pool is not None) and wanted:
         span = spans.get("support", (0.0, 0.0))
         stage(span[0], span[0], "reading the scored images' contents (leakage check)")
         exclude = {im.digest for im in scored if isinstance(im, LoadedImage) and im.digest}
         exclude |= digests_of([im for im in scored if not isinstance(im, LoadedImage)])
-        stage(*span, "embedding the support set", len(request.support.items), "image")
-        run.support = embed_support(loaded, request.support, store, exclude)
+        if request.support is not None:
+            stage(*span, "embedding the support set", len(request.support.items), "image")
+            run.support = embed_support(loaded, request.support, store, exclude)
+        else:
+            stage(*span, "finding each class's examples in your photos (SuS)", len(request.pool.items), "image")
+            run.support, run.sus = find_support(loaded, request.pool, request.classnames,
+                                                sus_text(loaded, request, cache), request.sus_k, store, exclude)
     for strategy in request.chosen:
         strategy.prepare(run, spans.get(strategy.id))
     return Opened(run, sparsity, missing)
+
+
+def sus_text(loaded: LoadedModel, request: Request, cache: TextFeatureCache | None) -> torch.Tensor:
+    """The text vector SuS ranks the pool by, per class [C, D]: the mean of the class's own CuPL
+    sentences when the request gives descriptors for it, else its CLIP-80 ensemble (SuS-X's two
+    prompting strategies)."""
+    vectors = class_vectors(loaded, request.classnames, CLIP80, cache).clone()
+    for c, name in enumerate(request.classnames):
+        sentences = request.descriptors.of(name)
+        if sentences:
+            vectors[c] = torch.nn.functional.normalize(encode_prompts(loaded, list(sentences), cache).mean(0), dim=0)
+    return vectors
 
 
 def reopen(run: Run, request: Request, support: SupportFeatures, strategies: Sequence[Strategy]) -> Run:
@@ -341,6 +361,8 @@ def _classify(loaded: LoadedModel, images: Sequence[ImageSource], request: Reque
     if good:
         if run.support is not None:
             warnings += run.support.warnings()
+        if run.sus is not None:
+            warnings += run.sus.notes
         # The model's lock is taken per batch of images or prompts and per TPT image, not for
         # the whole request: other users' requests get their turns in between.
         if request.needs_consistency:
@@ -377,4 +399,5 @@ def _classify(loaded: LoadedModel, images: Sequence[ImageSource], request: Reque
         wordnet_nodes=sparsity.node_list() if sparsity else [],
         wordnet_sparsity=sparsity.summary() if sparsity else None,
         options=chosen_options(request),
+        sus=run.sus.to_dict() if run.sus is not None else None,
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, Mapping, Sequence
 
 from ..core.arguments import flag, whole_number
-from ..core.constants import DEFAULT_TOP_K, MAX_TOP_K
+from ..core.constants import DEFAULT_TOP_K, MAX_SUS_K, MAX_TOP_K, SUS_K
 from ..core.errors import InputError
 from ..core.limits import LIMITS
 from ..data.support import SupportSet
@@ -39,6 +39,8 @@ def prepare_request(
     descriptors: str | dict[str, Any] | Descriptors | None = None,
     support: SupportSet | None = None,
     options: Mapping[str, Any] | None = None,
+    sus_pool: Any = None,
+    sus_k: int | float | None = None,
     served: bool = False,
     support_used: bool = False,
     where: str | None = None,
@@ -59,7 +61,8 @@ def prepare_request(
     extra = check_extra({k: named.pop(k) for k in list(named) if is_extra(k)})
     parsed = parse_classnames(classnames)
     custom = parse_templates(templates)
-    ids = parse_strategies(strategies, has_custom_templates=bool(custom), has_support=support is not None)
+    ids = parse_strategies(strategies, has_custom_templates=bool(custom),
+                           has_support=support is not None or sus_pool is not None)
     top_k = whole_number(top_k, "top-k", 1, MAX_TOP_K, DEFAULT_TOP_K)
     warnings = list(parsed.warnings)
     if custom and "custom" not in ids:
@@ -70,6 +73,14 @@ def prepare_request(
     settings = parse_options(_gathered(options, named, where), served)
     warnings.extend(unused_options(settings, methods))
     found = _descriptors(descriptors, parsed.names, methods, warnings)
+    if sus_pool is not None and support is not None:
+        raise InputError("Give either labelled examples (the support set) or photos to find them in (the SuS pool), "
+                         "not both.", cli=" (--support or --sus-pool).")
+    k = whole_number(sus_k, "SuS's examples per class", 1, MAX_SUS_K, SUS_K)
+    if sus_pool is not None and not (support_used or any(s.needs_support for s in methods)):
+        users = ", ".join(s.id for s in STRATEGIES.values() if s.needs_support)
+        warnings.append(f"Photos to find examples in were given but no few-shot strategy ({users}) is selected; "
+                        "they are unused.")
     if support is not None:
         if support.classes != parsed.names:
             raise InputError("The support set was read for other classes than the request's.")
@@ -81,7 +92,7 @@ def prepare_request(
                             "it is unused.")
     fields = dict(consistency=bool(consistency), views=parse_views(views), rerank_all=flag(rerank_all, "rerank_all"),
                   low_confidence=parse_rule(low_confidence), descriptors=found, support=support, options=settings,
-                  chosen=tuple(methods), extra=extra)
+                  chosen=tuple(methods), extra=extra, pool=sus_pool, sus_k=k)
     top_k = min(top_k, len(parsed.names))
     check_prompts(Request(parsed.names, ids, custom, top_k, **fields))
     chosen_senses = _check_senses(parse_overrides(senses), parsed.names, warnings)

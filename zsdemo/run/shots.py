@@ -46,6 +46,7 @@ MAX_SERVED_FITS = 30            # on a shared server (the page and the API)
 MAX_SERVED_PROBE_WORK = 1_000_000
 CURVE = ("linear-probe", "gda", "tip")      # always on the curve
 SLOW = ("coop",)                            # on it when selected, and not on a shared server
+SELECTED = ("tipx",)                        # on it when selected (features only: a shared server too)
 SCORE_BATCH = 1024
 SWEEP_SPAN = (0.6, 1.0)                     # the sweep's part of an evaluation's progress bar
 
@@ -152,7 +153,7 @@ def plan(value: str | Sequence[int] | None, seeds: object, request: Request, ser
         warnings.append(f"{names} is left off the shots curve on this server ({len(shots) * n_seeds} trainings); "
                         "zsdemo evaluate --shots on your own machine draws it.")
         slow = []
-    few_shot = CURVE + tuple(slow)
+    few_shot = CURVE + tuple(s for s in SELECTED if s in selected) + tuple(slow)
     for sid in few_shot:
         least = STRATEGIES[sid].least_shots(request)
         if shots[0] < least:

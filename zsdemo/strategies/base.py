@@ -16,6 +16,7 @@ from typing import Any, Callable, Sequence
 import torch
 from PIL import Image
 
+from ..core.constants import SUS_K
 from ..core.errors import InputError
 from ..data.support import SupportFeatures, SupportSet
 from ..engine.consistency import BINARY, Consistency, LowConfidenceRule
@@ -49,6 +50,8 @@ class Request:
     rerank_all: bool = False                     # ... or every image, for the methods that re-rank them
     descriptors: Descriptors = field(default_factory=Descriptors)   # per class, for the descriptor methods
     support: SupportSet | None = None             # few-shot: labelled examples of the classes
+    pool: Any = None                              # or SuS: unlabeled photos to find them in (data/pool.py)
+    sus_k: int = SUS_K                            # ... this many per class
     options: dict[str, Any] = field(default_factory=dict)
     chosen: tuple["Strategy", ...] = ()          # the strategies of ``strategies``, in order
     extra: dict[str, Any] = field(default_factory=dict)   # inputs of run/inputs.py no code reads by name yet
@@ -71,6 +74,7 @@ class Run:
     cache: TextFeatureCache | None
     senses: Sequence[ClassSense] = ()              # every class's WordNet reading (needs_wordnet)
     support: SupportFeatures | None = None         # the labelled examples' features (needs_support)
+    sus: Any = None                                # what SuS found in the pool (data/pool.Found), when it ran
     warnings: list[str] = field(default_factory=list)   # what the run learned (a loaded context's classes)
     _memo: dict[str, Any] = field(default_factory=dict, repr=False)
 
@@ -185,8 +189,9 @@ SUPPORT_CLI = " (--support FOLDER|ZIP)."
 
 def require_support(request: Request, method: str, what: str = "a support set: labelled examples of the classes",
                     cli: str = SUPPORT_CLI) -> None:
-    """Refuse a few-shot method without labelled examples, saying where to give them."""
-    if request.support is None:
+    """Refuse a few-shot method without labelled examples (or a pool to find them in), saying where
+    to give them."""
+    if request.support is None and request.pool is None:
         raise InputError(f"{method} needs {what}", cli=cli, page=SUPPORT_PAGE)
 
 

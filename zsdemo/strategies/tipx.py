@@ -22,6 +22,7 @@ from typing import Any, Sequence
 
 import torch
 
+from ..core.errors import InputError
 from ..core.markup import md
 from ..data.support import SupportFeatures, validation_split
 from ..engine.results import StrategyResult
@@ -156,6 +157,16 @@ class TipXStrategy(Strategy):
 
     def check(self, request: Request, n_images: int) -> None:
         require_support(request, "TIP-X")
+        searched = self._searched(request)
+        if not searched:
+            return
+        fewest = request.sus_k if request.pool is not None else min(
+            (n for n in request.support.shots().values() if n), default=0)
+        if fewest < 2:
+            raise InputError(f"TIP-X searches {', '.join(searched)} on a held-out share of the examples, so it needs "
+                             "at least 2 examples per class: give more, or set tipx_alpha, tipx_beta and tipx_gamma.",
+                             cli=" (--sus-k 2 or more, or --tipx-alpha, --tipx-beta and --tipx-gamma).",
+                             page=" (Examples found per class 2 or more, or TIP-X's alpha, beta and gamma).")
 
     def settings_for(self, batch: Batch) -> tuple[float, float, float, list[str]]:
         """(alpha, beta, gamma, searched): the request's, the others found on a held-out share
