@@ -25,6 +25,7 @@ class Inputs:
     preset: gr.Radio | None = None
     descriptor_file: gr.UploadButton | None = None
     boxes: dict[str, gr.Group] = field(default_factory=dict)
+    few_shot: gr.Accordion | None = None          # the examples' area (a lesson with a pool opens it)
 
     def __getitem__(self, name: str) -> gr.Component:
         return self.values[name]
@@ -88,7 +89,7 @@ def _few_shot(out: Inputs) -> None:
     if not few_shot:
         return
     with gr.Accordion(f"Few-shot: labelled examples, or your photos to find them in, for "
-                      f"{controls.labels(few_shot)}", open=False, elem_id="few-shot"):
+                      f"{controls.labels(few_shot)}", open=False, elem_id="few-shot") as out.few_shot:
         out.values["support"] = gr.File(label=_label("support"), file_types=[".zip"], type="filepath",
                                         elem_id="support")
         k = _declared("sus_k")

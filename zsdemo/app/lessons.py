@@ -84,12 +84,15 @@ def wire(page: gr.Blocks, config: state.AppConfig, ins: Inputs, bar: Actions, co
         elsewhere = lesson is not None and lesson.tab != "classify"
         out[tabs] = gr.Tabs(selected=lesson.tab) if elsewhere else gr.skip()
         out[live_notes] = f"**{md(lesson.title)}.** {lesson.say}" if elsewhere and lesson.tab == "live" else gr.skip()
-        if lesson is not None and lesson.pool:
+        pooled = lesson is not None and lesson.pool
+        if pooled:
             out[ins.values["sus_pool"]] = str(SUS_POOL)
+        out[ins.few_shot] = gr.Accordion(open=True) if pooled else gr.skip()
         mapped = lesson is not None and lesson.embedding_map
         out[map_area] = gr.Accordion(open=True) if mapped else gr.skip()
         out[map_follow] = True if mapped else gr.skip()
         return out
 
     page.load(restore, None, [*ins.values.values(), bar.status, area, tabs, live_notes, map_area, map_follow,
+                              ins.few_shot,
                               *([ins.preset] if ins.preset else [])], api_visibility="private")

@@ -187,6 +187,15 @@ _TABLE: list[Input] = [
     Input("shots", "Shots per class", "the shots curve: examples per class to draw from support for the linear "
           'probe, GDA and Tip-Adapter, e.g. "1,2,4,8,16" (empty: no curve; report.json\'s shots_curve).', "text", "",
           on("api:evaluate"), after_options=True),
+    Input("separate_modalities", "Centre images and texts apart (remove the modality gap)",
+          "centre the images and the texts each on its own mean before projecting (removes CLIP's modality gap: "
+          "images and texts sit in two separate regions of its space).", "flag", False,
+          on("api:map", "cli:map", "page:map"), after_options=True,
+          info="CLIP puts images and texts in two separate regions (the modality gap): centring each on its own "
+               "mean shows where an image sits among the texts."),
+    Input("seeds", "Draws per shot count", "draws per shot count for the curve's spread (1 to 10).", "whole", 3,
+          on("api:evaluate"), low=1, high=10, after_options=True),
+    # Added later than the others: after them (positions kept).
     Input("sus_pool", "Find examples in my photos, no labels needed: a .zip of unlabeled photos (never the images "
           "you classify)", "a .zip (or folder) of unlabeled photos in which SuS finds each class's examples, the k "
           "nearest to the class's text, as the few-shot methods' support set (SuS-X; instead of support).", "pool",
@@ -197,14 +206,6 @@ _TABLE: list[Input] = [
     Input("sus_k", f"Examples found per class (1 to {MAX_SUS_K})", f"SuS: pool images taken per class (1 to "
           f"{MAX_SUS_K}).", "whole", SUS_K, on("api", "cli", "page:classify"), low=1, high=MAX_SUS_K,
           after_options=True, cli_help=f"SuS: pool images per class, 1 to {MAX_SUS_K} (default %(default)s)"),
-    Input("separate_modalities", "Centre images and texts apart (remove the modality gap)",
-          "centre the images and the texts each on its own mean before projecting (removes CLIP's modality gap: "
-          "images and texts sit in two separate regions of its space).", "flag", False,
-          on("api:map", "cli:map", "page:map"), after_options=True,
-          info="CLIP puts images and texts in two separate regions (the modality gap): centring each on its own "
-               "mean shows where an image sits among the texts."),
-    Input("seeds", "Draws per shot count", "draws per shot count for the curve's spread (1 to 10).", "whole", 3,
-          on("api:evaluate"), low=1, high=10, after_options=True),
 ]
 # What prepare_request and the surfaces read by name; any other input of the table is carried
 # to the request as it was checked (``Request.extra``) and recorded in a report's settings.

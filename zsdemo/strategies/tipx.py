@@ -18,10 +18,11 @@ gamma are searched on a held-out share of the support set over the official grid
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 
+from ..core import arguments
 from ..core.errors import InputError
 from ..core.markup import md
 from ..data.support import SupportFeatures, validation_split
@@ -42,15 +43,33 @@ HELD_OUT = 0.25
 SHOWN = 3                 # top classes whose three terms the panel shows
 
 
+def searched_or(label: str, low: float = 0.0, high: float = 100.0) -> Callable[[Any], float | None]:
+    """A setting that may be left empty (None: searched): a number in [low, high], or blank."""
+    def parse(value: Any) -> float | None:
+        if isinstance(value, str) and not value.strip():
+            return None
+        number = arguments.number(value, label, 0.0)
+        if not low <= number <= high:
+            raise InputError(f"{label} must be a number from {low:g} to {high:g}, or empty to search it "
+                             f"(got {number!r}).")
+        return number
+    return parse
+
+
 @dataclass(frozen=True)
 class TipXSettings:
-    alpha: float | None = option(None, "tipx_alpha", "TIP-X's alpha", "weight of the affinity cache (empty: "
+    # A page's empty box is "searched": a text box (a number box sends 0 when left empty).
+    alpha: float | None = option(None, "tipx_alpha", "TIP-X's alpha", "weight of the affinity cache, 0 to 100 (empty: "
                                  "searched on a held-out share of the support set)", low=0.0, high=100.0,
+                                 parse=searched_or("TIP-X's alpha"), control="textbox", metavar="A",
                                  info="the cache's weight (empty: searched)", late=True)
-    beta: float | None = option(None, "tipx_beta", "TIP-X's beta", "sharpness of the affinities (empty: searched)",
-                                low=0.0, high=100.0, info="the affinities' sharpness (empty: searched)", late=True)
-    gamma: float | None = option(None, "tipx_gamma", "TIP-X's gamma", "weight of the KL term (empty: searched)",
-                                 low=0.0, high=100.0, info="the KL term's weight (empty: searched)", late=True)
+    beta: float | None = option(None, "tipx_beta", "TIP-X's beta", "sharpness of the affinities, 0 to 100 (empty: "
+                                "searched)", low=0.0, high=100.0, parse=searched_or("TIP-X's beta"), control="textbox",
+                                metavar="B", info="the affinities' sharpness (empty: searched)", late=True)
+    gamma: float | None = option(None, "tipx_gamma", "TIP-X's gamma", "weight of the KL term, 0 to 100 (empty: "
+                                 "searched)", low=0.0, high=100.0, parse=searched_or("TIP-X's gamma"),
+                                 control="textbox", metavar="G", info="the KL term's weight (empty: searched)",
+                                 late=True)
     temperature: float = option(TEMPERATURE, "tipx_temperature", "TIP-X's temperature",
                                 "tau of the class distributions the KL divergence compares", low=0.01, high=10.0,
                                 above_low=True, info="tau of the distributions compared", late=True)
