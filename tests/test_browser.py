@@ -399,7 +399,7 @@ def test_few_shot_examples_are_uploaded_and_the_nearest_are_pictured(sized, tmp_
         const box = l.querySelector('input');
         const want = ['Name only', 'Tip-Adapter (few-shot cache)', 'CoOp (learned context)'].includes(l.innerText.trim());
         if (box.checked !== want) box.click(); })""")
-    sized.get_by_text("Few-shot: labelled examples for", exact=False).click()
+    sized.click("#few-shot .label-wrap")
     sized.set_input_files("#support input[type=file]", str(archive))
     sized.wait_for_selector("#support a, #support .file-name", timeout=20_000)
     sized.click("#run")

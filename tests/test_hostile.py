@@ -510,7 +510,9 @@ def test_api_wrong_types_get_their_own_message(live_app, cat_path, field, raw, e
 ARGS = ("images", "classes", "strategies", "templates", "top_k", "consistency", "views", "rerank_all", "senses",
         "model", "low_confidence", "descriptors", "compare_model", "support", "wordnet_keep", "rerank_top",
         "tpt_views", "tpt_steps", "attributes", "perception_temperature", "tip_alpha", "tip_beta", "val_fraction",
-        "coop_context", "coop_epochs", "gda_alpha", "gda_val_fraction", "probe_c", "probe_val_fraction")
+        "coop_context", "coop_epochs", "gda_alpha", "gda_val_fraction", "probe_c", "probe_val_fraction",
+        # issue 40, appended: SuS's pool and k, then TIP-X's options
+        "sus_pool", "sus_k", "tipx_alpha", "tipx_beta", "tipx_gamma", "tipx_temperature")
 
 
 def _raw_call(live_app: str, cat_path: Path, raw: dict[str, str], expect: str) -> None:
@@ -527,7 +529,8 @@ def _raw_call(live_app: str, cat_path: Path, raw: dict[str, str], expect: str) -
               "rerank_top": "5", "descriptors": '""', "attributes": '""', "perception_temperature": "3",
               "compare_model": '""', "support": "null", "tip_alpha": "1.17", "tip_beta": "1", "val_fraction": "0",
               "coop_context": '"16"', "coop_epochs": "50", "gda_alpha": "0.1", "gda_val_fraction": "0",
-              "probe_c": "0.316", "probe_val_fraction": "0.25", **raw}
+              "probe_c": "0.316", "probe_val_fraction": "0.25", "sus_pool": "null", "sus_k": "4",
+              "tipx_alpha": "null", "tipx_beta": "null", "tipx_gamma": "null", "tipx_temperature": "0.5", **raw}
     body = '{"data": [' + ", ".join(values[a] for a in ARGS) + "]}"
     event = httpx.post(f"{base}/call/classify", content=body, headers={"content-type": "application/json"})
     assert event.status_code == 200, event.text
@@ -681,14 +684,14 @@ def _raw_event(live_app: str, endpoint: str, data: list) -> str:
 
 @pytest.mark.parametrize("endpoint, data, expect", [
     ("classify", [[{"path": "/tmp/never/uploaded.png", "meta": {"_type": "gradio.FileData"}}], "cat, dog", "name"]
-     + [None] * 26, "A file in this request was not uploaded with it"),
-    ("classify", [[{"path": "/etc/passwd", "meta": {"_type": "gradio.FileData"}}], "cat, dog", "name"] + [None] * 26,
+     + [None] * 32, "A file in this request was not uploaded with it"),
+    ("classify", [[{"path": "/etc/passwd", "meta": {"_type": "gradio.FileData"}}], "cat, dog", "name"] + [None] * 32,
      "A file in this request was not uploaded with it"),
     ("classify", [[{"path": "http://127.0.0.1:1/x.png", "url": "http://127.0.0.1:1/x.png",
-                    "meta": {"_type": "gradio.FileData"}}], "cat, dog", "name"] + [None] * 26,
+                    "meta": {"_type": "gradio.FileData"}}], "cat, dog", "name"] + [None] * 32,
      "A file URL in this request could not be fetched"),
-    ("classify", [[], "cat"], "This endpoint takes 29 arguments and 2 were sent"),
-    ("evaluate", [{"path": "/etc/passwd", "meta": {"_type": "gradio.FileData"}}] + [None] * 22,
+    ("classify", [[], "cat"], "This endpoint takes 35 arguments and 2 were sent"),
+    ("evaluate", [{"path": "/etc/passwd", "meta": {"_type": "gradio.FileData"}}] + [None] * 28,
      "A file in this request was not uploaded with it"),
     ("wordnet", [], "This endpoint takes 2 arguments and 0 were sent"),
 ])

@@ -330,9 +330,10 @@ def test_raw_requests_the_client_would_never_send(live_app, cat_path):
     image = {"path": uploaded, "meta": {"_type": "gradio.FileData"}, "orig_name": "cat.png"}
     # Every input of /classify in order (a raw caller sends them all): images, classes, strategies,
     # templates, top_k, consistency, views, rerank_all, senses, model, low_confidence, descriptors,
-    # compare_model, support, then the methods' options (docs/api-and-mcp.md gives the order).
+    # compare_model, support, then the methods' options, then (issue 40) sus_pool, sus_k and
+    # TIP-X's options (docs/api-and-mcp.md gives the order).
     body = ('{"data": [[%s], "\\udcffcat, dog", "name", "", 5, false, "", false, "", "", "binary", "", "", null, '
-            '0.4, 5, 64, 1, "", 3, 1.17, 1, 0, "16", 50, 0.1, 0, 0.316, 0.25]}'
+            '0.4, 5, 64, 1, "", 3, 1.17, 1, 0, "16", 50, 0.1, 0, 0.316, 0.25, null, 4, null, null, null, 0.5]}'
             % json.dumps(image)).encode("ascii")
     event = httpx.post(f"{base}/call/classify", content=body, headers={"content-type": "application/json"}).json()
     stream = httpx.get(f"{base}/call/classify/{event['event_id']}", timeout=60).text

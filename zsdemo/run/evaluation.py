@@ -131,7 +131,7 @@ class EvaluationReport:
             "wordnet_sparsity": self.sparsity.summary() if self.sparsity else None,
             "wordnet_nodes": self.sparsity.node_list() if self.sparsity else [],
             "support": self.support_summary(),
-            "sus": self.sus,
+            **({"sus": self.sus} if self.sus is not None else {}),
             "shots_curve": self.shots_curve.to_dict() if self.shots_curve is not None else None,
             "images": [asdict(r) for r in self.records],
         }

@@ -183,8 +183,9 @@ class Rates:
 
 
 # Where the page and the command line take labelled examples (said by every few-shot method).
-SUPPORT_PAGE = " (open 'Few-shot: labelled examples' under the strategies and upload a .zip of labelled images)."
-SUPPORT_CLI = " (--support FOLDER|ZIP)."
+SUPPORT_PAGE = (" (open 'Few-shot: labelled examples' under the strategies and upload a .zip of labelled images, "
+                "or a .zip of your photos for the model to find them in).")
+SUPPORT_CLI = " (--support FOLDER|ZIP, or --sus-pool FOLDER|ZIP of unlabeled photos)."
 
 
 def require_support(request: Request, method: str, what: str = "a support set: labelled examples of the classes",
