@@ -16,11 +16,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = Path(__file__).resolve().parent
-sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(OUT))
 
-from browser_support import ARGS, BROWSER  # noqa: E402
-from serving import tiny_app  # noqa: E402
+from serving import lesson_tabs  # noqa: E402
 
 VIEWS = {"map-laptop": ((1440, 900), "?lesson=prompt"), "map-presentation": ((1280, 720), "?lesson=prompt&present=1"),
          "map-phone": ((390, 844), "?lesson=prompt")}
@@ -33,32 +31,19 @@ def _drawn(tab) -> None:
 
 
 def main() -> None:
-    from playwright.sync_api import sync_playwright
-
-    with tiny_app() as url:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=BROWSER, args=ARGS)
-            for name, ((w, h), query) in VIEWS.items():
-                tab = browser.new_page(viewport={"width": w, "height": h})
-                tab.goto(url + query)
-                tab.wait_for_selector("#run")
-                tab.wait_for_timeout(1500)
-                tab.click("#run")                      # the lesson draws the map after its run
+    with lesson_tabs(VIEWS) as tabs:
+        for name, tab in tabs:                      # the lesson draws the map after its run
+            _drawn(tab)
+            tab.evaluate("document.querySelector('#map-draw').scrollIntoView({block: 'start'})")
+            tab.wait_for_timeout(300)
+            tab.screenshot(path=str(OUT / f"{name}.jpg"), type="jpeg", quality=80)
+            if name == "map-laptop":
+                tab.check("#map-separate input")
+                tab.click("#map-draw")
+                tab.wait_for_selector("#map-draw[disabled]", timeout=10_000)
                 _drawn(tab)
-                tab.evaluate("document.querySelector('#map-draw').scrollIntoView({block: 'start'})")
-                tab.wait_for_timeout(300)
-                tab.screenshot(path=str(OUT / f"{name}.jpg"), type="jpeg", quality=80)
-                if name == "map-laptop":
-                    tab.check("#map-separate input")
-                    tab.click("#map-draw")
-                    tab.wait_for_selector("#map-draw[disabled]", timeout=10_000)
-                    _drawn(tab)
-                    tab.locator("#map-plot").screenshot(path=str(OUT / "map-centred-apart.jpg"), type="jpeg",
-                                                        quality=80)
-                tab.close()
-            browser.close()
+                tab.locator("#map-plot").screenshot(path=str(OUT / "map-centred-apart.jpg"), type="jpeg", quality=80)
     print("\n".join(sorted(str(p.relative_to(ROOT)) for p in OUT.glob("map-*.jpg"))))
-
 
 if __name__ == "__main__":
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")

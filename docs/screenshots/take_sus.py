@@ -16,40 +16,24 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = Path(__file__).resolve().parent
-sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(OUT))
 
-from browser_support import ARGS, BROWSER  # noqa: E402
-from serving import tiny_app  # noqa: E402
+from serving import lesson_tabs  # noqa: E402
 
 VIEWS = {"sus-laptop": ((1440, 900), "?lesson=sus"), "sus-presentation": ((1280, 720), "?lesson=sus&present=1"),
          "sus-phone": ((390, 844), "?lesson=sus")}
 
 
 def main() -> None:
-    from playwright.sync_api import sync_playwright
-
-    with tiny_app() as url:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=BROWSER, args=ARGS)
-            for name, ((w, h), query) in VIEWS.items():
-                tab = browser.new_page(viewport={"width": w, "height": h})
-                tab.goto(url + query)
-                tab.wait_for_selector("#run")
-                tab.wait_for_timeout(1500)
-                tab.click("#run")
-                tab.wait_for_selector(".zs-panel-sus", timeout=180_000)
-                tab.wait_for_timeout(800)
-                tab.evaluate("document.querySelector('.zs-panel-sus').scrollIntoView({block: 'start'})")
+    with lesson_tabs(VIEWS) as tabs:
+        for name, tab in tabs:
+            tab.wait_for_selector(".zs-panel-sus", timeout=180_000)
+            tab.wait_for_timeout(800)
+            for panel, suffix in ((".zs-panel-sus", ""), (".zs-panel-tipx", "-tipx")):
+                tab.evaluate(f"document.querySelector('{panel}').scrollIntoView({{block: 'start'}})")
                 tab.wait_for_timeout(300)
-                tab.screenshot(path=str(OUT / f"{name}.jpg"), type="jpeg", quality=80)
-                tab.evaluate("document.querySelector('.zs-panel-tipx').scrollIntoView({block: 'start'})")
-                tab.wait_for_timeout(300)
-                tab.screenshot(path=str(OUT / f"{name}-tipx.jpg"), type="jpeg", quality=80)
-                tab.close()
-            browser.close()
+                tab.screenshot(path=str(OUT / f"{name}{suffix}.jpg"), type="jpeg", quality=80)
     print("\n".join(sorted(str(p.relative_to(ROOT)) for p in OUT.glob("sus-*.jpg"))))
-
 
 if __name__ == "__main__":
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
