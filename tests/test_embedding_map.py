@@ -5,8 +5,6 @@ same map from the library, the command line and the API."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -226,36 +224,40 @@ def test_the_json_form_goes_and_comes_back(tiny):
     assert maps.EmbeddingMap.from_dict(json.loads(json.dumps(d))).to_dict() == d
 
 
-def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "zsdemo", "map", *args, "--model", "tiny-random", "--quiet"],
-                          capture_output=True, text=True, cwd=cwd, timeout=300)
+def _cli(*args: str, capsys) -> tuple[int, str, str]:
+    """``zsdemo map ...`` in this process (the tiny model is loaded once): exit status, stdout, stderr."""
+    from zsdemo import cli
+
+    code = cli.main(["map", *args, "--model", "tiny-random", "--quiet"])
+    out, err = capsys.readouterr()
+    return code, out, err
 
 
-def test_the_command_line_prints_the_same_map_and_draws_only_over_its_own_files(tmp_path, tiny):
+def test_the_command_line_prints_the_same_map_and_draws_only_over_its_own_files(tmp_path, tiny, capsys,
+                                                                               monkeypatch):
+    monkeypatch.chdir(tmp_path)
     photo = tmp_path / "rocket.jpg"
     photo.write_bytes((IMAGES / "rocket.jpg").read_bytes())
-    done = _cli(str(photo), "--classes", "crane, heron, rocket", "--strategies", "photo,clip7",
-                "--separate-modalities", "--json", cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
-    printed = json.loads(done.stdout)
+    code, out, err = _cli(str(photo), "--classes", "crane, heron, rocket", "--strategies", "photo,clip7",
+                          "--separate-modalities", "--json", capsys=capsys)
+    assert code == 0, err
+    printed = json.loads(out)
     assert printed["separate_modalities"] is True
     library = maps.embedding_map(tiny, [str(photo)], maps.prepare_map(CLASSES, "photo,clip7")[0], TextFeatureCache(),
                                  separate_modalities=True).to_dict()
     assert [(p["kind"], p["text"]) for p in printed["points"]] == [(p["kind"], p["text"]) for p in library["points"]]
     assert max(abs(p["x"] - q["x"]) for p, q in zip(printed["points"], library["points"])) < 1e-4
-    drawn = _cli(str(photo), "--classes", "crane, heron", "--out", "map.svg", cwd=tmp_path)
-    assert drawn.returncode == 0 and (tmp_path / "map.svg").read_text().count("<text") > 5   # its words are text
-    again = _cli("--classes", "crane, heron", "--out", "map.svg", cwd=tmp_path)
-    assert again.returncode == 0                                    # an earlier map is replaced
+    code, out, err = _cli(str(photo), "--classes", "crane, heron", "--out", "map.svg", capsys=capsys)
+    assert code == 0 and (tmp_path / "map.svg").read_text().count("<text") > 5   # its words are text
+    assert _cli("--classes", "crane, heron", "--out", "map.svg", capsys=capsys)[0] == 0   # an earlier map replaced
     before = photo.read_bytes()
-    refused = _cli("--classes", "crane, heron", "--out", str(photo.with_suffix(".png")), cwd=tmp_path)
-    assert refused.returncode == 0                                   # a new name is fine
+    assert _cli("--classes", "crane, heron", "--out", str(photo.with_suffix(".png")), capsys=capsys)[0] == 0
     (tmp_path / "mine.png").write_bytes((IMAGES / "cat.png").read_bytes())
-    refused = _cli("--classes", "crane, heron", "--out", "mine.png", cwd=tmp_path)
-    assert refused.returncode == 2 and "not a map zsdemo drew" in refused.stderr and "Traceback" not in refused.stderr
+    code, out, err = _cli("--classes", "crane, heron", "--out", "mine.png", capsys=capsys)
+    assert code == 2 and "not a map zsdemo drew" in err and "Traceback" not in err
     assert (tmp_path / "mine.png").read_bytes() == (IMAGES / "cat.png").read_bytes() and photo.read_bytes() == before
-    wrong = _cli("--classes", "a, b", "--out", "map.pdf", cwd=tmp_path)
-    assert wrong.returncode == 2 and ".png or .svg" in wrong.stderr
+    code, out, err = _cli("--classes", "a, b", "--out", "map.pdf", capsys=capsys)
+    assert code == 2 and ".png or .svg" in err
 
 
 def test_the_api_answers_what_the_library_answers_and_refuses_in_words(live_app, tiny):

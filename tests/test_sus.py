@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 import math
 import shutil
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
@@ -159,28 +157,30 @@ def test_not_a_pool(tmp_path):
         open_pool(tmp_path / "nothing-here")
 
 
-def test_the_command_line_finds_examples_and_writes_them_to_the_evaluation_report(tmp_path, pool_dir):
-    done = subprocess.run([sys.executable, "-m", "zsdemo", "classify", str(PHOTOS / "coffee.png"), "--classes",
-                           ", ".join(CLASSES), "--strategies", "name,tipx", "--sus-pool", str(pool_dir), "--sus-k", "2",
-                           "--model", "tiny-random", "--quiet", "--json"], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout)["sus"]["k"] == 2
+def test_the_command_line_finds_examples_and_writes_them_to_the_evaluation_report(tmp_path, pool_dir, capsys):
+    from zsdemo import cli
+
+    code = cli.main(["classify", str(PHOTOS / "coffee.png"), "--classes", ", ".join(CLASSES), "--strategies",
+                     "name,tipx", "--sus-pool", str(pool_dir), "--sus-k", "2", "--model", "tiny-random", "--quiet",
+                     "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert json.loads(out)["sus"]["k"] == 2
     labelled = tmp_path / "set"
     for c, photo in (("cat", "cat.png"), ("rocket", "rocket.jpg")):
         (labelled / c).mkdir(parents=True)
         shutil.copy(PHOTOS / photo, labelled / c / photo)
-    out = tmp_path / "report"
-    done = subprocess.run([sys.executable, "-m", "zsdemo", "evaluate", str(labelled), "--strategies", "name,tipx",
-                           "--sus-pool", str(pool_dir), "--out", str(out), "--model", "tiny-random", "--quiet",
-                           "--no-cache"], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    report = json.loads((out / "report.json").read_text())
+    out_dir = tmp_path / "report"
+    code = cli.main(["evaluate", str(labelled), "--strategies", "name,tipx", "--sus-pool", str(pool_dir), "--out",
+                     str(out_dir), "--model", "tiny-random", "--quiet", "--no-cache"])
+    assert code == 0, capsys.readouterr().err
+    report = json.loads((out_dir / "report.json").read_text())
     assert set(report["sus"]["classes"]) == {"cat", "rocket"} and "tipx" in report["strategies"]
     assert all(x["file"].startswith("pool/") for xs in report["sus"]["classes"].values() for x in xs)
-    refused = subprocess.run([sys.executable, "-m", "zsdemo", "classify", str(PHOTOS / "coffee.png"), "--classes",
-                              "cat, rocket", "--strategies", "tipx", "--sus-pool", str(tmp_path / "none"),
-                              "--model", "tiny-random", "--quiet"], capture_output=True, text=True, timeout=300)
-    assert refused.returncode == 2 and "neither a folder nor a .zip" in refused.stderr
+    capsys.readouterr()
+    code = cli.main(["classify", str(PHOTOS / "coffee.png"), "--classes", "cat, rocket", "--strategies", "tipx",
+                     "--sus-pool", str(tmp_path / "none"), "--model", "tiny-random", "--quiet"])
+    assert code == 2 and "neither a folder nor a .zip" in capsys.readouterr().err
 
 
 def test_the_api_takes_a_pool_as_an_upload(live_app):
