@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..core.markup import html
+from ..core.markup import html, kept_picture
 
 SHOWN = 8                 # photos pictured per class
 
@@ -19,13 +19,10 @@ def found_html(sus: dict[str, Any] | None, thumbnails: dict[str, str]) -> str:
     for name, examples in sus.get("classes", {}).items():
         figures = []
         for x in examples[:SHOWN]:
-            url = thumbnails.get(x["file"], "")
-            picture = (f'<img src="{html(url)}" alt="{html(x["file"])}">' if url.startswith("data:image/jpeg;base64,")
-                       else '<div class="zs-missing">no picture kept</div>')
             other = (f'<br><span class="zs-found-other">nearer {html(x["nearest_class"])}</span>'
                      if x["nearest_class"] != name else "")
-            figures.append(f'<figure class="zs-view">{picture}<figcaption>{html(x["file"])}<br>cos {x["cosine"]:.3f}'
-                           f'{other}</figcaption></figure>')
+            figures.append(kept_picture(thumbnails.get(x["file"], ""), x["file"],
+                                        f'{html(x["file"])}<br>cos {x["cosine"]:.3f}{other}'))
         rows.append(f'<div class="zs-found-class"><h4>{html(name)}</h4><div class="zs-views">{"".join(figures)}'
                     '</div></div>')
     notes = "".join(f"<li>{html(n)}</li>" for n in sus.get("notes", []))

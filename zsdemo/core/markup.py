@@ -44,6 +44,14 @@ def breakable(text: Any) -> str:
     return "".join(out) + html(text[last:], quote=False)
 
 
+def kept_picture(url: str, name: str, caption: str) -> str:
+    """A support or pool photo the page kept (``data:image/jpeg;base64,`` only; anything else is
+    "no picture kept") with its caption (HTML, escaped by the caller), as a ``zs-view`` figure."""
+    picture = (f'<img src="{html(url)}" alt="{html(name)}">' if url.startswith("data:image/jpeg;base64,")
+               else '<div class="zs-missing">no picture kept</div>')
+    return f'<figure class="zs-view">{picture}<figcaption>{caption}</figcaption></figure>'
+
+
 def code(text: Any) -> str:
     """Text in a Markdown code span, where backslash escapes would show literally."""
     return "`" + _html.escape(str(text), quote=False).replace("`", "'") + "`"

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from ..core.markup import html, md
+from ..core.markup import html, kept_picture, md
 from ..data.support import SupportFeatures, validation_split
 from ..engine.results import StrategyResult
 from ..engine.zero_shot_classifier import class_vectors
@@ -163,10 +163,7 @@ def nearest_html(result: StrategyResult, thumbnails: dict[str, str]) -> str:
     """"It looks like these examples": the nearest support images, pictured."""
     figures = []
     for x in result.details.nearest:
-        url = thumbnails.get(x["file"], "")
-        picture = (f'<img src="{html(url)}" alt="{html(x["file"])}">' if url.startswith("data:image/jpeg;base64,")
-                   else '<div class="zs-missing">no picture kept</div>')
-        figures.append(f'<figure class="zs-view">{picture}<figcaption>{html(x["class_name"])}<br>'
-                       f'{html(x["file"])}<br>cos {x["cosine"]:.3f}</figcaption></figure>')
+        figures.append(kept_picture(thumbnails.get(x["file"], ""), x["file"],
+                                    f'{html(x["class_name"])}<br>{html(x["file"])}<br>cos {x["cosine"]:.3f}'))
     return ('<div class="zs-caption">This image looks most like these labelled examples (the cache)</div>'
             f'<div class="zs-views">{"".join(figures)}</div>')
